@@ -1,0 +1,1 @@
+"""Corpora: the embedded `synth` generator, real-corpus loaders, audio batching."""

@@ -1,0 +1,159 @@
+"""The corpus schema every task reads, whatever the source (synth or a real corpus).
+
+On disk a corpus folder holds lhotse manifests:
+  recordings.jsonl.gz   lhotse RecordingSet, one recording per utterance, 16 kHz mono files
+  supervisions.jsonl.gz lhotse SupervisionSet, one supervision per recording (same id)
+  corpus.json           metadata (name, kind, size, seed, languages, speakers, keywords, ...)
+  trials_dev.txt, trials_test.txt   optional ASV trial lists, lines "label enroll_id test_id"
+
+Supervision fields used by tasks:
+  text, language (ISO 639-1/3 code), speaker, and in `custom`:
+  split       "train" | "dev" | "test"
+  subset      "speech" (sentences) | "kws" (keyword clips) | "asv" (held-out speakers)
+  phones      space-separated phone symbols (PR targets), pauses removed
+  alignment   [[phone, start_s, end_s], ...] frame-level phone alignment (may be absent)
+  keyword     KS label: one of the keywords, "_unknown_" or "_silence_"
+  lang_class  "high" | "low" | "fewshot"
+  dataset     source dataset name within a language (for multilingual sampling)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One audio item as tasks see it.
+
+    Attributes:
+        id: unique id (the supervision id).
+        path: audio file path.
+        duration: seconds of audio in the segment.
+        sampling_rate: of the file, Hz (the audio module resamples to 16 kHz).
+        offset: start of the segment in the file, seconds.
+        text, language, speaker: from the supervision (None when absent).
+        custom: the supervision's custom fields (split, subset, phones, keyword, ...).
+    """
+
+    id: str
+    path: str
+    duration: float
+    sampling_rate: int = 16000
+    offset: float = 0.0
+    text: Optional[str] = None
+    language: Optional[str] = None
+    speaker: Optional[str] = None
+    custom: Dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def split(self) -> str:
+        return self.custom.get("split", "train")
+
+    @property
+    def subset(self) -> str:
+        return self.custom.get("subset", "speech")
+
+
+@dataclass
+class Corpus:
+    """A loaded corpus: utterances, optional ASV trials and metadata.
+
+    Attributes:
+        name: "synth" or a real corpus name ("librispeech", "voxceleb1", "speechcommands").
+        kind: "synth" or "real" (leaderboards never mix the two in one table).
+        root: the folder it was read from.
+        utterances: every utterance, all splits and subsets.
+        trials: split -> list of (label 0/1, enroll id, test id).
+        meta: corpus.json contents.
+    """
+
+    name: str
+    kind: str
+    root: Path
+    utterances: List[Utterance]
+    trials: Dict[str, List[tuple]] = field(default_factory=dict)
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+    def select(self, split: Optional[str] = None, subset: Optional[str] = None) -> List[Utterance]:
+        """Utterances of one split and/or subset, in manifest order."""
+        return [
+            u
+            for u in self.utterances
+            if (split is None or u.split == split) and (subset is None or u.subset == subset)
+        ]
+
+
+def read_trials(path: Path) -> List[tuple]:
+    """Read a trial list of lines "label enroll_id test_id" (label 1 = same speaker)."""
+    out = []
+    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 3 or parts[0] not in ("0", "1"):
+            from harness.errors import HarnessError
+
+            raise HarnessError(f"{path}:{i}: expected 'label enroll test', got {line!r}")
+        out.append((int(parts[0]), parts[1], parts[2]))
+    return out
+
+
+def write_trials(path: Path, trials: List[tuple]) -> None:
+    Path(path).write_text("".join(f"{lab} {a} {b}\n" for lab, a, b in trials))
+
+
+def save_manifests(root: Path, recordings, supervisions, meta: Dict[str, Any]) -> None:
+    """Write lhotse manifests and corpus.json into `root` (meta must say name and kind)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    recordings.to_file(root / "recordings.jsonl.gz")
+    supervisions.to_file(root / "supervisions.jsonl.gz")
+    (root / "corpus.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+
+def load_manifest_dir(root: Path) -> Corpus:
+    """Load a corpus folder in the schema above into a Corpus."""
+    from lhotse import RecordingSet, SupervisionSet
+
+    from harness.errors import HarnessError
+
+    root = Path(root)
+    for name in ("recordings.jsonl.gz", "supervisions.jsonl.gz", "corpus.json"):
+        if not (root / name).exists():
+            raise HarnessError(f"{root} is not a corpus folder: {name} is missing")
+    meta = json.loads((root / "corpus.json").read_text())
+    recs = RecordingSet.from_file(root / "recordings.jsonl.gz")
+    sups = SupervisionSet.from_file(root / "supervisions.jsonl.gz")
+    utts = []
+    for s in sups:
+        rec = recs[s.recording_id]
+        src = rec.sources[0].source
+        path = src if Path(src).is_absolute() else str(root / src)
+        utts.append(
+            Utterance(
+                id=s.id,
+                path=path,
+                duration=float(s.duration),
+                sampling_rate=int(rec.sampling_rate),
+                offset=float(s.start),
+                text=s.text,
+                language=s.language,
+                speaker=s.speaker,
+                custom=dict(s.custom or {}),
+            )
+        )
+    trials = {}
+    for split in ("dev", "test"):
+        p = root / f"trials_{split}.txt"
+        if p.exists():
+            trials[split] = read_trials(p)
+    return Corpus(
+        name=meta.get("name", root.name), kind=meta.get("kind", "real"), root=root,
+        utterances=utts, trials=trials, meta=meta,
+    )

@@ -1,0 +1,60 @@
+"""Name -> factory registries for upstreams and tasks.
+
+Modules register themselves with a decorator; the packages `upstreams` and `tasks` import their
+modules from an explicit list (a test checks that the list names every file), so registration
+never depends on import side effects elsewhere.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Dict, TypeVar
+
+from harness.errors import HarnessError
+
+T = TypeVar("T")
+
+
+class Registry:
+    """A mapping from names to factories with helpful errors for unknown names."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: Dict[str, Callable] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def deco(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} registered twice")
+            self._items[name] = obj
+            return obj
+
+        return deco
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._items
+
+    def get(self, name: str) -> Callable:
+        if name not in self._items:
+            close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.4)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise HarnessError(
+                f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(self.names())}"
+            )
+        return self._items[name]
+
+
+UPSTREAMS = Registry("upstream")
+TASKS = Registry("task")
+
+register_upstream = UPSTREAMS.register
+register_task = TASKS.register
+
+
+def load_all() -> None:
+    """Import the upstream and task packages so that their registries are filled."""
+    import tasks  # noqa: F401
+    import upstreams  # noqa: F401

@@ -1,0 +1,106 @@
+"""Run folders: one per (upstream, task, lr, seed, config hash), finished when result.json exists.
+
+Layout of a run folder `RUNS/<corpus>/<upstream-slug>/<task>/lr<lr>_seed<seed>_<confighash>/`:
+  config.json         the resolved configuration (what the hash is computed from)
+  progress.json       written while training (best dev so far); never read by reports
+  result.json         written last, atomically: everything reports need (schema below)
+
+result.json keys:
+  run_id, corpus, corpus_kind ("synth" | "real"), upstream, upstream_family, task, profile,
+  lr, seed, config_hash, git_sha, versions {python, torch, torchaudio, harness, ...},
+  primary_metric, higher_is_better, metrics {"dev": {...}, "test": {...}},
+  extra {task-specific tables, e.g. per-language CER},
+  layer_weights {"softmax": [L+1], "layer_norm": [L+1], "corrected": [L+1]},
+  timing {"features_s", "train_s", "total_s", "steps"}, best_step, skipped_bad, nan_steps,
+  finished_at (ISO time)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+RESULT = "result.json"
+
+
+def slug(name: str) -> str:
+    """A file-system-safe, readable form of an upstream name ("random:hubert_tiny" -> "random-hubert_tiny")."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip("-")
+
+
+def run_dir(root: Path, corpus: str, upstream: str, task: str, lr: float, seed: int, config_hash: str) -> Path:
+    return Path(root) / slug(corpus) / slug(upstream) / task / f"lr{lr:g}_seed{seed}_{config_hash}"
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write JSON to a temp file in the same folder, fsync, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=True, default=float)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def is_finished(folder: Path) -> bool:
+    return (Path(folder) / RESULT).is_file()
+
+
+def iter_results(root: Path) -> Iterator[Dict[str, Any]]:
+    """Every finished run's result.json under `root` (unfinished folders are ignored)."""
+    for p in sorted(Path(root).rglob(RESULT)):
+        try:
+            r = json.loads(p.read_text())
+        except json.JSONDecodeError:
+            continue  # result.json is written atomically; a broken one is not ours to trust
+        r["run_dir"] = str(p.parent)
+        yield r
+
+
+def git_sha() -> str:
+    """The source tree's commit (with "+dirty" when it has uncommitted changes), or "unknown"."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> Dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("harness", "torch", "torchaudio", "lhotse", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def load_results(root: Path) -> List[Dict[str, Any]]:
+    return list(iter_results(root))
