@@ -1,0 +1,118 @@
+"""The `harness` command line: thin wrappers over library functions."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from harness.errors import HarnessError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pre-train, probe and rank self-supervised speech models.")
+data_app = typer.Typer(no_args_is_help=True, help="Make or inspect corpora.")
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+
+RUNS = Path("runs")
+CACHE = Path("cache")
+
+
+def friendly(fn):
+    """Print HarnessErrors as one line (no traceback) and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except HarnessError as e:
+            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+
+    return wrapper
+
+
+def _split(values: List[str]) -> List[str]:
+    return [v for x in values for v in x.split(",") if v]
+
+
+@app.command("list")
+@friendly
+def list_cmd(what: str = typer.Argument(..., help="upstreams | tasks")):
+    """List registered upstreams or tasks."""
+    from harness.registry import TASKS, UPSTREAMS, load_all
+
+    load_all()
+    reg = {"upstreams": UPSTREAMS, "tasks": TASKS}.get(what)
+    if reg is None:
+        raise HarnessError(f"unknown list {what!r}: use 'upstreams' or 'tasks'")
+    for n in reg.names():
+        print(n)
+
+
+@data_app.command("synth")
+@friendly
+def data_synth(size: str = typer.Option("small", help="tiny | small | medium"),
+               seed: int = typer.Option(0), out: Optional[Path] = typer.Option(None, help="default data/synth/<size>"),
+               workers: int = typer.Option(2, help="processes (the corpus does not depend on it)")):
+    """Generate the embedded synth corpus offline with espeak-ng."""
+    from harness.data.synth import generate
+
+    path = generate(out or Path("data/synth") / size, size=size, seed=seed, workers=workers)
+    console.print(f"synth corpus ({size}, seed {seed}) in {path}")
+
+
+@app.command("eval")
+@friendly
+def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported folder(s); comma-separated allowed"),
+             task: List[str] = typer.Option(..., help="task name(s); comma-separated allowed"),
+             corpus: str = typer.Option("synth", help="synth | DIR | librispeech:DIR | voxceleb1:DIR | speechcommands:DIR"),
+             profile: str = typer.Option("quick", help="quick | paper"),
+             seeds: int = typer.Option(1, help="number of seeds, from 1337 up"),
+             lr: Optional[List[float]] = typer.Option(None, help="learning rate(s), replaces the task's grid"),
+             config: Optional[str] = typer.Option(None, help="YAML/TOML config file"),
+             steps: Optional[int] = typer.Option(None, help="override the profile's steps"),
+             skip_bad: bool = typer.Option(False, "--skip-bad", help="skip and count unreadable audio"),
+             cache_budget_gb: Optional[float] = typer.Option(None, help="largest feature cache to write"),
+             device: str = typer.Option("cpu"),
+             runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE)):
+    """Probe frozen upstream(s) on task(s); one run folder per (lr, seed)."""
+    from harness.evaluate import evaluate, resolve_corpus
+
+    over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
+                                  device=device).items() if v is not None}
+    spec = resolve_corpus(corpus, log=console.print)
+    for u in _split(upstream):
+        for t in _split(task):
+            evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, lrs=lr or None,
+                     config_file=config, overrides=over, log=console.print)
+
+
+@app.command()
+@friendly
+def leaderboard(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leaderboards"))):
+    """Aggregate finished runs into leaderboard markdown and heatmaps."""
+    from harness.leaderboard import build
+
+    for p in build(runs, out):
+        console.print(f"wrote {p}")
+
+
+@app.command()
+@friendly
+def report(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leaderboards"))):
+    """Write one CI-ready markdown page with every table and heatmap."""
+    from harness.report import write_report
+
+    console.print(f"wrote {write_report(runs, out)}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,167 @@
+"""Configuration: frozen dataclasses, strict keys, precedence and hashing.
+
+Precedence: dataclass defaults < task profile defaults < `--config` file (YAML/TOML) < CLI flags.
+Unknown keys are errors naming the key and the closest known ones. The resolved config is saved
+with every run and its hash names the run folder. Config never builds objects by class path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Dict, Mapping, Tuple, Type, TypeVar
+
+from harness.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeConfig:
+    """How one probe is trained (PROTOCOL section 2). Units: steps are optimizer updates.
+
+    Attributes:
+        steps: optimizer updates.
+        lrs: the learning-rate grid searched on dev (one run folder per lr).
+        batch_seconds: seconds of audio per batch (items are packed up to this total).
+        max_batch_items: upper bound on items per batch.
+        grad_accum: gradient accumulation steps (the loss is divided by it).
+        grad_clip: max grad norm.
+        eval_every: steps between dev evaluations (the dev-best checkpoint is kept).
+        optimizer: "adam" | "adamw".
+        weight_decay: decoupled weight decay (AdamW) or L2 (Adam).
+        head_dim: the head's hidden size (task-specific meaning, see each task).
+        head_layers: depth of the head's recurrent/TDNN part where it has one.
+        layer_norm: per-layer parameter-free LN before the weighted sum (off, as in SUPERB).
+        crop_seconds: random crop of utterances at training time (0 = off), e.g. SID's 8 s.
+        head: head variant name where a task offers several (e.g. ASV "xvector" | "ecapa").
+        dropout: dropout inside the head.
+        seed: random seed.
+    """
+
+    steps: int = 300
+    lrs: Tuple[float, ...] = (1e-3,)
+    batch_seconds: float = 60.0
+    max_batch_items: int = 64
+    grad_accum: int = 1
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    head_dim: int = 256
+    head_layers: int = 1
+    layer_norm: bool = False
+    crop_seconds: float = 0.0
+    head: str = "default"
+    dropout: float = 0.0
+    seed: int = 1337
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Everything that defines an evaluation besides the upstream and task names.
+
+    Attributes:
+        profile: "quick" (CPU minutes) or "paper" (published steps/batches/lrs).
+        probe: the resolved probe configuration.
+        cache_budget_gb: largest feature cache (all layers, float16) written to disk; above it
+            the upstream is run per batch instead.
+        device: "cpu" or "cuda".
+        skip_bad: skip (and count) unreadable audio instead of stopping.
+        dev_max_items / test_max_items: cap on evaluated items (0 = all).
+    """
+
+    profile: str = "quick"
+    probe: ProbeConfig = ProbeConfig()
+    cache_budget_gb: float = 20.0
+    device: str = "cpu"
+    skip_bad: bool = False
+
+
+def _check_keys(cls: Type, data: Mapping[str, Any], where: str) -> None:
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in data:
+        if k not in names:
+            close = difflib.get_close_matches(k, names, n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"unknown config key {where}{k!r}{hint}; known: {', '.join(names)}")
+
+
+def _coerce(field_type: Any, value: Any, key: str) -> Any:
+    t = field_type if isinstance(field_type, str) else getattr(field_type, "__name__", str(field_type))
+    try:
+        if t.startswith("Tuple") or t.startswith("tuple"):
+            if isinstance(value, str):
+                value = [v for v in value.replace(",", " ").split() if v]
+            return tuple(float(v) for v in value)
+        if t == "bool":
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if t == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if t == "float":
+            return float(value)
+        if t == "str":
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config key {key!r}: cannot use {value!r} as {t}") from None
+    return value
+
+
+def merge(obj: T, updates: Mapping[str, Any], where: str = "") -> T:
+    """Return a copy of dataclass `obj` with `updates` applied (nested dicts merge into nested
+    dataclasses). Unknown keys and uncoercible values raise ConfigError."""
+    _check_keys(type(obj), updates, where)
+    kw = {}
+    for f in dataclasses.fields(obj):
+        if f.name not in updates:
+            continue
+        cur, new = getattr(obj, f.name), updates[f.name]
+        if dataclasses.is_dataclass(cur):
+            if not isinstance(new, Mapping):
+                raise ConfigError(f"config key {where}{f.name!r} must be a table of keys")
+            kw[f.name] = merge(cur, new, where=f"{where}{f.name}.")
+        else:
+            kw[f.name] = _coerce(f.type, new, where + f.name)
+    return dataclasses.replace(obj, **kw)
+
+
+def read_config_file(path: str | Path) -> Dict[str, Any]:
+    """Read a YAML (.yaml/.yml) or TOML (.toml) config file into a dict."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    elif path.suffix == ".toml":
+        import tomllib
+
+        data = tomllib.loads(text)
+    else:
+        raise ConfigError(f"config file {path}: use .yaml, .yml or .toml")
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    return data
+
+
+def to_dict(obj: Any) -> Dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(obj)))
+
+
+def config_hash(obj: Any, extra: Mapping[str, Any] | None = None) -> str:
+    """Short stable hash of a config (and extra identifying values)."""
+    payload = {"config": to_dict(obj), "extra": dict(extra or {})}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]

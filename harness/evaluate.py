@@ -1,0 +1,154 @@
+"""`harness eval`: resolve upstream, task and corpus; run the lr x seed grid of probes into run
+folders; skip finished runs. The probe itself lives in harness/probe.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from harness import results
+from harness.config import EvalConfig, ProbeConfig, config_hash, merge, read_config_file, to_dict
+from harness.errors import HarnessError
+from harness.registry import TASKS, UPSTREAMS, load_all
+from upstreams.base import Upstream
+
+DEFAULT_SEED = 1337
+
+
+def build_upstream(name_or_path: str) -> Upstream:
+    """A registered upstream name, or a folder written by `harness pretrain` / `export`."""
+    load_all()
+    p = Path(name_or_path)
+    if p.is_dir() or name_or_path.endswith((".json", ".safetensors")):
+        from upstreams.hubert import load_exported
+
+        return load_exported(p if p.is_dir() else p.parent)
+    return UPSTREAMS.get(name_or_path)()
+
+
+def build_task(name: str):
+    load_all()
+    return TASKS.get(name)()
+
+
+def resolve_config(task, profile: str, config_file: Optional[str] = None,
+                   overrides: Optional[Dict[str, Any]] = None) -> EvalConfig:
+    """defaults < task profile < config file < CLI overrides (flat ProbeConfig/EvalConfig keys)."""
+    cfg = EvalConfig(profile=profile, probe=merge(ProbeConfig(), task.probe_defaults(profile), "probe."))
+    if config_file:
+        data = read_config_file(config_file)
+        task_tables = data.pop("tasks", {}) or {}
+        cfg = merge(cfg, data)
+        if task.name in task_tables:
+            cfg = merge(cfg, {"probe": task_tables[task.name]})
+    if overrides:
+        probe_keys = {f.name for f in dataclasses.fields(ProbeConfig)}
+        top = {k: v for k, v in overrides.items() if k not in probe_keys}
+        probe = {k: v for k, v in overrides.items() if k in probe_keys}
+        cfg = merge(cfg, {**top, "probe": probe} if probe else top)
+    return cfg
+
+
+def evaluate(
+    upstream: str,
+    task: str,
+    corpus: str,
+    runs_root: Path,
+    cache_dir: Path,
+    profile: str = "quick",
+    seeds: int = 1,
+    lrs: Optional[Sequence[float]] = None,
+    config_file: Optional[str] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+    log: Callable[[str], None] = print,
+) -> List[Dict[str, Any]]:
+    """Evaluate one upstream on one task: one run folder per (lr, seed). Returns the results
+    (finished ones included) of this (upstream, task, config)."""
+    from harness.data.corpora import load_corpus
+    from harness.features import prepare_sources
+    from harness.probe import train_probe
+
+    t_all = time.time()
+    task_obj = build_task(task)
+    up = build_upstream(upstream)
+    cfg = resolve_config(task_obj, profile, config_file, {**(overrides or {}), **({"lrs": tuple(lrs)} if lrs else {})})
+    corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora")
+    splits = task_obj.prepare(corp)
+    spec = up.spec
+    # lr and seed name the folder; the hash covers everything else that changes a result
+    chash = config_hash(dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, lrs=(), seed=0)),
+                        extra={"upstream": spec.name, "task": task, "corpus": corp.name,
+                               "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version")}})
+    seed_list = [cfg.probe.seed + i for i in range(seeds)]
+    plan, done = [], []
+    for lr in cfg.probe.lrs:
+        for seed in seed_list:
+            folder = results.run_dir(runs_root, corp.name, spec.name, task, lr, seed, chash)
+            if results.is_finished(folder):
+                done.append(json.loads((folder / results.RESULT).read_text()))
+                log(f"skip {spec.name} / {task} lr={lr:g} seed={seed}: finished in {folder}")
+            else:
+                plan.append((lr, seed, folder))
+    if not plan:
+        return done
+
+    t0 = time.time()
+    sources = prepare_sources(up, splits.as_dict(), splits.pools, cache_dir / "features", cfg.cache_budget_gb,
+                              device=cfg.device, skip_bad=cfg.skip_bad, log=log)
+    feat_s = time.time() - t0
+    skipped = {}
+    for s in sources.values():
+        skipped.update(s.skipped.items)
+    if skipped:
+        log(f"skipped {len(skipped)} bad audio file(s) (--skip-bad): e.g. {next(iter(skipped.values()))}")
+
+    out = list(done)
+    for lr, seed, folder in plan:
+        pcfg = dataclasses.replace(cfg.probe, seed=seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        resolved = {**to_dict(dataclasses.replace(cfg, probe=pcfg)), "lr": lr, "upstream": spec.name,
+                    "upstream_spec": dataclasses.asdict(spec), "task": task, "corpus": corpus}
+        results.atomic_write_json(folder / "config.json", resolved)
+        if skipped:
+            results.atomic_write_json(folder / "skipped.json", skipped)
+        t1 = time.time()
+        outcome = train_probe(task_obj, splits, sources, spec, pcfg, lr, log=log,
+                              desc=f"{spec.name} / {task} lr={lr:g} seed={seed}")
+        res = {
+            "run_id": f"{results.slug(spec.name)}/{task}/{folder.name}",
+            "corpus": corp.name, "corpus_kind": corp.kind, "corpus_size": corp.meta.get("size"),
+            "upstream": spec.name, "upstream_family": spec.family, "num_layers": spec.num_layers,
+            "task": task, "profile": cfg.profile, "lr": lr, "seed": seed, "config_hash": chash,
+            "git_sha": results.git_sha(), "versions": results.versions(),
+            "primary_metric": task_obj.primary_metric, "higher_is_better": task_obj.higher_is_better,
+            "metrics": {"dev": outcome.dev, "test": outcome.test}, "extra": outcome.extra,
+            "layer_weights": outcome.layer_weights, "best_step": outcome.best_step,
+            "history": outcome.history, "nan_steps": outcome.nan_steps, "skipped_bad": len(skipped),
+            "timing": {"features_s": round(feat_s, 2), "train_s": round(outcome.train_s, 2),
+                       "total_s": round(time.time() - t1 + feat_s, 2), "steps": pcfg.steps},
+            "finished_at": results.now_iso(),
+        }
+        results.atomic_write_json(folder / results.RESULT, res)
+        m = task_obj.primary_metric
+        log(f"{spec.name} / {task} lr={lr:g} seed={seed}: dev {m} {outcome.dev[m]:.2f}, "
+            f"test {m} {outcome.test[m]:.2f} ({outcome.train_s:.0f} s)")
+        out.append(res)
+    log(f"{spec.name} / {task}: {len(plan)} run(s) in {time.time() - t_all:.0f} s")
+    return out
+
+
+def resolve_corpus(spec: str, log: Callable[[str], None] = print) -> str:
+    """`synth` alone means the default small synth corpus, generated on first use."""
+    if spec in ("synth", "synth:small", "synth:tiny", "synth:medium"):
+        size = spec.split(":")[1] if ":" in spec else "small"
+        path = Path("data/synth") / size
+        if not (path / "corpus.json").exists():
+            from harness.data.synth import generate
+
+            log(f"generating the synth corpus ({size}) in {path}")
+            generate(path, size=size, seed=0)
+        return str(path)
+    return spec

@@ -1,0 +1,281 @@
+"""The feature cache: run a frozen upstream once per pool of utterances, store all L+1 layers.
+
+A pool is every utterance of one (corpus, subset, split); tasks that read overlapping data (PR,
+ASR, LID and SID all read the `speech` subset) share it. On disk, under
+`CACHE/<upstream weights hash>/<pool manifest hash>/`:
+  shard_00000.npy ...   float16 arrays (frames, L+1, D), one utterance = a contiguous block
+  index.json            ids, shard, frame offset and length per utterance, skipped ids, spec
+`index.json` is written last (atomically), so a killed extraction is redone, never half-used.
+Above the size budget nothing is written and `UpstreamSource` runs the upstream per batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from harness.audio import load_audio, pad_batch
+from harness.data.corpus import Utterance
+from harness.errors import BadAudioError, HarnessError
+from harness.progress import progress_bar
+from harness.results import atomic_write_json
+from upstreams.base import Upstream
+
+SHARD_BYTES = 256 * 2**20
+EXTRACT_BATCH_SECONDS = 80.0
+
+
+def manifest_hash(utts: Sequence[Utterance]) -> str:
+    """Hash of what defines a pool's audio: ids, files, offsets, durations and file sizes."""
+    h = hashlib.sha256()
+    for u in utts:
+        size = os.path.getsize(u.path) if os.path.exists(u.path) else -1
+        h.update(f"{u.id}|{u.path}|{u.offset:.4f}|{u.duration:.4f}|{size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def estimate_bytes(upstream: Upstream, utts: Sequence[Utterance]) -> int:
+    samples = torch.tensor([max(1, int(round(u.duration * 16000))) for u in utts], dtype=torch.long)
+    frames = int(upstream.num_frames(samples).sum())
+    return frames * upstream.spec.num_layers * upstream.spec.hidden_size * 2
+
+
+def length_batches(utts: Sequence[Utterance], seconds: float, max_items: int = 64) -> List[List[int]]:
+    """Indices grouped into batches of at most `seconds` of audio, by sorted duration
+    (little padding), in a deterministic order."""
+    order = sorted(range(len(utts)), key=lambda i: (utts[i].duration, utts[i].id))
+    batches, cur, longest = [], [], 0.0
+    for i in order:
+        d = utts[i].duration
+        if cur and (max(longest, d) * (len(cur) + 1) > seconds or len(cur) >= max_items):
+            batches.append(cur)
+            cur, longest = [], 0.0
+        cur.append(i)
+        longest = max(longest, d)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+@dataclass
+class SkipCounter:
+    """Bad audio skipped on request (--skip-bad), by file, with the reason."""
+
+    items: Dict[str, str] = field(default_factory=dict)
+
+    def add(self, err: BadAudioError, utt_id: str) -> None:
+        self.items[utt_id] = f"{err.path}: {err.reason}"
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _load_many(utts: Sequence[Utterance], skip_bad: bool, skips: SkipCounter):
+    wavs, keep = [], []
+    for u in utts:
+        try:
+            wavs.append(load_audio(u.path, u.offset, u.duration if u.offset > 0 else None))
+            keep.append(u)
+        except BadAudioError as e:
+            if not skip_bad:
+                raise
+            skips.add(e, u.id)
+    return wavs, keep
+
+
+@torch.no_grad()
+def run_upstream(upstream: Upstream, wavs: List[torch.Tensor], device: str = "cpu") -> Tuple[torch.Tensor, torch.Tensor]:
+    """Run a frozen upstream on waveforms.
+
+    Returns:
+        layers (L+1, B, T, D) float32 and lengths (B,) frames.
+    """
+    x, lens = pad_batch(wavs)
+    hs = upstream(x.to(device), lens.to(device))
+    return torch.stack([h.float() for h in hs.layers], 0).cpu(), hs.lengths.cpu()
+
+
+class CachedPool:
+    """A finished pool on disk: memory-mapped shards plus the id -> location index."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        idx = json.loads((self.folder / "index.json").read_text())
+        self.num_layers, self.dim = idx["num_layers"], idx["dim"]
+        self.skipped: Dict[str, str] = idx["skipped"]
+        self._loc = {i: (s, o, n) for i, s, o, n in idx["items"]}
+        self._shards = [np.load(self.folder / f, mmap_mode="r") for f in idx["shards"]]
+
+    def __contains__(self, uid: str) -> bool:
+        return uid in self._loc
+
+    def frames(self, uid: str) -> int:
+        return self._loc[uid][2]
+
+    def get(self, uid: str, start: int = 0, length: Optional[int] = None) -> np.ndarray:
+        """(T, L+1, D) float16 view of one utterance (optionally a crop of frames)."""
+        s, o, n = self._loc[uid]
+        length = n - start if length is None else length
+        return self._shards[s][o + start : o + start + length]
+
+
+def build_pool(
+    upstream: Upstream,
+    utts: Sequence[Utterance],
+    folder: Path,
+    device: str = "cpu",
+    skip_bad: bool = False,
+    desc: str = "features",
+) -> CachedPool:
+    """Extract all layers for `utts` into `folder` (skipped when already complete)."""
+    folder = Path(folder)
+    if (folder / "index.json").exists():
+        return CachedPool(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    L1, D = upstream.spec.num_layers, upstream.spec.hidden_size
+    frames_per_shard = max(1, SHARD_BYTES // (L1 * D * 2))
+    skips = SkipCounter()
+    items, shards = [], []
+    buf: List[np.ndarray] = []
+    buf_frames = 0
+
+    def flush():
+        nonlocal buf, buf_frames
+        if not buf:
+            return
+        name = f"shard_{len(shards):05d}.npy"
+        tmp = folder / (name + ".tmp.npy")
+        np.save(tmp, np.concatenate(buf, 0))
+        os.replace(tmp, folder / name)
+        shards.append(name)
+        buf, buf_frames = [], 0
+
+    upstream.eval().to(device)
+    batches = length_batches(utts, EXTRACT_BATCH_SECONDS, max_items=32)
+    with progress_bar(desc, total=sum(u.duration for u in utts), unit="s audio") as bar:
+        for b in batches:
+            group = [utts[i] for i in b]
+            wavs, keep = _load_many(group, skip_bad, skips)
+            if keep:
+                layers, lens = run_upstream(upstream, wavs, device)
+                for j, u in enumerate(keep):
+                    n = int(lens[j])
+                    arr = layers[:, j, :n].permute(1, 0, 2).to(torch.float16).numpy()
+                    if buf_frames + n > frames_per_shard:
+                        flush()
+                    items.append((u.id, len(shards), buf_frames, n))
+                    buf.append(arr)
+                    buf_frames += n
+            bar.advance(sum(u.duration for u in group))
+    flush()
+    atomic_write_json(
+        folder / "index.json",
+        {"num_layers": L1, "dim": D, "items": items, "shards": shards, "skipped": skips.items,
+         "upstream": upstream.spec.name},
+    )
+    return CachedPool(folder)
+
+
+class FeatureSource:
+    """Per-utterance layer features for one split, from cached pools or from the live upstream.
+
+    `get_batch(ids, crops)` -> (layers (L+1, B, T, D) float32, lengths (B,) frames).
+    """
+
+    def __init__(self, utts: Sequence[Utterance], pools: Optional[List[CachedPool]] = None,
+                 upstream: Optional[Upstream] = None, device: str = "cpu", skip_bad: bool = False):
+        self.device = device
+        self.upstream = upstream
+        self.pools = pools or []
+        self.skip_bad = skip_bad
+        self.skipped = SkipCounter()
+        self._utt = {u.id: u for u in utts}
+        if self.pools:
+            for p in self.pools:
+                self.skipped.items.update({k: v for k, v in p.skipped.items() if k in self._utt})
+            self.ids = [u.id for u in utts if u.id not in self.skipped.items]
+            missing = [i for i in self.ids if not any(i in p for p in self.pools)]
+            if missing:
+                raise HarnessError(f"feature cache is missing {len(missing)} utterances (e.g. {missing[0]})")
+        else:
+            self.ids = [u.id for u in utts]
+
+    @property
+    def cached(self) -> bool:
+        return bool(self.pools)
+
+    def utterance(self, uid: str) -> Utterance:
+        return self._utt[uid]
+
+    def frames(self, uid: str) -> int:
+        if self.pools:
+            return next(p for p in self.pools if uid in p).frames(uid)
+        n = torch.tensor([int(round(self._utt[uid].duration * 16000))])
+        return int(self.upstream.num_frames(n)[0])
+
+    def get_batch(self, ids: Sequence[str], crops: Optional[Sequence[Tuple[int, int]]] = None):
+        if self.pools:
+            arrs = []
+            for k, uid in enumerate(ids):
+                pool = next(p for p in self.pools if uid in p)
+                start, length = crops[k] if crops else (0, None)
+                arrs.append(torch.from_numpy(np.asarray(pool.get(uid, start, length), dtype=np.float32)))
+            lengths = torch.tensor([a.shape[0] for a in arrs], dtype=torch.long)
+            out = torch.zeros(arrs[0].shape[1], len(arrs), int(lengths.max()), arrs[0].shape[2])
+            for k, a in enumerate(arrs):
+                out[:, k, : a.shape[0]] = a.permute(1, 0, 2)
+            return out, lengths
+        # Live mode: run the frozen upstream on this batch (what s3prl does every step).
+        wavs, keep = _load_many([self._utt[i] for i in ids], self.skip_bad, self.skipped)
+        if len(keep) != len(ids):
+            raise HarnessError("bad audio found during live feature extraction; rerun with the cache")
+        layers, lengths = run_upstream(self.upstream, wavs, self.device)
+        if crops:
+            T = max(c[1] for c in crops)
+            out = torch.zeros(layers.shape[0], layers.shape[1], T, layers.shape[3])
+            for k, (s, n) in enumerate(crops):
+                out[:, k, :n] = layers[:, k, s : s + n]
+                lengths[k] = n
+            layers = out
+        return layers, lengths
+
+
+def prepare_sources(
+    upstream: Upstream,
+    splits: Dict[str, List[Utterance]],
+    pools_of: Dict[str, List[List[Utterance]]],
+    cache_dir: Path,
+    budget_gb: float,
+    device: str = "cpu",
+    skip_bad: bool = False,
+    log=print,
+) -> Dict[str, FeatureSource]:
+    """Cache every pool the splits need (or fall back to live extraction over the budget).
+
+    Args:
+        splits: split name -> utterances the task uses.
+        pools_of: split name -> the pools (lists of utterances) that contain them.
+    """
+    all_pools = {manifest_hash(p): p for ps in pools_of.values() for p in ps}
+    need = sum(estimate_bytes(upstream, p) for p in all_pools.values())
+    if need > budget_gb * 2**30:
+        log(f"feature cache would take {need / 2**30:.1f} GiB > budget {budget_gb:g} GiB: "
+            "running the upstream per batch instead (slower; raise --cache-budget-gb to cache)")
+        return {s: FeatureSource(u, upstream=upstream, device=device, skip_bad=skip_bad) for s, u in splits.items()}
+    uhash = upstream.weights_hash()
+    built = {}
+    for h, p in all_pools.items():
+        built[h] = build_pool(upstream, p, Path(cache_dir) / uhash / h, device, skip_bad,
+                              desc=f"{upstream.spec.name}: features ({len(p)} utts)")
+    return {
+        s: FeatureSource(u, pools=[built[manifest_hash(p)] for p in pools_of[s]], upstream=upstream,
+                         device=device, skip_bad=skip_bad)
+        for s, u in splits.items()
+    }

@@ -1,0 +1,193 @@
+"""The probe loop: a frozen upstream's cached layers -> WeightedSum -> task head.
+
+Read top to bottom: `train_probe` trains one (lr, seed) probe, evaluates on dev every
+`eval_every` updates, keeps the dev-best weights and scores them on test (PROTOCOL section 2).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+from harness.config import ProbeConfig
+from harness.featurizer import WeightedSum, corrected_contributions
+from harness.features import FeatureSource
+from harness.progress import progress_bar
+from tasks.base import Batch, Splits, Task
+from tasks.heads import init_seed
+from upstreams.base import UpstreamSpec
+
+EVAL_BATCH_SECONDS = 120.0
+
+
+@dataclass
+class ProbeOutcome:
+    """What one probe run produced (all plain values, ready for result.json)."""
+
+    dev: Dict[str, float]
+    test: Dict[str, float]
+    best_step: int
+    layer_weights: Dict[str, List[float]]
+    extra: Dict[str, Any]
+    train_s: float
+    nan_steps: int
+    history: List[Dict[str, float]] = field(default_factory=list)
+
+
+class TrainSampler:
+    """Endless training batches of about `batch_seconds` of audio (uniform shuffling, or
+    weighted sampling with replacement when the task asks for it), with random frame crops."""
+
+    def __init__(self, source: FeatureSource, frame_rate: float, cfg: ProbeConfig,
+                 weights: Optional[List[float]], seed: int):
+        self.source, self.cfg, self.weights = source, cfg, weights
+        self.rng = random.Random(seed)
+        self.frames = {i: source.frames(i) for i in source.ids}
+        self.crop = int(round(cfg.crop_seconds * frame_rate)) if cfg.crop_seconds > 0 else 0
+        self.frame_rate = frame_rate
+        self._order: List[str] = []
+
+    def _next_id(self) -> str:
+        if self.weights is not None:
+            return self.rng.choices(self.source.ids, weights=self.weights, k=1)[0]
+        if not self._order:
+            self._order = list(self.source.ids)
+            self.rng.shuffle(self._order)
+        return self._order.pop()
+
+    def next(self):
+        ids, crops, longest = [], [], 0
+        while len(ids) < self.cfg.max_batch_items:
+            uid = self._next_id()
+            n = self.frames[uid]
+            if self.crop and n > self.crop:
+                start, n = self.rng.randrange(0, self.frames[uid] - self.crop + 1), self.crop
+            else:
+                start = 0
+            if ids and max(longest, n) * (len(ids) + 1) / self.frame_rate > self.cfg.batch_seconds:
+                if self.weights is None:
+                    self._order.append(uid)  # keep it for the next batch
+                break
+            ids.append(uid)
+            crops.append((start, n))
+            longest = max(longest, n)
+        return ids, crops
+
+
+def _batches_for_eval(source: FeatureSource, frame_rate: float):
+    order = sorted(source.ids, key=lambda i: (source.frames(i), i))
+    cur, longest = [], 0
+    for uid in order:
+        n = source.frames(uid)
+        if cur and max(longest, n) * (len(cur) + 1) / frame_rate > EVAL_BATCH_SECONDS:
+            yield cur
+            cur, longest = [], 0
+        cur.append(uid)
+        longest = max(longest, n)
+    if cur:
+        yield cur
+
+
+@torch.no_grad()
+def evaluate_split(task: Task, featurizer: WeightedSum, head: torch.nn.Module, source: FeatureSource,
+                   refs: Dict[str, Any], info: Dict[str, Any], split: str, frame_rate: float,
+                   layer_norms: Optional[List[float]] = None):
+    """Decode every item of a split and score it. If `layer_norms` is a list, fill it with each
+    layer's mean frame L2 norm over the split (PROTOCOL section 5)."""
+    featurizer.eval()
+    head.eval()
+    preds: Dict[str, Any] = {}
+    norm_sum, norm_cnt = None, 0
+    for ids in _batches_for_eval(source, frame_rate):
+        layers, lengths = source.get_batch(ids)
+        if layer_norms is not None:
+            mask = torch.arange(layers.shape[2])[None, :] < lengths[:, None]  # (B, T)
+            norms = layers.norm(dim=-1)  # (L+1, B, T)
+            s = (norms * mask).sum(dim=(1, 2))
+            norm_sum = s if norm_sum is None else norm_sum + s
+            norm_cnt += int(mask.sum())
+        out = head(featurizer(layers), lengths)
+        batch = Batch(ids, lengths, task.collate([refs[i] for i in ids]))
+        preds.update(zip(ids, task.decode(out, batch)))
+    if layer_norms is not None and norm_sum is not None:
+        layer_norms[:] = (norm_sum / max(norm_cnt, 1)).tolist()
+    kept = {i: refs[i] for i in source.ids}
+    return task.score(preds, kept, info, split), preds
+
+
+def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], spec: UpstreamSpec,
+                cfg: ProbeConfig, lr: float, log: Callable[[str], None] = print,
+                desc: str = "probe") -> ProbeOutcome:
+    """Train WeightedSum + head on cached layers with one learning rate; score dev-best on test."""
+    init_seed(cfg.seed)
+    info = splits.info
+    featurizer = WeightedSum(spec.num_layers, layer_norm=cfg.layer_norm)
+    head = task.build_head(spec.hidden_size, spec.frame_rate_hz, info, cfg)
+    params = list(featurizer.parameters()) + list(head.parameters())
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+
+    refs = {u.id: task.target(u, info) for part in splits.as_dict().values() for u in part}
+    train_src = sources["train"]
+    weights = None
+    w_all = task.sample_weights(splits.train, info)
+    if w_all is not None:
+        by_id = dict(zip((u.id for u in splits.train), w_all))
+        weights = [by_id[i] for i in train_src.ids]
+    sampler = TrainSampler(train_src, spec.frame_rate_hz, cfg, weights, seed=cfg.seed)
+
+    better = (lambda a, b: a > b) if task.higher_is_better else (lambda a, b: a < b)
+    best_val, best_state, best_step, best_dev = None, None, 0, {}
+    history, nan_steps, t0 = [], 0, time.time()
+    running = None
+    with progress_bar(desc, total=cfg.steps, unit="steps", status=True) as bar:
+        for step in range(1, cfg.steps + 1):
+            featurizer.train()
+            head.train()
+            for _ in range(cfg.grad_accum):
+                ids, crops = sampler.next()
+                layers, lengths = train_src.get_batch(ids, crops)
+                out = head(featurizer(layers), lengths)
+                loss = task.loss(out, Batch(ids, lengths, task.collate([refs[i] for i in ids]))) / cfg.grad_accum
+                loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            if not math.isfinite(float(gnorm)):
+                nan_steps += 1  # PROTOCOL: skip the update, count it
+                opt.zero_grad(set_to_none=True)
+                continue
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            lv = float(loss) * cfg.grad_accum
+            running = lv if running is None else 0.95 * running + 0.05 * lv
+            bar.advance(1, status=f"loss {running:.3f}")
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                dev, _ = evaluate_split(task, featurizer, head, sources["dev"], refs, info, "dev", spec.frame_rate_hz)
+                val = dev[task.primary_metric]
+                history.append({"step": step, "train_loss": running, **{f"dev_{k}": v for k, v in dev.items()}})
+                if best_val is None or better(val, best_val):
+                    best_val, best_step, best_dev = val, step, dev
+                    best_state = copy.deepcopy((featurizer.state_dict(), head.state_dict()))
+                bar.update(status=f"loss {running:.3f} dev {task.primary_metric} {val:.2f}")
+    train_s = time.time() - t0
+    if best_state is None:
+        raise RuntimeError(f"probe never produced a finite update ({nan_steps} NaN steps at lr {lr:g})")
+    featurizer.load_state_dict(best_state[0])
+    head.load_state_dict(best_state[1])
+    norms: List[float] = []
+    evaluate_split(task, featurizer, head, sources["dev"], refs, info, "dev", spec.frame_rate_hz, layer_norms=norms)
+    test, test_preds = evaluate_split(task, featurizer, head, sources["test"], refs, info, "test", spec.frame_rate_hz)
+    w = featurizer.softmax_weights()
+    extra = task.extra_results(test_preds, {i: refs[i] for i in sources["test"].ids}, info)
+    return ProbeOutcome(
+        dev=best_dev, test=test, best_step=best_step,
+        layer_weights={"softmax": w, "layer_norm": norms, "corrected": corrected_contributions(w, norms)},
+        extra=extra, train_s=train_s, nan_steps=nan_steps, history=history,
+    )

@@ -1,0 +1,52 @@
+"""ASR: character CTC with a BLSTM head, greedy decoding, WER (primary) and CER via jiwer."""
+
+from __future__ import annotations
+
+import re
+
+from harness.registry import register_task
+from tasks.base import CTCTask, Splits, pools_by_subset_split, require
+from tasks.heads import BLSTMCTCHead
+from tasks.metrics import char_error_rate, error_rate
+
+_KEEP = re.compile(r"[^A-Z' ]+")
+
+
+def normalize_text(text: str) -> str:
+    """Upper-case, keep letters A-Z, apostrophes and single spaces (LibriSpeech's character set)."""
+    return re.sub(r"\s+", " ", _KEEP.sub(" ", (text or "").upper())).strip()
+
+
+@register_task("asr")
+class SpeechRecognition(CTCTask):
+    name = "asr"
+    primary_metric = "wer"
+    char_level = True
+    profiles = {
+        "quick": dict(steps=1000, lrs=(3e-3, 1e-3), batch_seconds=40.0, eval_every=250, head_dim=128,
+                      head_layers=1, dropout=0.1, optimizer="adamw"),
+        "paper": dict(steps=200_000, lrs=(1e-4,), batch_seconds=32 * 12.0, max_batch_items=32,
+                      eval_every=2000, head_dim=1024, head_layers=2, dropout=0.2, optimizer="adam"),
+    }
+
+    def tokens(self, utt):
+        return list(normalize_text(utt.text))
+
+    def prepare(self, corpus):
+        def pick(split):
+            utts = [u for u in corpus.select(split=split, subset="speech")
+                    if (u.language or "en").startswith("en") and normalize_text(u.text)]
+            return require(utts, self.name, corpus, f"English {split} utterances with text")
+
+        splits = {s: pick(s) for s in ("train", "dev", "test")}
+        vocab = ["<blank>"] + sorted(set(" 'ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+        return Splits(**splits, info={"vocab": vocab}, pools=pools_by_subset_split(corpus, splits))
+
+    def build_head(self, dim, frame_rate, info, cfg):
+        self._set_vocab(info)
+        return BLSTMCTCHead(dim, cfg.head_dim, len(info["vocab"]), layers=cfg.head_layers, dropout=cfg.dropout)
+
+    def score(self, preds, refs, info, split):
+        ids = list(refs)
+        r, h = [refs[i] for i in ids], [preds[i] for i in ids]
+        return {"wer": error_rate(r, h), "cer": char_error_rate(r, h)}

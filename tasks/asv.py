@@ -1,0 +1,82 @@
+"""ASV: speaker verification. A speaker classifier with AM-softmax is trained on the training
+speakers; trials between held-out speakers are scored by the cosine of L2-normalised embeddings
+(EER primary, minDCF at p_target 0.01). SUPERB has no ASV dev set; on synth the dev trial list
+(held-out speakers disjoint from the test ones) selects the checkpoint, and tables say so."""
+
+from __future__ import annotations
+
+import torch
+
+from harness.registry import register_task
+from tasks.base import Splits, Task, pools_by_subset_split, require
+from tasks.heads import AMSoftmax, ECAPAHead, HeadWithLoss, XVectorHead
+from tasks.metrics import cosine_trial_scores, eer_and_mindcf
+
+
+@register_task("asv")
+class SpeakerVerification(Task):
+    name = "asv"
+    primary_metric = "eer"
+    higher_is_better = False
+    level = "utterance"
+    profiles = {
+        "quick": dict(steps=600, lrs=(1e-3, 3e-4), batch_seconds=48.0, eval_every=150, head_dim=256,
+                      crop_seconds=3.0, grad_clip=1000.0),
+        "paper": dict(steps=200_000, lrs=(1e-4,), batch_seconds=50 * 8.0, max_batch_items=50, eval_every=5000,
+                      head_dim=512, crop_seconds=8.0, grad_clip=1000.0, optimizer="adamw"),
+    }
+
+    def prepare(self, corpus):
+        train = require([u for u in corpus.select(split="train", subset="speech") if u.speaker],
+                        self.name, corpus, "training utterances with speakers")
+        out = {"train": train}
+        for split in ("dev", "test"):
+            trials = corpus.trials.get(split)
+            if not trials:
+                from harness.errors import HarnessError
+
+                raise HarnessError(f"corpus {corpus.name} ({corpus.root}) has no trials_{split}.txt for task 'asv'")
+            need = {a for _, a, _ in trials} | {b for _, _, b in trials}
+            by_id = {u.id: u for u in corpus.utterances if u.id in need}
+            missing = sorted(need - set(by_id))
+            if missing:
+                from harness.errors import HarnessError
+
+                raise HarnessError(f"trials_{split}.txt names {len(missing)} unknown utterances, e.g. {missing[0]}")
+            out[split] = [by_id[i] for i in sorted(need)]
+        speakers = sorted({u.speaker for u in train})
+        info = {"classes": speakers, "trials": {s: corpus.trials[s] for s in ("dev", "test")},
+                "note": corpus.meta.get("asv_dev_note", "checkpoint selected on a dev trial list (held-out speakers)")}
+        return Splits(**out, info=info, pools=pools_by_subset_split(corpus, out))
+
+    def target(self, utt, info):
+        return utt.speaker
+
+    def collate(self, targets):
+        return list(targets)
+
+    def build_head(self, dim, frame_rate, info, cfg):
+        self._index = {c: i for i, c in enumerate(info["classes"])}
+        if cfg.head == "ecapa":
+            head, emb = ECAPAHead(dim, channels=cfg.head_dim), 192
+        elif cfg.head in ("default", "xvector"):
+            emb = cfg.head_dim
+            head = XVectorHead(dim, hidden=cfg.head_dim, stats_dim=3 * cfg.head_dim if cfg.head_dim < 512 else 1500,
+                               emb_dim=emb)
+        else:
+            from harness.errors import ConfigError
+
+            raise ConfigError(f"asv head {cfg.head!r} unknown; use 'xvector' or 'ecapa'")
+        self._amsm = AMSoftmax(emb, len(info["classes"]), s=30.0, m=0.4)
+        return HeadWithLoss(head, self._amsm)
+
+    def loss(self, out, batch):
+        y = torch.tensor([self._index[t] for t in batch.targets], dtype=torch.long)
+        return self._amsm(out, y)
+
+    def decode(self, out, batch):
+        return [e.detach().cpu() for e in out]
+
+    def score(self, preds, refs, info, split):
+        scores, labels = cosine_trial_scores(preds, info["trials"][split])
+        return eer_and_mindcf(scores, labels)

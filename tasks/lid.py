@@ -1,0 +1,44 @@
+"""LID (classification form): mean-pool classifier over languages; accuracy and macro accuracy.
+
+The ML-SUPERB `[iso]`-token form of LID is a separate task (it needs the CTC head)."""
+
+from __future__ import annotations
+
+from harness.registry import register_task
+from tasks.base import ClassificationTask, Splits, pools_by_subset_split, require
+from tasks.metrics import accuracy, macro_accuracy, per_class_accuracy
+
+
+@register_task("lid")
+class LanguageIdentification(ClassificationTask):
+    name = "lid"
+    profiles = {
+        "quick": dict(steps=500, lrs=(3e-3, 1e-3), batch_seconds=48.0, eval_every=125, head_dim=256),
+        "paper": dict(steps=75_000, lrs=(1e-4,), batch_seconds=8 * 12.0, max_batch_items=8, grad_accum=4,
+                      eval_every=5000, head_dim=256, optimizer="adam", weight_decay=1e-6),
+    }
+
+    def label(self, utt):
+        return utt.language
+
+    def prepare(self, corpus):
+        def pick(split):
+            utts = [u for u in corpus.select(split=split, subset="speech") if u.language]
+            return require(utts, self.name, corpus, f"{split} utterances with a language")
+
+        splits = {s: pick(s) for s in ("train", "dev", "test")}
+        langs = sorted({u.language for u in splits["train"]})
+        if len(langs) < 2:
+            from harness.errors import HarnessError
+
+            raise HarnessError(f"corpus {corpus.name} has {len(langs)} language(s): LID needs at least 2")
+        return Splits(**splits, info={"classes": langs}, pools=pools_by_subset_split(corpus, splits))
+
+    def score(self, preds, refs, info, split):
+        ids = list(refs)
+        r, p = [refs[i] for i in ids], [preds[i] for i in ids]
+        return {"acc": accuracy(r, p), "macro_acc": macro_accuracy(r, p)}
+
+    def extra_results(self, preds, refs, info):
+        ids = list(refs)
+        return {"per_language_acc": per_class_accuracy([refs[i] for i in ids], [preds[i] for i in ids])}

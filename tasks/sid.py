@@ -1,0 +1,33 @@
+"""SID: speaker identification over the corpus's training speakers, random crops, accuracy."""
+
+from __future__ import annotations
+
+from harness.registry import register_task
+from tasks.base import ClassificationTask, Splits, pools_by_subset_split, require
+
+
+@register_task("sid")
+class SpeakerIdentification(ClassificationTask):
+    name = "sid"
+    profiles = {
+        "quick": dict(steps=600, lrs=(3e-3, 1e-3), batch_seconds=48.0, eval_every=150, head_dim=256,
+                      crop_seconds=3.0),
+        "paper": dict(steps=200_000, lrs=(1e-4,), batch_seconds=32 * 8.0, max_batch_items=32, eval_every=5000,
+                      head_dim=256, crop_seconds=8.0, optimizer="adam"),
+    }
+
+    def label(self, utt):
+        return utt.speaker
+
+    def prepare(self, corpus):
+        train = require([u for u in corpus.select(split="train", subset="speech") if u.speaker],
+                        self.name, corpus, "train utterances with speakers")
+        speakers = sorted({u.speaker for u in train})
+        known = set(speakers)
+
+        def pick(split):
+            utts = [u for u in corpus.select(split=split, subset="speech") if u.speaker in known]
+            return require(utts, self.name, corpus, f"{split} utterances of training speakers")
+
+        splits = {"train": train, "dev": pick("dev"), "test": pick("test")}
+        return Splits(**splits, info={"classes": speakers}, pools=pools_by_subset_split(corpus, splits))

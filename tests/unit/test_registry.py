@@ -1,0 +1,33 @@
+import pathlib
+
+import pytest
+
+import tasks
+import upstreams
+from harness.errors import HarnessError
+from harness.registry import TASKS, UPSTREAMS, load_all
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+NOT_MODULES = {"__init__", "base", "heads", "metrics"}
+
+
+@pytest.mark.parametrize("pkg", [upstreams, tasks])
+def test_import_list_names_every_module(pkg):
+    files = {p.stem for p in (ROOT / pkg.__name__).glob("*.py")}
+    helpers = {f for f in files if "_" in f and f.split("_")[0] in files}  # e.g. hubert_modules
+    assert files - NOT_MODULES - helpers == set(pkg.MODULES)
+
+
+def test_expected_names_registered():
+    load_all()
+    for name in ("fbank", "mfcc", "random:hubert_tiny"):
+        assert name in UPSTREAMS
+    assert {"pr", "asr", "ks", "sid", "asv", "lid"} <= set(TASKS.names())
+
+
+def test_unknown_name_suggests_closest():
+    load_all()
+    with pytest.raises(HarnessError, match="Did you mean: fbank"):
+        UPSTREAMS.get("fbnk")
+    with pytest.raises(HarnessError, match="asr"):
+        TASKS.get("asrr")
