@@ -165,7 +165,7 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
                 continue
             opt.step()
             opt.zero_grad(set_to_none=True)
-            lv = float(loss) * cfg.grad_accum
+            lv = float(loss.detach()) * cfg.grad_accum
             running = lv if running is None else 0.95 * running + 0.05 * lv
             bar.advance(1, status=f"loss {running:.3f}")
             if step % cfg.eval_every == 0 or step == cfg.steps:

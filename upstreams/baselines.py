@@ -1,7 +1,14 @@
 """Baseline upstreams: filter banks and MFCCs (one "layer" each, 10 ms frames).
 
 They are the zero point of every leaderboard (the SUPERB score's FBANK row), so they follow
-Kaldi's conventions exactly as s3prl's baselines do: 25 ms windows, 10 ms shift, snip edges.
+s3prl's baselines (upstream/baseline/{fbank,mfcc}.yaml): Kaldi features on float waveforms
+(25 ms windows, 10 ms shift, snip edges), deltas and delta-deltas (window 5), then per-utterance
+mean and variance normalisation (CMVN) for `fbank_cmvn`.
+
+`fbank` and `mfcc` skip CMVN (s3prl's `fbank_no_cmvn`): per-utterance CMVN makes every feature's
+time average zero, so a Linear -> mean-pool head sees a constant. That is why SUPERB's FBANK row
+sits at chance on KS and SID; our leaderboard's zero point should carry information on every
+task, so CMVN is opt-in here.
 """
 
 from __future__ import annotations
@@ -20,9 +27,10 @@ HOP = 160  # 10 ms
 class KaldiFeatureUpstream(Upstream):
     """Kaldi-style features + deltas + delta-deltas, computed per item on its valid samples."""
 
-    def __init__(self, name: str, kind: str, base_dim: int):
+    def __init__(self, name: str, kind: str, base_dim: int, cmvn: bool = False):
         super().__init__()
         self.kind = kind
+        self.cmvn = cmvn
         self.base_dim = base_dim
         self.spec = UpstreamSpec(
             name=name, family=kind, sample_rate=16000, num_layers=1,
@@ -36,14 +44,19 @@ class KaldiFeatureUpstream(Upstream):
     def _one(self, wav: torch.Tensor) -> torch.Tensor:
         if wav.numel() < WIN:
             wav = torch.nn.functional.pad(wav, (0, WIN - wav.numel()))
-        x = wav.unsqueeze(0) * 32768.0  # Kaldi works on int16-scaled samples
+        x = wav.unsqueeze(0)
         if self.kind == "fbank":
             feats = kaldi.fbank(x, num_mel_bins=self.base_dim, sample_frequency=16000, dither=0.0)
         else:
             feats = kaldi.mfcc(x, num_ceps=self.base_dim, num_mel_bins=23, sample_frequency=16000, dither=0.0)
-        d1 = AF.compute_deltas(feats.T.unsqueeze(0)).squeeze(0)
-        d2 = AF.compute_deltas(d1.unsqueeze(0)).squeeze(0)
-        return torch.cat([feats, d1.T, d2.T], dim=1)
+        d1 = AF.compute_deltas(feats.T.unsqueeze(0), win_length=5).squeeze(0)
+        d2 = AF.compute_deltas(d1.unsqueeze(0), win_length=5).squeeze(0)
+        x = torch.cat([feats, d1.T, d2.T], dim=1)
+        if not self.cmvn:
+            return x
+        if x.shape[0] < 2:  # one frame has no variance: centre only
+            return x - x.mean(0, keepdim=True)
+        return (x - x.mean(0, keepdim=True)) / (1e-10 + x.std(0, keepdim=True))
 
     def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> HiddenStates:
         feats = [self._one(wavs[i, : int(n)]) for i, n in enumerate(wav_lens)]
@@ -56,8 +69,14 @@ class KaldiFeatureUpstream(Upstream):
 
 @register_upstream("fbank")
 def fbank() -> Upstream:
-    """80 log-mel filter banks + deltas + delta-deltas (240-d, 10 ms), as s3prl's baseline."""
+    """80 log-mel filter banks + deltas + delta-deltas (240-d, 10 ms), s3prl's `fbank_no_cmvn`."""
     return KaldiFeatureUpstream("fbank", "fbank", 80)
+
+
+@register_upstream("fbank_cmvn")
+def fbank_cmvn() -> Upstream:
+    """s3prl's `fbank` exactly: as `fbank`, then per-utterance CMVN (SUPERB's FBANK row)."""
+    return KaldiFeatureUpstream("fbank_cmvn", "fbank", 80, cmvn=True)
 
 
 @register_upstream("mfcc")

@@ -128,11 +128,13 @@ def load_manifest_dir(root: Path) -> Corpus:
         if not (root / name).exists():
             raise HarnessError(f"{root} is not a corpus folder: {name} is missing")
     meta = json.loads((root / "corpus.json").read_text())
-    recs = RecordingSet.from_file(root / "recordings.jsonl.gz")
+    recs = {r.id: r for r in RecordingSet.from_file(root / "recordings.jsonl.gz")}
     sups = SupervisionSet.from_file(root / "supervisions.jsonl.gz")
     utts = []
     for s in sups:
-        rec = recs[s.recording_id]
+        rec = recs.get(s.recording_id)
+        if rec is None:
+            raise HarnessError(f"{root / 'supervisions.jsonl.gz'}: supervision {s.id} names unknown recording {s.recording_id}")
         src = rec.sources[0].source
         path = src if Path(src).is_absolute() else str(root / src)
         utts.append(

@@ -1,0 +1,52 @@
+"""The probe engine learns, writes honest run folders, resumes, and handles bad audio."""
+
+import json
+
+import pytest
+
+from conftest import make_tone_corpus
+from harness.errors import HarnessError
+from harness.evaluate import evaluate
+from harness.results import iter_results
+
+OVER = {"steps": 60, "eval_every": 20, "batch_seconds": 8.0}
+
+
+def test_lid_on_tones_beats_chance_and_writes_a_complete_run(tmp_path):
+    corpus = make_tone_corpus(tmp_path / "tones")
+    res = evaluate("fbank", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
+                   overrides=OVER, log=lambda *_: None)
+    assert len(res) == 1
+    r = res[0]
+    assert r["metrics"]["test"]["acc"] > 80.0  # chance is 33 %
+    assert r["lr"] == 3e-3 and r["seed"] == 1337 and r["task"] == "lid" and r["upstream"] == "fbank"
+    assert len(r["layer_weights"]["softmax"]) == 1 and r["layer_weights"]["layer_norm"][0] > 0
+    assert r["history"][0]["train_loss"] > r["history"][-1]["train_loss"]  # loss falls
+    folder = next((tmp_path / "runs").rglob("result.json")).parent
+    assert json.loads((folder / "config.json").read_text())["probe"]["steps"] == 60
+    # asking again skips the finished run
+    again = evaluate("fbank", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
+                     overrides=OVER, log=lambda *_: None)
+    assert again[0]["finished_at"] == r["finished_at"]
+
+
+def test_unfinished_run_folder_is_not_a_result(tmp_path):
+    corpus = make_tone_corpus(tmp_path / "tones", n_per_class=6)
+    evaluate("mfcc", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+             overrides={**OVER, "steps": 5, "eval_every": 5}, log=lambda *_: None)
+    folder = next((tmp_path / "runs").rglob("result.json")).parent
+    (folder / "result.json").unlink()  # as if killed before the last write
+    assert list(iter_results(tmp_path / "runs")) == []
+    res = evaluate("mfcc", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                   overrides={**OVER, "steps": 5, "eval_every": 5}, log=lambda *_: None)
+    assert (folder / "result.json").exists() and len(res) == 1
+
+
+def test_bad_audio_is_named_or_skipped_and_counted(tmp_path):
+    corpus = make_tone_corpus(tmp_path / "tones", n_per_class=6, bad_ids=("bb_001",))
+    with pytest.raises(HarnessError, match=r"bb_001\.wav.*not a readable audio file"):
+        evaluate("fbank", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                 overrides={**OVER, "steps": 5, "eval_every": 5}, log=lambda *_: None)
+    res = evaluate("fbank", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache2", lrs=[1e-3],
+                   overrides={**OVER, "steps": 5, "eval_every": 5, "skip_bad": True}, log=lambda *_: None)
+    assert res[0]["skipped_bad"] == 1
