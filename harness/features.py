@@ -237,6 +237,7 @@ class FeatureSource:
         if len(keep) != len(ids):
             raise HarnessError("bad audio found during live feature extraction; rerun with the cache")
         layers, lengths = run_upstream(self.upstream, wavs, self.device)
+        layers = layers.half().float()  # the cache stores float16: keep both paths numerically equal
         if crops:
             T = max(c[1] for c in crops)
             out = torch.zeros(layers.shape[0], layers.shape[1], T, layers.shape[3])

@@ -1,0 +1,271 @@
+"""Tests for upstreams/hubert.py: torchaudio parity, padding, lengths, export/load, registry."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+import torchaudio
+
+from harness.errors import ConfigError, HarnessError
+from harness.registry import UPSTREAMS
+from upstreams import hubert_modules
+from upstreams.base import HiddenStates
+from upstreams.hubert import (
+    HubertConfig,
+    HubertEncoder,
+    HubertUpstream,
+    build_random_encoder,
+    export,
+    from_torchaudio_state_dict,
+    load_exported,
+)
+
+TOL = 1e-4
+TINY = HubertConfig.tiny()
+TINY_PRE_LN = replace(TINY, extractor_mode="layer_norm", conv_bias=True, layer_norm_first=True)
+BASE_CNN = replace(TINY, conv_channels=(512,) * 7)  # Base-sized CNN (group norm), small transformer
+
+
+def _randn(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+# ----------------------------------------------------------------------------- torchaudio parity
+
+
+def test_parity_with_torchaudio_hubert_base():
+    torch.manual_seed(0)
+    ta = torchaudio.models.hubert_base().eval()
+    # Norm weights/biases and linear biases start at 1/0: perturb them so a swapped mapping shows.
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in ta.parameters():
+            if p.ndim == 1:
+                p.add_(0.1 * torch.randn(p.shape, generator=g))
+    ours = HubertEncoder(HubertConfig.base()).eval()
+    missing, unexpected = ours.load_state_dict(from_torchaudio_state_dict(ta.state_dict()), strict=False)
+    assert missing == ["mask_emb"] and unexpected == []
+
+    x = 0.1 * _randn(1, 32000, seed=2)  # 2 s
+    with torch.no_grad():
+        ta_layers, _ = ta.extract_features(x)
+        ta_out, _ = ta(x)
+        ta_feats, _ = ta.feature_extractor(x, None)
+        # torchaudio's Transformer: x + pos_conv(x), LN (post-LN Base), dropout -> first layer.
+        ta_state0 = ta.encoder.transformer._preprocess(ta.encoder._preprocess(ta_feats)[0])
+        out = ours(x)
+    hs = out.hidden_states
+    assert len(hs) == 13 and hs[0].shape == (1, 99, 768) and out.lengths.tolist() == [99]
+    assert (out.features - ta_feats).abs().max().item() <= TOL
+    assert (hs[0] - ta_state0).abs().max().item() <= TOL
+    for i, (a, b) in enumerate(zip(hs[1:], ta_layers)):
+        assert (a - b).abs().max().item() <= TOL, f"layer {i + 1}"
+    assert (hs[-1] - ta_out).abs().max().item() <= TOL
+    # The states really differ from one another (the comparison is not vacuous).
+    assert (hs[1] - hs[2]).abs().max().item() > 0.1
+
+
+def test_torchaudio_mapping_names_and_unknown_key():
+    sd = {
+        "wav2vec2.encoder.transformer.pos_conv_embed.conv.weight_g": torch.zeros(1),
+        "encoder.transformer.pos_conv_embed.conv.weight_v": torch.zeros(1),
+        "encoder.transformer.layers.3.feed_forward.output_dense.bias": torch.zeros(1),
+        "mask_generator.mask_embedding": torch.zeros(1),
+        "aux.weight": torch.zeros(1),
+    }
+    assert sorted(from_torchaudio_state_dict(sd)) == [
+        "encoder.layers.3.fc2.bias",
+        "encoder.pos_conv.conv.parametrizations.weight.original0",
+        "encoder.pos_conv.conv.parametrizations.weight.original1",
+        "mask_emb",
+    ]
+    with pytest.raises(HarnessError, match="encoder.foo"):
+        from_torchaudio_state_dict({"encoder.foo": torch.zeros(1)})
+
+
+# ----------------------------------------------------------------------------- padding
+
+
+def _padded_vs_alone(enc, lens, seed=0):
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():  # biases and norms start at 0/1: make padded frames non-trivial
+        for p in enc.parameters():
+            if p.ndim == 1:
+                p.add_(0.1 * torch.randn(p.shape, generator=g))
+    wavs = _randn(len(lens), max(lens), seed=seed)
+    for i, n in enumerate(lens):
+        wavs[i, n:] = 3.0  # samples past the length must be ignored
+    worst = 0.0
+    with torch.no_grad():
+        batch = enc(wavs, torch.tensor(lens))
+        for i, n in enumerate(lens):
+            alone = enc(wavs[i : i + 1, :n])
+            t = int(alone.lengths[0])
+            assert int(batch.lengths[i]) == t
+            assert len(batch.hidden_states) == len(alone.hidden_states)
+            for a, b in zip(batch.hidden_states, alone.hidden_states):
+                worst = max(worst, (a[i, :t] - b[0]).abs().max().item())
+                assert (a[i, t:] == 0).all()
+    return worst
+
+
+@pytest.mark.parametrize("config", [TINY, TINY_PRE_LN, BASE_CNN], ids=["tiny", "tiny_ln_preln", "base_cnn"])
+def test_padded_batch_equals_items_alone(config):
+    enc = build_random_encoder(config).eval()
+    assert _padded_vs_alone(enc, [16000, 9000, 250, 12345]) <= TOL
+
+
+def test_padding_check_fails_without_masked_group_norm(monkeypatch):
+    """Negative control: plain GroupNorm statistics over padding break per-item equality."""
+    enc = build_random_encoder(TINY).eval()
+    monkeypatch.setattr(hubert_modules.MaskedGroupNorm, "forward",
+                        lambda self, x, lengths=None: torch.nn.GroupNorm.forward(self, x))
+    assert _padded_vs_alone(enc, [16000, 6000]) > 1e-2
+
+
+# ----------------------------------------------------------------------------- lengths
+
+
+def test_num_frames_conv_by_conv():
+    enc = build_random_encoder(TINY)
+    n = torch.tensor([16000, 32000, 400, 399, 100, 1, 0, 720, 719])
+    assert enc.num_frames(n).tolist() == [49, 99, 1, 1, 1, 1, 0, 2, 1]
+    for s in [400, 401, 719, 720, 1040, 16000, 16321]:  # the real output has that many frames
+        with torch.no_grad():
+            out = enc.eval()(_randn(1, s))
+        assert out.hidden_states[0].shape[1] == int(enc.num_frames(torch.tensor([s]))[0]) == int(out.lengths[0])
+
+
+def test_short_input_gives_one_frame():
+    up = HubertUpstream(build_random_encoder(TINY), "t")
+    with torch.no_grad():
+        hs = up(_randn(1, 100), torch.tensor([100]))
+        batch = up(torch.cat([_randn(1, 100), torch.zeros(1, 0)], 1).repeat(2, 1), torch.tensor([100, 50]))
+    assert isinstance(hs, HiddenStates)
+    assert hs.lengths.tolist() == [1] and all(t.shape == (1, 1, 128) for t in hs.layers)
+    assert batch.lengths.tolist() == [1, 1]
+    assert torch.isfinite(hs.layers[-1]).all()
+    with pytest.raises(HarnessError):
+        up(torch.zeros(1, 10), torch.tensor([0]))
+
+
+# ----------------------------------------------------------------------------- upstream, registry, export
+
+
+def test_upstream_spec_and_layers():
+    up = UPSTREAMS.get("random:hubert_tiny")()
+    s = up.spec
+    assert (s.family, s.sample_rate, s.num_layers, s.hidden_size, s.frame_rate_hz, s.stride) == (
+        "hubert", 16000, 5, 128, 50.0, 320)
+    assert not up.training
+    with torch.no_grad():
+        hs = up(_randn(2, 16000), torch.tensor([16000, 8000]))
+    assert len(hs.layers) == 5 and hs.layers[0].shape == (2, 49, 128) and hs.lengths.tolist() == [49, 24]
+
+
+def test_base_preset_is_published_base():
+    c = HubertConfig.base()
+    assert c.conv_channels == (512,) * 7 and c.conv_kernels == (10, 3, 3, 3, 3, 2, 2)
+    assert c.conv_strides == (5, 2, 2, 2, 2, 2, 2) and not c.conv_bias and c.extractor_mode == "group_norm"
+    assert (c.encoder_dim, c.encoder_layers, c.encoder_heads, c.encoder_ffn_dim) == (768, 12, 12, 3072)
+    assert not c.layer_norm_first and (c.pos_conv_kernel, c.pos_conv_groups) == (128, 16)
+    assert c.receptive_field == 400 and c.stride == 320
+
+
+def test_weights_hash_stable_and_seeded():
+    a, b = UPSTREAMS.get("random:hubert_tiny")(), UPSTREAMS.get("random:hubert_tiny")()
+    assert a.weights_hash() == b.weights_hash()
+    other = HubertUpstream(build_random_encoder(TINY, seed=1), "random:hubert_tiny", a.spec.source)
+    assert other.weights_hash() != a.weights_hash()
+
+
+def test_init_follows_pretrain_md():
+    enc = build_random_encoder(TINY)
+    w = enc.encoder.layers[0].fc1.weight
+    assert abs(w.std().item() - 0.02) < 0.002 and abs(w.mean().item()) < 0.002
+    assert (enc.post_extract_proj.bias == 0).all() and (enc.encoder.layers[1].self_attn.q_proj.bias == 0).all()
+    assert enc.mask_emb.min() >= 0 and enc.mask_emb.max() < 1 and enc.mask_emb.std() > 0.2
+
+
+def test_export_load_round_trip(tmp_path):
+    enc = build_random_encoder(TINY_PRE_LN, seed=3)
+    up = HubertUpstream(enc, "mine")
+    folder = export(enc, TINY_PRE_LN, tmp_path / "ckpt", "mine")
+    assert (folder / "upstream.safetensors").is_file() and (folder / "upstream.json").is_file()
+    loaded = load_exported(folder)
+    assert loaded.config == TINY_PRE_LN and loaded.spec.name == "mine" and not loaded.training
+    sd_a, sd_b = up.state_dict(), loaded.state_dict()
+    assert sd_a.keys() == sd_b.keys() and all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)
+    wavs, lens = _randn(2, 8000), torch.tensor([8000, 5000])
+    with torch.no_grad():
+        a, b = up(wavs, lens), loaded(wavs, lens)
+    for x, y in zip(a.layers, b.layers):
+        assert torch.equal(x, y)
+
+
+def test_load_bad_folder_names_the_file(tmp_path):
+    with pytest.raises(HarnessError, match="upstream.json"):
+        load_exported(tmp_path)
+    folder = export(build_random_encoder(TINY), TINY, tmp_path / "a", "a")
+    (folder / "upstream.safetensors").unlink()
+    with pytest.raises(HarnessError, match="upstream.safetensors"):
+        load_exported(folder)
+    # Weights of one size, config of another.
+    folder = export(build_random_encoder(TINY), TINY, tmp_path / "b", "b")
+    meta = json.loads((folder / "upstream.json").read_text())
+    meta["config"]["encoder_ffn_dim"] = 256
+    (folder / "upstream.json").write_text(json.dumps(meta))
+    with pytest.raises(HarnessError, match=r"upstream.safetensors.*fc1"):
+        load_exported(folder)
+    meta["config"]["bogus"] = 1
+    (folder / "upstream.json").write_text(json.dumps(meta))
+    with pytest.raises(HarnessError, match=r"upstream.json.*bogus"):
+        load_exported(folder)
+    (folder / "upstream.json").write_text("{not json")
+    with pytest.raises(HarnessError, match="upstream.json"):
+        load_exported(folder)
+
+
+def test_config_dict_round_trip():
+    d = TINY_PRE_LN.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert HubertConfig.from_dict(d) == TINY_PRE_LN
+    with pytest.raises(ConfigError, match="nope"):
+        HubertConfig.from_dict({**d, "nope": 1})
+    with pytest.raises(ConfigError):
+        HubertConfig(extractor_mode="batch_norm")
+
+
+# ----------------------------------------------------------------------------- pre-training hooks
+
+
+def test_mask_embedding_replaces_masked_frames():
+    enc = build_random_encoder(TINY).eval()
+    seen = {}
+    enc.encoder.register_forward_pre_hook(lambda m, args: seen.update(x=args[0].detach()))
+    wavs = _randn(2, 16000)
+    mask = torch.zeros(2, 49, dtype=torch.bool)
+    mask[0, 5:15] = True
+    mask[1, 30:40] = True
+    out = enc(wavs, mask=mask)
+    x = seen["x"]
+    assert torch.equal(x[mask], enc.mask_emb.detach().expand(20, -1))
+    assert not torch.isclose(x[~mask], enc.mask_emb.detach()).all(-1).any()
+    out.hidden_states[-1].pow(2).sum().backward()
+    assert enc.mask_emb.grad is not None and enc.mask_emb.grad.abs().sum() > 0
+
+
+def test_feature_grad_mult_scales_cnn_gradients():
+    grads = {}
+    for mult in (1.0, 0.1):
+        enc = build_random_encoder(replace(TINY, feature_grad_mult=mult)).eval()
+        out = enc(_randn(1, 8000))
+        (out.hidden_states[-1].pow(2).sum() + out.features.pow(2).mean()).backward()
+        grads[mult] = enc.feature_extractor.conv_layers[3].conv.weight.grad.clone()
+    torch.testing.assert_close(grads[0.1], 0.1 * grads[1.0], rtol=1e-4, atol=1e-8)
+    enc = build_random_encoder(replace(TINY, feature_grad_mult=0.0)).eval()
+    enc(_randn(1, 8000)).hidden_states[-1].sum().backward()
+    assert enc.feature_extractor.conv_layers[0].conv.weight.grad is None

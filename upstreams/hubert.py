@@ -1,0 +1,364 @@
+"""The HuBERT network family: config, encoder, upstream adapter, export/load, torchaudio mapping.
+
+Architecture and init follow PRETRAIN.md section 1 (fairseq HuBERT). The pre-training wrapper
+(final projection, label embeddings, masking policy, losses) is not part of this file: it wraps
+`HubertEncoder` and uses `mask=`, `HubertEncoderOutput.features` and `.padding_mask`.
+
+Conventions
+- Frames: lengths are computed conv by conv, floor((n - k) / s) + 1 (1 s -> 49 frames, 20 ms).
+- Short input: a waveform shorter than the CNN receptive field (400 samples) is zero-padded to
+  400 samples, so any non-empty input gives at least 1 frame; an empty item is an error.
+- Padding: samples past `wav_lens` are ignored (zeroed); the first-layer GroupNorm uses valid
+  frames only, padded frames are zeroed before the positional conv, attention masks padded keys,
+  and padded frames of every returned state are zero. Each item of a padded batch therefore
+  gives the same valid frames as the item alone.
+- Hidden states (PROTOCOL 1): L+1 states; 0 = input of the first layer (after pos conv, and after
+  LN for post-LN), L = encoder output (after the final LN for pre-LN models).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from harness.errors import ConfigError, HarnessError
+from harness.registry import register_upstream
+from upstreams.base import HiddenStates, Upstream, UpstreamSpec
+from upstreams.hubert_modules import (
+    ConvFeatureExtractor,
+    GradMultiply,
+    TransformerEncoder,
+    conv_out_lengths,
+    receptive_field,
+    valid_mask,
+)
+
+SAMPLE_RATE = 16000
+WEIGHTS_FILE = "upstream.safetensors"
+CONFIG_FILE = "upstream.json"
+RANDOM_SEED = 0
+
+
+@dataclass(frozen=True)
+class HubertConfig:
+    """HuBERT architecture; defaults = the published Base model (fairseq hubert_base)."""
+
+    conv_channels: Tuple[int, ...] = (512,) * 7
+    conv_kernels: Tuple[int, ...] = (10, 3, 3, 3, 3, 2, 2)
+    conv_strides: Tuple[int, ...] = (5, 2, 2, 2, 2, 2, 2)
+    conv_bias: bool = False
+    extractor_mode: str = "group_norm"  # GroupNorm on the first conv only; "layer_norm": LN on all
+    encoder_dim: int = 768
+    encoder_layers: int = 12
+    encoder_heads: int = 12
+    encoder_ffn_dim: int = 3072
+    layer_norm_first: bool = False  # False: post-LN (Base); True: pre-LN (Large)
+    pos_conv_kernel: int = 128
+    pos_conv_groups: int = 16
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    activation_dropout: float = 0.0
+    dropout_input: float = 0.1  # after the projection to encoder_dim
+    layerdrop: float = 0.05
+    feature_grad_mult: float = 0.1  # 0 freezes the CNN (no grad)
+    final_dim: int = 256  # used by the pre-training wrapper, not by the encoder
+
+    def __post_init__(self):
+        for name in ("conv_channels", "conv_kernels", "conv_strides"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        if not len(self.conv_channels) == len(self.conv_kernels) == len(self.conv_strides) > 0:
+            raise ConfigError("conv_channels, conv_kernels and conv_strides must have the same length")
+        if self.extractor_mode not in ("group_norm", "layer_norm"):
+            raise ConfigError(f"extractor_mode must be 'group_norm' or 'layer_norm', got {self.extractor_mode!r}")
+        if self.encoder_dim % self.encoder_heads or self.encoder_dim % self.pos_conv_groups:
+            raise ConfigError("encoder_dim must be divisible by encoder_heads and pos_conv_groups")
+
+    @classmethod
+    def base(cls) -> "HubertConfig":
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> "HubertConfig":
+        """CPU toy (PRETRAIN.md 7): same kernels/strides (20 ms), 128 channels, 4 x 128, 4 heads."""
+        return cls(conv_channels=(128,) * 7, encoder_dim=128, encoder_layers=4, encoder_heads=4,
+                   encoder_ffn_dim=512, final_dim=64)
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_field(self.conv_kernels, self.conv_strides)
+
+    @property
+    def stride(self) -> int:
+        s = 1
+        for v in self.conv_strides:
+            s *= v
+        return s
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HubertConfig":
+        known = {f.name for f in fields(cls)}
+        for k in d:
+            if k not in known:
+                raise ConfigError(f"unknown HubertConfig key {k!r}")
+        return cls(**d)
+
+
+def hubert_num_frames(num_samples, config: HubertConfig) -> Tensor:
+    """Valid frames for `num_samples` samples: short non-empty inputs count as 400 samples."""
+    n = torch.as_tensor(num_samples, dtype=torch.long)
+    n = torch.where(n > 0, n.clamp_min(config.receptive_field), n.clamp_min(0))
+    return conv_out_lengths(n, config.conv_kernels, config.conv_strides)
+
+
+@dataclass
+class HubertEncoderOutput:
+    """hidden_states: L+1 (or num_layers+1) tensors (B, T, D), padded frames zero.
+    lengths: (B,) int64 valid frames. padding_mask: (B, T) bool, True on padding.
+    features: (B, T, C) CNN output before its LayerNorm (padded frames zero; after the
+    feature_grad_mult gradient scaling), for the feature penalty of pre-training."""
+
+    hidden_states: List[Tensor]
+    lengths: Tensor
+    padding_mask: Tensor
+    features: Tensor = field(repr=False)
+
+
+class HubertEncoder(nn.Module):
+    """CNN -> LayerNorm -> Linear(C, D) -> dropout -> (mask embedding) -> transformer encoder."""
+
+    def __init__(self, config: HubertConfig):
+        super().__init__()
+        c = config
+        self.config = c
+        self.feature_extractor = ConvFeatureExtractor(c.conv_channels, c.conv_kernels, c.conv_strides,
+                                                      c.conv_bias, c.extractor_mode)
+        self.layer_norm = nn.LayerNorm(c.conv_channels[-1])
+        self.post_extract_proj = nn.Linear(c.conv_channels[-1], c.encoder_dim)
+        self.dropout_input = nn.Dropout(c.dropout_input)
+        self.mask_emb = nn.Parameter(torch.empty(c.encoder_dim))
+        self.encoder = TransformerEncoder(
+            c.encoder_dim, c.encoder_layers, c.encoder_heads, c.encoder_ffn_dim, c.pos_conv_kernel,
+            c.pos_conv_groups, c.dropout, c.attention_dropout, c.activation_dropout,
+            c.layer_norm_first, c.layerdrop,
+        )
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """PRETRAIN.md 1: Linear N(0, 0.02), bias 0; mask embedding U[0, 1); CNN convs Kaiming
+        normal (fairseq); norms weight 1 bias 0; pos conv keeps its fairseq init."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, mean=0.0, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        for block in self.feature_extractor.conv_layers:
+            nn.init.kaiming_normal_(block.conv.weight)
+            if block.conv.bias is not None:
+                nn.init.zeros_(block.conv.bias)
+        nn.init.uniform_(self.mask_emb)
+
+    @property
+    def num_layers(self) -> int:
+        return self.config.encoder_layers
+
+    def num_frames(self, num_samples) -> Tensor:
+        return hubert_num_frames(num_samples, self.config)
+
+    def _prepare_input(self, wavs: Tensor, wav_lens: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        if wavs.ndim != 2:
+            raise ValueError(f"wavs must be (batch, samples), got shape {tuple(wavs.shape)}")
+        wavs = wavs.to(self.post_extract_proj.weight.dtype)
+        B, S = wavs.shape
+        if wav_lens is None:
+            wav_lens = torch.full((B,), S, dtype=torch.long, device=wavs.device)
+        wav_lens = torch.as_tensor(wav_lens, device=wavs.device).long()
+        if bool((wav_lens <= 0).any()) or bool((wav_lens > S).any()):
+            raise HarnessError(f"HuBERT needs 1..{S} samples per item, got lengths {wav_lens.tolist()}")
+        wavs = wavs * valid_mask(wav_lens, S)  # ignore whatever lies past each length
+        rf = self.config.receptive_field
+        if S < rf:
+            wavs = nn.functional.pad(wavs, (0, rf - S))
+        return wavs, wav_lens.clamp_min(rf)
+
+    def forward(self, wavs: Tensor, wav_lens: Optional[Tensor] = None, mask: Optional[Tensor] = None,
+                num_layers: Optional[int] = None) -> HubertEncoderOutput:
+        """wavs (B, S) float 16 kHz; wav_lens (B,) samples (None: all S); mask (B, T) bool: frames
+        replaced by the mask embedding (pre-training); num_layers: stop after that many layers."""
+        wavs, wav_lens = self._prepare_input(wavs, wav_lens)
+        mult = self.config.feature_grad_mult
+        if mult > 0:
+            feats, lengths = self.feature_extractor(wavs, wav_lens)
+            if mult != 1.0 and torch.is_grad_enabled():
+                feats = GradMultiply.apply(feats, mult)
+        else:
+            with torch.no_grad():
+                feats, lengths = self.feature_extractor(wavs, wav_lens)
+        T = feats.shape[1]
+        padding_mask = ~valid_mask(lengths, T)
+        feats = feats.masked_fill(padding_mask[..., None], 0.0)
+        x = self.dropout_input(self.post_extract_proj(self.layer_norm(feats)))
+        if mask is not None:
+            if mask.shape != (x.shape[0], T):
+                raise ValueError(f"mask must be (B, T) = {(x.shape[0], T)}, got {tuple(mask.shape)}")
+            x = torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
+        states = self.encoder(x, padding_mask, num_layers)
+        return HubertEncoderOutput(states, lengths, padding_mask, feats)
+
+
+class HubertUpstream(Upstream):
+    """A HuBERT encoder behind the Upstream interface (L+1 states of size D at 50 Hz)."""
+
+    def __init__(self, encoder: HubertEncoder, name: str, source: str = ""):
+        super().__init__()
+        self.encoder = encoder
+        self.config = encoder.config
+        self.spec = UpstreamSpec(
+            name=name, family="hubert", sample_rate=SAMPLE_RATE, num_layers=self.config.encoder_layers + 1,
+            hidden_size=self.config.encoder_dim, frame_rate_hz=SAMPLE_RATE / self.config.stride, source=source,
+        )
+        self.eval()
+
+    def num_frames(self, num_samples) -> Tensor:
+        return self.encoder.num_frames(num_samples)
+
+    def forward(self, wavs: Tensor, wav_lens: Tensor) -> HiddenStates:
+        out = self.encoder(wavs, wav_lens)
+        return HiddenStates(layers=out.hidden_states, lengths=out.lengths)
+
+
+def build_random_encoder(config: HubertConfig, seed: int = RANDOM_SEED) -> HubertEncoder:
+    """An untrained encoder whose weights depend only on (config, seed); global RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return HubertEncoder(config)
+
+
+@register_upstream("random:hubert_tiny")
+def random_hubert_tiny() -> HubertUpstream:
+    return HubertUpstream(build_random_encoder(HubertConfig.tiny()), "random:hubert_tiny",
+                          f"random init, HubertConfig.tiny(), seed {RANDOM_SEED}")
+
+
+@register_upstream("random:hubert_base")
+def random_hubert_base() -> HubertUpstream:
+    return HubertUpstream(build_random_encoder(HubertConfig.base()), "random:hubert_base",
+                          f"random init, HubertConfig.base(), seed {RANDOM_SEED}")
+
+
+# ----------------------------------------------------------------------------- export / load
+
+
+def export(encoder: HubertEncoder, config: HubertConfig, path: Union[str, Path], name: str) -> Path:
+    """Write `upstream.safetensors` + `upstream.json` into folder `path`; returns the folder."""
+    from safetensors.torch import save_file
+
+    if encoder.config != config:
+        raise ValueError("export: config differs from encoder.config")
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    save_file(sd, str(tmp), metadata={"format": "pt"})
+    tmp.replace(folder / WEIGHTS_FILE)
+    meta = {"format_version": 1, "family": "hubert", "name": name, "config": config.to_dict()}
+    tmp = folder / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    tmp.replace(folder / CONFIG_FILE)
+    return folder
+
+
+def load_exported(path: Union[str, Path]) -> HubertUpstream:
+    """Load a folder written by `export` (or the path of a file inside it), in eval mode."""
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    if folder.is_file():
+        folder = folder.parent
+    cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    if not cfg_path.is_file():
+        raise HarnessError(f"{cfg_path}: missing HuBERT upstream config file")
+    try:
+        meta = json.loads(cfg_path.read_text())
+        if meta.get("family") != "hubert":
+            raise HarnessError(f"family is {meta.get('family')!r}, expected 'hubert'")
+        config = HubertConfig.from_dict(meta["config"])
+    except (ValueError, KeyError, TypeError, AttributeError, HarnessError) as e:
+        raise HarnessError(f"{cfg_path}: bad upstream config: {e}") from None
+    if not w_path.is_file():
+        raise HarnessError(f"{w_path}: missing HuBERT upstream weights file")
+    try:
+        sd = load_file(str(w_path))
+    except Exception as e:  # safetensors raises several types on corrupt files
+        raise HarnessError(f"{w_path}: cannot read weights: {e}") from None
+    encoder = HubertEncoder(config)
+    _check_state_dict(encoder, sd, w_path)
+    encoder.load_state_dict(sd)
+    return HubertUpstream(encoder, str(meta.get("name") or folder.name), source=str(folder))
+
+
+def _check_state_dict(encoder: nn.Module, sd: Dict[str, Tensor], where: Path) -> None:
+    ours = encoder.state_dict()
+    missing, unexpected = sorted(set(ours) - set(sd)), sorted(set(sd) - set(ours))
+    if missing or unexpected:
+        raise HarnessError(f"{where}: weights do not match the config: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}")
+    for k, v in ours.items():
+        if tuple(sd[k].shape) != tuple(v.shape):
+            raise HarnessError(f"{where}: shape of {k} is {tuple(sd[k].shape)}, config expects {tuple(v.shape)}")
+
+
+# ----------------------------------------------------------------------------- torchaudio mapping
+
+_L = r"encoder\.transformer\.layers\.(\d+)\."
+_TA_PATTERNS = [
+    (r"feature_extractor\.conv_layers\.(\d+)\.conv\.(weight|bias)", r"feature_extractor.conv_layers.\1.conv.\2"),
+    (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.(weight|bias)", r"feature_extractor.conv_layers.\1.norm.\2"),
+    (r"encoder\.feature_projection\.layer_norm\.(weight|bias)", r"layer_norm.\1"),
+    (r"encoder\.feature_projection\.projection\.(weight|bias)", r"post_extract_proj.\1"),
+    (r"encoder\.transformer\.pos_conv_embed\.conv\.bias", r"encoder.pos_conv.conv.bias"),
+    (r"encoder\.transformer\.pos_conv_embed\.conv\.(?:weight_g|parametrizations\.weight\.original0)",
+     r"encoder.pos_conv.conv.parametrizations.weight.original0"),
+    (r"encoder\.transformer\.pos_conv_embed\.conv\.(?:weight_v|parametrizations\.weight\.original1)",
+     r"encoder.pos_conv.conv.parametrizations.weight.original1"),
+    (r"encoder\.transformer\.layer_norm\.(weight|bias)", r"encoder.layer_norm.\1"),
+    (_L + r"attention\.(q|k|v|out)_proj\.(weight|bias)", r"encoder.layers.\1.self_attn.\2_proj.\3"),
+    (_L + r"layer_norm\.(weight|bias)", r"encoder.layers.\1.self_attn_layer_norm.\2"),
+    (_L + r"feed_forward\.intermediate_dense\.(weight|bias)", r"encoder.layers.\1.fc1.\2"),
+    (_L + r"feed_forward\.output_dense\.(weight|bias)", r"encoder.layers.\1.fc2.\2"),
+    (_L + r"final_layer_norm\.(weight|bias)", r"encoder.layers.\1.final_layer_norm.\2"),
+    (r"mask_generator\.mask_embedding", r"mask_emb"),
+]
+_TA_SKIP = ("aux.", "logit_generator.")
+
+
+def from_torchaudio_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Map a torchaudio Wav2Vec2Model (hubert_*) or HuBERTPretrainModel state dict to our names.
+
+    Weight norm may come as `weight_g`/`weight_v` or `parametrizations.weight.original0/1`.
+    `aux.*` (CTC head) and `logit_generator.*` are skipped; any other unknown key raises.
+    A plain Wav2Vec2Model has no mask embedding: load the result with strict=False (only
+    `mask_emb` missing) or keep the encoder's own.
+    """
+    out: Dict[str, Tensor] = {}
+    for key, value in sd.items():
+        k = key[len("wav2vec2."):] if key.startswith("wav2vec2.") else key
+        if k.startswith(_TA_SKIP):
+            continue
+        for pat, rep in _TA_PATTERNS:
+            m = re.fullmatch(pat, k)
+            if m:
+                out[m.expand(rep)] = value
+                break
+        else:
+            raise HarnessError(f"torchaudio state dict: unknown key {key!r}")
+    return out

@@ -1,0 +1,231 @@
+"""Building blocks of the HuBERT network (used by upstreams/hubert.py; registers nothing).
+
+Module names follow fairseq's HuBERT where it is practical (`self_attn`, `fc1`, `fc2`,
+`self_attn_layer_norm`, `final_layer_norm`, `pos_conv`), so foreign checkpoints map by name.
+Every block that mixes information over time takes per-item valid lengths, so that each item of a
+zero-padded batch gives the same valid frames as the item run alone.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def valid_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """(B, max_len) bool, True on valid frames (index < length)."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def conv_out_lengths(lengths: Tensor, kernels: Sequence[int], strides: Sequence[int]) -> Tensor:
+    """Frames after a stack of unpadded convs, conv by conv: floor((n - k) / s) + 1, >= 0."""
+    n = torch.as_tensor(lengths, dtype=torch.long)
+    for k, s in zip(kernels, strides):
+        n = torch.clamp(torch.div(n - k, s, rounding_mode="floor") + 1, min=0)
+    return n
+
+
+def receptive_field(kernels: Sequence[int], strides: Sequence[int]) -> int:
+    """Samples seen by one output frame (400 for the HuBERT CNN)."""
+    rf, jump = 1, 1
+    for k, s in zip(kernels, strides):
+        rf += (k - 1) * jump
+        jump *= s
+    return rf
+
+
+class GradMultiply(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by `scale` (fairseq feature_grad_mult)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:
+        ctx.scale = scale
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return grad * ctx.scale, None
+
+
+class MaskedGroupNorm(nn.GroupNorm):
+    """GroupNorm over (channels of a group, time) whose statistics use valid frames only.
+
+    Input (B, C, T) plus lengths (B,). With lengths None, or every item full length, it is the
+    plain GroupNorm. Padded frames of the output are zero. Statistics are computed in fp32.
+    """
+
+    def forward(self, x: Tensor, lengths: Optional[Tensor] = None) -> Tensor:  # type: ignore[override]
+        B, C, T = x.shape
+        if lengths is None or bool((lengths >= T).all()):
+            return super().forward(x)
+        m = valid_mask(lengths, T)[:, None, None, :].to(torch.float32)  # B,1,1,T
+        G = self.num_groups
+        xf = x.float().reshape(B, G, C // G, T)
+        n = (m.sum(-1, keepdim=True) * (C // G)).clamp_min(1.0)
+        mean = (xf * m).sum((2, 3), keepdim=True) / n
+        var = (((xf - mean) * m) ** 2).sum((2, 3), keepdim=True) / n
+        y = ((xf - mean) * torch.rsqrt(var + self.eps) * m).reshape(B, C, T)
+        if self.affine:
+            y = (y * self.weight.float()[None, :, None] + self.bias.float()[None, :, None]) * m[:, 0]
+        return y.to(x.dtype)
+
+
+class ConvBlock(nn.Module):
+    """Conv1d -> (norm) -> GELU. norm: "group" (masked GroupNorm, one group per channel),
+    "layer" (LayerNorm over channels, per frame) or None."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, bias: bool, norm: Optional[str]):
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+        self.conv = nn.Conv1d(c_in, c_out, kernel, stride=stride, bias=bias)
+        self.norm_kind = norm
+        if norm == "group":
+            self.norm: Optional[nn.Module] = MaskedGroupNorm(c_out, c_out, affine=True)
+        elif norm == "layer":
+            self.norm = nn.LayerNorm(c_out)
+        else:
+            self.norm = None
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        x = self.conv(x)
+        lengths = conv_out_lengths(lengths, [self.kernel], [self.stride])
+        if self.norm_kind == "group":
+            x = self.norm(x, lengths)
+        elif self.norm_kind == "layer":
+            x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return F.gelu(x), lengths
+
+
+class ConvFeatureExtractor(nn.Module):
+    """The waveform CNN: (B, S) samples -> (B, T, C) frames plus (B,) valid frame counts."""
+
+    def __init__(self, channels, kernels, strides, bias: bool, mode: str):
+        super().__init__()
+        layers, c_in = [], 1
+        for i, (c, k, s) in enumerate(zip(channels, kernels, strides)):
+            norm = "group" if (mode == "group_norm" and i == 0) else ("layer" if mode == "layer_norm" else None)
+            layers.append(ConvBlock(c_in, c, k, s, bias, norm))
+            c_in = c
+        self.conv_layers = nn.ModuleList(layers)
+
+    def forward(self, wavs: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        x = wavs.unsqueeze(1)
+        for layer in self.conv_layers:
+            x, lengths = layer(x, lengths)
+        return x.transpose(1, 2), lengths
+
+
+class ConvPositionalEmbedding(nn.Module):
+    """Grouped conv over time with weight norm (dim 2), "same" padding, last frame dropped when
+    the kernel is even, GELU. Init as fairseq: N(0, sqrt(4 (1 - dropout) / (k D))), bias 0."""
+
+    def __init__(self, dim: int, kernel: int, groups: int, dropout: float):
+        super().__init__()
+        conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=groups)
+        nn.init.normal_(conv.weight, mean=0.0, std=math.sqrt(4 * (1.0 - dropout) / (kernel * dim)))
+        nn.init.zeros_(conv.bias)
+        self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
+        self.num_remove = 1 if kernel % 2 == 0 else 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv(x.transpose(1, 2))
+        if self.num_remove:
+            y = y[..., : -self.num_remove]
+        return F.gelu(y).transpose(1, 2)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self attention through F.scaled_dot_product_attention.
+
+    attn_mask: None or (B, 1, 1, T) bool, True on keys that may be attended to.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.head_dim, self.dropout = heads, dim // heads, dropout
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
+        B, T, D = x.shape
+        shape = (B, T, self.heads, self.head_dim)
+        q = self.q_proj(x).view(shape).transpose(1, 2)
+        k = self.k_proj(x).view(shape).transpose(1, 2)
+        v = self.v_proj(x).view(shape).transpose(1, 2)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, D))
+
+
+class TransformerLayer(nn.Module):
+    """One encoder layer; post-LN (Base) or pre-LN (Large) as in fairseq."""
+
+    def __init__(self, dim, heads, ffn_dim, dropout, attention_dropout, activation_dropout, layer_norm_first):
+        super().__init__()
+        self.layer_norm_first = layer_norm_first
+        self.self_attn = SelfAttention(dim, heads, attention_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, dim)
+        self.final_layer_norm = nn.LayerNorm(dim)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(activation_dropout)
+        self.dropout3 = nn.Dropout(dropout)
+
+    def _ffn(self, x: Tensor) -> Tensor:
+        return self.dropout3(self.fc2(self.dropout2(F.gelu(self.fc1(x)))))
+
+    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
+        if self.layer_norm_first:
+            x = x + self.dropout1(self.self_attn(self.self_attn_layer_norm(x), attn_mask))
+            return x + self._ffn(self.final_layer_norm(x))
+        x = self.self_attn_layer_norm(x + self.dropout1(self.self_attn(x, attn_mask)))
+        return self.final_layer_norm(x + self._ffn(x))
+
+
+class TransformerEncoder(nn.Module):
+    """Positional conv + (LN for post-LN) + layers (+ final LN for pre-LN).
+
+    forward returns num_layers + 1 states: [input of layer 1, output of layer 1, ...]; with all
+    layers run, the last state is the encoder output (after the final LN for pre-LN).
+    """
+
+    def __init__(self, dim, layers, heads, ffn_dim, pos_kernel, pos_groups, dropout,
+                 attention_dropout, activation_dropout, layer_norm_first, layerdrop):
+        super().__init__()
+        self.layer_norm_first, self.layerdrop = layer_norm_first, layerdrop
+        self.pos_conv = ConvPositionalEmbedding(dim, pos_kernel, pos_groups, dropout)
+        self.layer_norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            TransformerLayer(dim, heads, ffn_dim, dropout, attention_dropout, activation_dropout, layer_norm_first)
+            for _ in range(layers)
+        )
+
+    def forward(self, x: Tensor, padding_mask: Optional[Tensor] = None, num_layers: Optional[int] = None) -> List[Tensor]:
+        n = len(self.layers) if num_layers is None else num_layers
+        pad = padding_mask if (padding_mask is not None and bool(padding_mask.any())) else None
+        if pad is not None:
+            x = x.masked_fill(pad[..., None], 0.0)  # as if the item were alone: pos conv sees zeros
+        x = x + self.pos_conv(x)
+        if not self.layer_norm_first:
+            x = self.layer_norm(x)
+        x = self.dropout(x)
+        attn_mask = None if pad is None else (~pad)[:, None, None, :]
+        states = [x]
+        for layer in self.layers[:n]:
+            if not (self.training and self.layerdrop > 0 and torch.rand(()).item() < self.layerdrop):
+                x = layer(x, attn_mask)
+            states.append(x)
+        if self.layer_norm_first and n == len(self.layers):
+            states[-1] = self.layer_norm(x)
+        if pad is not None:
+            states = [s.masked_fill(pad[..., None], 0.0) for s in states]
+        return states
