@@ -7,7 +7,7 @@ Layout of a run folder `RUNS/<corpus>/<upstream-slug>/<task>/lr<lr>_seed<seed>_<
 
 result.json keys:
   run_id, corpus, corpus_kind ("synth" | "real"), upstream, upstream_family, task, profile,
-  lr, seed, config_hash, git_sha, versions {python, torch, torchaudio, harness, ...},
+  lr, seed, config_hash, git_sha, versions {python, torch, torchaudio, harness, ...}, layer_norm,
   primary_metric, higher_is_better, metrics {"dev": {...}, "test": {...}},
   extra {task-specific tables, e.g. per-language CER},
   layer_weights {"softmax": [L+1], "layer_norm": [L+1], "corrected": [L+1]},

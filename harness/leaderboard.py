@@ -1,0 +1,305 @@
+"""Leaderboards from run folders (DESIGN.md section 8): result.json files only, never checkpoints.
+
+- ``scan`` / ``collect``: every finished run as one DataFrame row (metrics flattened to
+  ``dev.<metric>`` / ``test.<metric>`` columns); unfinished folders and unreadable result.json
+  files are counted, not read.
+- ``select_best``: per (corpus, profile, upstream, task) the learning rate whose mean dev primary
+  metric over seeds is best (ties: the smaller lr), then mean and 95% interval over that lr's seeds.
+  Where no run of a group has a dev value (SUPERB ASV has no dev set) the lr is chosen on test and
+  the table says so.
+- ``build``: one markdown file per corpus (``<out>/<corpus>.md``) plus heatmaps in
+  ``<out>/<corpus>/<profile>/``. Corpora are never mixed, so synth and real numbers never share a
+  table. Scores: on synth the board-relative SUPERB-style score; on a real corpus the published
+  SUPERB and WavLM-paper scores, only for upstreams that have all of their metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import pandas as pd
+
+from harness import plots, scores
+from harness.errors import HarnessError
+from harness.results import RESULT, slug
+
+GROUP = ["corpus", "profile", "upstream", "task"]
+REQUIRED = ["run_id", "corpus", "corpus_kind", "upstream", "task", "lr", "seed", "primary_metric",
+            "higher_is_better", "metrics"]  # fmt: skip
+RUN_DIR_NAME = re.compile(r"^lr.+_seed-?\d+_[0-9A-Za-z]+$")
+SYNTH_HEADER = ("SUPERB-style score on synth: fbank = 0, best run per metric = 1000 "
+                "(not comparable with published SUPERB scores)")  # fmt: skip
+
+
+@dataclass
+class Scan:
+    """What a runs root holds: finished runs (DataFrame), unfinished run folders, broken results."""
+
+    root: Path
+    runs: pd.DataFrame
+    unfinished: List[Path] = field(default_factory=list)
+    broken: List[Tuple[Path, str]] = field(default_factory=list)
+
+
+def _row(r: dict, path: Path) -> dict:
+    row = {k: r.get(k) for k in ("run_id", "corpus", "corpus_kind", "upstream", "upstream_family", "task",
+                                 "profile", "lr", "seed", "config_hash", "git_sha", "primary_metric",
+                                 "higher_is_better", "best_step", "finished_at")}  # fmt: skip
+    row["profile"] = row["profile"] or "default"
+    row["lr"], row["seed"] = float(r["lr"]), int(r["seed"])
+    row["higher_is_better"] = bool(r["higher_is_better"])
+    row["torch"] = (r.get("versions") or {}).get("torch", "unknown")
+    row["run_dir"] = str(path.parent)
+    lw = r.get("layer_weights") or {}
+    row["lw_softmax"], row["lw_corrected"] = lw.get("softmax"), lw.get("corrected")
+    for split in ("dev", "test"):
+        for m, v in ((r["metrics"] or {}).get(split) or {}).items():
+            row[f"{split}.{m}"] = math.nan if v is None else float(v)
+    return row
+
+
+def scan(runs_root) -> Scan:
+    """Read every result.json under ``runs_root``; count unfinished folders and broken files."""
+    root = Path(runs_root)
+    rows, broken = [], []
+    for p in sorted(root.rglob(RESULT)) if root.is_dir() else []:
+        try:
+            r = json.loads(p.read_text())
+            missing = [k for k in REQUIRED if k not in r]
+            if missing:
+                raise ValueError(f"missing key(s) {', '.join(missing)}")
+            rows.append(_row(r, p))
+        except (ValueError, TypeError, AttributeError, OSError) as e:
+            broken.append((p, str(e)))
+    unfinished = []
+    for d in sorted(root.rglob("*")) if root.is_dir() else []:
+        looks_like_run = RUN_DIR_NAME.match(d.name) or (d / "config.json").is_file() or (d / "progress.json").is_file()
+        if d.is_dir() and looks_like_run and not (d / RESULT).exists():
+            unfinished.append(d)
+    return Scan(root, pd.DataFrame(rows), unfinished, broken)
+
+
+def collect(runs_root) -> pd.DataFrame:
+    """Finished runs under ``runs_root`` as a DataFrame (one row per result.json)."""
+    s = scan(runs_root)
+    if s.runs.empty:
+        where = "" if Path(runs_root).is_dir() else " (the folder does not exist)"
+        raise HarnessError(f"no finished runs were found under {runs_root}{where}")
+    return s.runs
+
+
+def _mean_lists(lists) -> List[float] | None:
+    arrs = [np.asarray(x, dtype=float) for x in lists if x]
+    if not arrs or len({a.shape for a in arrs}) != 1:
+        return None
+    return np.mean(arrs, axis=0).tolist()
+
+
+def select_best(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (corpus, profile, upstream, task): the dev-best lr (by mean over seeds) and
+    ``<split>.<metric>.mean`` / ``.ci`` over its seeds, the runs' ids, hashes, shas, versions."""
+    metric_cols = [c for c in df.columns if c.startswith(("dev.", "test."))]
+    out = []
+    for key, g in df.groupby(GROUP, sort=True):
+        primary = g["primary_metric"].iloc[0]
+        hib = bool(g["higher_is_better"].iloc[0])
+        if g["primary_metric"].nunique() != 1 or g["higher_is_better"].nunique() != 1:
+            raise HarnessError(f"runs of {'/'.join(map(str, key))} disagree on the primary metric or its direction")
+        split = "dev" if f"dev.{primary}" in g and g[f"dev.{primary}"].notna().any() else "test"
+        col = f"{split}.{primary}"
+        by_lr = pd.Series(dtype=float)  # mean over seeds per lr; NaN when a seed has no value (diverged)
+        if col in g:
+            by_lr = g.groupby("lr")[col].apply(lambda v: v.mean() if v.notna().all() else math.nan)
+        valid = by_lr.dropna()
+        if valid.empty:
+            lr = float(min(g["lr"]))
+        else:
+            best = valid.max() if hib else valid.min()
+            lr = float(min(valid.index[valid == best]))
+        c = g[g["lr"] == lr].sort_values("seed")
+        row = dict(zip(GROUP, key))
+        row.update(corpus_kind=c["corpus_kind"].iloc[0], upstream_family=c["upstream_family"].iloc[0],
+                   primary_metric=primary, higher_is_better=hib, lr=lr, selected_on=split,
+                   n_seeds=len(c), seeds=c["seed"].tolist(), run_ids=c["run_id"].tolist(),
+                   config_hashes=sorted(set(c["config_hash"].astype(str))),
+                   git_shas=sorted(set(c["git_sha"].astype(str))), torch=sorted(set(c["torch"].astype(str))),
+                   lr_scores={float(k): float(v) for k, v in by_lr.items()},
+                   lw_softmax=_mean_lists(c["lw_softmax"]), lw_corrected=_mean_lists(c["lw_corrected"]))  # fmt: skip
+        for mc in metric_cols:
+            vals = c[mc].dropna()
+            if len(vals):
+                row[f"{mc}.mean"], row[f"{mc}.ci"] = scores.mean_ci95(vals)
+                row[f"{mc}.n"] = len(vals)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def fmt(x) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x:.2f}" if abs(x) >= 1 or x == 0 else f"{x:.3g}"
+
+
+def fmt_ci(mean, ci) -> str:
+    return f"{fmt(mean)} ± {fmt(ci)}"
+
+
+def md_table(headers: List[str], rows: List[List[str]]) -> str:
+    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _arrow(metric: str, hib: bool | None = None) -> str:
+    hib = scores.METRIC_HIGHER_IS_BETTER.get(metric) if hib is None else hib
+    return "" if hib is None else (" ↑" if hib else " ↓")
+
+
+def _metrics(b: pd.DataFrame, split: str) -> List[str]:
+    return sorted({c.split(".")[1] for c in b.columns if c.startswith(f"{split}.") and c.endswith(".mean")
+                   and b[c].notna().any()})  # fmt: skip
+
+
+def _task_table(t: pd.DataFrame) -> str:
+    primary, hib = t["primary_metric"].iloc[0], bool(t["higher_is_better"].iloc[0])
+    t = t.sort_values(f"test.{primary}.mean", ascending=not hib, na_position="last")
+    others = [m for m in _metrics(t, "test") if m != primary]
+    head = ["upstream", f"test {primary}{_arrow(primary, hib)} (mean ± 95% CI)"]
+    head += [f"test {m}{_arrow(m)}" for m in others]
+    head += [f"dev {primary}", "lr", "selected on", "mean per lr", "seeds", "run id", "config hash", "git sha", "torch"]
+    rows = []
+    for _, r in t.iterrows():
+        cells = [r["upstream"], fmt_ci(r.get(f"test.{primary}.mean"), r.get(f"test.{primary}.ci"))]
+        cells += [fmt_ci(r.get(f"test.{m}.mean"), r.get(f"test.{m}.ci")) for m in others]
+        cells += [fmt_ci(r.get(f"dev.{primary}.mean"), r.get(f"dev.{primary}.ci")), f"{r['lr']:g}",
+                  r["selected_on"] + ("" if r["selected_on"] == "dev" else " (no dev set)"),
+                  ", ".join(f"{k:g}: {fmt(v)}" for k, v in sorted(r["lr_scores"].items())),
+                  f"{r['n_seeds']} ({', '.join(map(str, r['seeds']))})", ", ".join(r["run_ids"]),
+                  ", ".join(r["config_hashes"]), ", ".join(r["git_shas"]), ", ".join(r["torch"])]  # fmt: skip
+        rows.append(cells)
+    return md_table(head, rows)
+
+
+def board_scores(b: pd.DataFrame, kind: str) -> Tuple[Dict[str, Dict[str, float]], List[str]]:
+    """({score name: {upstream: value}}, notes) for one board (one corpus and profile)."""
+    ups = sorted(b["upstream"].unique())
+    if kind == "synth":
+        long = pd.DataFrame({"upstream": b["upstream"], "task": b["task"], "metric": b["primary_metric"],
+                             "value": [r.get(f"test.{r['primary_metric']}.mean", math.nan) for _, r in b.iterrows()],
+                             "higher_is_better": b["higher_is_better"]})  # fmt: skip
+        s = scores.synth_superb_scores(long)
+        notes = [f"SUPERB-style score over tasks: {', '.join(s.tasks_used) or 'none'} (test primary metric of "
+                 f"each task; mean per task, then over tasks; an upstream missing one of them has no score)."]
+        notes += [f"Task {t} not in the score: {why}." for t, why in s.tasks_skipped.items()]
+        return ({"SUPERB-style score (synth)": dict(s)} if s.tasks_used else {}), notes
+    mets = {u: {(r["task"], c.split(".")[1]): r[c] for _, r in b[b["upstream"] == u].iterrows()
+                for c in b.columns if c.startswith("test.") and c.endswith(".mean") and pd.notna(r[c])}
+            for u in ups}  # fmt: skip
+    need = set(scores.SUPERB_PAPER_METRICS)
+    have = [u for u in ups if need <= set(mets[u])]
+    if not have:
+        return {}, ["Published SUPERB / WavLM-paper scores not shown: they need the test metrics of the 10-task "
+                    "paper collection (" + ", ".join(f"{t} {m}" for t, m in scores.SUPERB_PAPER_METRICS) + ")."]
+    out = {"SUPERB score (paper refs)": {u: scores.superb_score(mets[u]) for u in have},
+           "WavLM-paper score": {u: scores.wavlm_paper_score(mets[u]) for u in have}}
+    return out, ["SUPERB score: FBANK -> SOTA reference points of the SUPERB paper, 10 tasks (SF F1 and CER "
+                 "half each); WavLM-paper score: plain mean of the 11 metrics; QbE MTWV scaled x100."]
+
+
+def _rank(score: float) -> Tuple[int, float]:
+    return (0, -score) if math.isfinite(score) else (1, 0.0)
+
+
+def _summary(b: pd.DataFrame, board: Dict[str, Dict[str, float]]) -> str:
+    tasks = sorted(b["task"].unique())
+    prim = {t: b.loc[b["task"] == t, "primary_metric"].iloc[0] for t in tasks}
+    hib = {t: bool(b.loc[b["task"] == t, "higher_is_better"].iloc[0]) for t in tasks}
+    ups = sorted(b["upstream"].unique())
+    if board:  # best score first, upstreams without a score last
+        first = next(iter(board.values()))
+        ups.sort(key=lambda u: _rank(first.get(u, math.nan)))
+    head = ["upstream"] + [f"{t} {prim[t]}{_arrow(prim[t], hib[t])}" for t in tasks] + list(board)
+    rows = []
+    for u in ups:
+        cells = [u]
+        for t in tasks:
+            r = b[(b["upstream"] == u) & (b["task"] == t)]
+            cells.append(fmt(r[f"test.{prim[t]}.mean"].iloc[0]) if len(r) and f"test.{prim[t]}.mean" in r else "–")
+        cells += [fmt(s.get(u, math.nan)) for s in board.values()]
+        rows.append(cells)
+    return md_table(head, rows)
+
+
+def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -> Tuple[str, List[Path]]:
+    """Markdown for one corpus (links relative to ``out_dir``) and the heatmap files written."""
+    out_dir = Path(out_dir)
+    c = best[best["corpus"] == corpus]
+    kinds = sorted(set(c["corpus_kind"]))
+    if len(kinds) != 1:
+        raise HarnessError(f"corpus {corpus!r} has runs of several kinds ({', '.join(kinds)}); they cannot share a board")
+    kind = kinds[0]
+    md = [f"# Leaderboard: {corpus} ({kind})", ""]
+    if kind == "synth":
+        md += [f"> {SYNTH_HEADER}", ""]
+    md += [f"{n_runs} finished runs. Each cell: test mean ± 95% Student-t half-width over the seeds of the "
+           "learning rate whose mean dev primary metric is best (\"mean per lr\" lists those means).", ""]
+    paths: List[Path] = []
+    for profile, b in c.groupby("profile", sort=True):
+        board, notes = board_scores(b, kind)
+        md += [f"## Profile: {profile}", "", "### Summary (test primary metrics)", "", _summary(b, board), ""]
+        md += [n for note in notes for n in (note, "")]
+        for task, t in b.groupby("task", sort=True):
+            pm = t["primary_metric"].iloc[0]
+            direction = "higher is better" if t["higher_is_better"].iloc[0] else "lower is better"
+            md += [f"### Task {task} (primary: {pm}, {direction})", "", _task_table(t), ""]
+        hdir = out_dir / slug(corpus) / slug(str(profile))
+        for old in hdir.glob("heatmap_*.png") if hdir.is_dir() else []:
+            old.unlink()
+        weights = {(r["upstream"], r["task"]): {"softmax": r["lw_softmax"], "corrected": r["lw_corrected"]}
+                   for _, r in b.iterrows()}  # fmt: skip
+        drawn = plots.layer_heatmaps(weights, hdir)
+        if drawn:
+            md += ["### Layer weights (percent; raw softmax, then norm-corrected)", ""]
+            for label, files in drawn.items():
+                what, name = label.split(":", 1)
+                md += [f"#### {'Upstream' if what == 'upstream' else 'Task'} {name}", ""]
+                md += [" ".join(f"![{name} {p.stem.rsplit('_', 1)[-1]}]({p.relative_to(out_dir).as_posix()})"
+                                for p in files), ""]  # fmt: skip
+                paths += files
+    return "\n".join(md), paths
+
+
+def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
+    """Write the corpus pages of a scan; returns (written paths, {corpus: markdown})."""
+    if s.runs.empty:
+        raise HarnessError(f"no finished runs were found under {s.root}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    best = select_best(s.runs)
+    written, pages = [], {}
+    for corpus in sorted(best["corpus"].unique()):
+        n = int((s.runs["corpus"] == corpus).sum())
+        md, pngs = render_corpus(best, corpus, out_dir, n)
+        page = out_dir / f"{slug(corpus)}.md"
+        page.write_text(md + "\n")
+        written += [page] + pngs
+        pages[corpus] = md
+    return written, pages
+
+
+def build(runs_root, out_dir) -> List[Path]:
+    """Leaderboard markdown per corpus (``out_dir/<corpus>.md``) plus heatmaps; returns the paths."""
+    s = scan(runs_root)
+    if s.runs.empty:
+        collect(runs_root)  # raises the "no finished runs" error with the path
+    return build_from_scan(s, out_dir)[0]
