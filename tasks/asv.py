@@ -27,7 +27,10 @@ class SpeakerVerification(Task):
     }
 
     def prepare(self, corpus):
-        train = require([u for u in corpus.select(split="train", subset="speech") if u.speaker],
+        # speakers whose trials are scored never train the embedding (VoxCeleb1 lists them)
+        held_out = set((corpus.meta.get("asv") or {}).get("exclude_from_training", []))
+        train = require([u for u in corpus.select(split="train", subset="speech")
+                         if u.speaker and u.speaker not in held_out and not u.custom.get("asv_heldout")],
                         self.name, corpus, "training utterances with speakers")
         out = {"train": train}
         for split in ("dev", "test"):

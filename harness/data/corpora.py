@@ -1,0 +1,215 @@
+"""Load a corpus by spec: a schema folder (synth or any prepared corpus) or a real corpus folder.
+
+    load_corpus("runs/data/synth-tiny")                 a folder in the schema of harness.data.corpus
+    load_corpus("synth:runs/data/synth-tiny")           the same, explicitly
+    load_corpus("librispeech:/data/LibriSpeech")        LibriSpeech (the folder or its parent)
+    load_corpus("voxceleb1:/data/VoxCeleb1")            VoxCeleb1 (wav/ + veri_test2.txt + iden_split.txt)
+    load_corpus("speechcommands:/data/speech_commands_v0.01")   Speech Commands v0.01
+
+A real corpus is turned into lhotse manifests in the schema once, written to
+`<cache_dir>/<name>-<hash of the source path>/`, and read back from there on the next load. The
+cache is rebuilt when the source folder's top-level entries, the loader version or its options
+change (files added deep inside a folder are not noticed: delete the cache folder to force it).
+Default cache_dir: `.harness_cache` next to the data folder when writable, else
+`<tmp>/harness_cache`. Nothing here downloads anything.
+
+The loaders live in corpora_librispeech.py, corpora_voxceleb.py, corpora_speechcommands.py; this
+module holds the spec parser and the cache helpers they share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+from harness.data.corpus import Corpus, load_manifest_dir, save_manifests, write_trials
+from harness.errors import BadAudioError, HarnessError
+
+# prefix -> canonical corpus name
+KNOWN_PREFIXES = {
+    "synth": "synth",
+    "librispeech": "librispeech",
+    "voxceleb1": "voxceleb1",
+    "voxceleb": "voxceleb1",
+    "speechcommands": "speechcommands",
+    "speech_commands": "speechcommands",
+}
+
+CACHE_FOLDER_NAME = ".harness_cache"
+
+
+def load_corpus(spec: str, cache_dir: Optional[Path] = None) -> Corpus:
+    """Load the corpus named by `spec` (see the module docstring).
+
+    Args:
+        spec: a schema folder path, or "<prefix>:<path>" with prefix synth, librispeech,
+            voxceleb1 (alias voxceleb), speechcommands (alias speech_commands).
+        cache_dir: where real corpora's manifests are written (see module docstring).
+
+    Raises:
+        HarnessError: unknown prefix, missing folder, or a folder not in the expected layout.
+    """
+    name, path = parse_spec(spec)
+    if name == "synth":
+        if not path.is_dir():
+            raise HarnessError(f"corpus folder {path} does not exist")
+        return load_manifest_dir(path)
+    if name == "librispeech":
+        from harness.data.corpora_librispeech import load_librispeech
+
+        return load_librispeech(path, cache_dir)
+    if name == "voxceleb1":
+        from harness.data.corpora_voxceleb import load_voxceleb1
+
+        return load_voxceleb1(path, cache_dir)
+    if name == "speechcommands":
+        from harness.data.corpora_speechcommands import load_speechcommands
+
+        return load_speechcommands(path, cache_dir)
+    raise AssertionError(name)  # parse_spec only returns known names
+
+
+def parse_spec(spec: str) -> tuple:
+    """Split a spec into (canonical corpus name, path). A bare path means "synth" (schema folder)."""
+    spec = str(spec).strip()
+    if not spec:
+        raise HarnessError("empty corpus spec; expected a corpus folder or " + _known_text())
+    m = re.match(r"^([A-Za-z][A-Za-z0-9_]+):(.*)$", spec)  # 2+ chars: never a drive letter
+    if m:
+        prefix, rest = m.group(1).lower(), m.group(2)
+        if prefix in KNOWN_PREFIXES:
+            if not rest.strip():
+                raise HarnessError(f"corpus spec {spec!r} names no folder; expected {prefix}:PATH")
+            return KNOWN_PREFIXES[prefix], Path(rest.strip()).expanduser()
+        if not Path(spec).expanduser().exists():
+            raise HarnessError(f"unknown corpus prefix {m.group(1)!r} in {spec!r}; known: " + _known_text())
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise HarnessError(f"corpus folder {path} does not exist (spec {spec!r}; a folder or " + _known_text() + ")")
+    if path.is_dir() and not (path / "corpus.json").exists():
+        hint = _guess_layout(path)
+        if hint:
+            raise HarnessError(f"{path} is not a corpus folder (no corpus.json); it looks like {hint}: use {hint}:{path}")
+    return "synth", path
+
+
+def _known_text() -> str:
+    return ", ".join(f"{p}:PATH" for p in KNOWN_PREFIXES)
+
+
+def _guess_layout(path: Path) -> Optional[str]:
+    names = {p.name for p in path.iterdir()} if path.is_dir() else set()
+    if "LibriSpeech" in names or any(n.startswith(("train-clean", "dev-clean", "test-clean")) for n in names):
+        return "librispeech"
+    if "validation_list.txt" in names or "speech_commands_v0.01" in names:
+        return "speechcommands"
+    if names & {"veri_test.txt", "veri_test2.txt", "iden_split.txt"} or any(re.fullmatch(r"id1\d{4}", n) for n in names):
+        return "voxceleb1"
+    return None
+
+
+# ---------------------------------------------------------------- cache helpers (shared by loaders)
+
+
+def manifest_folder(name: str, source: Path, cache_dir: Optional[Path]) -> Path:
+    """The folder that holds (or will hold) the prepared manifests of `source`."""
+    source = Path(source).resolve()
+    digest = hashlib.sha1(str(source).encode()).hexdigest()[:10]
+    if cache_dir is None:
+        cache_dir = default_cache_dir(source)
+    return Path(cache_dir) / f"{name}-{digest}"
+
+
+def default_cache_dir(source: Path) -> Path:
+    """`.harness_cache` next to the data folder if writable, else a folder in the temp dir."""
+    parent = Path(source).resolve().parent
+    cand = parent / CACHE_FOLDER_NAME
+    try:
+        cand.mkdir(exist_ok=True)
+        if os.access(cand, os.W_OK):
+            return cand
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / "harness_cache"
+
+
+def fingerprint(paths: Iterable[Path]) -> str:
+    """A cheap fingerprint of folders/files: names, sizes and mtimes of each and its direct entries."""
+    h = hashlib.sha1()
+    for p in sorted({Path(x) for x in paths}, key=str):
+        h.update(str(p).encode())
+        try:
+            st = p.stat()
+        except OSError:
+            h.update(b"-")
+            continue
+        h.update(f"{st.st_mtime_ns}:{st.st_size}".encode())
+        if p.is_dir():
+            for c in sorted(os.listdir(p)):
+                if c.startswith("."):
+                    continue
+                h.update(c.encode())
+    return h.hexdigest()
+
+
+def cache_key(**parts: Any) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_cached(folder: Path, key: str) -> Optional[Corpus]:
+    """The prepared corpus in `folder` if its corpus.json carries `key`, else None."""
+    meta_path = Path(folder) / "corpus.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("cache_key") != key:
+        return None
+    try:
+        return load_manifest_dir(folder)
+    except Exception:  # a damaged cache is rebuilt, never fatal
+        return None
+
+
+def start_build(folder: Path) -> None:
+    """Invalidate a previous build: corpus.json goes first (it is written last by `finish`)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HarnessError(f"cannot create the manifest cache folder {folder}: {e}") from None
+    for n in ("corpus.json", "trials_dev.txt", "trials_test.txt"):
+        (folder / n).unlink(missing_ok=True)
+
+
+def finish(folder: Path, recordings, supervisions, meta: Dict[str, Any],
+           trials: Optional[Dict[str, List[tuple]]] = None) -> Corpus:
+    """Write trials, manifests and (last) corpus.json into `folder`, then load it back."""
+    folder = Path(folder)
+    for split, tr in (trials or {}).items():
+        write_trials(folder / f"trials_{split}.txt", tr)
+    save_manifests(folder, recordings, supervisions, meta)
+    return load_manifest_dir(folder)
+
+
+def recording_from_file(path: Path, rec_id: str):
+    """lhotse Recording of an audio file; unreadable files raise BadAudioError naming the file."""
+    from lhotse import Recording
+
+    try:
+        return Recording.from_file(str(path), recording_id=rec_id)
+    except Exception as e:
+        raise BadAudioError(path, f"cannot read the header ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def split_counts(supervisions) -> Dict[str, int]:
+    out: Dict[str, int] = {}
+    for s in supervisions:
+        key = f"{(s.custom or {}).get('subset', 'speech')}/{(s.custom or {}).get('split', 'train')}"
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
