@@ -1,0 +1,339 @@
+"""The plan of a `synth` corpus: sizes, languages, speakers and the list of items to render.
+
+`make_plan(size, seed)` is pure and deterministic: it decides every item (id, text, voice,
+speaker parameters, split, noise spec, ...) from the seed alone, before any audio exists. The
+renderer (synth_render) turns items into audio shard by shard. New item kinds (two-speaker
+mixtures, noisy speech, denoising pairs) are added as a plan function plus a renderer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from harness.data import noise
+from harness.data.synth_text import load_udhr, rng_for, split_chunks
+from harness.errors import HarnessError
+
+GENERATOR_VERSION = "synth-1"
+SAMPLE_RATE = 16000
+SPLITS = ("train", "dev", "test")
+
+KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+UNKNOWN = "_unknown_"
+SILENCE = "_silence_"
+UNKNOWN_WORDS = (
+    "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "zero",
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "learn", "follow",
+    "forward", "backward", "visual", "water", "paper", "green", "table", "window", "morning",
+    "little", "music", "river", "number", "yellow", "open", "start",
+)
+KWS_VOICE = "en-us"
+
+# espeak-ng voice variants used as speaker timbres, with the gender their files declare
+# ("n": none declared). Variants that saturate or sound like effects (robots, whisper,
+# "Demonic", ...) are left out.
+VARIANTS: Tuple[Tuple[str, str], ...] = (
+    ("f1", "f"), ("f2", "f"), ("f3", "f"), ("f4", "f"), ("f5", "f"), ("Alicia", "f"),
+    ("Andrea", "f"), ("Annie", "f"), ("anika", "f"), ("aunty", "f"), ("belinda", "f"),
+    ("linda", "f"), ("steph", "f"), ("steph2", "f"), ("steph3", "f"), ("grandma", "f"),
+    ("m1", "m"), ("m2", "m"), ("m3", "m"), ("m4", "m"), ("m5", "m"), ("m6", "m"), ("m7", "m"),
+    ("m8", "m"), ("Andy", "m"), ("Denis", "m"), ("Diogo", "m"), ("Henrique", "m"),
+    ("Hugo", "m"), ("michel", "m"), ("miguel", "m"), ("sandro", "m"), ("travis", "m"),
+    ("victor", "m"), ("Lee", "m"), ("croak", "m"),
+    ("klatt", "n"), ("klatt2", "n"), ("klatt3", "n"), ("klatt4", "n"), ("adam", "n"),
+    ("boris", "n"), ("david", "n"), ("max", "n"), ("quincy", "n"), ("rob", "n"),
+)
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    """One corpus size. `utts[class] = (train, dev, test)` speech utterances per language of
+    that class ("en" has its own entry); `kws` = clips per class per split."""
+
+    name: str
+    languages: Tuple[Tuple[str, str], ...]  # (code, class) in order
+    utts: Dict[str, Tuple[int, int, int]]
+    train_speakers: int
+    heldout_speakers: int
+    asv_utts: int
+    kws: Tuple[int, int, int]
+    shard_seconds: float
+
+
+SIZES: Dict[str, SizeSpec] = {
+    "tiny": SizeSpec(
+        "tiny",
+        (("en", "high"), ("de", "high"), ("fr", "low"), ("es", "fewshot")),
+        {"en": (30, 8, 8), "high": (16, 6, 6), "low": (10, 4, 4), "fewshot": (5, 4, 4)},
+        train_speakers=8, heldout_speakers=4, asv_utts=6, kws=(8, 3, 3), shard_seconds=90,
+    ),
+    "small": SizeSpec(
+        "small",
+        (("en", "high"), ("de", "high"), ("fr", "high"), ("es", "high"),
+         ("it", "low"), ("pt", "low"), ("nl", "low"), ("ru", "low"), ("pl", "low"),
+         ("sv", "fewshot"), ("tr", "fewshot"), ("fi", "fewshot")),
+        {"en": (240, 50, 50), "high": (100, 25, 25), "low": (30, 10, 10),
+         "fewshot": (5, 10, 10)},
+        train_speakers=40, heldout_speakers=12, asv_utts=10, kws=(40, 10, 10),
+        shard_seconds=300,
+    ),
+    "medium": SizeSpec(
+        "medium",
+        tuple([("en", "high"), ("de", "high"), ("fr", "high"), ("es", "high")]
+              + [(c, "low") for c in ("it", "pt", "nl", "ru", "pl", "cs", "hu", "el", "ro",
+                                      "id", "sw", "hi", "vi", "ko", "uk", "bg", "hr", "da",
+                                      "ca", "eu", "et")]
+              + [(c, "fewshot") for c in ("sv", "tr", "fi", "lt", "lv", "sk", "sl", "cy",
+                                          "ta")]),
+        {"en": (1200, 200, 200), "high": (500, 80, 80), "low": (100, 25, 25),
+         "fewshot": (5, 25, 25)},
+        train_speakers=100, heldout_speakers=24, asv_utts=12, kws=(150, 30, 30),
+        shard_seconds=400,
+    ),
+}
+
+
+def size_spec(size: str) -> SizeSpec:
+    if size not in SIZES:
+        raise HarnessError(f"unknown synth size {size!r}; choose one of {', '.join(SIZES)}")
+    return SIZES[size]
+
+
+@dataclass(frozen=True)
+class Speaker:
+    id: str
+    variant: str
+    gender: str  # "f" | "m" | "n" (the variant declares none)
+    pitch: int  # espeak pitch 0..100
+    range: int  # espeak pitch range 0..100
+    rate: int  # words per minute
+    level_db: float  # RMS level of this speaker's recordings, dBFS
+    role: str  # "train" (speech, kws) | "heldout" (asv only)
+    asv_split: Optional[str] = None
+
+
+@dataclass
+class Item:
+    """One planned recording (and its supervision). `kind` picks the renderer."""
+
+    id: str
+    kind: str  # "speech" | "word" | "noise"
+    subset: str  # "speech" | "asv" | "kws"
+    split: str
+    path: str  # relative to the corpus folder
+    text: str = ""
+    language: Optional[str] = None
+    speaker: Optional[str] = None
+    gender: Optional[str] = None
+    voice: str = ""  # espeak voice with variant, e.g. "de+f3"
+    lang_voice: str = ""  # espeak voice of the language (for text_to_phonemes)
+    rate: int = 175
+    pitch: int = 50
+    range: int = 50
+    level_db: float = -23.0
+    seed: int = 0  # seeds espeak's noise generators for this item
+    custom: Dict = field(default_factory=dict)
+    render: Dict = field(default_factory=dict)  # renderer-specific parameters
+
+    def est_seconds(self) -> float:
+        return 1.0 if self.kind != "speech" else 0.5 + 0.36 * len(self.text.split())
+
+
+@dataclass
+class Plan:
+    size: str
+    seed: int
+    languages: Dict[str, dict]
+    speakers: List[Speaker]
+    items: List[Item]
+    trials: Dict[str, List[tuple]]
+
+    def digest(self) -> str:
+        """A hash of everything the plan decides (to recognise a partial run of the same plan)."""
+        blob = json.dumps([asdict(i) for i in self.items], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+    def shards(self, shard_seconds: float) -> List[List[Item]]:
+        """Consecutive items grouped into shards of about `shard_seconds` of audio (fixed by the
+        plan, never by the number of workers)."""
+        out, cur, acc = [], [], 0.0
+        for it in self.items:
+            cur.append(it)
+            acc += it.est_seconds()
+            if acc >= shard_seconds:
+                out.append(cur)
+                cur, acc = [], 0.0
+        if cur:
+            out.append(cur)
+        return out
+
+
+def make_speakers(spec: SizeSpec, seed: int) -> List[Speaker]:
+    """Train speakers then held-out speakers: voice variant x pitch x range x rate, unique."""
+    rng = rng_for(seed, "speakers")
+    order = rng.permutation(len(VARIANTS))
+    n = spec.train_speakers + spec.heldout_speakers
+    seen, out = set(), []
+    i = 0
+    while len(out) < n:
+        variant, gender = VARIANTS[int(order[i % len(VARIANTS)])]
+        i += 1
+        pitch = int(rng.integers(5, 16)) * 5  # 25..75
+        rng_ = int(rng.integers(2, 9)) * 10  # 20..80
+        rate = int(rng.integers(14, 22)) * 10  # 140..210 wpm
+        level = round(float(rng.uniform(-26.0, -20.0)), 1)
+        key = (variant, pitch, rng_, rate)
+        if key in seen:
+            continue
+        seen.add(key)
+        k = len(out)
+        role = "train" if k < spec.train_speakers else "heldout"
+        asv_split = None
+        if role == "heldout":
+            asv_split = "dev" if (k - spec.train_speakers) < spec.heldout_speakers // 2 else "test"
+        out.append(Speaker(f"{variant}-p{pitch}-r{rng_}-w{rate}", variant, gender, pitch, rng_,
+                           rate, level, role, asv_split))
+    return out
+
+
+def _speaker_fields(spk: Speaker, lang_voice: str) -> dict:
+    return dict(speaker=spk.id, gender=spk.gender, voice=f"{lang_voice}+{spk.variant}",
+                lang_voice=lang_voice, rate=spk.rate, pitch=spk.pitch, range=spk.range,
+                level_db=spk.level_db)
+
+
+def plan_speech(spec: SizeSpec, seed: int, speakers: List[Speaker]) -> Tuple[List[Item], dict]:
+    """Speech items: per language and split, chunks cycled in a seeded order; speakers dealt
+    round-robin per split (shared over languages) so each has utterances in every split, never
+    the same text twice for one speaker."""
+    udhr = load_udhr()
+    train_spk = [s for s in speakers if s.role == "train"]
+    deal = {sp: [train_spk[int(j)] for j in rng_for(seed, "deal", sp).permutation(len(train_spk))]
+            for sp in SPLITS}
+    ptr = {sp: 0 for sp in SPLITS}
+    used = set()
+    items, langs = [], {}
+    for code, cls in spec.languages:
+        if code not in udhr:
+            raise HarnessError(f"synth size {spec.name!r} names language {code!r} "
+                               "that the vendored UDHR text lacks")
+        counts = spec.utts["en" if code == "en" else cls]
+        texts = split_chunks(code, seed)
+        lang_voice = udhr[code]["voice"]
+        n = 0
+        for sp, count in zip(SPLITS, counts):
+            pool = texts[sp]
+            order = rng_for(seed, "chunks", code, sp).permutation(len(pool))
+            for k in range(count):
+                text = pool[int(order[k % len(pool)])]
+                for _ in range(len(train_spk)):
+                    spk = deal[sp][ptr[sp] % len(train_spk)]
+                    ptr[sp] += 1
+                    if (spk.id, code, text) not in used:
+                        break
+                used.add((spk.id, code, text))
+                uid = f"speech-{code}-{n:05d}"
+                n += 1
+                items.append(Item(
+                    id=uid, kind="speech", subset="speech", split=sp,
+                    path=f"audio/speech/{code}/{uid}.flac", text=text, language=code,
+                    custom={"split": sp, "subset": "speech", "lang_class": cls,
+                            "dataset": "synth"},
+                    **_speaker_fields(spk, lang_voice),
+                ))
+        langs[code] = {"class": cls, "voice": lang_voice, "name": udhr[code]["name"],
+                       "udhr": udhr[code]["udhr"], "chunks": {sp: len(texts[sp]) for sp in SPLITS},
+                       "counts": dict(zip(SPLITS, counts))}
+    return items, langs
+
+
+def plan_asv(spec: SizeSpec, seed: int, speakers: List[Speaker]) -> Tuple[List[Item], dict]:
+    """Held-out speakers, `asv_utts` each, in the size's languages (cycled), texts from any
+    split; their split is the speaker's asv_split. Trials: all target pairs within a split plus
+    as many seeded non-target pairs."""
+    udhr = load_udhr()
+    codes = [c for c, _ in spec.languages]
+    items, by_split = [], {"dev": [], "test": []}
+    for spk in (s for s in speakers if s.role == "heldout"):
+        rng = rng_for(seed, "asv", spk.id)
+        for k in range(spec.asv_utts):
+            code = codes[(k + int(rng.integers(0, len(codes)))) % len(codes)] if k % 2 else "en"
+            pool = [c for sp in SPLITS for c in split_chunks(code, seed)[sp]]
+            text = pool[int(rng.integers(0, len(pool)))]
+            uid = f"asv-{spk.id}-{k:02d}"
+            items.append(Item(
+                id=uid, kind="speech", subset="asv", split=spk.asv_split,
+                path=f"audio/asv/{uid}.flac", text=text, language=code,
+                custom={"split": spk.asv_split, "subset": "asv", "dataset": "synth"},
+                **_speaker_fields(spk, udhr[code]["voice"]),
+            ))
+            by_split[spk.asv_split].append((uid, spk.id))
+    trials = {}
+    for sp, utts in by_split.items():
+        target = [(1, a, b) for i, (a, sa) in enumerate(utts) for b, sb in utts[i + 1:] if sa == sb]
+        nontarget = [(0, a, b) for i, (a, sa) in enumerate(utts) for b, sb in utts[i + 1:]
+                     if sa != sb]
+        rng = rng_for(seed, "trials", sp)
+        pick = rng.choice(len(nontarget), size=min(len(target), len(nontarget)), replace=False)
+        allt = target + [nontarget[int(j)] for j in sorted(pick)]
+        trials[sp] = [allt[int(j)] for j in rng.permutation(len(allt))]
+    return items, trials
+
+
+def plan_kws(spec: SizeSpec, seed: int, speakers: List[Speaker]) -> List[Item]:
+    """1-second keyword clips: 10 keywords, _unknown_ (other words), _silence_ (noise);
+    speakers split ~70/15/15 so the splits are speaker-disjoint."""
+    train_spk = [s for s in speakers if s.role == "train"]
+    order = [train_spk[int(j)] for j in rng_for(seed, "kws-speakers").permutation(len(train_spk))]
+    n_dev = max(1, round(0.15 * len(order)))
+    n_test = max(1, round(0.15 * len(order)))
+    groups = {"train": order[:len(order) - n_dev - n_test],
+              "dev": order[len(order) - n_dev - n_test:len(order) - n_test],
+              "test": order[len(order) - n_test:]}
+    items = []
+    labels = list(KEYWORDS) + [UNKNOWN, SILENCE]
+    for sp, count in zip(SPLITS, spec.kws):
+        for label in labels:
+            rng = rng_for(seed, "kws", sp, label)
+            unk = rng.permutation(len(UNKNOWN_WORDS))
+            for k in range(count):
+                name = label.strip("_")
+                uid = f"kws-{name}-{sp}-{k:04d}"
+                path = f"audio/kws/{name}/{uid}.flac"
+                custom = {"split": sp, "subset": "kws", "keyword": label, "dataset": "synth"}
+                if label == SILENCE:
+                    ns = noise.random_silence_spec(rng)
+                    items.append(Item(id=uid, kind="noise", subset="kws", split=sp, path=path,
+                                      custom=custom, render={"noise": ns.to_dict()}))
+                    continue
+                word = label if label != UNKNOWN else UNKNOWN_WORDS[int(unk[k % len(unk)])]
+                spk = groups[sp][(k + int(rng.integers(0, len(groups[sp])))) % len(groups[sp])]
+                f = _speaker_fields(spk, KWS_VOICE)
+                f["rate"] = int(min(400, max(90, spk.rate + int(rng.integers(-20, 21)))))
+                f["pitch"] = int(min(100, max(0, spk.pitch + int(rng.integers(-8, 9)))))
+                bg = noise.NoiseSpec(("white", "pink", "brown")[int(rng.integers(0, 3))],
+                                     round(float(rng.uniform(-65, -45)), 2),
+                                     int(rng.integers(0, 2**31 - 1)))
+                items.append(Item(
+                    id=uid, kind="word", subset="kws", split=sp, path=path, text=word,
+                    language="en", custom=custom, **f,
+                    render={"shift": round(float(rng.uniform(-0.15, 0.15)), 3),
+                            "noise": bg.to_dict()},
+                ))
+    return items
+
+
+def make_plan(size: str, seed: int) -> Plan:
+    spec = size_spec(size)
+    if not isinstance(seed, int) or seed < 0:
+        raise HarnessError(f"synth seed must be a non-negative integer, got {seed!r}")
+    speakers = make_speakers(spec, seed)
+    speech, langs = plan_speech(spec, seed, speakers)
+    asv, trials = plan_asv(spec, seed, speakers)
+    kws = plan_kws(spec, seed, speakers)
+    for it in speech + asv + kws:
+        it.seed = int(rng_for(seed, "item", it.id).integers(0, 2**31 - 1))
+    return Plan(size, seed, langs, speakers, speech + asv + kws, trials)
