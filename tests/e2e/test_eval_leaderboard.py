@@ -1,0 +1,73 @@
+"""End to end on the tiny synth corpus: eval every task -> leaderboard -> report, via the CLI."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+
+TASKS = ["pr", "asr", "ks", "sid", "asv", "lid"]
+FAST = {"steps": 30, "eval_every": 15}
+
+
+@pytest.fixture(scope="module")
+def board(tiny_corpus, tmp_path_factory):
+    from harness.evaluate import evaluate
+    from harness.leaderboard import build
+    from harness.report import write_report
+
+    root = tmp_path_factory.mktemp("e2e")
+    for up in ("fbank", "random:hubert_tiny"):
+        for task in TASKS:
+            evaluate(up, task, str(tiny_corpus), root / "runs", root / "cache", lrs=[3e-3], overrides=FAST,
+                     log=lambda *_: None)
+    paths = build(root / "runs", root / "boards")
+    report = write_report(root / "runs", root / "boards")
+    return root, paths, report
+
+
+def test_every_run_finished_with_metrics(board):
+    root, _, _ = board
+    results = [json.loads(p.read_text()) for p in (root / "runs").rglob("result.json")]
+    assert sorted({(r["upstream"], r["task"]) for r in results}) == sorted(
+        (u, t) for u in ("fbank", "random:hubert_tiny") for t in TASKS)
+    for r in results:
+        m = r["metrics"]["test"][r["primary_metric"]]
+        assert m == m  # not NaN
+        assert len(r["layer_weights"]["softmax"]) == r["num_layers"]
+        assert abs(sum(r["layer_weights"]["softmax"]) - 1) < 1e-5
+
+
+def test_leaderboard_and_report(board):
+    root, paths, report = board
+    md = (root / "boards" / "synth.md").read_text()
+    for t in TASKS:
+        assert t in md
+    assert "fbank = 0" in md and "random:hubert_tiny" in md
+    pngs = list((root / "boards").rglob("*.png"))
+    assert len(pngs) >= 4
+    text = report.read_text()
+    for line in text.splitlines():
+        if "](" in line and ".png" in line:
+            link = line.split("](")[1].split(")")[0]
+            assert (report.parent / link).exists(), link
+
+
+def test_cli_lists_and_fails_in_one_line(tiny_corpus, tmp_path):
+    r = CliRunner().invoke(app, ["list", "tasks"])
+    assert r.exit_code == 0 and set(TASKS) <= set(r.output.split())
+    r = CliRunner().invoke(app, ["eval", "--upstream", "fbnk", "--task", "pr", "--corpus", str(tiny_corpus),
+                                 "--runs", str(tmp_path / "r"), "--cache", str(tmp_path / "c")])
+    assert r.exit_code == 1
+    assert "unknown upstream 'fbnk'" in r.output and "Traceback" not in r.output
+
+
+def test_cli_eval_runs_and_skips_when_finished(tiny_corpus, tmp_path):
+    args = ["eval", "--upstream", "mfcc", "--task", "lid", "--corpus", str(tiny_corpus), "--lr", "0.003",
+            "--steps", "10", "--runs", str(tmp_path / "r"), "--cache", str(tmp_path / "c")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "r").rglob("result.json"))) == 1
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0 and "skip mfcc / lid" in r.output
