@@ -8,6 +8,7 @@ the heatmaps.
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import time
 from pathlib import Path
 
@@ -19,20 +20,34 @@ UPSTREAMS = ["fbank", "mfcc", "random:hubert_tiny"]
 TASKS = ["pr", "asr", "ks", "sid", "asv", "lid"]
 
 
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _run_job(job) -> str:
+    from harness.evaluate import evaluate
+
+    up, task, corpus, runs, cache = job
+    t1 = time.time()
+    res = evaluate(up, task, corpus, runs, cache, profile="quick", log=print)
+    best = min if not res[0]["higher_is_better"] else max
+    m = res[0]["primary_metric"]
+    top = best(res, key=lambda r: r["metrics"]["dev"][m])
+    return f"[bold]{up} / {task}[/]: test {m} {top['metrics']['test'][m]:.2f} (lr {top['lr']:g}), {time.time() - t1:.0f} s"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="./run demo", description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="small", help="synth size (tiny for a smoke run)")
     ap.add_argument("--runs", type=Path, default=Path("runs"))
     ap.add_argument("--cache", type=Path, default=Path("cache"))
     ap.add_argument("--out", type=Path, default=Path("leaderboards"))
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="evaluations run in parallel, one torch thread each (small probes run best that way)")
     a = ap.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
     from rich.console import Console
 
     from harness.data.synth import generate
-    from harness.evaluate import evaluate
     from harness.leaderboard import build
     from harness.report import write_report
 
@@ -41,11 +56,15 @@ def main(argv=None) -> int:
     try:
         corpus = generate(Path("data/synth") / a.size, size=a.size, seed=0)
         con.print(f"[bold]corpus[/] synth {a.size} ready in {time.time() - t0:.0f} s")
-        for up in UPSTREAMS:
-            for task in TASKS:
-                t1 = time.time()
-                evaluate(up, task, str(corpus), a.runs, a.cache, profile="quick", log=con.print)
-                con.print(f"[bold]{up} / {task}[/] done in {time.time() - t1:.0f} s")
+        jobs = [(up, task, str(corpus), a.runs, a.cache) for task in TASKS for up in UPSTREAMS]
+        if a.jobs > 1:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(a.jobs, initializer=_worker_init) as pool:
+                for line in pool.imap_unordered(_run_job, jobs):
+                    con.print(line)
+        else:
+            for job in jobs:
+                con.print(_run_job(job))
         for p in build(a.runs, a.out):
             con.print(f"wrote {p}")
         con.print(f"wrote {write_report(a.runs, a.out)}")

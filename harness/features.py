@@ -11,6 +11,7 @@ Above the size budget nothing is written and `UpstreamSource` runs the upstream 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -139,6 +140,15 @@ def build_pool(
     if (folder / "index.json").exists():
         return CachedPool(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    # Two evaluations of the same upstream may start together: one builds, the other waits.
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / "index.json").exists():
+            return CachedPool(folder)
+        return _build_pool_locked(upstream, utts, folder, device, skip_bad, desc)
+
+
+def _build_pool_locked(upstream, utts, folder, device, skip_bad, desc) -> CachedPool:
     L1, D = upstream.spec.num_layers, upstream.spec.hidden_size
     frames_per_shard = max(1, SHARD_BYTES // (L1 * D * 2))
     skips = SkipCounter()
@@ -214,9 +224,15 @@ class FeatureSource:
     def utterance(self, uid: str) -> Utterance:
         return self._utt[uid]
 
+    def _pool_of(self, uid: str) -> CachedPool:
+        for p in self.pools:
+            if uid in p:
+                return p
+        raise KeyError(uid)
+
     def frames(self, uid: str) -> int:
         if self.pools:
-            return next(p for p in self.pools if uid in p).frames(uid)
+            return self._pool_of(uid).frames(uid)
         n = torch.tensor([int(round(self._utt[uid].duration * 16000))])
         return int(self.upstream.num_frames(n)[0])
 
@@ -224,13 +240,14 @@ class FeatureSource:
         if self.pools:
             arrs = []
             for k, uid in enumerate(ids):
-                pool = next(p for p in self.pools if uid in p)
+                pool = self._pool_of(uid)
                 start, length = crops[k] if crops else (0, None)
-                arrs.append(torch.from_numpy(np.asarray(pool.get(uid, start, length), dtype=np.float32)))
+                # stay in float16 until the copy below: numpy's half -> float conversion is slow
+                arrs.append(torch.from_numpy(np.array(pool.get(uid, start, length))))
             lengths = torch.tensor([a.shape[0] for a in arrs], dtype=torch.long)
             out = torch.zeros(arrs[0].shape[1], len(arrs), int(lengths.max()), arrs[0].shape[2])
             for k, a in enumerate(arrs):
-                out[:, k, : a.shape[0]] = a.permute(1, 0, 2)
+                out[:, k, : a.shape[0]].copy_(a.permute(1, 0, 2))
             return out, lengths
         # Live mode: run the frozen upstream on this batch (what s3prl does every step).
         wavs, keep = _load_many([self._utt[i] for i in ids], self.skip_bad, self.skipped)

@@ -34,6 +34,44 @@ class FrameCTCHead(nn.Module):
         return F.log_softmax(self.out(self.proj(x)), dim=-1), lengths
 
 
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each item's valid frames in place of order, padding stays at the end: (B, T, D)."""
+    T = x.shape[1]
+    t = torch.arange(T, device=x.device)[None, :]
+    idx = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
+
+
+class BiLSTM(nn.Module):
+    """Bidirectional LSTM over padded batches, exact for every item's valid frames.
+
+    The backward direction runs a forward LSTM over each item's reversed valid frames, so padding
+    never enters a valid frame's state. This avoids packed sequences, whose backward pass is
+    about ten times slower on the CPU, while giving the same result as packing.
+    """
+
+    def __init__(self, dim: int, hidden: int, layers: int = 1, dropout: float = 0.0):
+        super().__init__()
+        self.fwd = nn.ModuleList()
+        self.bwd = nn.ModuleList()
+        for i in range(layers):
+            cin = dim if i == 0 else 2 * hidden
+            self.fwd.append(nn.LSTM(cin, hidden, batch_first=True))
+            self.bwd.append(nn.LSTM(cin, hidden, batch_first=True))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, T, 2 hidden); frames past each length are zero."""
+        mask = length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
+        for i, (f, b) in enumerate(zip(self.fwd, self.bwd)):
+            if i > 0:
+                x = self.drop(x)
+            hf, _ = f(x)
+            hb, _ = b(reverse_padded(x, lengths))
+            x = torch.cat([hf, reverse_padded(hb, lengths)], dim=-1) * mask
+        return x
+
+
 class BLSTMCTCHead(nn.Module):
     """ASR head: Linear(D, hidden) -> BLSTM (layers, hidden per direction) -> Linear(2 hidden, V).
 
@@ -43,16 +81,12 @@ class BLSTMCTCHead(nn.Module):
     def __init__(self, dim: int, hidden: int, vocab: int, layers: int = 2, dropout: float = 0.2):
         super().__init__()
         self.proj = nn.Linear(dim, hidden)
-        self.lstm = nn.LSTM(hidden, hidden, num_layers=layers, bidirectional=True, batch_first=True,
-                            dropout=dropout if layers > 1 else 0.0)
+        self.lstm = BiLSTM(hidden, hidden, layers=layers, dropout=dropout)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(2 * hidden, vocab)
 
     def forward(self, x, lengths):
-        h = self.proj(x)
-        packed = nn.utils.rnn.pack_padded_sequence(h, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
-        h, _ = self.lstm(packed)
-        h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=x.shape[1])
+        h = self.lstm(self.proj(x), lengths)
         return F.log_softmax(self.out(self.drop(h)), dim=-1), lengths
 
 
@@ -69,6 +103,33 @@ class MeanPoolClassifier(nn.Module):
 
     def forward(self, x, lengths):
         return self.out(masked_mean(self.proj(x), lengths))
+
+
+class ConvPoolClassifier(nn.Module):
+    """Utterance classifier with local context before pooling: Linear(D, hidden) -> 2 x
+    (Conv1d k=5 + ReLU) -> mean and std over valid frames -> Linear(2 hidden, C).
+
+    A Linear -> mean-pool head is linear in the utterance's average frame, which carries the
+    speaker but little of the language; the convolutions let LID see phone sequences.
+    Output: logits (B, C).
+    """
+
+    def __init__(self, dim: int, hidden: int, num_classes: int, kernel: int = 5):
+        super().__init__()
+        self.proj = nn.Linear(dim, hidden)
+        self.norm = nn.LayerNorm(hidden)  # raw fbank is far from unit scale; keeps the convs well conditioned
+        self.convs = nn.ModuleList([nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2) for _ in range(2)])
+        self.out = nn.Linear(2 * hidden, num_classes)
+
+    def forward(self, x, lengths):
+        m = length_mask(lengths, x.shape[1]).unsqueeze(1).to(x.dtype)  # (B, 1, T)
+        h = self.norm(self.proj(x)).transpose(1, 2) * m
+        for conv in self.convs:
+            h = F.relu(conv(h)) * m  # zero padding again: the item alone sees zeros there
+        n = m.sum(-1).clamp(min=1)
+        mean = h.sum(-1) / n
+        std = ((((h - mean.unsqueeze(-1)) ** 2) * m).sum(-1) / n).clamp(min=1e-6).sqrt()
+        return self.out(torch.cat([mean, std], -1))
 
 
 class TDNN(nn.Module):
@@ -104,8 +165,12 @@ class XVectorHead(nn.Module):
         self.seg2 = nn.Linear(emb_dim, emb_dim)
 
     def forward(self, x, lengths):
-        h = self.tdnn(self.proj(x).transpose(1, 2)).transpose(1, 2)  # (B, T, C)
-        m = length_mask(lengths, h.shape[1]).unsqueeze(-1).to(h.dtype)
+        m = length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
+        h = (self.proj(x) * m).transpose(1, 2)  # (B, C, T)
+        for layer in self.tdnn:
+            # re-zero padding so each conv sees what the item alone would (zero padding)
+            h = layer(h) * m.transpose(1, 2)
+        h = h.transpose(1, 2)  # (B, T, C)
         n = m.sum(1).clamp(min=1)
         mean = (h * m).sum(1) / n
         var = (((h - mean.unsqueeze(1)) ** 2) * m).sum(1) / n

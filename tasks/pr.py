@@ -16,7 +16,7 @@ class PhonemeRecognition(CTCTask):
     name = "pr"
     primary_metric = "per"
     profiles = {
-        "quick": dict(steps=800, lrs=(1e-2, 3e-3), batch_seconds=40.0, eval_every=200, head_dim=256,
+        "quick": dict(steps=500, lrs=(1e-2, 3e-3), batch_seconds=24.0, eval_every=125, head_dim=256,
                       optimizer="adamw"),
         "paper": dict(steps=100_000, lrs=(1e-2,), batch_seconds=32 * 12.0, max_batch_items=32,
                       eval_every=1000, head_dim=256, optimizer="adamw"),

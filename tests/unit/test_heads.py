@@ -1,0 +1,37 @@
+import torch
+
+from tasks.heads import BiLSTM, XVectorHead, masked_mean, reverse_padded
+
+
+def test_bilstm_matches_packed_torch_lstm():
+    torch.manual_seed(0)
+    ours = BiLSTM(6, 5, layers=2)
+    ref = torch.nn.LSTM(6, 5, num_layers=2, bidirectional=True, batch_first=True)
+    with torch.no_grad():
+        for layer in range(2):
+            for d, mod in (("", ours.fwd[layer]), ("_reverse", ours.bwd[layer])):
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(ref, f"{name}_l{layer}{d}").copy_(getattr(mod, f"{name}_l0"))
+    x = torch.randn(3, 9, 6)
+    lens = torch.tensor([9, 4, 1])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
+    y_ref, _ = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], batch_first=True, total_length=9)
+    y = ours(x, lens)
+    assert torch.allclose(y, y_ref, atol=1e-6)
+
+
+def test_reverse_padded_and_masked_mean():
+    x = torch.arange(8.0).view(2, 4, 1)
+    r = reverse_padded(x, torch.tensor([4, 2]))
+    assert r[:, :, 0].tolist() == [[3, 2, 1, 0], [5, 4, 6, 7]]
+    assert masked_mean(x, torch.tensor([4, 2]))[:, 0].tolist() == [1.5, 4.5]
+
+
+def test_xvector_head_ignores_padding():
+    torch.manual_seed(0)
+    head = XVectorHead(8, hidden=16, stats_dim=24, emb_dim=12).eval()
+    a = torch.randn(1, 30, 8)
+    padded = torch.cat([a, torch.randn(1, 10, 8)], 1)
+    e1 = head(a, torch.tensor([30]))
+    e2 = head(padded, torch.tensor([30]))
+    assert torch.allclose(e1, e2, atol=1e-5)
