@@ -105,31 +105,26 @@ class MeanPoolClassifier(nn.Module):
         return self.out(masked_mean(self.proj(x), lengths))
 
 
-class ConvPoolClassifier(nn.Module):
-    """Utterance classifier with local context before pooling: Linear(D, hidden) -> 2 x
-    (Conv1d k=5 + ReLU) -> mean and std over valid frames -> Linear(2 hidden, C).
+class FrameVoteClassifier(nn.Module):
+    """Utterance classifier that decides per frame, then averages: Linear(D, hidden) -> ReLU ->
+    Conv1d(k=5) -> ReLU -> Linear(hidden, C) per frame -> mean of logits over valid frames.
 
     A Linear -> mean-pool head is linear in the utterance's average frame, which carries the
-    speaker but little of the language; the convolutions let LID see phone sequences.
+    speaker but little of the language; frame-level decisions with local context see phones.
     Output: logits (B, C).
     """
 
     def __init__(self, dim: int, hidden: int, num_classes: int, kernel: int = 5):
         super().__init__()
         self.proj = nn.Linear(dim, hidden)
-        self.norm = nn.LayerNorm(hidden)  # raw fbank is far from unit scale; keeps the convs well conditioned
-        self.convs = nn.ModuleList([nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2) for _ in range(2)])
-        self.out = nn.Linear(2 * hidden, num_classes)
+        self.conv = nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2)
+        self.out = nn.Linear(hidden, num_classes)
 
     def forward(self, x, lengths):
-        m = length_mask(lengths, x.shape[1]).unsqueeze(1).to(x.dtype)  # (B, 1, T)
-        h = self.norm(self.proj(x)).transpose(1, 2) * m
-        for conv in self.convs:
-            h = F.relu(conv(h)) * m  # zero padding again: the item alone sees zeros there
-        n = m.sum(-1).clamp(min=1)
-        mean = h.sum(-1) / n
-        std = ((((h - mean.unsqueeze(-1)) ** 2) * m).sum(-1) / n).clamp(min=1e-6).sqrt()
-        return self.out(torch.cat([mean, std], -1))
+        m = length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+        h = F.relu(self.proj(x)) * m  # zero padding: the item alone sees zeros there
+        h = F.relu(self.conv(h.transpose(1, 2))).transpose(1, 2)
+        return masked_mean(self.out(h), lengths)
 
 
 class TDNN(nn.Module):

@@ -1,5 +1,5 @@
-"""LID (classification form): a conv + mean/std-pool classifier over languages (see
-heads.ConvPoolClassifier for why not a plain mean-pool); accuracy and macro accuracy.
+"""LID (classification form): a frame-vote classifier over languages (see
+heads.FrameVoteClassifier for why not a plain mean-pool); accuracy and macro accuracy.
 
 The ML-SUPERB `[iso]`-token form of LID is a separate task (it needs the CTC head)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from harness.registry import register_task
 from tasks.base import ClassificationTask, Splits, pools_by_subset_split, require
-from tasks.heads import ConvPoolClassifier
+from tasks.heads import FrameVoteClassifier
 from tasks.metrics import accuracy, macro_accuracy, per_class_accuracy
 
 
@@ -15,7 +15,7 @@ from tasks.metrics import accuracy, macro_accuracy, per_class_accuracy
 class LanguageIdentification(ClassificationTask):
     name = "lid"
     profiles = {
-        "quick": dict(steps=400, lrs=(3e-3, 1e-3), batch_seconds=32.0, eval_every=100, head_dim=128),
+        "quick": dict(steps=800, lrs=(3e-3, 1e-3), batch_seconds=16.0, eval_every=200, head_dim=128),
         "paper": dict(steps=75_000, lrs=(1e-4,), batch_seconds=8 * 12.0, max_batch_items=8, grad_accum=4,
                       eval_every=5000, head_dim=256, optimizer="adam", weight_decay=1e-6),
     }
@@ -25,7 +25,7 @@ class LanguageIdentification(ClassificationTask):
 
     def build_head(self, dim, frame_rate, info, cfg):
         super().build_head(dim, frame_rate, info, cfg)  # class index
-        return ConvPoolClassifier(dim, cfg.head_dim, len(info["classes"]))
+        return FrameVoteClassifier(dim, cfg.head_dim, len(info["classes"]))
 
     def prepare(self, corpus):
         def pick(split):
