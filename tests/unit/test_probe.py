@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import make_tone_corpus
+from tests.conftest import make_tone_corpus
 from harness.errors import HarnessError
 from harness.evaluate import evaluate
 from harness.results import iter_results
