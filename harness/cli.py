@@ -93,6 +93,23 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
 
 @app.command()
 @friendly
+def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert_tiny, hubert_base) or YAML path"),
+             corpus: str = typer.Option("synth", help="synth | DIR | librispeech:DIR | ..."),
+             out: Optional[Path] = typer.Option(None, help="run folder (default runs/pretrain/<recipe>)"),
+             iterations: Optional[int] = typer.Option(None, help="stop after this many iterations")):
+    """Pre-train an upstream iteration by iteration; re-running resumes. Multi-GPU:
+    torchrun --nproc_per_node G -m harness.pretrain --recipe R --corpus C --out DIR."""
+    from harness.evaluate import resolve_corpus
+    from harness.pretrain import pretrain as run_pretrain
+
+    folder = out or Path("runs/pretrain") / Path(recipe).stem
+    up = run_pretrain(recipe, resolve_corpus(corpus, log=console.print), folder, log=console.print,
+                      iterations=iterations)
+    console.print(f"upstream: {up}  (evaluate it with: harness eval --upstream {up} --task pr)")
+
+
+@app.command()
+@friendly
 def leaderboard(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leaderboards"))):
     """Aggregate finished runs into leaderboard markdown and heatmaps."""
     from harness.leaderboard import build

@@ -1,4 +1,4 @@
-"""`./run demo`: synth corpus -> probes of the baselines on every SUPERB task -> leaderboard.
+"""`./run demo`: synth corpus -> HuBERT pre-training -> probes on every task -> leaderboard.
 
 Every stage is resumable: the corpus, the feature caches and finished runs are reused, so a
 second `./run demo` only rebuilds the leaderboard. Output: leaderboards/synth.md, REPORT.md and
@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=Path, default=Path("runs"))
     ap.add_argument("--cache", type=Path, default=Path("cache"))
     ap.add_argument("--out", type=Path, default=Path("leaderboards"))
+    ap.add_argument("--recipe", default="hubert_tiny", help="pre-training recipe ('' to skip pre-training)")
+    ap.add_argument("--iterations", type=int, default=2, help="pre-training iterations to run and evaluate")
     ap.add_argument("--jobs", type=int, default=2,
                     help="evaluations run in parallel, one torch thread each (small probes run best that way)")
     a = ap.parse_args(argv)
@@ -56,7 +58,17 @@ def main(argv=None) -> int:
     try:
         corpus = generate(Path("data/synth") / a.size, size=a.size, seed=0)
         con.print(f"[bold]corpus[/] synth {a.size} ready in {time.time() - t0:.0f} s")
-        jobs = [(up, task, str(corpus), a.runs, a.cache) for task in TASKS for up in UPSTREAMS]
+        upstreams = list(UPSTREAMS)
+        if a.recipe:
+            from harness.pretrain import pretrain
+
+            t1 = time.time()
+            out = a.runs / "pretrain" / a.recipe
+            pretrain(a.recipe, str(corpus), out, log=con.print, iterations=a.iterations)
+            upstreams += [str(out / f"iter{k}" / "upstream") for k in range(1, a.iterations + 1)]
+            con.print(f"[bold]pre-training[/] {a.recipe} ({a.iterations} iterations) done in {time.time() - t1:.0f} s")
+        t1 = time.time()
+        jobs = [(up, task, str(corpus), a.runs, a.cache) for task in TASKS for up in upstreams]
         if a.jobs > 1:
             ctx = mp.get_context("spawn")
             with ctx.Pool(a.jobs, initializer=_worker_init) as pool:
@@ -65,6 +77,7 @@ def main(argv=None) -> int:
         else:
             for job in jobs:
                 con.print(_run_job(job))
+        con.print(f"[bold]probes[/] {len(jobs)} (upstream, task) pairs done in {time.time() - t1:.0f} s")
         for p in build(a.runs, a.out):
             con.print(f"wrote {p}")
         con.print(f"wrote {write_report(a.runs, a.out)}")

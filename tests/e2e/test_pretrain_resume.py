@@ -1,0 +1,88 @@
+"""A pre-training run killed with SIGKILL mid-training and resumed ends with exactly the weights
+of an uninterrupted run (CPU, same seed), dropout and LayerDrop on so that RNG states matter."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.pretrain import labels as lab, loop
+from harness.pretrain.toy import make_toy_corpus, phone_labels
+from upstreams.hubert import HubertConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+MICRO = replace(HubertConfig.tiny(), conv_channels=(32,) * 7, encoder_dim=64, encoder_layers=3, encoder_heads=4,
+                encoder_ffn_dim=128, final_dim=32, dropout=0.1, attention_dropout=0.1, dropout_input=0.1,
+                layerdrop=0.3)
+STEPS = 60
+
+
+def _spec(tmp: Path, corpus, out: Path) -> Path:
+    labels, inv = phone_labels(corpus)
+    if not (tmp / "labels").exists():
+        lab.write_labels(tmp / "labels", labels, len(inv))
+    items = [asdict(loop.Item.from_utterance(u)) for u in corpus.select(split="train")]
+    spec = {"train": {"steps": STEPS, "lr": 2e-3, "batch_samples": 48000, "checkpoint_every": 5, "log_every": 10,
+                      "seed": 11},
+            "model": MICRO.to_dict(), "num_classes": len(inv), "items": items,
+            "labels_dir": str(tmp / "labels"), "out_dir": str(out), "threads": 1}
+    path = out.with_suffix(".json")
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def _run(spec: Path, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    return subprocess.Popen([sys.executable, "-m", "harness.pretrain.loop", str(spec)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _weights(out: Path):
+    return torch.load(out / loop.CHECKPOINT, map_location="cpu", weights_only=False)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_same_weights(tmp_path):
+    corpus = make_toy_corpus(tmp_path / "toy", n_train=10, n_dev=0, seed=1)
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    ref = _run(_spec(tmp_path, corpus, full))  # uninterrupted, in parallel with the killed one
+    p = _run(_spec(tmp_path, corpus, killed))
+    deadline = time.time() + 120
+    while not (killed / loop.CHECKPOINT).exists():
+        assert p.poll() is None, p.stdout.read()
+        assert time.time() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert p.returncode == -signal.SIGKILL
+    at_kill = _weights(killed)["step"]
+    assert not (killed / loop.DONE).exists() and 0 < at_kill < STEPS, at_kill
+
+    resumed = _run(_spec(tmp_path, corpus, killed))
+    out = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, out
+    assert f"resuming at step {at_kill}" in out
+    assert ref.wait(timeout=300) == 0, ref.stdout.read()
+
+    a, b = _weights(full), _weights(killed)
+    assert a["step"] == b["step"] == STEPS
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"])
+    # the logs agree too (the resumed run dropped the lines written after its checkpoint)
+    la = [json.loads(x) for x in (full / loop.LOG).read_text().splitlines()]
+    lb = [json.loads(x) for x in (killed / loop.LOG).read_text().splitlines()]
+    assert [r["step"] for r in la] == [r["step"] for r in lb]
+    assert [r["loss"] for r in la] == pytest.approx([r["loss"] for r in lb], rel=1e-9)

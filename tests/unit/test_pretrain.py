@@ -1,0 +1,407 @@
+"""Tests for harness.pretrain: masking, MFCC dump, labels, clustering, label quality, the model
+(overfitting one batch), the loop's batching, export, recipes and a whole tiny pipeline."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from harness.errors import ConfigError, HarnessError
+from harness.pretrain import cluster, dump, labels as lab, loop, quality
+from harness.pretrain.model import HubertPretrainModel, compute_mask
+from harness.pretrain.recipe import TrainConfig, load_recipe, recipe_from_dict
+from harness.pretrain.toy import make_toy_corpus, phone_labels
+from upstreams.hubert import HubertConfig, load_exported
+
+# A very small network: same CNN kernels/strides (20 ms frames) as every HuBERT.
+MICRO = replace(HubertConfig.tiny(), conv_channels=(32,) * 7, encoder_dim=64, encoder_layers=2, encoder_heads=4,
+                encoder_ffn_dim=128, final_dim=32, dropout=0.0, attention_dropout=0.0, dropout_input=0.0,
+                layerdrop=0.0, feature_grad_mult=1.0)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return make_toy_corpus(tmp_path_factory.mktemp("toy"), n_train=16, n_dev=4, seed=0)
+
+
+# ----------------------------------------------------------------------------- masking
+
+
+def _runs(row: torch.Tensor):
+    out, n = [], 0
+    for v in row.tolist() + [False]:
+        if v:
+            n += 1
+        elif n:
+            out.append(n)
+            n = 0
+    return out
+
+
+def test_mask_spans_counts_and_fraction():
+    g = torch.Generator().manual_seed(0)
+    # one row: nothing is cut, spans of 10 (overlapping spans make longer runs, never shorter)
+    fr = []
+    for _ in range(100):
+        m = compute_mask(1, 2000, 0.8, 10, 2, generator=g)
+        assert min(_runs(m[0])) >= 10
+        fr.append(m.float().mean().item())
+    assert 0.55 < np.mean(fr) < 0.59  # published ~57% (distinct starts, overlapping spans)
+    # a batch: every row has the same masked count, a little below the single-row fraction
+    fr = []
+    for _ in range(50):
+        m = compute_mask(8, 400, 0.8, 10, 2, generator=g)
+        counts = m.sum(1)
+        assert bool((counts == counts[0]).all())
+        fr.append(m.float().mean().item())
+    assert 0.48 < np.mean(fr) < 0.56
+    # at least 2 spans even when 0.8 T / 10 rounds to fewer
+    m = compute_mask(4, 12, 0.8, 10, 2, generator=g)
+    assert bool((m.sum(1) >= 10).all())
+
+
+def test_mask_is_deterministic_in_the_generator():
+    a = compute_mask(3, 100, generator=torch.Generator().manual_seed(5))
+    b = compute_mask(3, 100, generator=torch.Generator().manual_seed(5))
+    c = compute_mask(3, 100, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+# ----------------------------------------------------------------------------- features and labels
+
+
+def _utt(tmp_path, uid, seconds, seed=0):
+    from harness.data.corpus import Utterance
+
+    x = 0.1 * np.random.default_rng(seed).standard_normal(int(seconds * 16000)).astype(np.float32)
+    p = tmp_path / f"{uid}.wav"
+    sf.write(p, x, 16000, subtype="FLOAT")
+    return Utterance(id=uid, path=str(p), duration=len(x) / 16000)
+
+
+def test_mfcc_dump_shape_rate_and_50hz_labels(tmp_path):
+    utts = [_utt(tmp_path, "a", 1.5, 0), _utt(tmp_path, "b", 2.013, 1), _utt(tmp_path, "c", 0.7, 2)]
+    for r in range(2):  # two shards, as two ranks would write them
+        dump.dump_mfcc(utts, tmp_path / "feats", r, 2)
+    dump.mark_complete(tmp_path / "feats", 3)
+    reader = dump.FeatureReader(tmp_path / "feats")
+    assert reader.dim == 39 and reader.rate == 100.0 and reader.ids == ["a", "b", "c"]
+    for u in utts:
+        n = int(round(u.duration * 16000))
+        f = reader.get(reader.index(u.id))
+        assert f.dtype == np.float16 and f.shape == (1 + (n - 400) // 160, 39)
+        ref = dump.mfcc_features(torch.from_numpy(sf.read(u.path, dtype="float32")[0])).numpy()
+        np.testing.assert_allclose(f.astype(np.float32), ref, rtol=2e-3, atol=2e-2)
+    # labels: nearest centroid of every second MFCC frame = exactly the 50 Hz CNN frame count
+    cents = cluster.sample_frames(reader, 1.0)[:: 37][:5]
+    ns = {u.id: int(round(u.duration * 16000)) for u in utts}
+    lab.assign_labels(reader, cents, tmp_path / "labels", ns)
+    store = lab.LabelStore(tmp_path / "labels")
+    for u in utts:
+        y = store.get(u.id)
+        assert len(y) == lab.frames_50hz(ns[u.id]) == (reader.lengths[reader.index(u.id)] + 1) // 2
+        full, _ = cluster.nearest(reader.get(reader.index(u.id)).astype(np.float32), cents)
+        np.testing.assert_array_equal(y, full[::2])
+    assert dump.expected_frames(ns["b"], 100.0) == reader.lengths[1]
+
+
+def test_label_length_mismatch_names_the_utterance(tmp_path):
+    utts = [_utt(tmp_path, "short-one", 1.0), _utt(tmp_path, "liar-utt-7", 1.0, 1)]
+    dump.dump_mfcc(utts, tmp_path / "feats")
+    reader = dump.FeatureReader(tmp_path / "feats")
+    cents = cluster.sample_frames(reader, 1.0)[:4]
+    ns = {"short-one": 16000, "liar-utt-7": 16000 + 3200}  # manifest claims 0.2 s more audio
+    with pytest.raises(HarnessError, match="liar-utt-7"):
+        lab.assign_labels(reader, cents, tmp_path / "labels", ns)
+    # within 0.1 s: accepted, padded with -1 (ignored) or truncated to the audio's frames
+    y = lab.fit_to_audio("u", np.arange(45), 16000)
+    assert len(y) == 49 and list(y[-4:]) == [-1] * 4
+    assert len(lab.fit_to_audio("u", np.arange(53), 16000)) == 49
+    with pytest.raises(HarnessError, match="utt-x"):
+        lab.fit_to_audio("utt-x", np.arange(60), 16000)
+
+
+# ----------------------------------------------------------------------------- clustering
+
+
+def _blobs(n=20000, k=4, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 10, (k, d))
+    return (centres[rng.integers(k, size=n)] + rng.normal(0, 1, (n, d))).astype(np.float32)
+
+
+def test_faiss_kmeans_fits_on_all_points():
+    """At convergence each centroid is the mean of the points assigned to it. Fitted on all
+    points, that holds on the full data; faiss's default (subsample to 256 k points) breaks it."""
+    import faiss
+
+    x = _blobs()
+    res = cluster.fit_kmeans(x, 4, niter=100, seed=1)
+    assert res.n_points == len(x)
+
+    def mean_gap(c):
+        a, _ = cluster.nearest(x, c)
+        return max(np.abs(x[a == j].mean(0) - c[j]).max() for j in range(len(c)))
+
+    assert mean_gap(res.centroids) < 1e-3
+    sub = faiss.Kmeans(x.shape[1], 4, niter=100, seed=1)  # default max_points_per_centroid = 256
+    sub.train(x)
+    assert mean_gap(sub.centroids) > 1e-2  # the check above would catch the subsampling
+
+
+def test_faiss_inertia_close_to_sklearn_reference():
+    rng = np.random.default_rng(3)
+    x = np.concatenate([_blobs(6000, 12, 10, seed=s) for s in range(2)]) + rng.normal(0, 2, (12000, 10)).astype(np.float32)
+    ours = cluster.fit_kmeans(x, 20, niter=50, seed=0)
+    ref = cluster.fit_sklearn_reference(x, 20, seed=0, n_init=3, max_iter=50)
+    assert ours.inertia == pytest.approx(cluster.inertia(x, ours.centroids))
+    assert ours.inertia <= 1.03 * ref.inertia
+
+
+def test_sample_frames_fraction():
+    class R:  # a reader stand-in
+        lengths = [10] * 50
+
+        def __len__(self):
+            return 50
+
+        def get(self, i):
+            return np.full((10, 2), i, np.float16)
+
+    x = cluster.sample_frames(R(), 0.2, seed=0)
+    assert x.shape == (100, 2) and len(np.unique(x[:, 0])) == 10
+    assert cluster.sample_frames(R(), 1.0).shape == (500, 2)
+    assert cluster.sample_frames(R(), 1.0, max_frames=55).shape == (50, 2)
+
+
+# ----------------------------------------------------------------------------- label quality
+
+
+def test_pnmi_and_purity():
+    rng = np.random.default_rng(0)
+    phones = [f"p{i}" for i in rng.integers(0, 30, 50000)]
+    truth = [int(p[1:]) for p in phones]
+    q = quality.label_quality(phones, truth)
+    assert q["pnmi"] == pytest.approx(1.0) and q["phone_purity"] == pytest.approx(1.0)
+    q = quality.label_quality(phones, rng.integers(0, 50, 50000).tolist())
+    assert 0.0 <= q["pnmi"] < 0.02 and q["phone_purity"] < 0.1
+    # labels that merge phones pairwise: purity 1/2 per merged pair, PNMI = 1 - ln 2 / ln 4
+    q = quality.label_quality(["a", "b", "c", "d"] * 100, [0, 0, 1, 1] * 100)
+    assert q["phone_purity"] == pytest.approx(0.5) and q["pnmi"] == pytest.approx(0.5)
+    assert q["cluster_purity"] == pytest.approx(1.0)
+
+
+def test_frame_phones_use_frame_centres():
+    ali = [["sil", 0.0, 0.03], ["a", 0.03, 0.1], ["b", 0.1, 0.2]]
+    # frame t centre = 0.02 t + 0.0125
+    assert quality.frame_phones(ali, 11) == ["sil", "a", "a", "a", "a", "b", "b", "b", "b", "b", None]
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def test_overfit_one_batch_masked_accuracy(toy):
+    """PRETRAIN.md 7: overfitting one batch reaches > 50% masked accuracy in a few hundred steps."""
+    torch.manual_seed(0)
+    labels, inv = phone_labels(toy)
+    utts = toy.select(split="train")[:4]
+    crop = min(int(round(u.duration * 16000)) for u in utts)
+    from harness.audio import load_audio
+
+    wavs = torch.stack([load_audio(u.path)[:crop] for u in utts])
+    T = lab.frames_50hz(crop)
+    y = torch.stack([torch.from_numpy(labels[u.id][:T]) for u in utts])
+    model = HubertPretrainModel(MICRO, len(inv))
+    assert model.label_embs.min() >= 0 and model.label_embs.max() < 1  # U[0, 1) codewords
+    opt, sched = loop.build_optimizer(model, TrainConfig(steps=300, lr=2e-3, warmup_frac=0.05))
+    g = torch.Generator().manual_seed(0)
+    accs, first_ce = [], None
+    for step in range(300):
+        mask = compute_mask(len(utts), T, generator=g)
+        out = model(wavs, y, mask)
+        (out["loss"] / out["n_masked"]).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+        first_ce = first_ce if first_ce is not None else float(out["ce"] / out["n_masked"])
+        accs.append(float(out["correct_masked"] / out["n_masked"]))
+        if step >= 20 and np.mean(accs[-10:]) > 0.6:
+            break
+    assert first_ce == pytest.approx(np.log(len(inv)), abs=0.5)  # starts near ln K
+    assert np.mean(accs[-10:]) > 0.5, f"masked accuracy {np.mean(accs[-10:]):.3f} after {step + 1} steps"
+
+
+def test_loss_counts_masked_frames_only():
+    torch.manual_seed(0)
+    model = HubertPretrainModel(MICRO, 5).eval()
+    wav = 0.1 * torch.randn(2, 16000)
+    y = torch.randint(0, 5, (2, 49))
+    y[0, :5] = -1
+    mask = compute_mask(2, 49, generator=torch.Generator().manual_seed(0))
+    out = model(wav, y, mask)
+    assert int(out["n_masked"]) == int((mask & (y >= 0)).sum())
+    assert int(out["n_unmasked"]) == int((~mask & (y >= 0)).sum())
+    # changing labels of unmasked frames changes nothing in the loss
+    y2 = torch.where(mask, y, (y + 1) % 5)
+    assert float(model(wav, y2, mask)["loss"].detach()) == pytest.approx(float(out["loss"].detach()), rel=1e-6)
+    pen = float(out["feature_pen"])
+    assert float(out["loss"].detach()) == pytest.approx(float(out["ce"]) + 10 * pen * int(out["n_masked"]), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- loop pieces
+
+
+def test_lr_schedule_warmup_then_linear_decay():
+    model = torch.nn.Linear(2, 2)
+    opt, sched = loop.build_optimizer(model, TrainConfig(steps=100, lr=1.0, warmup_frac=0.1))
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[10] == pytest.approx(1.0) and lrs[55] == pytest.approx(0.5) and lrs[-1] == pytest.approx(1 / 90)
+    g = opt.param_groups[0]
+    assert g["betas"] == (0.9, 0.98) and g["eps"] == 1e-6 and g["weight_decay"] == 0.01
+
+
+def test_step_batches_crop_labels_and_rank_split(toy, tmp_path):
+    labels, inv = phone_labels(toy)
+    lab.write_labels(tmp_path / "labels", labels, len(inv))
+    items = [loop.Item.from_utterance(u) for u in toy.select(split="train")]
+    cfg = TrainConfig(steps=10, batch_samples=3 * 16000, seed=3)
+    ranks = [loop.StepBatches(items, tmp_path / "labels", cfg, rank=r, world=2) for r in range(2)]
+    accum = loop.StepBatches(items, tmp_path / "labels", replace(cfg, grad_accum=2))
+    for step in range(6):
+        a = accum[step]
+        parts = [r[step] for r in ranks]
+        assert a["wavs"].shape[:2] == (2, parts[0]["wavs"].shape[1])
+        for key in ("wavs", "labels", "mask"):  # rank r's micro-batch = micro-batch r of one process
+            assert torch.equal(a[key].flatten(0, 1), torch.cat([p[key][0] for p in parts])), key
+        a = {k: v.flatten(0, 1)[None] for k, v in a.items() if v.ndim >= 2}
+        # every crop is on the 320-sample grid and its labels are those of the same frames
+        for row in range(a["wavs"].shape[1]):
+            w = a["wavs"][0, row]
+            uid = _find_crop(toy, w)
+            full = labels[uid]
+            f0 = _crop_frame(toy, uid, w)
+            T = a["labels"].shape[-1]
+            np.testing.assert_array_equal(a["labels"][0, row].numpy(), full[f0: f0 + T])
+        assert a["wavs"].shape[-1] <= cfg.max_sample_size
+
+
+def _find_crop(corpus, w):
+    from harness.audio import load_audio
+
+    for u in corpus.select(split="train"):
+        x = load_audio(u.path)
+        if len(x) >= len(w) and _crop_frame_x(x, w) is not None:
+            return u.id
+    raise AssertionError("crop not found")
+
+
+def _crop_frame_x(x, w):
+    for f0 in range((len(x) - len(w)) // 320 + 1):
+        if torch.equal(x[f0 * 320: f0 * 320 + len(w)], w):
+            return f0
+    return None
+
+
+def _crop_frame(corpus, uid, w):
+    from harness.audio import load_audio
+
+    u = next(u for u in corpus.utterances if u.id == uid)
+    return _crop_frame_x(load_audio(u.path), w)
+
+
+# ----------------------------------------------------------------------------- recipes
+
+
+def test_recipes_load_and_unknown_keys_fail(tmp_path):
+    tiny, base = load_recipe("hubert_tiny"), load_recipe("hubert_base")
+    assert len(tiny.iterations) == 2 and tiny.iterations[1].features.source == "layer"
+    assert 50 <= tiny.iterations[0].cluster.k <= 100 and tiny.iterations[0].model.encoder_layers <= 4
+    b1, b2 = base.iterations
+    assert (b1.cluster.k, b2.cluster.k, b2.features.layer) == (100, 500, 6)
+    assert (b1.train.steps, b2.train.steps) == (250_000, 400_000)
+    assert b2.model.encoder_layers == 12 and b2.model.encoder_dim == 768 and b2.model.final_dim == 256
+    assert b2.train.lr == 5e-4 and b2.train.grad_clip == 10.0 and b2.train.max_sample_size == 250_000
+    with pytest.raises(ConfigError, match="lrr"):
+        recipe_from_dict({"train": {"lrr": 1}})
+    with pytest.raises(ConfigError, match="colour"):
+        recipe_from_dict({"colour": 1})
+    with pytest.raises(ConfigError, match="layer"):
+        recipe_from_dict({"model": {"preset": "tiny"}, "iterations": [{}, {"features": {"source": "layer", "layer": 9}}]})
+    p = tmp_path / "r.yaml"
+    p.write_text("name: mine\nmodel: {preset: tiny}\niterations:\n  - cluster: {k: 7}\n")
+    r = load_recipe(p)
+    assert r.name == "mine" and r.iterations[0].cluster.k == 7 and r.iteration_name(1) == "mine-it1"
+
+
+# ----------------------------------------------------------------------------- export + pipeline
+
+
+def test_export_round_trip(tmp_path):
+    from harness.pretrain.recipe import IterationConfig
+    from harness.pretrain.run import export_iteration
+
+    torch.manual_seed(0)
+    model = HubertPretrainModel(MICRO, 7)
+    (tmp_path / "train").mkdir()
+    loop.save_checkpoint(tmp_path / "train" / loop.CHECKPOINT, {"model": model.state_dict()})
+    (tmp_path / "train" / loop.DONE).write_text("{}")
+    export_iteration(tmp_path / "train", IterationConfig(model=MICRO), tmp_path / "up", "toy-it1")
+    up = load_exported(tmp_path / "up")
+    assert up.spec.name == "toy-it1" and up.spec.num_layers == MICRO.encoder_layers + 1
+    x = 0.1 * torch.randn(2, 12000)
+    lens = torch.tensor([12000, 9000])
+    model.eval()
+    with torch.no_grad():
+        ref = model.encoder(x, lens).hidden_states
+        got = up(x, lens).layers
+    for a, b in zip(ref, got):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_pipeline_two_iterations_resumes_and_exports(toy, tmp_path):
+    from harness.pretrain.run import pretrain
+
+    recipe = tmp_path / "micro.yaml"
+    m = {k: (list(v) if isinstance(v, tuple) else v) for k, v in MICRO.to_dict().items()}
+    recipe.write_text(json.dumps({  # JSON is YAML
+        "name": "micro", "data": {"min_seconds": 1.0},
+        "model": {"preset": "tiny", **m},
+        "cluster": {"k": 12, "sample_fraction": 1.0, "niter": 20},
+        "train": {"steps": 12, "lr": 2e-3, "batch_samples": 64000, "checkpoint_every": 5, "log_every": 6},
+        "iterations": [{"features": {"source": "mfcc"}}, {"features": {"source": "layer", "layer": 1}}]}))
+    lines = []
+    up = pretrain(recipe, str(toy.root), tmp_path / "run", log=lines.append)
+    assert up == tmp_path / "run" / "iter2" / "upstream"
+    assert load_exported(up).spec.name == "micro-it2"
+    for k in (1, 2):
+        s = json.loads((tmp_path / "run" / f"iter{k}" / "summary.json").read_text())
+        assert s["name"] == f"micro-it{k}" and s["k"] == 12
+        q = s["label_quality"]["dev"]
+        assert 0 < q["pnmi"] <= 1 and 0 < q["phone_purity"] <= 1 and q["frames"] > 0
+        assert 0 <= s["masked_acc"]["dev"] <= 1 and s["masked_acc"]["train"] is not None
+        assert set(s["times_s"]) >= {"features_train", "clusters", "labels_train", "train"}
+    f2 = dump.FeatureReader(tmp_path / "run" / "iter2" / "features" / "train")
+    assert f2.dim == MICRO.encoder_dim and f2.rate == 50.0
+    # idempotent: a second call redoes nothing
+    lines.clear()
+    mtime = (tmp_path / "run" / "iter1" / "train" / loop.CHECKPOINT).stat().st_mtime_ns
+    pretrain(recipe, str(toy.root), tmp_path / "run", log=lines.append)
+    assert (tmp_path / "run" / "iter1" / "train" / loop.CHECKPOINT).stat().st_mtime_ns == mtime
+    assert not any("loss" in ln or "resuming" in ln for ln in lines), lines
+    # another recipe in the same folder is refused
+    recipe2 = tmp_path / "micro2.yaml"
+    recipe2.write_text(recipe.read_text().replace('"k": 12', '"k": 13'))
+    with pytest.raises(HarnessError, match="another recipe"):
+        pretrain(recipe2, str(toy.root), tmp_path / "run", log=lines.append)
