@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -405,3 +404,18 @@ def test_pipeline_two_iterations_resumes_and_exports(toy, tmp_path):
     recipe2.write_text(recipe.read_text().replace('"k": 12', '"k": 13'))
     with pytest.raises(HarnessError, match="another recipe"):
         pretrain(recipe2, str(toy.root), tmp_path / "run", log=lines.append)
+
+
+def test_nomask_weight_adds_unmasked_cross_entropy():
+    torch.manual_seed(0)
+    wav = 0.1 * torch.randn(2, 16000)
+    y = torch.randint(0, 5, (2, 49))
+    mask = compute_mask(2, 49, generator=torch.Generator().manual_seed(0))
+    a = HubertPretrainModel(MICRO, 5).eval()
+    b = HubertPretrainModel(MICRO, 5, nomask_weight=0.5).eval()
+    b.load_state_dict(a.state_dict())
+    oa, ob = a(wav, y, mask), b(wav, y, mask)
+    logits = a.logits(a.encoder(wav, mask=mask).hidden_states[-1])
+    ce_u = torch.nn.functional.cross_entropy(logits[~mask], y[~mask], reduction="sum")
+    assert float(ob["loss"].detach()) == pytest.approx(float(oa["loss"].detach()) + 0.5 * float(ce_u.detach()), rel=1e-5)
+    assert int(ob["correct_unmasked"]) == int(oa["correct_unmasked"])

@@ -1,0 +1,135 @@
+"""Benchmark: our HuBERT pre-training step vs torchaudio's `hubert_pretrain_model`, same toy
+configuration, same batch, same device. One step = forward, loss (masked CE + 10 x feature
+penalty, normalised by the masked-frame count; the published masked-only loss for both, whatever
+the recipe's pred_nomask_weight), backward, grad clipping, AdamW update.
+Prints both throughputs in seconds of audio per second and the ratio (ours / torchaudio).
+
+    .venv/bin/python bench/pretrain_step.py [--recipe hubert_tiny] [--items 4] [--seconds 4]
+        [--steps 8] [--rounds 3] [--threads 2] [--device cpu]
+
+The two steps alternate round by round (the median step time of each is reported), so a load
+that comes and goes on the machine hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from harness.pretrain.labels import frames_50hz  # noqa: E402
+from harness.pretrain.loop import build_optimizer  # noqa: E402
+from harness.pretrain.model import HubertPretrainModel, compute_mask  # noqa: E402
+from harness.pretrain.recipe import load_recipe  # noqa: E402
+
+
+def torchaudio_model(c, num_classes: int, t):
+    from torchaudio.models import hubert_pretrain_model
+
+    return hubert_pretrain_model(
+        extractor_mode=c.extractor_mode,
+        extractor_conv_layer_config=list(zip(c.conv_channels, c.conv_kernels, c.conv_strides)),
+        extractor_conv_bias=c.conv_bias, encoder_embed_dim=c.encoder_dim,
+        encoder_projection_dropout=c.dropout_input, encoder_pos_conv_kernel=c.pos_conv_kernel,
+        encoder_pos_conv_groups=c.pos_conv_groups, encoder_num_layers=c.encoder_layers,
+        encoder_num_heads=c.encoder_heads, encoder_attention_dropout=c.attention_dropout,
+        encoder_ff_interm_features=c.encoder_ffn_dim, encoder_ff_interm_dropout=c.activation_dropout,
+        encoder_dropout=c.dropout, encoder_layer_norm_first=c.layer_norm_first, encoder_layer_drop=c.layerdrop,
+        mask_prob=t.mask_prob, mask_selection="static", mask_other=0.0, mask_length=t.mask_length,
+        no_mask_overlap=False, mask_min_space=1, mask_channel_prob=0.0, mask_channel_selection="static",
+        mask_channel_other=0.0, mask_channel_length=10, no_mask_channel_overlap=False, mask_channel_min_space=1,
+        skip_masked=False, skip_nomask=False, num_classes=num_classes, final_dim=c.final_dim,
+        feature_grad_mult=c.feature_grad_mult if c.feature_grad_mult < 1.0 else None)  # None = no scaling
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipe", default="hubert_tiny")
+    ap.add_argument("--items", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=4.0, help="seconds per item (the crop length)")
+    ap.add_argument("--iteration", type=int, default=1, help="which iteration's model/training config")
+    ap.add_argument("--steps", type=int, default=8, help="timed steps per round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    it = load_recipe(a.recipe).iterations[a.iteration - 1]
+    cfg, tcfg, K = it.model, it.train, it.cluster.k
+    dev = torch.device(a.device)
+
+    g = torch.Generator().manual_seed(0)
+    S = int(a.seconds * 16000)
+    T = frames_50hz(S)
+    # speech-like batch: noise bursts through a random resonance, plus silence
+    wavs = torch.randn(a.items, S, generator=g) * (torch.rand(a.items, S // 800 + 1, generator=g)
+                                                   .repeat_interleave(800, 1)[:, :S] > 0.3) * 0.1
+    labels = torch.randint(0, K, (a.items, T), generator=g)
+    wavs, labels = wavs.to(dev), labels.to(dev)
+    audio_s = a.items * S / 16000
+
+    torch.manual_seed(0)
+    ours = HubertPretrainModel(cfg, K, tcfg.logit_temp, tcfg.feature_pen).to(dev).train()
+    ta = torchaudio_model(cfg, K, tcfg).to(dev).train()
+    opt_o, _ = build_optimizer(ours, tcfg)
+    opt_t, _ = build_optimizer(ta, tcfg)
+    mg = torch.Generator().manual_seed(1)
+
+    def step_ours():
+        mask = compute_mask(a.items, T, tcfg.mask_prob, tcfg.mask_length, tcfg.min_masks, generator=mg).to(dev)
+        out = ours(wavs, labels, mask)
+        (out["loss"] / out["n_masked"]).backward()
+        torch.nn.utils.clip_grad_norm_(ours.parameters(), tcfg.grad_clip)
+        opt_o.step()
+        opt_o.zero_grad(set_to_none=True)
+
+    def step_ta():
+        logit_m, logit_u, pen = ta(wavs, labels)
+        n_m = logit_m.shape[0]
+        target = torch.zeros(n_m, dtype=torch.long, device=dev)  # the positive is class 0 in torchaudio
+        loss = F.cross_entropy(logit_m, target, reduction="sum") + tcfg.feature_pen * pen * n_m
+        (loss / n_m).backward()
+        torch.nn.utils.clip_grad_norm_(ta.parameters(), tcfg.grad_clip)
+        opt_t.step()
+        opt_t.zero_grad(set_to_none=True)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    times = {"ours": [], "torchaudio": []}
+    for fn in (step_ours, step_ta):  # warm-up
+        for _ in range(2):
+            fn()
+    for r in range(a.rounds):
+        for name, fn in (("ours", step_ours), ("torchaudio", step_ta)) if r % 2 == 0 else \
+                (("torchaudio", step_ta), ("ours", step_ours)):
+            for _ in range(a.steps):
+                sync()
+                t0 = time.perf_counter()
+                fn()
+                sync()
+                times[name].append(time.perf_counter() - t0)
+
+    n_o = sum(p.numel() for p in ours.parameters())
+    n_t = sum(p.numel() for p in ta.parameters())
+    print(f"{a.recipe} model ({cfg.encoder_layers} x {cfg.encoder_dim}, CNN {cfg.conv_channels[0]} ch, K = {K}); "
+          f"batch {a.items} x {a.seconds:g} s = {audio_s:g} s of audio; device {dev}, {a.threads} threads; "
+          f"params ours {n_o / 1e6:.2f} M, torchaudio {n_t / 1e6:.2f} M")
+    res = {}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        res[name] = audio_s / med
+        print(f"  {name:10s} median step {med * 1000:7.1f} ms  ->  {res[name]:7.1f} s of audio / s")
+    print(f"  ratio ours / torchaudio: {res['ours'] / res['torchaudio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,536 @@
+"""The HuBERT pre-training loop (one module, top to bottom): data, model, optimiser, steps, checkpoints.
+
+Batches. Step s reads one GLOBAL batch, identical on every rank: each epoch shuffles the
+utterances (seed, epoch), cuts them into buckets of `bucket_batches` batches, sorts each bucket
+by length and packs consecutive utterances while (items x crop length) stays within
+world x grad_accum x batch_samples, with a multiple of world x grad_accum items; the batch order
+is then shuffled. Every item of the global batch is cropped to the shortest item of the global
+batch (capped at max_sample_size), at a random start on the 320-sample frame grid so that labels
+are cropped to exactly the matching frames; spans are masked for the whole global batch. Rank r
+takes micro-batches r * grad_accum ... (r + 1) * grad_accum - 1 of equal size. Crops and masks
+come from a generator seeded by (seed, step), so a run on W ranks sees exactly the data of a
+single process with the same global batch, and a resumed run the data of an uninterrupted one.
+(fairseq crops per GPU batch; cropping per global batch is what makes that equivalence exact.)
+
+Loss. Summed masked cross-entropy + feature penalty term, divided by the GLOBAL number of masked
+frames with a label (all-reduced before the forward pass); under DDP the loss is multiplied by
+the world size since DDP averages gradients. Adam(0.9, 0.98, eps 1e-6) with decoupled weight
+decay (AdamW), linear warm-up then linear decay to 0, grad-norm clipping; a step whose grad norm
+is not finite is skipped (counted). bf16 autocast on GPUs that support it, fp32 on the CPU.
+
+Checkpoints (`checkpoint.pt`, written atomically every checkpoint_every steps and at the end):
+model, optimiser, scheduler, step, the RNG states of every rank (torch CPU/CUDA, numpy, python)
+and the data position (epoch, batch). `done.json` marks a finished stage. Re-running resumes
+from the checkpoint and gives the same weights as an uninterrupted run (CPU, same seed).
+
+Distributed: run under torchrun; `init_distributed` reads RANK / WORLD_SIZE / LOCAL_RANK and
+uses NCCL on GPUs, gloo on the CPU. DDP uses find_unused_parameters when LayerDrop is on.
+
+Entry point for tests and tools: `python -m harness.pretrain.loop SPEC.json` (see `main`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from harness.audio import load_audio
+from harness.errors import HarnessError
+from harness.pretrain.labels import LabelStore, fit_to_audio, frames_50hz
+from harness.pretrain.model import HubertPretrainModel, compute_mask
+from harness.pretrain.recipe import TrainConfig
+from harness.progress import progress_bar
+from harness.results import atomic_write_json
+from upstreams.hubert import HubertConfig
+
+SAMPLE_RATE = 16000
+FRAME = 320  # samples per 20 ms frame (product of the CNN strides)
+CHECKPOINT = "checkpoint.pt"
+DONE = "done.json"
+LOG = "log.jsonl"
+
+
+# ----------------------------------------------------------------------------- distributed
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str = "auto") -> Dist:
+    """The process group of a torchrun launch (initialised once: NCCL on GPUs, gloo on the CPU),
+    or a single process when WORLD_SIZE is unset or 1."""
+    if dist.is_available() and dist.is_initialized():
+        return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    use_cuda = resolve_device(device) == "cuda"
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    if use_cuda:
+        torch.cuda.set_device(local)
+    # long timeout: ranks wait at barriers while rank 0 clusters (minutes on a large corpus)
+    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(hours=3))
+    return Dist(dist.get_rank(), dist.get_world_size(), local)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise HarnessError("train.device is cuda but no GPU is available")
+    return device
+
+
+def barrier(d: Dist) -> None:
+    if d.world > 1:
+        dist.barrier()
+
+
+def all_reduce_sum(t: Tensor, d: Dist) -> Tensor:
+    if d.world > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Item:
+    """One training utterance: audio segment + its expected length in samples."""
+
+    id: str
+    path: str
+    offset: float
+    num_samples: int
+
+    @classmethod
+    def from_utterance(cls, u) -> "Item":
+        return cls(u.id, str(u.path), float(u.offset), int(round(u.duration * SAMPLE_RATE)))
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Step-indexed data: item s = this rank's micro-batches of global batch s (module docstring)."""
+
+    def __init__(self, items: Sequence[Item], labels_dir: Path, cfg: TrainConfig, rank: int = 0, world: int = 1):
+        self.items = list(items)
+        self.labels_dir = Path(labels_dir)
+        self.cfg, self.rank, self.world = cfg, rank, world
+        self.slots = world * cfg.grad_accum  # micro-batches per global batch
+        if len(self.items) < self.slots:
+            raise HarnessError(f"{len(self.items)} training utterances for {self.slots} micro-batches per step")
+        self._labels: Optional[LabelStore] = None
+        self._plans: Dict[int, List[List[int]]] = {}
+        self._counts: Dict[int, int] = {}  # batches per epoch
+
+    def labels(self) -> LabelStore:
+        if self._labels is None:  # opened lazily: once per data-loading process
+            self._labels = LabelStore(self.labels_dir)
+        return self._labels
+
+    def plan(self, epoch: int) -> List[List[int]]:
+        """The global batches (lists of item indices) of an epoch, deterministic in (seed, epoch)."""
+        if epoch in self._plans:
+            return self._plans[epoch]
+        cfg, n_slots = self.cfg, self.slots
+        rng = np.random.default_rng([cfg.seed, epoch])
+        order = rng.permutation(len(self.items))
+        cap = cfg.batch_samples * n_slots
+        lens = np.array([min(it.num_samples, cfg.max_sample_size) for it in self.items])
+        # bucket size: about bucket_batches batches of the average utterance
+        per_batch = max(n_slots, int(cap // max(1, lens.mean())))
+        bucket = max(n_slots, cfg.bucket_batches * per_batch)
+        batches: List[List[int]] = []
+        for b0 in range(0, len(order), bucket):
+            chunk = sorted(order[b0: b0 + bucket].tolist(), key=lambda i: (-lens[i], i))
+            i = 0
+            while len(chunk) - i >= n_slots:
+                take = n_slots
+                while i + take + n_slots <= len(chunk) and (take + n_slots) * lens[chunk[i + take + n_slots - 1]] <= cap:
+                    take += n_slots
+                batches.append(chunk[i: i + take])
+                i += take
+        rng.shuffle(batches)
+        self._plans = {epoch: batches}  # keep one epoch (workers compute their own)
+        self._counts[epoch] = len(batches)
+        return batches
+
+    def locate(self, step: int) -> Tuple[int, int]:
+        """(epoch, batch index in the epoch) of global step `step` (0-based)."""
+        e = 0
+        while True:
+            n = self._counts[e] if e in self._counts else len(self.plan(e))
+            if n == 0:
+                raise HarnessError("an epoch yields no batch: too few training utterances")
+            if step < n:
+                return e, step
+            step -= n
+            e += 1
+
+    def __len__(self) -> int:
+        return self.cfg.steps
+
+    def __getitem__(self, step: int) -> Dict[str, Tensor]:
+        cfg = self.cfg
+        epoch, b = self.locate(step)
+        batch = self.plan(epoch)[b]
+        g = torch.Generator().manual_seed(_seed(cfg.seed, 7919, step))
+        crop = min(min(self.items[i].num_samples for i in batch), cfg.max_sample_size)
+        crop = max(crop, 400)
+        T = frames_50hz(crop)
+        u = torch.rand(len(batch), generator=g)  # crop start fractions, one per item
+        mask = compute_mask(len(batch), T, cfg.mask_prob, cfg.mask_length, cfg.min_masks, generator=g)
+        per = len(batch) // self.slots
+        mine = range(self.rank * cfg.grad_accum * per, (self.rank + 1) * cfg.grad_accum * per)
+        wavs = torch.zeros(len(mine), crop)
+        labs = torch.full((len(mine), T), -1, dtype=torch.long)
+        for row, j in enumerate(mine):
+            it = self.items[batch[j]]
+            wav = load_audio(it.path, offset=it.offset, duration=it.num_samples / SAMPLE_RATE)
+            n = wav.numel()
+            if n < crop:  # the manifest said longer: allowed within the label tolerance (0.1 s)
+                if crop - n > SAMPLE_RATE // 10:
+                    raise HarnessError(f"utterance {it.id}: {n} samples decoded, the manifest says {it.num_samples}")
+                wav = torch.nn.functional.pad(wav, (0, crop - n))
+                n = crop
+            lab = fit_to_audio(it.id, self.labels().get(it.id), n)
+            f0 = int(float(u[j]) * ((n - crop) // FRAME + 1))
+            wavs[row] = wav[f0 * FRAME: f0 * FRAME + crop]
+            seg = lab[f0: f0 + T]
+            labs[row, : len(seg)] = torch.from_numpy(seg)
+        shape = (cfg.grad_accum, per)
+        return {
+            "wavs": wavs.view(*shape, crop),
+            "labels": labs.view(*shape, T),
+            "mask": mask[mine.start: mine.stop].view(*shape, T),
+            "step": torch.tensor(step),
+            "epoch": torch.tensor(epoch),
+            "batch_index": torch.tensor(b),
+            "global_items": torch.tensor(len(batch)),
+            "crop": torch.tensor(crop),
+        }
+
+
+# ----------------------------------------------------------------------------- optimiser
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig):
+    """AdamW (decoupled weight decay on every parameter, as fairseq's Adam) + linear warm-up /
+    linear decay to 0 (fairseq polynomial_decay, power 1)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                            weight_decay=cfg.weight_decay)
+    warm = int(cfg.warmup_frac * cfg.steps)
+    total = cfg.steps
+
+    def factor(step: int) -> float:  # `step` = updates done so far
+        if warm > 0 and step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total - step) / max(1, total - warm))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _rng_state() -> dict:
+    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        st["cuda"] = torch.cuda.get_rng_state()
+    return st
+
+
+def _set_rng_state(st: dict) -> None:
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["python"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state(st["cuda"])
+
+
+def save_checkpoint(path: Path, obj: dict) -> None:
+    """torch.save to a temp file in the same folder, fsync, rename: a kill never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> Optional[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def final_model_state(out_dir: Path) -> Dict[str, Tensor]:
+    """The trained HubertPretrainModel state dict of a finished training stage."""
+    out_dir = Path(out_dir)
+    if not (out_dir / DONE).is_file():
+        raise HarnessError(f"{out_dir}: training has not finished (no {DONE})")
+    return load_checkpoint(out_dir / CHECKPOINT)["model"]
+
+
+# ----------------------------------------------------------------------------- held-out accuracy
+
+
+@torch.no_grad()
+def evaluate_masked(model: HubertPretrainModel, items: Sequence[Item], labels: LabelStore, cfg: TrainConfig,
+                    device: str, d: Dist = Dist()) -> Dict[str, float]:
+    """Masked / unmasked accuracy and masked CE on held-out utterances: each whole utterance,
+    masked as in training with a generator seeded by (seed, utterance index); sharded by rank."""
+    was = model.training
+    model.eval()
+    acc = torch.zeros(5, dtype=torch.float64)  # ce, n_m, c_m, n_u, c_u
+    for i in range(d.rank, len(items), d.world):
+        it = items[i]
+        wav = load_audio(it.path, offset=it.offset, duration=it.num_samples / SAMPLE_RATE)
+        lab = torch.from_numpy(fit_to_audio(it.id, labels.get(it.id), wav.numel()))
+        g = torch.Generator().manual_seed(_seed(cfg.seed, 104729, i))
+        mask = compute_mask(1, len(lab), cfg.mask_prob, cfg.mask_length, cfg.min_masks, generator=g)
+        out = model(wav[None].to(device), lab[None].to(device), mask.to(device))
+        acc += torch.tensor([float(out["ce"]), float(out["n_masked"]), float(out["correct_masked"]),
+                             float(out["n_unmasked"]), float(out["correct_unmasked"])], dtype=torch.float64)
+    acc = all_reduce_sum(acc.to(device), d).cpu() if d.world > 1 else acc
+    model.train(was)
+    ce, nm, cm, nu, cu = acc.tolist()
+    return {"masked_acc": cm / max(nm, 1), "unmasked_acc": cu / max(nu, 1), "masked_ce": ce / max(nm, 1),
+            "masked_frames": int(nm), "utterances": len(items)}
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def train(cfg: TrainConfig, model_cfg: HubertConfig, num_classes: int, items: Sequence[Item], labels_dir: Path,
+          out_dir: Path, dev_items: Sequence[Item] = (), dev_labels_dir: Optional[Path] = None,
+          log: Callable[[str], None] = print, desc: str = "pretrain") -> dict:
+    """Train (or resume, or return the summary of a finished run in `out_dir`). Returns the summary:
+    steps, seconds, audio_seconds, train masked/unmasked accuracy over the last log window,
+    held-out (dev) accuracy, nan_steps."""
+    out_dir = Path(out_dir)
+    if (out_dir / DONE).is_file():
+        return json.loads((out_dir / DONE).read_text())
+    d = init_distributed(cfg.device)
+    device = resolve_device(cfg.device)
+    if device == "cuda":
+        device = f"cuda:{d.local_rank}"
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    dtype = torch.float32
+    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.startswith("cuda")
+                                   and torch.cuda.is_bf16_supported()):
+        dtype = torch.bfloat16
+    if d.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    barrier(d)
+
+    # model, optimiser, schedule: identical on every rank (same seed; DDP also broadcasts rank 0's)
+    torch.manual_seed(cfg.seed)
+    model = HubertPretrainModel(model_cfg, num_classes, cfg.logit_temp, cfg.feature_pen,
+                                cfg.pred_nomask_weight).to(device)
+    opt, sched = build_optimizer(model, cfg)
+    start, history, nan_steps, elapsed, audio_total = 0, [], 0, 0.0, 0.0
+    window0 = torch.zeros(7, dtype=torch.float64)  # loss, ce, n_m, c_m, n_u, c_u (sums), steps
+    ck = load_checkpoint(out_dir / CHECKPOINT)
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start, history, nan_steps = ck["step"], ck["history"], ck["nan_steps"]
+        elapsed, audio_total = ck["elapsed_s"], ck["audio_s"]
+        window0 = ck["log_window"]
+        states = ck["rng"]
+        if len(states) == d.world:
+            _set_rng_state(states[d.rank])
+        else:
+            torch.manual_seed(_seed(cfg.seed, start, d.rank))
+        if d.is_main:
+            log(f"{desc}: resuming at step {start} / {cfg.steps} (epoch {ck['epoch']}, batch {ck['batch_index']})")
+            _truncate_log(out_dir / LOG, start)
+    else:
+        torch.manual_seed(_seed(cfg.seed, 0, d.rank))  # dropout / LayerDrop stream of this rank
+    ddp = model
+    if d.world > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[d.local_rank] if device.startswith("cuda") else None,
+            find_unused_parameters=model_cfg.layerdrop > 0)
+
+    data = StepBatches(items, labels_dir, cfg, d.rank, d.world)
+    loader = torch.utils.data.DataLoader(
+        data, sampler=range(start, cfg.steps), batch_size=None, num_workers=cfg.num_workers,
+        generator=torch.Generator(), persistent_workers=False, pin_memory=device.startswith("cuda"),
+        prefetch_factor=2 if cfg.num_workers else None)
+    model.train()
+    window = window0.clone()  # sums since the last log line (restored on resume: identical logs)
+    t_last = time.perf_counter()
+    with progress_bar(desc, cfg.steps, "steps", status=True) as bar:
+        bar.advance(start)
+        for batch in loader:
+            step = int(batch["step"])
+            t0 = time.perf_counter()
+            wavs, labels, mask = (batch[k].to(device, non_blocking=True) for k in ("wavs", "labels", "mask"))
+            n_local = ((labels >= 0) & mask).sum().to(torch.float64)
+            n_global = float(all_reduce_sum(n_local.clone(), d))
+            if n_global == 0:
+                raise HarnessError(f"step {step}: no masked frame with a label in the global batch")
+            stats = torch.zeros(6, dtype=torch.float64, device=device)
+            for a in range(cfg.grad_accum):
+                ctx = ddp.no_sync() if (d.world > 1 and a < cfg.grad_accum - 1) else _null()
+                with ctx, torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
+                    out = ddp(wavs[a], labels[a], mask[a])
+                    loss = out["loss"] * (d.world / n_global)
+                loss.backward()
+                stats += torch.stack([out["loss"].detach().double(), out["ce"].double(), out["n_masked"].double(),
+                                      out["correct_masked"].double(), out["n_unmasked"].double(),
+                                      out["correct_unmasked"].double()])
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            if torch.isfinite(gnorm):
+                opt.step()
+            else:
+                nan_steps += 1
+            opt.zero_grad(set_to_none=True)
+            sched.step()
+            stats = all_reduce_sum(stats, d).cpu()
+            dt = time.perf_counter() - t0
+            audio = float(batch["global_items"]) * float(batch["crop"]) / SAMPLE_RATE
+            elapsed += time.perf_counter() - t_last
+            t_last = time.perf_counter()
+            audio_total += audio
+            window += torch.cat([stats, torch.ones(1, dtype=torch.float64)])
+            loss_s, acc_m = float(stats[0] / max(stats[2], 1)), float(stats[3] / max(stats[2], 1))
+            bar.advance(1, status=f"loss {loss_s:.3f}  acc_m {acc_m:.3f}  {audio / max(dt, 1e-9):.0f} s/s")
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                w = window
+                nm = max(float(w[2]), 1.0)
+                rec = {"step": done, "loss": float(w[0]) / nm, "masked_ce": float(w[1]) / nm,
+                       "masked_acc": float(w[3]) / nm, "unmasked_acc": float(w[5]) / max(float(w[4]), 1.0),
+                       "lr": sched.get_last_lr()[0],
+                       "grad_norm": float(gnorm), "audio_s_per_s": audio_total / max(elapsed, 1e-9),
+                       "elapsed_s": elapsed, "epoch": int(batch["epoch"])}
+                history.append(rec)
+                window.zero_()
+                if d.is_main:
+                    with open(out_dir / LOG, "a") as f:
+                        f.write(json.dumps(rec) + "\n")
+                    eta = elapsed / max(done - start, 1) * (cfg.steps - done) if done > start else 0.0
+                    log(f"{desc} step {done}/{cfg.steps}  loss {rec['loss']:.3f} (ce {rec['masked_ce']:.3f})  masked acc {rec['masked_acc']:.3f}  "
+                        f"unmasked acc {rec['unmasked_acc']:.3f}  lr {rec['lr']:.2e}  "
+                        f"{rec['audio_s_per_s']:.0f} s audio/s  ETA {eta:.0f} s")
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                rng = _gather_objects(_rng_state(), d)
+                if d.is_main:
+                    save_checkpoint(out_dir / CHECKPOINT, {
+                        "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "step": done, "epoch": int(batch["epoch"]),
+                        "batch_index": int(batch["batch_index"]), "rng": rng, "history": history,
+                        "nan_steps": nan_steps, "elapsed_s": elapsed, "audio_s": audio_total,
+                        "log_window": window.clone(),
+                        "num_classes": num_classes, "model_config": model_cfg.to_dict(),
+                        "train_config": asdict(cfg)})
+                barrier(d)
+
+    summary = {"steps": cfg.steps, "train_seconds": elapsed, "audio_seconds": audio_total,
+               "audio_s_per_s": audio_total / max(elapsed, 1e-9), "nan_steps": nan_steps,
+               "world_size": d.world, "device": device, "precision": str(dtype).replace("torch.", "")}
+    if history:
+        summary.update(train_masked_acc=history[-1]["masked_acc"], train_unmasked_acc=history[-1]["unmasked_acc"],
+                       train_loss=history[-1]["loss"], train_masked_ce=history[-1]["masked_ce"])
+    if dev_items and dev_labels_dir is not None:
+        t0 = time.perf_counter()
+        dev = evaluate_masked(model, dev_items, LabelStore(dev_labels_dir), cfg, device, d)
+        summary.update({f"dev_{k}": v for k, v in dev.items()}, dev_eval_seconds=time.perf_counter() - t0)
+        if d.is_main:
+            log(f"{desc}: held-out masked acc {dev['masked_acc']:.3f} (unmasked {dev['unmasked_acc']:.3f}) "
+                f"on {dev['utterances']} utterances; chance 1/K = {1 / num_classes:.3f}")
+    summary["chance_acc"] = 1.0 / num_classes
+    if d.is_main:
+        atomic_write_json(out_dir / DONE, summary)
+    barrier(d)
+    return summary
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def _gather_objects(obj, d: Dist) -> list:
+    if d.world == 1:
+        return [obj]
+    out = [None] * d.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past `step` (written after the checkpoint a resumed run restarts from)."""
+    if not path.is_file():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(ln + "\n" for ln in keep))
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """python -m harness.pretrain.loop SPEC.json: run `train` from a JSON spec with keys
+    train (TrainConfig keys), model (HubertConfig dict), num_classes, items ([{id, path, offset,
+    num_samples}]), labels_dir, out_dir, optional dev_items, dev_labels_dir, threads.
+    Works under torchrun (one process per rank)."""
+    import sys
+
+    from harness.config import merge
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m harness.pretrain.loop SPEC.json", file=sys.stderr)
+        return 2
+    spec = json.loads(Path(args[0]).read_text())
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
+    cfg = merge(TrainConfig(), spec["train"], where="train.")
+    model_cfg = HubertConfig.from_dict(spec["model"])
+    items = [Item(**it) for it in spec["items"]]
+    dev = [Item(**it) for it in spec.get("dev_items", [])]
+    train(cfg, model_cfg, int(spec["num_classes"]), items, Path(spec["labels_dir"]), Path(spec["out_dir"]),
+          dev, Path(spec["dev_labels_dir"]) if spec.get("dev_labels_dir") else None)
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

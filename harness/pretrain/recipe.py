@@ -1,0 +1,278 @@
+"""Pre-training recipes: frozen dataclasses read from YAML (unknown keys are errors).
+
+A recipe chains iterations. Top-level `model`, `features`, `cluster` and `train` tables are the
+defaults of every iteration; each entry of `iterations` overrides them for that iteration:
+
+    name: hubert_tiny
+    data: {subset: speech, train_split: train, dev_split: dev, min_seconds: 2.0}
+    model: {preset: tiny, layerdrop: 0.0}          # HubertConfig preset + any HubertConfig key
+    cluster: {k: 100, sample_fraction: 0.1}
+    train: {steps: 1000, lr: 5.0e-4}
+    iterations:
+      - features: {source: mfcc}                  # 39-d MFCC, 100 Hz labels -> every second one
+      - features: {source: layer, layer: 6}       # layer 6 of the previous iteration's model
+        cluster: {k: 500}
+
+Every iteration trains from scratch (PRETRAIN.md 1). Recipes by name live in
+harness/recipes/<name>.yaml (package data); a path to a YAML file works too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Dict, Mapping, Tuple, Union
+
+from harness.config import merge, read_config_file
+from harness.errors import ConfigError
+from upstreams.hubert import HubertConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which utterances pre-training reads.
+
+    Attributes:
+        subset: corpus subset ("speech" on synth; ignored when no utterance has a subset field).
+        train_split: split used for features, clustering and training.
+        dev_split: held-out split for masked accuracy and label quality ("" = none).
+        min_seconds: training drops shorter utterances (published: 2 s).
+        max_utterances: cap on train utterances, in manifest order (0 = all; for smoke runs).
+    """
+
+    subset: str = "speech"
+    train_split: str = "train"
+    dev_split: str = "dev"
+    min_seconds: float = 2.0
+    max_utterances: int = 0
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """What is clustered. source "mfcc": 39-d MFCC at 100 Hz (Kaldi defaults, no CMVN);
+    "layer": hidden state `layer` (0 = transformer input, L = last) of the previous iteration's
+    exported model at 50 Hz. batch_seconds: audio per forward pass when dumping a layer (small
+    batches are fastest on a CPU; take 200 or more on a GPU)."""
+
+    source: str = "mfcc"
+    layer: int = 6
+    batch_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """faiss k-means (PRETRAIN.md 1; fairseq fits on 10% of the utterances).
+
+    Attributes:
+        k: clusters.
+        sample_fraction: fraction of train utterances whose frames are clustered (all their frames).
+        max_frames: cap on sampled frames (0 = no cap), to bound memory.
+        niter: Lloyd iterations over all sampled frames (faiss's default 25; full-batch Lloyd
+            converges in far fewer passes than MiniBatchKMeans' 100 epochs of mini-batches).
+        nredo: restarts (the best objective is kept).
+        init: "kmeans++" (k-means++ seeds from a 10,000-frame subset) or "random" (faiss's own).
+        seed: sampling and initialisation seed.
+    """
+
+    k: int = 100
+    sample_fraction: float = 0.1
+    max_frames: int = 0
+    niter: int = 25
+    nredo: int = 1
+    init: str = "kmeans++"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The masked-prediction training stage (PRETRAIN.md 1). Defaults = HuBERT Base iteration 2.
+
+    Attributes:
+        steps: optimiser updates.
+        lr: peak learning rate; warmup_frac of the steps linear warm-up, then linear decay to 0.
+        betas, eps, weight_decay: Adam with decoupled weight decay.
+        grad_clip: max global grad norm (0 = off).
+        batch_samples: cap on samples per micro-batch on one rank after cropping (items x crop).
+        grad_accum: micro-batches per update on each rank (global batch = world x grad_accum
+            micro-batches; the loss is normalised by the masked frames of all of them).
+        max_sample_size: crop length cap in samples (250,000 = 15.6 s).
+        mask_prob, mask_length, min_masks: span masking.
+        logit_temp: temperature of the cosine logits.
+        feature_pen: weight of mean(CNN output^2) (times the masked-frame count).
+        pred_nomask_weight: weight of the cross-entropy on unmasked frames (fairseq
+            pred_nomask_weight; 0 = masked frames only, as every published HuBERT recipe).
+        checkpoint_every: steps between atomic checkpoints (the last step always saves).
+        log_every: steps between log lines.
+        seed: training seed (init, data order, crops, masks, dropout).
+        precision: "auto" (bf16 autocast on a GPU that supports it, fp32 otherwise), "fp32", "bf16".
+        device: "auto" (cuda when available), "cpu" or "cuda".
+        num_workers: data-loading processes (0 = in the training process).
+        bucket_batches: batches per length-sorted bucket when batching (keeps crops short-lossless).
+        dev_max_utterances: cap on dev utterances for held-out accuracy (0 = all).
+    """
+
+    steps: int = 400_000
+    lr: float = 5e-4
+    warmup_frac: float = 0.08
+    betas: Tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    grad_clip: float = 10.0
+    batch_samples: int = 1_400_000
+    grad_accum: int = 1
+    max_sample_size: int = 250_000
+    mask_prob: float = 0.8
+    mask_length: int = 10
+    min_masks: int = 2
+    logit_temp: float = 0.1
+    feature_pen: float = 10.0
+    pred_nomask_weight: float = 0.0
+    checkpoint_every: int = 1000
+    log_every: int = 100
+    seed: int = 1
+    precision: str = "auto"
+    device: str = "auto"
+    num_workers: int = 0
+    bucket_batches: int = 100
+    dev_max_utterances: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if self.steps < 1:
+            raise ConfigError(f"train.steps must be >= 1, got {self.steps}")
+        if not 0.0 <= self.warmup_frac < 1.0:
+            raise ConfigError(f"train.warmup_frac must be in [0, 1), got {self.warmup_frac}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"train.precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
+        if self.grad_accum < 1 or self.checkpoint_every < 1 or self.log_every < 1:
+            raise ConfigError("train.grad_accum, checkpoint_every and log_every must be >= 1")
+        if self.mask_length < 1 or not 0.0 < self.mask_prob <= 1.0:
+            raise ConfigError("train.mask_length must be >= 1 and mask_prob in (0, 1]")
+
+
+@dataclass(frozen=True)
+class IterationConfig:
+    """One iteration: features -> clusters -> labels -> training -> export."""
+
+    model: HubertConfig = field(default_factory=HubertConfig)
+    features: FeatureConfig = FeatureConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    train: TrainConfig = TrainConfig()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    data: DataConfig
+    iterations: Tuple[IterationConfig, ...]
+
+    def iteration_name(self, k: int) -> str:
+        """Readable upstream name of iteration k (1-based): "<recipe>-it<k>"."""
+        return f"{self.name}-it{k}"
+
+
+TOP_KEYS = ("name", "data", "model", "features", "cluster", "train", "iterations")
+ITER_KEYS = ("model", "features", "cluster", "train")
+PRESETS = {"tiny": HubertConfig.tiny, "base": HubertConfig.base}
+
+
+def _check(keys, known, where: str) -> None:
+    for k in keys:
+        if k not in known:
+            close = difflib.get_close_matches(str(k), known, n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"unknown recipe key {where}{k!r}{hint}; known: {', '.join(known)}")
+
+
+def _table(d: Mapping[str, Any], key: str, where: str) -> Dict[str, Any]:
+    v = d.get(key) or {}
+    if not isinstance(v, Mapping):
+        raise ConfigError(f"recipe key {where}{key!r} must be a table of keys")
+    return dict(v)
+
+
+def _model(defaults: Dict[str, Any], over: Dict[str, Any], where: str) -> HubertConfig:
+    d = {**defaults, **over}
+    preset = d.pop("preset", "base")
+    if preset not in PRESETS:
+        raise ConfigError(f"recipe key {where}model.preset: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    return merge(PRESETS[preset](), d, where=f"{where}model.")
+
+
+def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> Recipe:
+    """Build a Recipe from a parsed YAML mapping (see the module docstring)."""
+    _check(data, TOP_KEYS, "")
+    name = str(data.get("name") or default_name)
+    dcfg = merge(DataConfig(), _table(data, "data", ""), where="data.")
+    defaults = {k: _table(data, k, "") for k in ITER_KEYS}
+    iters_raw = data.get("iterations") or [{}]
+    if not isinstance(iters_raw, (list, tuple)):
+        raise ConfigError("recipe key 'iterations' must be a list of tables")
+    iters = []
+    for i, it in enumerate(iters_raw, 1):
+        it = it or {}
+        if not isinstance(it, Mapping):
+            raise ConfigError(f"recipe iterations[{i}] must be a table")
+        where = f"iterations[{i}]."
+        _check(it, ITER_KEYS, where)
+        over = {k: _table(it, k, where) for k in ITER_KEYS}
+        model = _model(defaults["model"], over["model"], where)
+        feats = merge(merge(FeatureConfig(), defaults["features"], "features."), over["features"], where + "features.")
+        clus = merge(merge(ClusterConfig(), defaults["cluster"], "cluster."), over["cluster"], where + "cluster.")
+        train = merge(merge(TrainConfig(), defaults["train"], "train."), over["train"], where + "train.")
+        if feats.source not in ("mfcc", "layer"):
+            raise ConfigError(f"recipe {where}features.source must be 'mfcc' or 'layer', got {feats.source!r}")
+        if feats.source == "layer" and i == 1:
+            raise ConfigError("recipe iterations[1] cannot cluster a layer: there is no previous iteration")
+        if not 0.0 < clus.sample_fraction <= 1.0:
+            raise ConfigError(f"recipe {where}cluster.sample_fraction must be in (0, 1], got {clus.sample_fraction}")
+        if not 2 <= clus.k <= 32767:
+            raise ConfigError(f"recipe {where}cluster.k must be in [2, 32767], got {clus.k}")
+        iters.append(IterationConfig(model=model, features=feats, cluster=clus, train=train))
+    for i in range(1, len(iters)):
+        f, prev = iters[i].features, iters[i - 1].model
+        if f.source == "layer" and not 0 <= f.layer <= prev.encoder_layers:
+            raise ConfigError(f"recipe iterations[{i + 1}].features.layer = {f.layer}, but iteration {i} "
+                              f"has {prev.encoder_layers} layers (0..{prev.encoder_layers})")
+    return Recipe(name=name, data=dcfg, iterations=tuple(iters))
+
+
+def available_recipes() -> Tuple[str, ...]:
+    root = resources.files("harness") / "recipes"
+    return tuple(sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml")))
+
+
+def load_recipe(recipe: Union[str, Path]) -> Recipe:
+    """A recipe by packaged name ("hubert_tiny") or by path to a YAML file."""
+    p = Path(recipe)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return recipe_from_dict(read_config_file(p), default_name=p.stem)
+    name = str(recipe)
+    if name not in available_recipes():
+        raise ConfigError(f"unknown recipe {name!r}: not a file, and not one of {', '.join(available_recipes())}")
+    path = resources.files("harness") / "recipes" / f"{name}.yaml"
+    import yaml
+
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"recipe {name}: expected a mapping at the top level")
+    return recipe_from_dict(data, default_name=name)
+
+
+def recipe_to_dict(recipe: Recipe) -> Dict[str, Any]:
+    """A JSON-able form of the resolved recipe (saved in the run folder)."""
+    def conv(o):
+        if isinstance(o, HubertConfig):
+            return o.to_dict()
+        if dataclasses.is_dataclass(o):
+            return {f.name: conv(getattr(o, f.name)) for f in dataclasses.fields(o)}
+        if isinstance(o, tuple):
+            return [conv(v) for v in o]
+        return o
+
+    return conv(recipe)

@@ -1,0 +1,295 @@
+"""`pretrain(recipe, corpus, out)`: chain a recipe's iterations; every stage idempotent and resumable.
+
+Run folder:
+    out/recipe.json                  resolved recipe + corpus (a re-run must match it)
+    out/iter{k}/features/{train,dev} feature shards (dump.py)
+    out/iter{k}/clusters             centroids.npy + done.json (k, inertia, points, seconds)
+    out/iter{k}/labels/{train,dev}   50 Hz label shards (labels.py) + done.json (PNMI, purity)
+    out/iter{k}/train                checkpoint.pt, log.jsonl, done.json (loop.py)
+    out/iter{k}/upstream             upstream.safetensors + upstream.json (upstreams.hubert.export),
+                                     named "<recipe>-it<k>"; `harness eval --upstream` loads it
+    out/iter{k}/summary.json         stage times, masked accuracies, label quality
+A stage whose done marker exists is skipped; a killed stage restarts (training from its last
+checkpoint, dumping and labelling shard by shard). Under torchrun every rank calls `pretrain`:
+dumping and labelling are sharded by rank, clustering runs on rank 0, training uses DDP.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Union
+
+import numpy as np
+import torch
+
+from harness.data.corpora import load_corpus
+from harness.data.corpus import Corpus, Utterance
+from harness.errors import HarnessError
+from harness.pretrain import cluster as clus
+from harness.pretrain import dump, labels as lab, loop
+from harness.pretrain.loop import Dist, Item, barrier, init_distributed, resolve_device
+from harness.pretrain.quality import corpus_label_quality
+from harness.pretrain.recipe import IterationConfig, Recipe, load_recipe, recipe_to_dict
+from harness.results import atomic_write_json, now_iso
+
+SPLITS = ("train", "dev")
+
+
+def select_utterances(corpus: Corpus, recipe: Recipe, split: str) -> List[Utterance]:
+    """Utterances of `split` in the recipe's subset (the subset filter is skipped when the corpus
+    has no subset field), deduplicated by id, in manifest order."""
+    if not split:
+        return []
+    has_subset = any("subset" in u.custom for u in corpus.utterances)
+    utts = corpus.select(split=split, subset=recipe.data.subset if has_subset else None)
+    if split == recipe.data.train_split and recipe.data.max_utterances:
+        utts = utts[: recipe.data.max_utterances]
+    return utts
+
+
+def pretrain(recipe: Union[str, Path], corpus: str, out: Path, log: Callable[[str], None] = print,
+             iterations: Optional[int] = None) -> Path:
+    """Run (or resume) every iteration of `recipe` on `corpus` in folder `out`; returns the last
+    iteration's exported upstream folder. `iterations` stops after that many iterations."""
+    rec = load_recipe(recipe)
+    out = Path(out)
+    d = init_distributed(rec.iterations[0].train.device)
+    c = load_corpus(corpus)
+    utts = {s: select_utterances(c, rec, getattr(rec.data, f"{s}_split")) for s in SPLITS}
+    if not utts["train"]:
+        raise HarnessError(f"corpus {corpus}: no utterances in split {rec.data.train_split!r}"
+                           f" (subset {rec.data.subset!r})")
+    ident = {"recipe": recipe_to_dict(rec), "corpus": str(corpus), "train_utterances": len(utts["train"]),
+             "dev_utterances": len(utts["dev"])}
+    if d.is_main:
+        _check_run_folder(out, ident)
+    barrier(d)
+    n_iter = len(rec.iterations) if iterations is None else max(1, min(iterations, len(rec.iterations)))
+    upstream = None
+    for k in range(1, n_iter + 1):
+        upstream = run_iteration(rec, k, utts, out, d, log)
+    return upstream
+
+
+def _check_run_folder(out: Path, ident: dict) -> None:
+    path = out / "recipe.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if {k: old.get(k) for k in ident} != json.loads(json.dumps(ident)):
+            raise HarnessError(f"{out} holds a pre-training run of another recipe or corpus "
+                               f"({old.get('recipe', {}).get('name')} on {old.get('corpus')}); "
+                               "choose another --out or delete it")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {**ident, "created": now_iso()})
+
+
+def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Path, d: Dist,
+                  log: Callable[[str], None] = print) -> Path:
+    """All stages of iteration k (1-based); returns its upstream folder."""
+    it: IterationConfig = rec.iterations[k - 1]
+    root = out / f"iter{k}"
+    name = rec.iteration_name(k)
+    times: Dict[str, float] = {}
+    say = log if d.is_main else (lambda *_: None)
+    say(f"== {name}: features {it.features.source}"
+        f"{'' if it.features.source == 'mfcc' else ' layer %d of iteration %d' % (it.features.layer, k - 1)}"
+        f", k-means K = {it.cluster.k}, {it.train.steps} steps, model {it.model.encoder_layers} x {it.model.encoder_dim}")
+
+    # 1. features
+    for split in SPLITS:
+        if not utts[split]:
+            continue
+        folder = root / "features" / split
+        times[f"features_{split}"] = _stage(folder, len(utts[split]), d, lambda f=folder, s=split: _dump(it, k, out, utts[s], f, d),
+                                            say, f"features {split}")
+
+    # 2. clustering (rank 0)
+    cdir = root / "clusters"
+    if not (cdir / "done.json").is_file():
+        if d.is_main:
+            t0 = time.perf_counter()
+            reader = dump.FeatureReader(root / "features" / "train")
+            x = clus.sample_frames(reader, it.cluster.sample_fraction, it.cluster.seed, it.cluster.max_frames)
+            say(f"k-means: {len(x)} frames x {x.shape[1]} dims, K = {it.cluster.k}")
+            res = clus.fit_kmeans(x, it.cluster.k, niter=it.cluster.niter, seed=it.cluster.seed,
+                                  nredo=it.cluster.nredo, init=it.cluster.init)
+            cdir.mkdir(parents=True, exist_ok=True)
+            np.save(cdir / "centroids.npy", res.centroids)
+            atomic_write_json(cdir / "done.json", {"k": it.cluster.k, "inertia": res.inertia, "points": res.n_points,
+                                                   "inertia_per_point": res.inertia / res.n_points,
+                                                   "fit_seconds": res.seconds, "seconds": time.perf_counter() - t0})
+        barrier(d)
+    times["clusters"] = json.loads((cdir / "done.json").read_text())["seconds"]
+    centroids = np.load(cdir / "centroids.npy")
+
+    # 3. labels (+ quality against phone alignments)
+    for split in SPLITS:
+        if not utts[split]:
+            continue
+        ldir = root / "labels" / split
+        if not (ldir / "done.json").is_file():
+            t0 = time.perf_counter()
+            if d.is_main:
+                _remove_other_worlds(ldir, d.world)
+            barrier(d)
+            reader = dump.FeatureReader(root / "features" / split)
+            ns = {u.id: int(round(u.duration * dump.SAMPLE_RATE)) for u in utts[split]}
+            lab.assign_labels(reader, centroids, ldir, ns, d.rank, d.world)
+            barrier(d)
+            if d.is_main:
+                store = lab.LabelStore(ldir)
+                counts = lab.label_counts(store)
+                q = corpus_label_quality(utts[split], store.get)
+                atomic_write_json(ldir / "done.json", {
+                    "utterances": len(store), "frames": int(counts.sum()), "k": store.k,
+                    "clusters_used": int((counts > 0).sum()), "counts": counts.tolist(), "quality": q,
+                    "seconds": time.perf_counter() - t0})
+                if q.get("frames"):
+                    say(f"labels {split}: PNMI {q['pnmi']:.3f}, phone purity {q['phone_purity']:.3f}, "
+                        f"cluster purity {q['cluster_purity']:.3f}, {int((counts > 0).sum())}/{store.k} clusters used")
+            barrier(d)
+        times[f"labels_{split}"] = json.loads((ldir / "done.json").read_text())["seconds"]
+
+    # 4. training (from scratch)
+    min_samples = int(rec.data.min_seconds * dump.SAMPLE_RATE)
+    items = [Item.from_utterance(u) for u in utts["train"]]
+    kept = [x for x in items if x.num_samples >= min_samples]
+    if len(kept) < len(items):
+        say(f"training on {len(kept)} of {len(items)} utterances (dropped {len(items) - len(kept)} "
+            f"shorter than {rec.data.min_seconds} s)")
+    dev_items = [Item.from_utterance(u) for u in utts["dev"]]
+    if it.train.dev_max_utterances:
+        dev_items = dev_items[: it.train.dev_max_utterances]
+    tr = loop.train(it.train, it.model, it.cluster.k, kept, root / "labels" / "train", root / "train",
+                    dev_items, (root / "labels" / "dev") if dev_items else None, log=log, desc=name)
+    times["train"] = tr["train_seconds"] + tr.get("dev_eval_seconds", 0.0)
+
+    # 5. export
+    up = root / "upstream"
+    if d.is_main and not (up / "upstream.json").is_file():
+        t0 = time.perf_counter()
+        export_iteration(root / "train", it, up, name)
+        times["export"] = time.perf_counter() - t0
+    barrier(d)
+    if d.is_main:
+        summary = _summary(rec, k, root, times, tr, up, name)
+        atomic_write_json(root / "summary.json", summary)
+        maj = summary["masked_acc"]["majority_label"]
+        say(f"== {name}: done in {summary['total_seconds']:.0f} s; masked acc train {tr.get('train_masked_acc', float('nan')):.3f}, "
+            f"held-out {tr.get('dev_masked_acc', float('nan')):.3f} (chance 1/K {1 / it.cluster.k:.3f}"
+            f"{'' if maj is None else f', majority label {maj:.3f}'}); upstream {up}")
+    barrier(d)
+    return up
+
+
+def _stage(folder: Path, n: int, d: Dist, fn, say, what: str) -> float:
+    """Run a sharded dump unless complete; returns its recorded seconds."""
+    if not dump.is_complete(folder, n):
+        t0 = time.perf_counter()
+        if d.is_main:
+            _remove_other_worlds(folder, d.world)
+            (folder / "done.json").unlink(missing_ok=True)
+        barrier(d)
+        fn()
+        barrier(d)
+        if d.is_main:
+            dump.mark_complete(folder, n, seconds=time.perf_counter() - t0)
+            say(f"{what}: {n} utterances in {time.perf_counter() - t0:.1f} s")
+        barrier(d)
+    return float(json.loads((folder / "done.json").read_text()).get("seconds", 0.0))
+
+
+def _remove_other_worlds(folder: Path, world: int) -> None:
+    """Shards written by a launch with another world size cannot be mixed with ours."""
+    if not folder.is_dir():
+        return
+    for p in folder.glob("shard*-of*"):
+        w = p.name.split("-of", 1)[1].split(".", 1)[0]
+        if w != str(world):
+            p.unlink()
+
+
+def _dump(it: IterationConfig, k: int, out: Path, utts: List[Utterance], folder: Path, d: Dist) -> None:
+    if it.features.source == "mfcc":
+        dump.dump_mfcc(utts, folder, d.rank, d.world)
+        return
+    prev = out / f"iter{k - 1}" / "upstream"
+    if not (prev / "upstream.json").is_file():
+        raise HarnessError(f"iteration {k} clusters layer {it.features.layer} of iteration {k - 1}, "
+                           f"but {prev} holds no exported model")
+    device = resolve_device(it.train.device)
+    if device == "cuda":
+        device = f"cuda:{d.local_rank}"
+    dump.dump_layer(utts, folder, prev, it.features.layer, d.rank, d.world, device=device,
+                    batch_seconds=it.features.batch_seconds)
+
+
+def export_iteration(train_dir: Path, it: IterationConfig, folder: Path, name: str) -> Path:
+    """The trained encoder (pre-training head dropped) -> upstreams.hubert.export."""
+    from upstreams.hubert import HubertEncoder, export
+
+    sd = loop.final_model_state(train_dir)
+    enc_sd = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
+    encoder = HubertEncoder(it.model)
+    encoder.load_state_dict(enc_sd)
+    return export(encoder, it.model, folder, name)
+
+
+def _summary(rec: Recipe, k: int, root: Path, times: Dict[str, float], tr: dict, up: Path, name: str) -> dict:
+    it = rec.iterations[k - 1]
+    quality = {}
+    for split in SPLITS:
+        p = root / "labels" / split / "done.json"
+        if p.is_file():
+            dd = json.loads(p.read_text())
+            quality[split] = {**dd["quality"], "clusters_used": dd["clusters_used"]}
+    cl = json.loads((root / "clusters" / "done.json").read_text())
+    # accuracy of always answering the most frequent train label: what "learned only the prior" scores
+    majority = None
+    ctr, cdev = root / "labels" / "train" / "done.json", root / "labels" / "dev" / "done.json"
+    if ctr.is_file() and cdev.is_file():
+        top = int(np.argmax(json.loads(ctr.read_text())["counts"]))
+        dev_counts = json.loads(cdev.read_text())["counts"]
+        majority = dev_counts[top] / max(1, sum(dev_counts))
+    return {
+        "name": name, "iteration": k, "recipe": rec.name, "upstream": str(up),
+        "features": {"source": it.features.source, "layer": it.features.layer if it.features.source == "layer" else None},
+        "k": it.cluster.k, "clustering": cl,
+        "times_s": times, "total_seconds": float(sum(times.values())),
+        "train": tr,
+        "masked_acc": {"train": tr.get("train_masked_acc"), "dev": tr.get("dev_masked_acc"), "chance": 1 / it.cluster.k,
+                       "majority_label": majority},
+        "unmasked_acc": {"train": tr.get("train_unmasked_acc"), "dev": tr.get("dev_unmasked_acc")},
+        "label_quality": quality,
+        "finished_at": now_iso(),
+    }
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """python -m harness.pretrain --recipe R --corpus C --out DIR [--iterations N] [--threads N]
+    (also under torchrun: torchrun --nproc_per_node G -m harness.pretrain ...)."""
+    import argparse
+
+    from harness.errors import HarnessError as _HE
+
+    ap = argparse.ArgumentParser(prog="python -m harness.pretrain", description="HuBERT pre-training")
+    ap.add_argument("--recipe", required=True, help="recipe name (hubert_tiny, hubert_base) or YAML path")
+    ap.add_argument("--corpus", required=True, help="corpus spec (a synth folder, librispeech:DIR, ...)")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--iterations", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    try:
+        up = pretrain(a.recipe, a.corpus, a.out, iterations=a.iterations)
+    except _HE as e:
+        print(f"error: {e}")
+        return 1
+    d = init_distributed()
+    if d.is_main:
+        print(f"upstream: {up}")
+    return 0
