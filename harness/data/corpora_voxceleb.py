@@ -108,15 +108,10 @@ def _norm_key(k: str) -> str:
 
 
 def read_trial_list(path: Path) -> List[Tuple[int, str, str]]:
-    out = []
-    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 3 or parts[0] not in ("0", "1"):
-            raise HarnessError(f"{path}:{i}: expected '1 id10270/x6uYqmx31kE/00001.wav id10270/.../00002.wav', got {line!r}")
-        out.append((int(parts[0]), _norm_key(parts[1]), _norm_key(parts[2])))
-    return out
+    """The official trial list ("label enroll test"), paths normalised to utterance keys."""
+    from harness.data.corpus import read_trials
+
+    return [(lab, _norm_key(a), _norm_key(b)) for lab, a, b in read_trials(path)]
 
 
 def read_iden_split(path: Path) -> Dict[str, str]:
