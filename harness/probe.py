@@ -156,7 +156,8 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
                 ids, crops = sampler.next()
                 layers, lengths = train_src.get_batch(ids, crops)
                 out = head(featurizer(layers), lengths)
-                loss = task.loss(out, Batch(ids, lengths, task.collate([refs[i] for i in ids]))) / cfg.grad_accum
+                batch = Batch(ids, lengths, task.collate([refs[i] for i in ids]), crops=crops)
+                loss = task.loss(out, batch) / cfg.grad_accum
                 loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             if not math.isfinite(float(gnorm)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -42,12 +42,16 @@ class Batch:
     Attributes:
         ids: utterance ids, (B,).
         lengths: (B,) valid frames of the features given to the head.
-        targets: the task's collated targets (see each task's `collate`).
+        targets: the task's collated targets (see each task's `collate`), whole utterances.
+        crops: per item (start_frame, num_frames) of the utterance the features cover, when the
+            training sampler cropped them (None at evaluation: whole utterances). Frame-level
+            tasks slice their targets with it.
     """
 
     ids: List[str]
     lengths: torch.Tensor
     targets: Any
+    crops: Optional[List[Tuple[int, int]]] = None
 
 
 class Task(abc.ABC):
