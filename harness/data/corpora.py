@@ -5,6 +5,11 @@
     load_corpus("librispeech:/data/LibriSpeech")        LibriSpeech (the folder or its parent)
     load_corpus("voxceleb1:/data/VoxCeleb1")            VoxCeleb1 (wav/ + veri_test2.txt + iden_split.txt)
     load_corpus("speechcommands:/data/speech_commands_v0.01")   Speech Commands v0.01
+    load_corpus("libri2mix:/data/Libri2Mix")            Libri2Mix wav16k/min (separation, "mix")
+    load_corpus("librimix_sd:/data/sd")                 SUPERB LibriMix diarization dirs ("conv")
+    load_corpus("fleurs:/data/fleurs")                  FLEURS (lhotse layout: metadata/<lang>/*.tsv + <lang>/<split>/*.wav)
+    load_corpus("commonvoice:/data/cv-corpus-15.0")     Common Voice (<lang>/{train,dev,test}.tsv + <lang>/clips/)
+    load_corpus("mlsuperb:/data/eighth_version")        ML-SUPERB release (<dataset>/<lang>/wav + transcript_*.txt)
 
 A real corpus is turned into lhotse manifests in the schema once, written to
 `<cache_dir>/<name>-<hash of the source path>/`, and read back from there on the next load. The
@@ -13,7 +18,9 @@ change (files added deep inside a folder are not noticed: delete the cache folde
 Default cache_dir: `.harness_cache` next to the data folder when writable, else
 `<tmp>/harness_cache`. Nothing here downloads anything.
 
-The loaders live in corpora_librispeech.py, corpora_voxceleb.py, corpora_speechcommands.py; this
+The loaders live in corpora_librispeech.py, corpora_voxceleb.py, corpora_speechcommands.py,
+corpora_librimix.py (Libri2Mix, SUPERB LibriMix diarization) and
+corpora_multilingual.py (FLEURS, Common Voice, ML-SUPERB); this
 module holds the spec parser and the cache helpers they share.
 """
 
@@ -38,6 +45,16 @@ KNOWN_PREFIXES = {
     "voxceleb": "voxceleb1",
     "speechcommands": "speechcommands",
     "speech_commands": "speechcommands",
+    "libri2mix": "libri2mix",
+    "librimix": "libri2mix",
+    "librimix_sd": "librimix_sd",
+    "libri2mix_sd": "librimix_sd",
+    "fleurs": "fleurs",
+    "commonvoice": "commonvoice",
+    "common_voice": "commonvoice",
+    "cv": "commonvoice",
+    "mlsuperb": "mlsuperb",
+    "ml_superb": "mlsuperb",
 }
 
 CACHE_FOLDER_NAME = ".harness_cache"
@@ -48,7 +65,9 @@ def load_corpus(spec: str, cache_dir: Optional[Path] = None) -> Corpus:
 
     Args:
         spec: a schema folder path, or "<prefix>:<path>" with prefix synth, librispeech,
-            voxceleb1 (alias voxceleb), speechcommands (alias speech_commands).
+            voxceleb1 (alias voxceleb), speechcommands (alias speech_commands), libri2mix
+            (alias librimix), librimix_sd (alias libri2mix_sd), fleurs,
+            commonvoice (aliases common_voice, cv), mlsuperb (alias ml_superb).
         cache_dir: where real corpora's manifests are written (see module docstring).
 
     Raises:
@@ -71,6 +90,19 @@ def load_corpus(spec: str, cache_dir: Optional[Path] = None) -> Corpus:
         from harness.data.corpora_speechcommands import load_speechcommands
 
         return load_speechcommands(path, cache_dir)
+    if name == "libri2mix":
+        from harness.data.corpora_librimix import load_libri2mix
+
+        return load_libri2mix(path, cache_dir)
+    if name == "librimix_sd":
+        from harness.data.corpora_librimix import load_librimix_sd
+
+        return load_librimix_sd(path, cache_dir)
+    if name in ("fleurs", "commonvoice", "mlsuperb"):
+        from harness.data import corpora_multilingual as ml
+
+        loader = {"fleurs": ml.load_fleurs, "commonvoice": ml.load_commonvoice, "mlsuperb": ml.load_mlsuperb}[name]
+        return loader(path, cache_dir)
     raise AssertionError(name)  # parse_spec only returns known names
 
 
@@ -110,6 +142,19 @@ def _guess_layout(path: Path) -> Optional[str]:
         return "speechcommands"
     if names & {"veri_test.txt", "veri_test2.txt", "iden_split.txt"} or any(re.fullmatch(r"id1\d{4}", n) for n in names):
         return "voxceleb1"
+    if names & {"Libri2Mix", "wav16k"} or any(
+            (path / n / "mix_clean").is_dir() for n in ("train-100", "dev", "test")):
+        return "libri2mix"  # before fleurs: a Libri2Mix min folder has a metadata/ folder too
+    if any((path / n / "wav.scp").is_file() and (path / n / "rttm").is_file()
+           for n in ("train", "dev", "test")):
+        return "librimix_sd"
+    if (path / "metadata").is_dir() or (path / "fleurs" / "metadata").is_dir():
+        return "fleurs"
+    subdirs = [p for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
+    if any((p / "clips").is_dir() and (p / "train.tsv").is_file() for p in subdirs) or (path / "clips").is_dir():
+        return "commonvoice"
+    if any((lg / "transcript_10min_test.txt").is_file() for p in subdirs for lg in p.iterdir() if lg.is_dir()):
+        return "mlsuperb"
     return None
 
 

@@ -10,11 +10,30 @@ Supervision fields used by tasks:
   text, language (ISO 639-1/3 code), speaker, and in `custom`:
   split       "train" | "dev" | "test"
   subset      "speech" (sentences) | "kws" (keyword clips) | "asv" (held-out speakers)
+              | "mix" (two-speaker mixtures, SS) | "conv" (conversations, SD)
+              | "noise" (noise clips); tasks select the subset they need
   phones      space-separated phone symbols (PR targets), pauses removed
   alignment   [[phone, start_s, end_s], ...] frame-level phone alignment (may be absent)
   keyword     KS label: one of the keywords, "_unknown_" or "_silence_"
-  lang_class  "high" | "low" | "fewshot"
+  lang_class  "high" | "low" | "fewshot" (real multilingual corpora: "normal" | "fewshot")
+  budgets     ML-SUPERB train utterances only: the train sets holding it, ["10min", "1h"] or ["1h"]
   dataset     source dataset name within a language (for multilingual sampling)
+
+Subset "mix" (the recording is the mixture; text and speaker are None, language "en"):
+  sources          [s1 path, s2 path]: the scaled sources, each as long as the mixture (the
+                   mixture is their sum). Stored relative to the corpus folder (synth) or
+                   absolute (real corpora); the loader makes them absolute, so Utterance.custom
+                   ["sources"] can be opened directly.
+  source_speakers  [speaker of s1, speaker of s2] (str)
+  rel_level_db     float, level of s2 relative to s1 in dB (10 log10 P_s2 / P_s1)
+  mode             "min" (mixture as long as the shorter source) | "max"
+Subset "conv" (the recording is the conversation; text and speaker are None):
+  speakers         [a, b]: the speakers (str), in order of first speech
+  segments         [[speaker, start_s, end_s], ...] speech segments sorted by start (RTTM-like;
+                   segments of the two speakers may overlap)
+  overlap_ratio    float, time with >= 2 speakers / time with >= 1 speaker
+Subset "noise":
+  noise_kind       "white" | "pink" | "brown" | "hum" | "babble"
 """
 
 from __future__ import annotations
@@ -89,6 +108,22 @@ class Corpus:
         ]
 
 
+def overlap_ratio(segments) -> float:
+    """The "conv" overlap ratio of [[speaker, start_s, end_s], ...]: the time where two or more
+    segments are active over the time where at least one is (0.0 without speech)."""
+    events = sorted([(float(s), 1) for _, s, _ in segments]
+                    + [(float(e), -1) for _, _, e in segments])
+    active, last, speech, both = 0, 0.0, 0.0, 0.0
+    for t, d in events:
+        if active >= 1:
+            speech += t - last
+        if active >= 2:
+            both += t - last
+        active += d
+        last = t
+    return both / speech if speech > 0 else 0.0
+
+
 def read_trials(path: Path) -> List[tuple]:
     """Read a trial list of lines "label enroll_id test_id" (label 1 = same speaker)."""
     out = []
@@ -117,6 +152,11 @@ def save_manifests(root: Path, recordings, supervisions, meta: Dict[str, Any]) -
     (root / "corpus.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
 
 
+def _resolve(root: Path, src: str) -> str:
+    """An audio path of a manifest: absolute as is, else relative to the corpus folder."""
+    return src if Path(src).is_absolute() else str(root / src)
+
+
 def load_manifest_dir(root: Path) -> Corpus:
     """Load a corpus folder in the schema above into a Corpus."""
     from lhotse import RecordingSet, SupervisionSet
@@ -135,8 +175,10 @@ def load_manifest_dir(root: Path) -> Corpus:
         rec = recs.get(s.recording_id)
         if rec is None:
             raise HarnessError(f"{root / 'supervisions.jsonl.gz'}: supervision {s.id} names unknown recording {s.recording_id}")
-        src = rec.sources[0].source
-        path = src if Path(src).is_absolute() else str(root / src)
+        path = _resolve(root, rec.sources[0].source)
+        custom = dict(s.custom or {})
+        if isinstance(custom.get("sources"), list):
+            custom["sources"] = [_resolve(root, p) for p in custom["sources"]]
         utts.append(
             Utterance(
                 id=s.id,
@@ -147,7 +189,7 @@ def load_manifest_dir(root: Path) -> Corpus:
                 text=s.text,
                 language=s.language,
                 speaker=s.speaker,
-                custom=dict(s.custom or {}),
+                custom=custom,
             )
         )
     trials = {}

@@ -4,9 +4,10 @@ Every generator takes an explicit `np.random.Generator` (or a seed through `Nois
 returns float32 audio in [-1, 1] full scale; nothing here reads global random state, so a plan
 of `NoiseSpec`s made from the corpus seed renders to the same samples in any process.
 
-Used now for the "_silence_" keyword-spotting clips and the low background under keyword
-clips; designed for the next items of the plan (noisy speech, denoising pairs, two-speaker
-mixtures): `mix_at_snr`, `babble` and `mix_sources` work on arrays the renderer already has.
+Used for the "_silence_" keyword-spotting clips, the low background under keyword clips and
+the 4-second clips of the "noise" subset (coloured noise, hum, and `babble` of other-language
+speech); `mix_at_snr` and `mix_sources` are there for the next items of the plan (noisy speech,
+denoising pairs): they work on arrays the renderer already has.
 """
 
 from __future__ import annotations

@@ -10,6 +10,12 @@ Subsets (supervision custom "subset"):
   asv     held-out speakers (never in "speech"), split dev / test by speaker, with
           trials_dev.txt / trials_test.txt (all target pairs + as many non-target pairs).
   kws     1-second clips: 10 keywords, "_unknown_" words, "_silence_" noise; speaker-disjoint.
+  mix     two-speaker mixtures (separation, Libri2Mix-style `min` mode): mixture + the two
+          scaled sources (custom "sources"), source 2 at -5..5 dB relative to source 1;
+          mixture == s1 + s2 exactly in int16. Dev / test speakers are the held-out ones.
+  conv    two-speaker conversations (diarization), 4-6 turns with pauses and overlaps,
+          custom "segments" from the rendered speech extents and the measured overlap ratio.
+  noise   4-second clips: white / pink / brown noise, mains hum, babble of other languages.
 
 How it runs: `synth_plan.make_plan` decides every item from the seed; the items are cut into
 shards (fixed by the plan); each shard renders in a fresh process (espeak-ng's output depends on
@@ -32,8 +38,8 @@ from typing import Dict, List
 
 from harness.data.corpus import save_manifests, write_trials
 from harness.data.synth_plan import (
-    GENERATOR_VERSION, KEYWORDS, SAMPLE_RATE, SILENCE, SIZES, UNKNOWN, Plan, make_plan,
-    size_spec,
+    CONV_MAX_OVERLAP, CONV_PAUSE_S, CONV_TURNS, GENERATOR_VERSION, KEYWORDS, MIX_REL_DB,
+    NOISE_KINDS, NOISE_SECONDS, SAMPLE_RATE, SILENCE, SIZES, UNKNOWN, Plan, make_plan, size_spec,
 )
 from harness.errors import HarnessError
 
@@ -150,7 +156,8 @@ def _build_manifests(out: Path, plan: Plan, rendered: Dict[str, dict]):
                                                              source=it.path)],
                               sampling_rate=SAMPLE_RATE, num_samples=n, duration=dur))
         custom = dict(it.custom)
-        for key in ("phones", "alignment", "ipa", "word_start", "word_end"):
+        for key in ("phones", "alignment", "ipa", "word_start", "word_end", "segments",
+                    "overlap_ratio"):
             if key in r:
                 custom[key] = r[key]
         if it.voice:
@@ -188,6 +195,12 @@ def _meta(plan: Plan, rendered: Dict[str, dict], espeak_version: str) -> dict:
         "counts": counts, "hours": {k: round(v, 4) for k, v in hours.items()},
         "total_hours": round(sum(hours.values()), 4),
         "trials": {sp: len(t) for sp, t in plan.trials.items()},
+        "mix": {"mode": "min", "rel_level_db": list(MIX_REL_DB), "sample_rate": SAMPLE_RATE},
+        "conv": {"speakers": 2, "turns": list(CONV_TURNS), "pause_s": list(CONV_PAUSE_S),
+                 "overlap_ratio": [0.0, CONV_MAX_OVERLAP],
+                 "overlap_ratio_definition": "overlapped speech time / total speech time "
+                                             "(time with >= 2 speakers / time with >= 1)"},
+        "noise_kinds": list(NOISE_KINDS), "noise_seconds": NOISE_SECONDS,
     }
 
 

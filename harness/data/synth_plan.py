@@ -2,8 +2,13 @@
 
 `make_plan(size, seed)` is pure and deterministic: it decides every item (id, text, voice,
 speaker parameters, split, noise spec, ...) from the seed alone, before any audio exists. The
-renderer (synth_render) turns items into audio shard by shard. New item kinds (two-speaker
-mixtures, noisy speech, denoising pairs) are added as a plan function plus a renderer.
+renderer (synth_render) turns items into audio shard by shard. New item kinds (noisy speech,
+denoising pairs, ...) are added as a plan function plus a renderer.
+
+Two-speaker items (subsets "mix" and "conv") and babble draw their speakers by split from
+`split_speakers`: train from the "train" speakers, dev / test from the held-out speakers of the
+ASV set with that asv_split, so no dev / test speaker of separation or diarization is ever heard
+in training. Their texts are short English prefixes of the split's UDHR chunks.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
+
 from harness.data import noise
 from harness.data.synth_text import load_udhr, rng_for, split_chunks
 from harness.errors import HarnessError
 
-GENERATOR_VERSION = "synth-1"
+GENERATOR_VERSION = "synth-2"
 SAMPLE_RATE = 16000
 SPLITS = ("train", "dev", "test")
 
@@ -31,6 +38,18 @@ UNKNOWN_WORDS = (
     "little", "music", "river", "number", "yellow", "open", "start",
 )
 KWS_VOICE = "en-us"
+
+# two-speaker items and the noise set
+MIX_WORDS = (8, 13)  # words per source sentence: 2-4 s mixtures after min-mode truncation
+MIX_REL_DB = (-5.0, 5.0)  # level of source 2 relative to source 1 (Libri2Mix-like spread)
+CONV_WORDS = (4, 8)  # words per conversation turn
+CONV_TURNS = (4, 6)
+CONV_PAUSE_S = (0.1, 0.8)
+CONV_MAX_OVERLAP = 0.4  # planned overlap ratio ~ U(0, CONV_MAX_OVERLAP)
+NOISE_KINDS = ("white", "pink", "brown", "hum", "babble")
+NOISE_SECONDS = 4.0
+NOISE_LEVEL_DB = (-35.0, -20.0)
+BABBLE_TALKERS = (3, 6)
 
 # espeak-ng voice variants used as speaker timbres, with the gender their files declare
 # ("n": none declared). Variants that saturate or sound like effects (robots, whisper,
@@ -51,7 +70,8 @@ VARIANTS: Tuple[Tuple[str, str], ...] = (
 @dataclass(frozen=True)
 class SizeSpec:
     """One corpus size. `utts[class] = (train, dev, test)` speech utterances per language of
-    that class ("en" has its own entry); `kws` = clips per class per split."""
+    that class ("en" has its own entry); `kws` = clips per class per split; `mix`, `conv`,
+    `noise` = (train, dev, test) two-speaker mixtures, conversations and noise clips."""
 
     name: str
     languages: Tuple[Tuple[str, str], ...]  # (code, class) in order
@@ -61,6 +81,9 @@ class SizeSpec:
     asv_utts: int
     kws: Tuple[int, int, int]
     shard_seconds: float
+    mix: Tuple[int, int, int] = (0, 0, 0)
+    conv: Tuple[int, int, int] = (0, 0, 0)
+    noise: Tuple[int, int, int] = (0, 0, 0)
 
 
 SIZES: Dict[str, SizeSpec] = {
@@ -69,6 +92,7 @@ SIZES: Dict[str, SizeSpec] = {
         (("en", "high"), ("de", "high"), ("fr", "low"), ("es", "fewshot")),
         {"en": (30, 8, 8), "high": (16, 6, 6), "low": (10, 4, 4), "fewshot": (5, 4, 4)},
         train_speakers=8, heldout_speakers=4, asv_utts=6, kws=(8, 3, 3), shard_seconds=90,
+        mix=(12, 4, 4), conv=(10, 4, 4), noise=(6, 2, 2),
     ),
     "small": SizeSpec(
         "small",
@@ -78,7 +102,7 @@ SIZES: Dict[str, SizeSpec] = {
         {"en": (240, 50, 50), "high": (100, 25, 25), "low": (30, 10, 10),
          "fewshot": (5, 10, 10)},
         train_speakers=40, heldout_speakers=12, asv_utts=10, kws=(40, 10, 10),
-        shard_seconds=300,
+        shard_seconds=300, mix=(160, 40, 40), conv=(100, 25, 25), noise=(30, 10, 10),
     ),
     "medium": SizeSpec(
         "medium",
@@ -91,7 +115,7 @@ SIZES: Dict[str, SizeSpec] = {
         {"en": (1200, 200, 200), "high": (500, 80, 80), "low": (100, 25, 25),
          "fewshot": (5, 25, 25)},
         train_speakers=100, heldout_speakers=24, asv_utts=12, kws=(150, 30, 30),
-        shard_seconds=400,
+        shard_seconds=400, mix=(1000, 200, 200), conv=(600, 100, 100), noise=(200, 50, 50),
     ),
 }
 
@@ -120,8 +144,8 @@ class Item:
     """One planned recording (and its supervision). `kind` picks the renderer."""
 
     id: str
-    kind: str  # "speech" | "word" | "noise"
-    subset: str  # "speech" | "asv" | "kws"
+    kind: str  # "speech" | "word" | "noise" | "mix" | "conv" | "noise_clip"
+    subset: str  # "speech" | "asv" | "kws" | "mix" | "conv" | "noise"
     split: str
     path: str  # relative to the corpus folder
     text: str = ""
@@ -139,7 +163,13 @@ class Item:
     render: Dict = field(default_factory=dict)  # renderer-specific parameters
 
     def est_seconds(self) -> float:
-        return 1.0 if self.kind != "speech" else 0.5 + 0.36 * len(self.text.split())
+        """Rough render cost in seconds of synthesised speech (sizes the shards)."""
+        if self.kind == "speech":
+            return 0.5 + 0.36 * len(self.text.split())
+        texts = self.render.get("texts")
+        if texts:  # items that synthesise several sentences (mix, conv, babble)
+            return sum(0.5 + 0.36 * len(t.split()) for t in texts)
+        return 1.0
 
 
 @dataclass
@@ -326,6 +356,159 @@ def plan_kws(spec: SizeSpec, seed: int, speakers: List[Speaker]) -> List[Item]:
     return items
 
 
+def split_speakers(speakers: List[Speaker], split: str) -> List[Speaker]:
+    """The speaker pool of two-speaker items and babble in `split`: the "train" speakers for
+    train, the held-out (ASV) speakers of that asv_split for dev / test."""
+    if split == "train":
+        return [s for s in speakers if s.role == "train"]
+    return [s for s in speakers if s.role == "heldout" and s.asv_split == split]
+
+
+def short_text(chunk: str, words: int) -> str:
+    """The first `words` words of a chunk, trailing punctuation removed."""
+    return " ".join(chunk.split()[:words]).rstrip(",;:.!?-\u2013\u2014 ")
+
+
+def _two_speakers(pool: List[Speaker], rng: np.random.Generator, what: str) -> List[Speaker]:
+    if len(pool) < 2:
+        raise HarnessError(f"synth {what} needs at least 2 speakers in a split, the pool has "
+                           f"{len(pool)} (raise heldout_speakers / train_speakers of the size)")
+    i, j = rng.choice(len(pool), size=2, replace=False)
+    return [pool[int(i)], pool[int(j)]]
+
+
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(0, 2**31 - 1))
+
+
+def plan_mix(spec: SizeSpec, seed: int, speakers: List[Speaker]) -> List[Item]:
+    """Two-speaker mixtures (Libri2Mix style, `min` mode): two English sentences by two
+    different speakers of the split's pool, truncated to the shorter; source 2 at a level
+    `rel_level_db` ~ U(-5, 5) dB relative to source 1. Files: the mixture at `path`, the two
+    scaled sources at custom["sources"] (audio/mix/{mix_clean,s1,s2}/<id>.flac)."""
+    lang_voice = load_udhr()["en"]["voice"]
+    texts = {sp: [c for c in v if len(c.split()) >= MIX_WORDS[0]] or v
+             for sp, v in split_chunks("en", seed).items()}
+    items = []
+    for sp, count in zip(SPLITS, spec.mix):
+        if not count:
+            continue
+        pool = split_speakers(speakers, sp)
+        rng = rng_for(seed, "mix", sp)
+        for k in range(count):
+            spk = _two_speakers(pool, rng, "mix")
+            sents = [short_text(texts[sp][int(rng.integers(0, len(texts[sp])))],
+                                int(rng.integers(MIX_WORDS[0], MIX_WORDS[1] + 1)))
+                     for _ in spk]
+            rel = round(float(rng.uniform(*MIX_REL_DB)), 2)
+            uid = f"mix-{sp}-{k:05d}"
+            sources = [f"audio/mix/s1/{uid}.flac", f"audio/mix/s2/{uid}.flac"]
+            items.append(Item(
+                id=uid, kind="mix", subset="mix", split=sp, path=f"audio/mix/mix_clean/{uid}.flac",
+                language="en",
+                custom={"split": sp, "subset": "mix", "dataset": "synth", "sources": sources,
+                        "source_speakers": [s.id for s in spk], "rel_level_db": rel,
+                        "mode": "min"},
+                render={"texts": sents, "voices": [_speaker_fields(s, lang_voice) for s in spk],
+                        "seeds": [_seed(rng) for _ in spk], "rel_level_db": rel},
+            ))
+    return items
+
+
+def plan_conv(spec: SizeSpec, seed: int, speakers: List[Speaker]) -> List[Item]:
+    """Two-speaker conversations: 4-6 alternating turns (speaker a first) of short English
+    sentences. Each conversation plans an overlap ratio ~ U(0, 0.4) and, for the gap before each
+    turn after the first, either a pause (0.1-0.8 s) or an overlap with a weight (the share of
+    the conversation's overlap time it takes). The renderer places the turns from their rendered
+    speech extents so the measured ratio approximates the planned one (see synth_render)."""
+    lang_voice = load_udhr()["en"]["voice"]
+    texts = split_chunks("en", seed)
+    items = []
+    for sp, count in zip(SPLITS, spec.conv):
+        if not count:
+            continue
+        pool = split_speakers(speakers, sp)
+        rng = rng_for(seed, "conv", sp)
+        for k in range(count):
+            spk = _two_speakers(pool, rng, "conv")
+            n_turns = int(rng.integers(CONV_TURNS[0], CONV_TURNS[1] + 1))
+            sents = [short_text(texts[sp][int(rng.integers(0, len(texts[sp])))],
+                                int(rng.integers(CONV_WORDS[0], CONV_WORDS[1] + 1)))
+                     for _ in range(n_turns)]
+            ratio = round(float(rng.uniform(0.0, CONV_MAX_OVERLAP)), 4)
+            n_gaps = n_turns - 1
+            n_ov = 0
+            if ratio >= 0.02:  # more overlapping gaps for a higher ratio, at least one
+                n_ov = int(np.clip(round(ratio / CONV_MAX_OVERLAP * n_gaps
+                                         + rng.uniform(-0.5, 0.5)), 1, n_gaps))
+            ov = set(int(g) for g in rng.choice(n_gaps, size=n_ov, replace=False))
+            gaps = [["overlap", round(float(rng.uniform(0.5, 1.5)), 3)] if g in ov
+                    else ["pause", round(float(rng.uniform(*CONV_PAUSE_S)), 3)]
+                    for g in range(n_gaps)]
+            who = [spk[t % 2] for t in range(n_turns)]
+            uid = f"conv-{sp}-{k:05d}"
+            items.append(Item(
+                id=uid, kind="conv", subset="conv", split=sp, path=f"audio/conv/{uid}.flac",
+                language="en",
+                custom={"split": sp, "subset": "conv", "dataset": "synth",
+                        "speakers": [s.id for s in spk]},
+                render={"texts": sents, "voices": [_speaker_fields(s, lang_voice) for s in who],
+                        "seeds": [_seed(rng) for _ in who], "overlap_ratio": ratio,
+                        "gaps": gaps, "lead": round(float(rng.uniform(0.2, 0.5)), 3),
+                        "tail": round(float(rng.uniform(0.2, 0.5)), 3)},
+            ))
+    return items
+
+
+def plan_noise(spec: SizeSpec, seed: int, speakers: List[Speaker],
+               languages: List[str]) -> List[Item]:
+    """4-second noise clips: white / pink / brown noise, mains hum, and babble of 3-6
+    utterances in the size's non-English languages by speakers of the split's pool. Kinds are
+    dealt in a seeded order per split, so each split cycles through all five."""
+    udhr = load_udhr()
+    others = [c for c in languages if c != "en"]
+    items = []
+    for sp, count in zip(SPLITS, spec.noise):
+        if not count:
+            continue
+        pool = split_speakers(speakers, sp)
+        rng = rng_for(seed, "noise", sp)
+        order = rng.permutation(len(NOISE_KINDS))
+        for k in range(count):
+            kind = NOISE_KINDS[int(order[k % len(NOISE_KINDS)])]
+            level = round(float(rng.uniform(*NOISE_LEVEL_DB)), 2)
+            uid = f"noise-{sp}-{k:05d}"
+            render: Dict = {"seconds": NOISE_SECONDS, "kind": kind}
+            if kind == "babble":
+                if not others or not pool:
+                    raise HarnessError(f"synth size {spec.name!r}: babble needs a non-English "
+                                       "language and speakers in every split")
+                n = int(rng.integers(BABBLE_TALKERS[0], BABBLE_TALKERS[1] + 1))
+                codes = [others[int(rng.integers(0, len(others)))] for _ in range(n)]
+                talkers = [pool[int(rng.integers(0, len(pool)))] for _ in range(n)]
+                render.update(
+                    texts=[short_text(split_chunks(c, seed)[sp][int(rng.integers(
+                        0, len(split_chunks(c, seed)[sp])))], int(rng.integers(6, 11)))
+                        for c in codes],
+                    voices=[_speaker_fields(t, udhr[c]["voice"]) for t, c in zip(talkers, codes)],
+                    seeds=[_seed(rng) for _ in codes], languages=codes, level_db=level,
+                    mix_seed=_seed(rng))
+            else:
+                ns = noise.NoiseSpec(kind, level, _seed(rng))
+                if kind == "hum":
+                    ns = noise.NoiseSpec("hum", level, ns.seed,
+                                         freq=float(rng.choice([50.0, 60.0])),
+                                         harmonics=int(rng.integers(2, 7)))
+                render["noise"] = ns.to_dict()
+            items.append(Item(
+                id=uid, kind="noise_clip", subset="noise", split=sp,
+                path=f"audio/noise/{uid}.flac",
+                custom={"split": sp, "subset": "noise", "dataset": "synth", "noise_kind": kind},
+                render=render,
+            ))
+    return items
+
+
 def make_plan(size: str, seed: int) -> Plan:
     spec = size_spec(size)
     if not isinstance(seed, int) or seed < 0:
@@ -334,6 +517,11 @@ def make_plan(size: str, seed: int) -> Plan:
     speech, langs = plan_speech(spec, seed, speakers)
     asv, trials = plan_asv(spec, seed, speakers)
     kws = plan_kws(spec, seed, speakers)
-    for it in speech + asv + kws:
+    # appended after the older subsets: the shards of those (and so their audio) are unchanged
+    mix = plan_mix(spec, seed, speakers)
+    conv = plan_conv(spec, seed, speakers)
+    noise_clips = plan_noise(spec, seed, speakers, [c for c, _ in spec.languages])
+    items = speech + asv + kws + mix + conv + noise_clips
+    for it in items:
         it.seed = int(rng_for(seed, "item", it.id).integers(0, 2**31 - 1))
-    return Plan(size, seed, langs, speakers, speech + asv + kws, trials)
+    return Plan(size, seed, langs, speakers, items, trials)
