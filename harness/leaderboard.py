@@ -10,7 +10,13 @@
 - ``build``: one markdown file per corpus (``<out>/<corpus>.md``) plus heatmaps in
   ``<out>/<corpus>/<profile>/``. Corpora are never mixed, so synth and real numbers never share a
   table. Scores: on synth the board-relative SUPERB-style score; on a real corpus the published
-  SUPERB and WavLM-paper scores, only for upstreams that have all of their metrics.
+  SUPERB and WavLM-paper scores, only for upstreams that have all of their metrics. The summary
+  and its score cover the SUPERB tasks (SD and SS included); the ML-SUPERB tasks
+  (``mono_asr_<budget>``, ``ml_asr_<budget>``, ``lid_ctc_<budget>``, ``asr_lid_<budget>``) get a
+  section per budget instead: the ML-SUPERB score (fbank = 0, best on the board = 1000) with its
+  7 metrics, per-language CER tables with the worst-5 mean and the spread across languages
+  (from ``extra["per_language_cer"]``), and languages x layers heatmaps of the mono_asr runs
+  (from ``extra["per_language_layer_weights"]``).
 """
 
 from __future__ import annotations
@@ -35,6 +41,17 @@ REQUIRED = ["run_id", "corpus", "corpus_kind", "upstream", "task", "lr", "seed",
 RUN_DIR_NAME = re.compile(r"^lr.+_seed-?\d+_[0-9A-Za-z]+$")
 SYNTH_HEADER = ("SUPERB-style score on synth: fbank = 0, best run per metric = 1000 "
                 "(not comparable with published SUPERB scores)")  # fmt: skip
+MLSUPERB_TASK = re.compile(r"^(mono_asr|ml_asr|lid_ctc|asr_lid)_(10min|1h)$")
+MLSUPERB_SYNTH_HEADER = ("ML-SUPERB-style score on synth: fbank = 0, best run per metric on this board = 1000 "
+                         "(not comparable with published ML-SUPERB scores)")  # fmt: skip
+MLSUPERB_REAL_HEADER = ("ML-SUPERB score: fbank = 0, best run per metric on this board = 1000 (the benchmark's "
+                        "\"SOTA\" is the best value on the current leaderboard)")  # fmt: skip
+MLSUPERB_GROUP_NAMES = {"mono": "mono", "multi": "multi", "lid": "LID", "asr_lid": "ASR+LID"}
+WORST_K = 5
+
+
+def is_mlsuperb_task(task: str) -> bool:
+    return bool(MLSUPERB_TASK.match(str(task)))
 
 
 @dataclass
@@ -56,6 +73,9 @@ def _row(r: dict, path: Path) -> dict:
     row["higher_is_better"] = bool(r["higher_is_better"])
     row["torch"] = (r.get("versions") or {}).get("torch", "unknown")
     row["run_dir"] = str(path.parent)
+    extra = r.get("extra") or {}
+    row["per_language_cer"] = extra.get("per_language_cer") or None
+    row["per_language_lw"] = extra.get("per_language_layer_weights") or None
     lw = r.get("layer_weights") or {}
     row["lw_softmax"], row["lw_corrected"] = lw.get("softmax"), lw.get("corrected")
     for split in ("dev", "test"):
@@ -101,6 +121,25 @@ def _mean_lists(lists) -> List[float] | None:
     return np.mean(arrs, axis=0).tolist()
 
 
+def _mean_dicts(dicts) -> Dict[str, float] | None:
+    """{key: mean over the dicts that have it} of {key: number} dicts (None entries skipped)."""
+    ds = [d for d in dicts if isinstance(d, dict) and d]
+    if not ds:
+        return None
+    keys = sorted({k for d in ds for k in d})
+    return {k: float(np.mean([float(d[k]) for d in ds if k in d and d[k] is not None])) for k in keys
+            if any(k in d and d[k] is not None for d in ds)}  # fmt: skip
+
+
+def _mean_list_dicts(dicts) -> Dict[str, List[float]] | None:
+    """{key: element-wise mean list} of {key: [numbers]} dicts (keys whose lists disagree in length dropped)."""
+    ds = [d for d in dicts if isinstance(d, dict) and d]
+    if not ds:
+        return None
+    out = {k: _mean_lists([d.get(k) for d in ds]) for k in sorted({k for d in ds for k in d})}
+    return {k: v for k, v in out.items() if v is not None} or None
+
+
 def select_best(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (corpus, profile, upstream, task): the dev-best lr (by mean over seeds) and
     ``<split>.<metric>.mean`` / ``.ci`` over its seeds, the runs' ids, hashes, shas, versions."""
@@ -130,7 +169,9 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
                    config_hashes=sorted(set(c["config_hash"].astype(str))),
                    git_shas=sorted(set(c["git_sha"].astype(str))), torch=sorted(set(c["torch"].astype(str))),
                    lr_scores={float(k): float(v) for k, v in by_lr.items()},
-                   lw_softmax=_mean_lists(c["lw_softmax"]), lw_corrected=_mean_lists(c["lw_corrected"]))  # fmt: skip
+                   lw_softmax=_mean_lists(c["lw_softmax"]), lw_corrected=_mean_lists(c["lw_corrected"]),
+                   per_language_cer=_mean_dicts(c["per_language_cer"]) if "per_language_cer" in c else None,
+                   per_language_lw=_mean_list_dicts(c["per_language_lw"]) if "per_language_lw" in c else None)  # fmt: skip
         for mc in metric_cols:
             vals = c[mc].dropna()
             if len(vals):
@@ -240,6 +281,97 @@ def _summary(b: pd.DataFrame, board: Dict[str, Dict[str, float]]) -> str:
     return md_table(head, rows)
 
 
+def _long_test_table(b: pd.DataFrame) -> pd.DataFrame:
+    """Every test metric mean of a board in long form (upstream, task, metric, value, higher_is_better)."""
+    rows = []
+    for _, r in b.iterrows():
+        for c in b.columns:
+            if c.startswith("test.") and c.endswith(".mean") and pd.notna(r[c]):
+                m = c.split(".")[1]
+                rows.append((r["upstream"], r["task"], m, float(r[c]), scores.METRIC_HIGHER_IS_BETTER.get(m)))
+    return pd.DataFrame(rows, columns=["upstream", "task", "metric", "value", "higher_is_better"])
+
+
+def language_spread(per_lang: Dict[str, float], k: int = WORST_K) -> Dict[str, object]:
+    """Macro mean, worst-k mean (the k highest CERs; all when fewer), their languages, population
+    std (ddof 0) and max - min of per-language CERs."""
+    vals = {lg: float(v) for lg, v in per_lang.items() if v is not None and math.isfinite(float(v))}
+    if not vals:
+        return {"mean": math.nan, "worst_mean": math.nan, "worst": [], "std": math.nan, "range": math.nan}
+    x = np.array(list(vals.values()))
+    worst = sorted(vals, key=lambda lg: (-vals[lg], lg))[:k]
+    return {"mean": float(x.mean()), "worst_mean": float(np.mean([vals[lg] for lg in worst])), "worst": worst,
+            "std": float(x.std()), "range": float(x.max() - x.min())}  # fmt: skip
+
+
+def _per_language_table(t: pd.DataFrame) -> str:
+    """Rows upstreams (lowest macro CER first), columns languages, then the spread columns."""
+    per_up = {r["upstream"]: r["per_language_cer"] for _, r in t.iterrows() if isinstance(r["per_language_cer"], dict)}
+    langs = sorted({lg for d in per_up.values() for lg in d})
+    spread = {u: language_spread(d) for u, d in per_up.items()}
+    ups = sorted(per_up, key=lambda u: (not math.isfinite(spread[u]["mean"]), spread[u]["mean"], u))
+    head = ["upstream"] + langs + ["mean", f"worst-{WORST_K} mean", f"worst {WORST_K}", "std", "max−min"]
+    rows = []
+    for u in ups:
+        d, sp = per_up[u], spread[u]
+        rows.append([u] + [fmt(d[lg]) if lg in d and d[lg] is not None else "–" for lg in langs]
+                    + [fmt(sp["mean"]), fmt(sp["worst_mean"]), ", ".join(sp["worst"]), fmt(sp["std"]),
+                       fmt(sp["range"])])  # fmt: skip
+    return md_table(head, rows)
+
+
+def mlsuperb_sections(b: pd.DataFrame, kind: str, out_dir: Path, hdir: Path) -> Tuple[List[str], List[Path]]:
+    """Markdown lines of the ML-SUPERB sections of one board (its ML-SUPERB tasks only), one per
+    budget present, and the language heatmaps written into ``hdir``."""
+    md: List[str] = []
+    paths: List[Path] = []
+    header = MLSUPERB_SYNTH_HEADER if kind == "synth" else MLSUPERB_REAL_HEADER
+    for budget in scores.MLSUPERB_BUDGETS:
+        bb = b[b["task"].astype(str).str.endswith("_" + budget)]
+        if bb.empty:
+            continue
+        groups = scores.mlsuperb_metrics(budget)
+        s = scores.mlsuperb_score(_long_test_table(bb), budget, require_all=False)
+        task_scores = getattr(s, "task_scores", {})
+        keys = [k for ks in groups.values() for k in ks]
+        n_used = len(s.tasks_used)
+        score_col = "ML-SUPERB score" + ("" if n_used == len(groups) else f" (partial: {n_used}/{len(groups)} tasks)")
+        ups = sorted(bb["upstream"].unique(), key=lambda u: (_rank(s.get(u, math.nan)), u))
+        head = ["upstream"] + [f"{t} {m}{_arrow(m)}" for t, m in keys]
+        head += [MLSUPERB_GROUP_NAMES[g] for g in groups] + [score_col]
+        rows = []
+        for u in ups:
+            cells = [u]
+            for t, m in keys:
+                r = bb[(bb["upstream"] == u) & (bb["task"] == t)]
+                col = f"test.{m}.mean"
+                cells.append(fmt(r[col].iloc[0]) if len(r) and col in r else "–")
+            cells += [fmt(task_scores[g].get(u, math.nan)) if g in task_scores else "–" for g in groups]
+            cells.append(fmt(s.get(u, math.nan)) if n_used else "–")
+            rows.append(cells)
+        md += [f"### ML-SUPERB ({budget} train budget)", "", f"> {header}", "", md_table(head, rows), ""]
+        md += [f"Score: per metric fbank = 0 and the best upstream here = 1000; mean over a task's metrics, then "
+               f"over the tasks used ({', '.join(MLSUPERB_GROUP_NAMES[g] for g in s.tasks_used) or 'none'}); an "
+               "upstream missing one of the used metrics has no score (n/a).", ""]  # fmt: skip
+        md += [n for g, why in s.tasks_skipped.items() for n in (f"Not in the score: {g}: {why}.", "")]
+        for task in sorted(bb["task"].unique()):
+            t = bb[bb["task"] == task]
+            if any(isinstance(x, dict) for x in t["per_language_cer"]):
+                md += [f"#### Per-language CER: {task} (test, %)", "",
+                       f"Worst-{WORST_K} mean: mean CER of the {WORST_K} languages with the highest CER; std: population "
+                       "standard deviation of the per-language CERs; max−min: their range.", "",
+                       _per_language_table(t), ""]  # fmt: skip
+        lw = {(r["upstream"], r["task"]): r["per_language_lw"] for _, r in bb.iterrows()
+              if r["task"].startswith("mono_asr_") and isinstance(r["per_language_lw"], dict)}  # fmt: skip
+        drawn = plots.language_layer_heatmaps(lw, hdir)
+        if drawn:
+            md += [f"#### Layer weights per language (mono_asr_{budget}; softmax, percent)", ""]
+            md += [" ".join(f"![{u} {t} languages]({p.relative_to(out_dir).as_posix()})"
+                            for (u, t), p in drawn.items()), ""]  # fmt: skip
+            paths += list(drawn.values())
+    return md, paths
+
+
 def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -> Tuple[str, List[Path]]:
     """Markdown for one corpus (links relative to ``out_dir``) and the heatmap files written."""
     out_dir = Path(out_dir)
@@ -255,16 +387,24 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
            "learning rate whose mean dev primary metric is best (\"mean per lr\" lists those means).", ""]
     paths: List[Path] = []
     for profile, b in c.groupby("profile", sort=True):
-        board, notes = board_scores(b, kind)
-        md += [f"## Profile: {profile}", "", "### Summary (test primary metrics)", "", _summary(b, board), ""]
-        md += [n for note in notes for n in (note, "")]
+        hdir = out_dir / slug(corpus) / slug(str(profile))
+        for old in hdir.glob("heatmap_*.png") if hdir.is_dir() else []:
+            old.unlink()
+        is_ml = b["task"].map(is_mlsuperb_task)
+        md += [f"## Profile: {profile}", ""]
+        if (~is_ml).any():
+            sb = b[~is_ml]
+            board, notes = board_scores(sb, kind)
+            md += ["### Summary (test primary metrics)", "", _summary(sb, board), ""]
+            md += [n for note in notes for n in (note, "")]
+        if is_ml.any():
+            ml_md, ml_paths = mlsuperb_sections(b[is_ml], kind, out_dir, hdir)
+            md += ml_md
+            paths += ml_paths
         for task, t in b.groupby("task", sort=True):
             pm = t["primary_metric"].iloc[0]
             direction = "higher is better" if t["higher_is_better"].iloc[0] else "lower is better"
             md += [f"### Task {task} (primary: {pm}, {direction})", "", _task_table(t), ""]
-        hdir = out_dir / slug(corpus) / slug(str(profile))
-        for old in hdir.glob("heatmap_*.png") if hdir.is_dir() else []:
-            old.unlink()
         weights = {(r["upstream"], r["task"]): {"softmax": r["lw_softmax"], "corrected": r["lw_corrected"]}
                    for _, r in b.iterrows()}  # fmt: skip
         drawn = plots.layer_heatmaps(weights, hdir)

@@ -4,6 +4,8 @@ Two views, each drawn from the raw softmax weights and from the norm-corrected c
 (c_l = w_l |h_l| / sum_k w_k |h_k|), in percent:
   - per upstream: tasks x layers        -> ``heatmap_upstream_<slug>_{raw,corrected}.png``
   - per task: upstreams x layers        -> ``heatmap_task_<task>_{raw,corrected}.png``
+ML-SUPERB's analysis view, from the monolingual ASR runs' per-language softmax weights:
+  - per (upstream, mono_asr task): languages x layers -> ``heatmap_langs_<upstream slug>_<task>.png``
 Upstreams differ in their number of layers (L+1: fbank 1, a 4-layer model 5): shorter rows are
 padded with NaN and drawn blank. The x axis is "layer 0..L" (0 = the input to the first block).
 Only pyplot-free ``matplotlib.figure.Figure`` objects are used, so no global backend is touched.
@@ -102,3 +104,26 @@ def layer_heatmaps(weights: Mapping[Tuple[str, str], Mapping[str, Optional[Seque
                 p = heatmap(mat, labels, title, out_dir / task_heatmap_name(t, kind), "upstream")
                 written.setdefault(f"task:{t}", []).append(p)
     return written
+
+
+def language_heatmap_name(upstream: str, task: str) -> str:
+    return f"heatmap_langs_{slug(upstream)}_{slug(task)}.png"
+
+
+def language_layer_heatmaps(weights: Mapping[Tuple[str, str], Optional[Mapping[str, Sequence[float]]]],
+                            out_dir: Path, title_prefix: str = "") -> Dict[Tuple[str, str], Path]:
+    """Languages x layers heatmaps (softmax weights, percent), one per (upstream, task).
+
+    ``weights``: {(upstream, task): {language: [L+1 softmax weights]}} (e.g. a mono_asr run's
+    ``extra["per_language_layer_weights"]``, seed-averaged). Languages are rows in sorted order;
+    entries that are None or empty are not drawn. Returns {(upstream, task): path}."""
+    out: Dict[Tuple[str, str], Path] = {}
+    for (u, t), per_lang in sorted(weights.items()):
+        if not per_lang:
+            continue
+        labels, mat = pad_rows({lang: per_lang[lang] for lang in sorted(per_lang)})
+        if not labels:
+            continue
+        title = f"{title_prefix}{u} / {t}\nsoftmax layer weights per language (%)"
+        out[(u, t)] = heatmap(mat, labels, title, Path(out_dir) / language_heatmap_name(u, t), "language")
+    return out

@@ -14,6 +14,8 @@ Scores:
 - ``wavlm_paper_score``: the WavLM paper's plain mean over the same 11 metrics.
 - ``relative_score`` / ``synth_superb_scores``: the same 0..1000 scaling with board references
   (the ``fbank`` run = 0, the best run on the board per metric = 1000), used on ``synth``.
+- ``mlsuperb_score``: the ML-SUPERB score of one training budget (10min / 1h): the same
+  board-relative 0..1000 scaling over 7 metrics in 4 tasks.
 - ``mean_ci95``: mean and Student-t 95% half-width over seeds.
 """
 
@@ -70,8 +72,24 @@ WAVLM_PAPER_METRICS: Tuple[Key, ...] = (
 METRIC_HIGHER_IS_BETTER: Dict[str, bool] = {
     "acc": True, "macro_acc": True, "f1": True, "mtwv": True, "si_sdri": True,
     "per": False, "wer": False, "cer": False, "eer": False, "mindcf": False, "der": False,
-    "cer_normal": False, "cer_fewshot": False,
+    "cer_normal": False, "cer_fewshot": False, "lid_acc": True, "der_dev_setting": False, "si_sdr": True,
 }  # fmt: skip
+
+# ML-SUPERB (PROTOCOL section 4): score task -> [(task name without the budget suffix, metric)].
+MLSUPERB_BUDGETS: Tuple[str, ...] = ("10min", "1h")
+MLSUPERB_TASKS: Dict[str, Tuple[Key, ...]] = {
+    "mono": (("mono_asr", "cer"),),
+    "multi": (("ml_asr", "cer_normal"), ("ml_asr", "cer_fewshot")),
+    "lid": (("lid_ctc", "acc"),),
+    "asr_lid": (("asr_lid", "lid_acc"), ("asr_lid", "cer_normal"), ("asr_lid", "cer_fewshot")),
+}
+
+
+def mlsuperb_metrics(budget: str) -> Dict[str, List[Key]]:
+    """{score task: [(task, metric)]} of one budget, e.g. "mono": [("mono_asr_10min", "cer")]."""
+    if budget not in MLSUPERB_BUDGETS:
+        raise HarnessError(f"unknown ML-SUPERB budget {budget!r}; expected one of {', '.join(MLSUPERB_BUDGETS)}")
+    return {g: [(f"{t}_{budget}", m) for t, m in keys] for g, keys in MLSUPERB_TASKS.items()}
 
 
 def _qbe_scaled(key: Key, value: float) -> float:
@@ -184,6 +202,77 @@ def synth_superb_scores(table, zero_upstream: str = "fbank") -> BoardScores:
         task_means = [float(np.mean(per_task[t][u])) for t in per_task]
         scores[u] = float(np.mean(task_means)) if task_means else math.nan
     return BoardScores(scores, list(per_task), skipped, used_metrics)
+
+
+def mlsuperb_score(table, budget: str, zero_upstream: str = "fbank", require_all: bool = True) -> BoardScores:
+    """ML-SUPERB score of one budget with board references (PROTOCOL section 4).
+
+    ``table``: long-form DataFrame with columns upstream, task, metric, value (e.g. mean test
+    metrics of each upstream's selected run; percent). Per metric of ``mlsuperb_metrics(budget)``
+    (7 metrics in 4 tasks): ``zero_upstream``'s value = 0, the best value over all upstreams on
+    the board = 1000 (``relative_score``; CER lower is better, accuracy higher); mean over a
+    task's metrics, then over the 4 tasks. An upstream without one of the used metrics gets NaN.
+
+    Args:
+        table: see above; other tasks and metrics in it are ignored.
+        budget: "10min" or "1h".
+        zero_upstream: the run that defines 0.
+        require_all: raise when a metric cannot be scaled (absent from the board, no
+            ``zero_upstream`` value, or ``zero_upstream`` itself best so no scale). With False such
+            metrics are left out, and a task left without metrics is skipped; ``tasks_skipped``
+            says why, and the score is then over fewer than 4 tasks.
+
+    Returns:
+        BoardScores {upstream: score}; ``tasks_used`` are ML-SUPERB task groups ("mono", "multi",
+        "lid", "asr_lid"), ``metrics_used`` the (task, metric) keys, and the extra attribute
+        ``task_scores`` {group: {upstream: mean of the group's metric scores}}.
+
+    Raises:
+        HarnessError: unknown budget, or (require_all) a metric that cannot be scaled.
+    """
+    groups = mlsuperb_metrics(budget)
+    t = table[table["value"].notna()] if len(table) else table
+    ups = sorted(t["upstream"].unique()) if len(t) else []
+    per_task: Dict[str, Dict[str, List[float]]] = {}
+    skipped: Dict[str, str] = {}
+    used: List[Key] = []
+    problems: List[str] = []
+    for group, keys in groups.items():
+        reasons = []
+        for task, metric in keys:
+            m = t[(t["task"] == task) & (t["metric"] == metric)] if len(t) else t
+            zero_rows = m.loc[m["upstream"] == zero_upstream, "value"] if len(m) else []
+            if len(m) == 0:
+                reasons.append(f"{task} {metric}: no result on the board")
+                continue
+            if len(zero_rows) == 0:
+                reasons.append(f"{task} {metric}: no {zero_upstream} result (the zero point)")
+                continue
+            hib = METRIC_HIGHER_IS_BETTER[metric]
+            zero = float(zero_rows.iloc[0])
+            best = float(m["value"].max() if hib else m["value"].min())
+            if best == zero:
+                reasons.append(f"{task} {metric}: {zero_upstream} is the best run (no scale)")
+                continue
+            used.append((task, metric))
+            vals = dict(zip(m["upstream"], relative_score(m["value"].to_numpy(dtype=float), zero, best, hib)))
+            for u in ups:
+                per_task.setdefault(group, {}).setdefault(u, []).append(vals.get(u, math.nan))
+        problems += reasons
+        if group not in per_task:
+            skipped[group] = "; ".join(reasons)
+        elif reasons:
+            skipped[f"{group} (partly)"] = "; ".join(reasons)
+    if require_all and problems:
+        raise HarnessError(f"the ML-SUPERB score ({budget}) cannot use: " + "; ".join(problems))
+    task_scores = {g: {u: float(np.mean(v)) for u, v in per_u.items()} for g, per_u in per_task.items()}
+    scores = {}
+    for u in ups:
+        task_means = [task_scores[g][u] for g in per_task]
+        scores[u] = float(np.mean(task_means)) if task_means else math.nan
+    out = BoardScores(scores, list(per_task), skipped, used)
+    out.task_scores = task_scores
+    return out
 
 
 def mean_ci95(values: Iterable[float]) -> Tuple[float, float]:
