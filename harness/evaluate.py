@@ -99,6 +99,7 @@ def evaluate(
     sources = prepare_sources(up, splits.as_dict(), splits.pools, cache_dir / "features", cfg.cache_budget_gb,
                               device=cfg.device, skip_bad=cfg.skip_bad, log=log)
     feat_s = time.time() - t0
+    subsets = task_obj.subsets(splits, cfg.profile)  # None: one probe per run (every task but mono_asr)
     skipped = {}
     for s in sources.values():
         skipped.update(s.skipped.items)
@@ -115,8 +116,11 @@ def evaluate(
         if skipped:
             results.atomic_write_json(folder / "skipped.json", skipped)
         t1 = time.time()
-        outcome = train_probe(task_obj, splits, sources, spec, pcfg, lr, log=log,
-                              desc=f"{spec.name} / {task} lr={lr:g} seed={seed}")
+        desc = f"{spec.name} / {task} lr={lr:g} seed={seed}"
+        if subsets is None:
+            outcome = train_probe(task_obj, splits, sources, spec, pcfg, lr, log=log, desc=desc)
+        else:
+            outcome = train_subset_probes(task_obj, subsets, sources, spec, pcfg, lr, log=log, desc=desc)
         res = {
             "run_id": f"{results.slug(spec.name)}/{task}/{folder.name}",
             "corpus": corp.name, "corpus_kind": corp.kind, "corpus_size": corp.meta.get("size"),
@@ -138,6 +142,60 @@ def evaluate(
         out.append(res)
     log(f"{spec.name} / {task}: {len(plan)} run(s) in {time.time() - t_all:.0f} s")
     return out
+
+
+def train_subset_probes(task, subsets: Dict[str, Any], sources: Dict[str, Any], spec, cfg: ProbeConfig, lr: float,
+                        log: Callable[[str], None] = print, desc: str = "probe"):
+    """The `Task.subsets` hook: one probe per subset (e.g. per language for mono_asr), combined
+    into one outcome for the run.
+
+    Each subset's feature sources are views of the split's (same cache, fewer ids). Combined:
+    dev/test metrics = unweighted mean over subsets (NaNs left out); layer weights = the mean of
+    the subsets' softmax weights and layer norms; extra = per_<label>_<metric> (test) and
+    per_<label>_layer_weights / per_<label>_best_step, label = task.subset_label; best_step = the
+    latest of the subsets' best steps; history rows carry their subset's name. The subsets' own
+    extras are kept too: a value all subsets share once, dicts (e.g. per-language tables) merged.
+    """
+    import numpy as np
+
+    from harness.featurizer import corrected_contributions
+    from harness.features import FeatureSource
+    from harness.probe import ProbeOutcome, train_probe
+    from tasks.metrics import macro_mean
+
+    def view(src: FeatureSource, utts) -> FeatureSource:
+        return FeatureSource(utts, pools=src.pools, upstream=src.upstream, device=src.device, skip_bad=src.skip_bad)
+
+    outs = {}
+    for name, sub in subsets.items():
+        srcs = {s: view(sources[s], utts) for s, utts in sub.as_dict().items()}
+        outs[name] = train_probe(task, sub, srcs, spec, cfg, lr, log=log, desc=f"{desc} [{name}]")
+
+    def mean_metrics(split: str) -> Dict[str, float]:
+        keys = sorted({k for o in outs.values() for k in getattr(o, split)})
+        return {k: macro_mean({n: getattr(o, split).get(k, float("nan")) for n, o in outs.items()}) for k in keys}
+
+    label = task.subset_label
+    w = np.mean([o.layer_weights["softmax"] for o in outs.values()], axis=0).tolist()
+    norms = np.mean([o.layer_weights["layer_norm"] for o in outs.values()], axis=0).tolist()
+    test = mean_metrics("test")
+    extra: Dict[str, Any] = {}
+    for key in sorted({k for o in outs.values() for k in o.extra}):
+        vals = [o.extra[key] for o in outs.values() if key in o.extra]
+        if all(v == vals[0] for v in vals):
+            extra[key] = vals[0]
+        elif all(isinstance(v, dict) for v in vals):
+            extra[key] = {k: v for d in vals for k, v in d.items()}
+    extra.update({f"per_{label}_{k}": {n: o.test.get(k) for n, o in outs.items()} for k in test})
+    extra[f"per_{label}_layer_weights"] = {n: o.layer_weights["softmax"] for n, o in outs.items()}
+    extra[f"per_{label}_best_step"] = {n: o.best_step for n, o in outs.items()}
+    return ProbeOutcome(
+        dev=mean_metrics("dev"), test=test, best_step=max(o.best_step for o in outs.values()),
+        layer_weights={"softmax": w, "layer_norm": norms, "corrected": corrected_contributions(w, norms)},
+        extra=extra, train_s=sum(o.train_s for o in outs.values()),
+        nan_steps=sum(o.nan_steps for o in outs.values()),
+        history=[{"subset": n, **h} for n, o in outs.items() for h in o.history],
+    )
 
 
 def resolve_corpus(spec: str, log: Callable[[str], None] = print) -> str:

@@ -31,3 +31,11 @@ def featurizer_class():
     from s3prl.nn import Featurizer
 
     return Featurizer
+
+
+def diarization_pit_loss():
+    """s3prl.downstream.diarization.utils.pit_loss (SD's permutation-invariant BCE)."""
+    _shim_torchaudio()
+    from s3prl.downstream.diarization.utils import pit_loss
+
+    return pit_loss

@@ -3,7 +3,7 @@
 
 import importlib
 
-MODULES = ["pr", "asr", "ks", "sid", "asv", "lid"]
+MODULES = ["pr", "asr", "ks", "sid", "asv", "lid", "sd", "ss", "mono_asr", "ml_asr", "lid_ctc", "asr_lid"]
 
 for _m in MODULES:
     importlib.import_module(f"tasks.{_m}")

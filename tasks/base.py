@@ -105,6 +105,15 @@ class Task(abc.ABC):
         """Task-specific tables saved with the run (e.g. per-class accuracy)."""
         return {}
 
+    #: what a subset is (names the per-subset extras, e.g. "language" -> per_language_cer)
+    subset_label: str = "subset"
+
+    def subsets(self, splits: Splits, profile: str) -> Optional[Dict[str, Splits]]:
+        """Several probes in one run: name -> the data of one probe (e.g. one per language for
+        mono_asr), each a subset of `splits` so they share its feature sources. None (the
+        default) = one probe on `splits`. See harness.evaluate.train_subset_probes."""
+        return None
+
 
 def pools_by_subset_split(corpus: Corpus, splits: Dict[str, List[Utterance]]) -> Dict[str, List[List[Utterance]]]:
     """For each split, the corpus pools (all utterances of a (subset, split)) its items come from."""
@@ -213,3 +222,175 @@ class CTCTask(Task):
     def _set_vocab(self, info):
         self._vocab = list(info["vocab"])
         self._index = {t: i for i, t in enumerate(self._vocab)}
+
+
+class MLSuperbTask(CTCTask):
+    """The ML-SUPERB tasks (PROTOCOL section 3: mono_asr, ml_asr, lid_ctc, asr_lid): the ML-SUPERB
+    head, CTC over characters of normalised text (space is a token) and/or one `[lang]` token per
+    language, greedy decoding, scores macro-averaged over languages.
+
+    Training data follow a budget (harness/data/budgets.py): per language up to 10 min or 1 h of
+    speech (scaled on synth), few-shot languages 5 utterances. Each subclass is registered twice
+    by `register_mlsuperb(family)`, as `<family>_10min` and `<family>_1h`.
+
+    Class attributes a subclass sets:
+        family: the task family name (the registered names add the budget).
+        fewshot: include few-shot languages.
+        with_tag / with_text: targets start with the `[lang]` token / hold the transcript.
+        quick: the quick profile (ProbeConfig overrides); the paper profile is shared.
+
+    Head (ProbeConfig): head_dim = Transformer width d (8 heads from 256 up, else 4), head_layers
+    = blocks, dropout; head "default" = ESPnet's sizes (FFN 4d, d subsampling channels), "lite" =
+    FFN 2d and 16 subsampling channels (the quick profile: a CPU affords it).
+    """
+
+    family: str = ""
+    budget: str = "10min"
+    char_level = True
+    fewshot: bool = True
+    with_tag: bool = False
+    with_text: bool = True
+    quick: Dict[str, Any] = {}
+    #: paper profile: Adam 1e-4, weight decay 1e-6, 8 utterances x accumulation 4; 2 blocks d 256
+    paper: Dict[str, Any] = dict(lrs=(1e-4,), batch_seconds=8 * 30.0, max_batch_items=8, grad_accum=4,
+                                 eval_every=5000, head_dim=256, head_layers=2, dropout=0.1, optimizer="adam",
+                                 weight_decay=1e-6)
+    paper_steps: Dict[str, int] = {"10min": 75_000, "1h": 150_000}
+
+    # -- targets ---------------------------------------------------------------------------
+    def transcript(self, utt: Utterance) -> str:
+        from tasks.metrics import mlsuperb_normalize
+
+        return mlsuperb_normalize(utt.text)
+
+    def tokens(self, utt):
+        from tasks.metrics import lang_token
+
+        toks = [lang_token(utt.language)] if self.with_tag else []
+        if self.with_text:
+            text = self.transcript(utt)
+            toks += ([" "] if toks else []) + list(text)
+        return toks
+
+    def encode(self, text):
+        from tasks.metrics import split_tokens
+
+        return [self._index[t] for t in split_tokens(text) if t in self._index]
+
+    def usable(self, utt: Utterance) -> bool:
+        """Speech with a language (and, for transcript targets, non-empty normalised text)."""
+        return bool(utt.language) and (not self.with_text or bool(self.transcript(utt)))
+
+    # -- data ------------------------------------------------------------------------------
+    def prepare(self, corpus):
+        from harness.data.budgets import select_budget
+
+        usable = [u for u in corpus.select(split="train", subset="speech") if self.usable(u)]
+        langs = sorted({u.language for u in usable})
+        picked, binfo = select_budget(corpus, self.budget, languages=langs, keep=self.usable)
+        if not self.fewshot:
+            picked = {k: v for k, v in picked.items() if k not in binfo["fewshot_languages"]}
+        if not picked:
+            raise HarnessError(f"corpus {corpus.name} ({corpus.root}) has no usable language for task {self.name!r}")
+        train = [u for lang in sorted(picked) for u in picked[lang]]
+
+        def pick(split):
+            utts = [u for u in corpus.select(split=split, subset="speech") if u.language in picked and self.usable(u)]
+            return require(utts, self.name, corpus, f"{split} speech in languages {', '.join(sorted(picked))}")
+
+        splits = {"train": train, "dev": pick("dev"), "test": pick("test")}
+        available = {lang: round(sum(u.duration for u in usable if u.language == lang), 3) for lang in picked}
+        info = {
+            **binfo,
+            "train_seconds": {k: v for k, v in binfo["train_seconds"].items() if k in picked},
+            "train_utts": {k: v for k, v in binfo["train_utts"].items() if k in picked},
+            "languages": sorted(picked),
+            "fewshot_languages": [x for x in binfo["fewshot_languages"] if x in picked],
+            "normal_languages": [x for x in binfo["normal_languages"] if x in picked],
+            "available_seconds": available,
+            "language_of": {u.id: u.language for part in splits.values() for u in part},
+            "vocab": self.vocab_from(train),
+        }
+        return Splits(**splits, info=info, pools=pools_by_subset_split(corpus, splits))
+
+    def build_head(self, dim, frame_rate, info, cfg):
+        from tasks.heads import MLSuperbHead
+
+        self._set_vocab(info)
+        d = cfg.head_dim
+        if cfg.head not in ("default", "lite"):
+            raise HarnessError(f"task {self.name!r}: head {cfg.head!r} unknown; choose default or lite")
+        # "lite" (quick profile): 16 subsampling channels instead of d, FFN 2d instead of 4d
+        lite = cfg.head == "lite"
+        return MLSuperbHead(dim, len(info["vocab"]), d_model=d, heads=8 if d >= 256 else 4, ffn=(2 if lite else 4) * d,
+                            layers=cfg.head_layers, dropout=cfg.dropout, conv_channels=16 if lite else None)
+
+    # -- scoring ---------------------------------------------------------------------------
+    def by_language(self, refs: Dict[str, Any], info: Dict[str, Any]) -> Dict[str, List[str]]:
+        out: Dict[str, List[str]] = {}
+        for uid in refs:
+            out.setdefault(info["language_of"][uid], []).append(uid)
+        return dict(sorted(out.items()))
+
+    def language_cer(self, preds, refs, info) -> Dict[str, float]:
+        """CER per language on transcripts, language tags removed (percent)."""
+        from tasks.metrics import char_error_rate, strip_lang_tokens
+
+        return {lang: char_error_rate([strip_lang_tokens(refs[i]) for i in ids],
+                                      [strip_lang_tokens(preds[i]) for i in ids])
+                for lang, ids in self.by_language(refs, info).items()}
+
+    def grouped_cer(self, preds, refs, info) -> Dict[str, float]:
+        """cer_normal / cer_fewshot: macro over the languages of each group; cer: over all."""
+        from tasks.metrics import macro_mean
+
+        per = self.language_cer(preds, refs, info)
+        few = set(info["fewshot_languages"])
+        return {"cer": macro_mean(per),
+                "cer_normal": macro_mean({k: v for k, v in per.items() if k not in few}),
+                "cer_fewshot": macro_mean({k: v for k, v in per.items() if k in few})}
+
+    def decoded_language(self, text: str) -> str:
+        from tasks.metrics import first_lang_token, split_tokens
+
+        return first_lang_token(split_tokens(text))
+
+    def lid_scores(self, preds, refs, info) -> Dict[str, Any]:
+        """LID by ML-SUPERB's rule (first tag of the greedy output, "[UNK]" if none): accuracy,
+        macro accuracy and per-language accuracy (percent)."""
+        from tasks.metrics import accuracy, macro_accuracy, per_class_accuracy
+
+        ids = list(refs)
+        r = [self.decoded_language(refs[i]) for i in ids]
+        p = [self.decoded_language(preds[i]) for i in ids]
+        per = per_class_accuracy(r, p)
+        code = {self.decoded_language(refs[i]): info["language_of"][i] for i in ids}
+        return {"acc": accuracy(r, p), "macro_acc": macro_accuracy(r, p),
+                "per_language": {code[t]: v for t, v in per.items()}}
+
+    def extra_results(self, preds, refs, info):
+        return {"per_language_cer": self.language_cer(preds, refs, info), "budget": self.budget_record(info)}
+
+    def budget_record(self, info: Dict[str, Any]) -> Dict[str, Any]:
+        """The training data a result was trained on: budget, scale, seconds and utterances per language."""
+        keys = ("budget", "budget_seconds", "budget_scale", "budget_seconds_scaled", "train_seconds", "train_utts",
+                "normal_languages", "fewshot_languages", "mono_languages", "mono_languages_note")
+        return {k: info[k] for k in keys if k in info}
+
+
+def register_mlsuperb(family: str):
+    """Class decorator: register `<family>_10min` and `<family>_1h`, each a subclass fixing the budget."""
+    from harness.data.budgets import BUDGETS
+    from harness.registry import register_task
+
+    def deco(cls):
+        for budget in BUDGETS:
+            name = f"{family}_{budget}"
+            profiles = {"quick": dict(cls.quick), "paper": {**cls.paper, "steps": cls.paper_steps[budget]}}
+            sub = type(f"{cls.__name__}_{budget}", (cls,), {
+                "name": name, "budget": budget, "family": family, "profiles": profiles,
+                "__module__": cls.__module__, "__doc__": cls.__doc__})
+            register_task(name)(sub)
+        return cls
+
+    return deco

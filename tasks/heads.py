@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -238,3 +240,220 @@ def init_seed(seed: int) -> None:
     np.random.seed(seed % (2**32))
 
 
+
+
+class SpecAugment(nn.Module):
+    """Time and frequency masking of (B, T, D) features, in training mode only.
+
+    Each item gets `time_masks` spans of up to `max_time` frames and `freq_masks` bands of up to
+    `max_freq` dimensions set to zero; time masks fall inside the item's valid frames. Widths are
+    also capped at a fifth of the item in time, so short utterances keep most of their frames,
+    and at a tenth of D in frequency: 4 masks of up to 50 suit D = 768..1024 but would blank much
+    of a 240-dim filterbank. Time warping (ESPnet's window 5) is left out: it would interpolate
+    every layer and matters little next to the masks.
+    """
+
+    def __init__(self, time_masks: int = 2, max_time: int = 40, freq_masks: int = 4, max_freq: int = 50):
+        super().__init__()
+        self.time_masks, self.max_time = time_masks, max_time
+        self.freq_masks, self.max_freq = freq_masks, max_freq
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if not self.training or (self.time_masks == 0 and self.freq_masks == 0):
+            return x
+        B, T, D = x.shape
+        keep = torch.ones(B, T, D, dtype=x.dtype, device=x.device)
+        for b in range(B):
+            n = int(lengths[b])
+            wt = min(self.max_time, max(n // 5, 0))
+            for _ in range(self.time_masks if wt > 0 else 0):
+                w = int(torch.randint(0, wt + 1, ()))
+                s = int(torch.randint(0, max(n - w, 0) + 1, ()))
+                keep[b, s : s + w, :] = 0
+            wf = min(self.max_freq, D // 10)
+            for _ in range(self.freq_masks if wf > 0 else 0):
+                w = int(torch.randint(0, wf + 1, ()))
+                s = int(torch.randint(0, D - w + 1, ()))
+                keep[b, :, s : s + w] = 0
+        return x * keep
+
+
+def utterance_mvn(x: torch.Tensor, lengths: torch.Tensor, norm_vars: bool = True, eps: float = 1e-5) -> torch.Tensor:
+    """Per-utterance mean (and variance) normalisation over valid frames; padding set to 0.
+
+    Args:
+        x: (B, T, D).
+        lengths: (B,) valid frames.
+    Returns:
+        (B, T, D).
+    """
+    m = length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
+    n = m.sum(1, keepdim=True).clamp(min=1)
+    mean = (x * m).sum(1, keepdim=True) / n
+    y = (x - mean) * m
+    if norm_vars:
+        var = (y**2).sum(1, keepdim=True) / n
+        y = y / (var + eps).sqrt()
+    return y
+
+
+class Conv2dSubsampling2(nn.Module):
+    """ESPnet's conv2d2 front: Conv2d(1, C, 3, stride 2) -> ReLU -> Conv2d(C, C, 3, stride 1) ->
+    ReLU -> Linear(C * F', d) -> sinusoidal positions. Frames: T' = (T - 1) // 2 - 2.
+
+    Without padding in time, valid output frames only see valid input frames (output t reads
+    inputs 2t..2t+6 <= the item's last frame), so batching never leaks padding into them.
+    """
+
+    def __init__(self, idim: int, d: int, dropout: float = 0.1, channels: Optional[int] = None):
+        super().__init__()
+        c = channels or d  # ESPnet: d channels; fewer make the CPU profile affordable
+        self.conv = nn.Sequential(nn.Conv2d(1, c, 3, 2), nn.ReLU(), nn.Conv2d(c, c, 3, 1), nn.ReLU())
+        fdim = ((idim - 1) // 2) - 2
+        self.out = nn.Linear(c * fdim, d)
+        self.d = d
+        self.drop = nn.Dropout(dropout)
+
+    @staticmethod
+    def out_lengths(lengths: torch.Tensor) -> torch.Tensor:
+        return torch.div(lengths - 1, 2, rounding_mode="floor") - 2
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        h = self.conv(x.unsqueeze(1))  # (B, C, T', F')
+        B, C, T, F_ = h.shape
+        h = self.out(h.transpose(1, 2).reshape(B, T, C * F_))
+        pos = torch.arange(T, device=h.device, dtype=h.dtype)[:, None]
+        div = torch.exp(torch.arange(0, self.d, 2, device=h.device, dtype=h.dtype) * (-math.log(10000.0) / self.d))
+        pe = torch.zeros(T, self.d, device=h.device, dtype=h.dtype)
+        pe[:, 0::2] = torch.sin(pos * div)
+        pe[:, 1::2] = torch.cos(pos * div)
+        h = self.drop(h * math.sqrt(self.d) + pe)
+        return h, self.out_lengths(lengths).clamp(min=0)
+
+
+class MLSuperbHead(nn.Module):
+    """The ML-SUPERB CTC head (PROTOCOL section 3), on the weighted features:
+
+    SpecAugment (train only) -> utterance mean/variance norm -> Linear(D, 80) -> conv2d
+    subsampling x2 -> `layers` pre-LN Transformer blocks (d, heads, ffn, dropout) -> LayerNorm ->
+    Linear(d, V) -> log-softmax. `conv_channels` (default d, as in ESPnet) sets the width of the
+    subsampling convolutions, the costliest part on a CPU. `norm_vars=False` normalises means only,
+    which is what ESPnet's `utterance_mvn` does unless configured otherwise.
+
+    Inputs shorter than 7 frames have no output frame of their own; they get one (length 1), so
+    CTC still sees them (a one-token target such as a language tag fits).
+
+    Output: (log_probs (B, T', V), lengths' (B,)), T' = (T - 1) // 2 - 2 (at least 1).
+    """
+
+    def __init__(self, dim: int, vocab: int, d_model: int = 256, heads: int = 8, ffn: int = 1024,
+                 layers: int = 2, dropout: float = 0.1, specaug: bool = True, feat_dim: int = 80,
+                 conv_channels: Optional[int] = None, norm_vars: bool = True):
+        super().__init__()
+        self.norm_vars = norm_vars
+        self.specaug = SpecAugment() if specaug else None
+        self.proj = nn.Linear(dim, feat_dim)
+        self.subsample = Conv2dSubsampling2(feat_dim, d_model, dropout, channels=conv_channels)
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(d_model, heads, ffn, dropout, batch_first=True, norm_first=True)
+            for _ in range(layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+        self.out = nn.Linear(d_model, vocab)
+
+    def forward(self, x, lengths):
+        if self.specaug is not None:
+            x = self.specaug(x, lengths)
+        x = self.proj(utterance_mvn(x, lengths, norm_vars=self.norm_vars))
+        if x.shape[1] < 7:  # the convolutions need 7 frames
+            x = F.pad(x, (0, 0, 0, 7 - x.shape[1]))
+        h, out_lens = self.subsample(x, lengths)
+        out_lens = out_lens.clamp(min=1)
+        pad = ~length_mask(out_lens, h.shape[1])
+        for block in self.blocks:
+            h = block(h, src_key_padding_mask=pad)
+        return F.log_softmax(self.out(self.norm(h)), dim=-1), out_lens
+
+
+class DiarizationHead(nn.Module):
+    """SUPERB SD head: 1-layer LSTM (hidden) -> Linear(hidden, speakers); logits per frame.
+
+    Unidirectional, so the padding after an item's frames never reaches its valid frames.
+    Output: (logits (B, T, speakers), lengths (B,)); sigmoid gives speaker activity.
+    """
+
+    def __init__(self, dim: int, hidden: int = 512, speakers: int = 2):
+        super().__init__()
+        self.lstm = nn.LSTM(dim, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, speakers)
+
+    def forward(self, x, lengths):
+        h, _ = self.lstm(x)
+        return self.out(h), lengths
+
+
+def pit_bce_loss(logits: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Permutation-invariant binary cross-entropy for speaker activity (s3prl's SD loss).
+
+    Per utterance: BCE summed over valid frames (mean over speakers within a frame), minimised
+    over the speaker permutations of the labels; the batch total is divided by all valid frames.
+
+    Args:
+        logits: (B, T, C) activity logits.
+        labels: (B, T, C) 0/1 targets (padding frames arbitrary).
+        lengths: (B,) valid frames.
+    """
+    from itertools import permutations
+
+    m = length_mask(lengths, logits.shape[1]).to(logits.dtype)  # (B, T)
+    per_perm = []
+    for p in permutations(range(labels.shape[-1])):
+        bce = F.binary_cross_entropy_with_logits(logits, labels[..., list(p)], reduction="none")
+        per_perm.append((bce.mean(-1) * m).sum(1))  # (B,)
+    best = torch.stack(per_perm, 1).min(1).values
+    return best.sum() / lengths.to(logits.dtype).sum().clamp(min=1)
+
+
+class MaskSeparationHead(nn.Module):
+    """SUPERB SS head: BLSTM stack (layers, hidden per direction, dropout) -> dropout -> one
+    Linear(2 hidden, bins) + ReLU per source: a non-negative STFT magnitude mask per source.
+
+    Output: (masks (B, sources, T, bins), lengths (B,)).
+    """
+
+    def __init__(self, dim: int, bins: int = 257, hidden: int = 896, layers: int = 3, dropout: float = 0.5,
+                 sources: int = 2):
+        super().__init__()
+        self.rnn = BiLSTM(dim, hidden, layers=layers, dropout=dropout)
+        self.drop = nn.Dropout(dropout)
+        self.masks = nn.ModuleList(nn.Linear(2 * hidden, bins) for _ in range(sources))
+
+    def forward(self, x, lengths):
+        h = self.drop(self.rnn(x, lengths))
+        return torch.stack([F.relu(lin(h)) for lin in self.masks], 1), lengths
+
+
+def upit_mse_loss(masks: torch.Tensor, mix_mag: torch.Tensor, target_mag: torch.Tensor,
+                  lengths: torch.Tensor) -> torch.Tensor:
+    """Utterance-level PIT MSE on masked magnitudes (s3prl separation_stft's MSE loss).
+
+    Per utterance and permutation: sum over valid frames and bins of
+    (mask_s * |Y| - target_{p(s)})^2, summed over sources and divided by the frames; the minimum
+    over permutations is averaged over utterances and sources.
+
+    Args:
+        masks: (B, C, T, F) estimated masks.
+        mix_mag: (B, T, F) mixture STFT magnitude.
+        target_mag: (B, C, T, F) per-source targets (e.g. phase-sensitive magnitudes).
+        lengths: (B,) valid frames.
+    """
+    from itertools import permutations
+
+    B, C = masks.shape[:2]
+    m = length_mask(lengths, masks.shape[2]).to(masks.dtype)[:, None, :, None]  # (B, 1, T, 1)
+    est = masks * mix_mag[:, None]
+    # err[b, i, j] = squared error of estimate i against target j
+    err = (((est[:, :, None] - target_mag[:, None]) ** 2) * m[:, :, None]).sum((-1, -2))  # (B, C, C)
+    per_perm = torch.stack([sum(err[:, i, p[i]] for i in range(C)) for p in permutations(range(C))], 1)
+    best = per_perm.min(1).values / lengths.to(masks.dtype).clamp(min=1)
+    return best.sum() / (C * B)

@@ -3,8 +3,10 @@ reference implementations the protocol names. Values are percentages where SUPER
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections import defaultdict
-from typing import Dict, Hashable, List, Sequence
+from typing import Dict, Hashable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -98,3 +100,242 @@ def ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -
         seq = torch.unique_consecutive(best[i, :n]).tolist()
         out.append([t for t in seq if t != blank])
     return out
+
+
+# --- speaker diarization (SD) -------------------------------------------------------------------
+
+#: PROTOCOL section 2: SD reports the lowest DER over these decoding settings
+SD_MEDIANS = (1, 11)
+SD_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def binary_median_filter(active: np.ndarray, k: int) -> np.ndarray:
+    """Median filter of a binary (T, C) activity matrix along time, per column.
+
+    Equals scipy.signal.medfilt(active, (k, 1)) (zero padding at both ends): for 0/1 values the
+    median of an odd window is its majority.
+
+    Args:
+        active: (T, C) 0/1 array.
+        k: odd window length in frames (1 = no filtering).
+    """
+    active = np.asarray(active)
+    if k <= 1:
+        return active.astype(bool)
+    if k % 2 == 0:
+        raise ValueError(f"median filter length must be odd, got {k}")
+    x = np.pad(active.astype(np.int32), ((k // 2, k // 2), (0, 0)))
+    c = np.cumsum(np.pad(x, ((1, 0), (0, 0))), axis=0)
+    window_sums = c[k:] - c[:-k]  # (T, C)
+    return window_sums > k // 2
+
+
+def frames_to_annotation(active: np.ndarray, frame_rate: float, labels: Sequence[str] = ("0", "1"), uri: str = "u"):
+    """A pyannote Annotation of the runs of active frames; frame t spans [t, t + 1) / frame_rate s.
+
+    Args:
+        active: (T, C) bool, speaker c active in frame t.
+        frame_rate: frames per second.
+        labels: a label per column.
+    """
+    from pyannote.core import Annotation, Segment
+
+    ann = Annotation(uri=uri)
+    active = np.asarray(active, dtype=bool)
+    for c in range(active.shape[1]):
+        col = np.concatenate([[False], active[:, c], [False]]).astype(np.int8)
+        edges = np.flatnonzero(np.diff(col))
+        for k, (s, e) in enumerate(zip(edges[0::2], edges[1::2])):
+            ann[Segment(s / frame_rate, e / frame_rate), f"{c}_{k}"] = labels[c]
+    return ann
+
+
+def segments_to_annotation(segments: Sequence[Sequence], uri: str = "u"):
+    """A pyannote Annotation from [[speaker, start_s, end_s], ...] (overlaps allowed)."""
+    from pyannote.core import Annotation, Segment
+
+    ann = Annotation(uri=uri)
+    for k, (spk, s, e) in enumerate(segments):
+        if e > s:
+            ann[Segment(float(s), float(e)), k] = str(spk)
+    return ann
+
+
+def diarization_error_rate(refs: Sequence, hyps: Sequence, uems: Optional[Sequence] = None) -> Dict[str, float]:
+    """DER in percent over many conversations: total error / total reference speech, with
+    pyannote.metrics (collar 0, overlap scored, optimal speaker mapping per conversation).
+
+    Args:
+        refs, hyps: pyannote Annotations, one pair per conversation.
+        uems: per conversation the scored extent (a pyannote Segment or Timeline, e.g. the
+            recording); None = the union of reference and hypothesis extents (pyannote warns).
+
+    Returns:
+        der, and its parts (missed, false alarm, confusion) in percent of reference speech.
+    """
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    metric = DiarizationErrorRate(collar=0.0, skip_overlap=False)
+    for k, (r, h) in enumerate(zip(refs, hyps)):
+        uem = None if uems is None else uems[k]
+        if uem is not None and not hasattr(uem, "support"):
+            from pyannote.core import Timeline
+
+            uem = Timeline([uem])
+        metric(r, h, uem=uem)
+    total = metric["total"]
+    if total <= 0:
+        return {"der": float("nan"), "missed": float("nan"), "false_alarm": float("nan"), "confusion": float("nan")}
+    return {"der": 100.0 * float(abs(metric)), "missed": 100.0 * metric["missed detection"] / total,
+            "false_alarm": 100.0 * metric["false alarm"] / total, "confusion": 100.0 * metric["confusion"] / total}
+
+
+def der_grid(probs: Sequence[np.ndarray], frame_rates: Sequence[float], refs: Sequence,
+             medians: Sequence[int] = SD_MEDIANS, thresholds: Sequence[float] = SD_THRESHOLDS,
+             uems: Optional[Sequence] = None) -> Dict[tuple, float]:
+    """DER (percent) for each (median filter, threshold) decoding setting.
+
+    Frames are thresholded first, then median-filtered (as s3prl's make_rttm does).
+
+    Args:
+        probs: per conversation (T, C) speaker activity probabilities.
+        frame_rates: per conversation, frames per second.
+        refs: per conversation, the reference pyannote Annotation.
+        uems: per conversation the scored extent (see diarization_error_rate).
+    """
+    out = {}
+    for k in medians:
+        for th in thresholds:
+            hyps = [frames_to_annotation(binary_median_filter(p > th, k), fr, uri=r.uri)
+                    for p, fr, r in zip(probs, frame_rates, refs)]
+            out[(int(k), float(th))] = diarization_error_rate(refs, hyps, uems)["der"]
+    return out
+
+
+def best_setting(grid: Dict[tuple, float]) -> tuple:
+    """The (median, threshold) with the lowest DER; ties go to the first in grid order."""
+    return min(grid, key=lambda s: (grid[s], list(grid).index(s)))
+
+
+# --- source separation (SS) -----------------------------------------------------------------------
+
+def si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Scale-invariant SDR in dB (Le Roux et al. 2019), both signals made zero-mean first.
+
+    SI-SDR = 10 log10(|a s|^2 / |a s - e|^2), a = <e, s> / |s|^2.
+
+    Args:
+        est, ref: (..., S) signals, broadcastable.
+
+    Returns:
+        (...) dB.
+    """
+    est = est - est.mean(-1, keepdim=True)
+    ref = ref - ref.mean(-1, keepdim=True)
+    scale = (est * ref).sum(-1, keepdim=True) / ((ref * ref).sum(-1, keepdim=True) + eps)
+    target = scale * ref
+    noise = est - target
+    return 10 * torch.log10((target * target).sum(-1) / ((noise * noise).sum(-1) + eps) + eps)
+
+
+def pit_si_sdr(est: torch.Tensor, ref: torch.Tensor) -> tuple[float, tuple]:
+    """Mean SI-SDR (dB) over sources under the best pairing of estimates with references.
+
+    Args:
+        est, ref: (C, S) estimated and reference sources.
+
+    Returns:
+        (mean SI-SDR of the best permutation, that permutation: perm[i] = reference of estimate i).
+    """
+    from itertools import permutations
+
+    pair = si_sdr(est[:, None, :], ref[None, :, :])  # (C est, C ref)
+    C = est.shape[0]
+    best = max(permutations(range(C)), key=lambda p: float(sum(pair[i, p[i]] for i in range(C))))
+    return float(sum(pair[i, best[i]] for i in range(C)) / C), best
+
+
+def si_sdr_improvement(est: torch.Tensor, ref: torch.Tensor, mix: torch.Tensor) -> Dict[str, float]:
+    """SI-SDR of the estimates (PIT) and its improvement over the mixture, in dB, one utterance.
+
+    Args:
+        est, ref: (C, S) estimated and reference sources.
+        mix: (S,) the mixture.
+
+    Returns:
+        si_sdr (PIT mean over sources), si_sdr_mix (the mixture as every estimate), si_sdri.
+    """
+    est, ref, mix = est.double(), ref.double(), mix.double()
+    s, _ = pit_si_sdr(est, ref)
+    s_mix = float(si_sdr(mix[None, :].expand_as(ref), ref).mean())
+    return {"si_sdr": s, "si_sdr_mix": s_mix, "si_sdri": s - s_mix}
+
+
+_BRACKETED = re.compile(r"\[[^\]]*\]|\([^)]*\)|\{[^}]*\}|<[^>]*>")
+
+
+def mlsuperb_normalize(text: Optional[str]) -> str:
+    """ML-SUPERB text normalisation: drop bracketed content ([noise], (laughs), {x}, <unk>),
+    delete punctuation and symbols, upper-case, single spaces.
+
+    Letters of every script are kept, with their combining marks (Devanagari vowel signs, Arabic
+    harakat) and digits; text is NFC-composed first so an accented letter is one character
+    whichever way the source encoded it. Punctuation is deleted rather than replaced by a space
+    ("don't" -> "DONT", "well-known" -> "WELLKNOWN"), as ML-SUPERB does; brackets, being word-like
+    annotations, leave a space.
+    """
+    text = unicodedata.normalize("NFC", text or "")
+    text = _BRACKETED.sub(" ", text)
+    kept = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if ch.isspace():
+            kept.append(" ")
+        elif cat[0] in "LMN":
+            kept.append(ch)
+    return " ".join("".join(kept).upper().split())
+
+
+def lang_token(code: str) -> str:
+    """The ML-SUPERB language tag of a language code, e.g. "en" -> "[en]", "eng" -> "[eng]"."""
+    return f"[{code}]"
+
+
+def first_lang_token(tokens: Sequence[str], unknown: str = "[UNK]") -> str:
+    """ML-SUPERB's LID rule on a decoded token sequence: the first `[xxx]` token, else "[UNK]"."""
+    for t in tokens:
+        if len(t) > 2 and t.startswith("[") and t.endswith("]"):
+            return t
+    return unknown
+
+
+def macro_mean(values: Dict[Hashable, float]) -> float:
+    """Unweighted mean over groups (languages), NaN groups left out; NaN when none."""
+    vals = [v for v in values.values() if v == v]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+_TOKEN = re.compile(r"\[[^\[\]\s]*\]|.", re.S)
+
+
+def split_tokens(text: str) -> List[str]:
+    """A target string -> CTC tokens: each `[xx]` language tag is one token, everything else one
+    character per token (spaces included). Normalised text has no brackets, so any bracketed
+    run is a tag."""
+    return _TOKEN.findall(text or "")
+
+
+def strip_lang_tokens(text: str) -> str:
+    """The transcript part of an ML-SUPERB ASR+LID string: tags removed, single spaces."""
+    return " ".join("".join(t for t in split_tokens(text) if not (len(t) > 2 and t[0] == "[")).split())
+
+
+def token_error_rate(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> float:
+    """Edit distance over token sequences (multi-character tokens such as `[en]` count once) /
+    total reference tokens, in percent, via jiwer on words of one symbol per token."""
+    symbols: Dict[str, str] = {}
+
+    def word(t: str) -> str:
+        return symbols.setdefault(t, f"t{len(symbols)}")
+
+    return error_rate([" ".join(word(t) for t in r) for r in refs], [" ".join(word(t) for t in h) for h in hyps])

@@ -1,0 +1,19 @@
+"""ML-SUPERB multilingual ASR: one probe over all languages (normal ones at the budget, few-shot
+ones with 5 utterances), character CTC; CER macro-averaged over normal and few-shot languages.
+
+Registered as `ml_asr_10min` and `ml_asr_1h`."""
+
+from __future__ import annotations
+
+from tasks.base import MLSuperbTask, register_mlsuperb
+
+
+@register_mlsuperb("ml_asr")
+class MultilingualASR(MLSuperbTask):
+    primary_metric = "cer_normal"
+    higher_is_better = False
+    quick = dict(steps=300, lrs=(2e-3,), batch_seconds=32.0, max_batch_items=16, eval_every=100,
+                 head_dim=96, head_layers=1, head="lite", dropout=0.1, optimizer="adam", weight_decay=1e-6)
+
+    def score(self, preds, refs, info, split):
+        return self.grouped_cer(preds, refs, info)

@@ -1,0 +1,49 @@
+"""ML-SUPERB monolingual ASR: one probe per language (its own vocabulary, head and layer
+weights), character CTC; CER per language, metric "cer" = the mean over languages.
+
+Languages: every normal (non-few-shot) language of the corpus. The quick profile keeps the
+`QUICK_LANGUAGES` languages with the most training speech (ties: code order) so that the
+per-language probes fit the CPU demo; `info["mono_languages"]` and `info["mono_languages_note"]`
+say which. The per-language probes run through the `subsets` hook of harness.evaluate, which
+stores `per_language_cer` and `per_language_layer_weights` in the result's extra.
+
+Registered as `mono_asr_10min` and `mono_asr_1h`."""
+
+from __future__ import annotations
+
+from tasks.base import MLSuperbTask, Splits, register_mlsuperb
+
+QUICK_LANGUAGES = 4
+
+
+@register_mlsuperb("mono_asr")
+class MonolingualASR(MLSuperbTask):
+    primary_metric = "cer"
+    higher_is_better = False
+    fewshot = False
+    #: how evaluate names the subsets in its per-subset extras (per_language_cer, ...)
+    subset_label = "language"
+    quick = dict(steps=150, lrs=(2e-3,), batch_seconds=24.0, max_batch_items=16, eval_every=50,
+                 head_dim=96, head_layers=1, head="lite", dropout=0.1, optimizer="adam", weight_decay=1e-6)
+
+    def score(self, preds, refs, info, split):
+        return {"cer": self.grouped_cer(preds, refs, info)["cer"]}
+
+    def languages(self, info, profile: str):
+        langs = list(info["normal_languages"])
+        if profile == "quick" and len(langs) > QUICK_LANGUAGES:
+            langs = sorted(langs, key=lambda x: (-info["available_seconds"][x], x))[:QUICK_LANGUAGES]
+        return sorted(langs)
+
+    def subsets(self, splits, profile):
+        langs = self.languages(splits.info, profile)
+        n_all = len(splits.info["normal_languages"])
+        note = (f"quick profile: {len(langs)} of {n_all} languages (most training speech)"
+                if len(langs) < n_all else "all normal languages")
+        splits.info.update(mono_languages=langs, mono_languages_note=note)
+        out = {}
+        for lang in langs:
+            part = {s: [u for u in getattr(splits, s) if u.language == lang] for s in ("train", "dev", "test")}
+            info = {**splits.info, "languages": [lang], "vocab": self.vocab_from(part["train"])}
+            out[lang] = Splits(**part, info=info, pools=splits.pools)
+        return out
