@@ -26,15 +26,28 @@ def _worker_init() -> None:
 
 
 def _run_job(job) -> str:
+    """One (upstream, task) evaluation; a failure becomes a line of the log, not the end of the demo."""
     from harness.evaluate import evaluate
 
     up, task, corpus, runs, cache = job
     t1 = time.time()
-    res = evaluate(up, task, corpus, runs, cache, profile="quick", log=print)
+    try:
+        res = evaluate(up, task, corpus, runs, cache, profile="quick", log=print)
+    except Exception as e:  # noqa: BLE001 - every other job's work must survive one failure
+        return f"[bold red]FAILED {up} / {task}[/]: {type(e).__name__}: {e}"
     best = min if not res[0]["higher_is_better"] else max
     m = res[0]["primary_metric"]
     top = best(res, key=lambda r: r["metrics"]["dev"][m])
     return f"[bold]{up} / {task}[/]: test {m} {top['metrics']['test'][m]:.2f} (lr {top['lr']:g}), {time.time() - t1:.0f} s"
+
+
+#: the slowest probes start first, so that no worker idles at the end
+_SLOW_FIRST = ("mono_asr", "asr", "pr", "ml_asr", "asr_lid", "asv", "ss", "sd", "lid_ctc", "lid", "ks", "sid")
+
+
+def _job_order(task: str, upstream: str) -> tuple:
+    rank = next((i for i, t in enumerate(_SLOW_FIRST) if task == t or task.startswith(t + "_")), len(_SLOW_FIRST))
+    return (rank, 0 if "/" in upstream or upstream.startswith("random:") else 1)
 
 
 def main(argv=None) -> int:
@@ -72,21 +85,29 @@ def main(argv=None) -> int:
             upstreams += [str(out / f"iter{k}" / "upstream") for k in range(1, a.iterations + 1)]
             con.print(f"[bold]pre-training[/] {a.recipe} ({a.iterations} iterations) done in {time.time() - t1:.0f} s")
         t1 = time.time()
-        jobs = [(up, task, str(corpus), a.runs, a.cache) for task in a.tasks.split(",") if task for up in upstreams]
+        jobs = sorted(((up, task, str(corpus), a.runs, a.cache) for task in a.tasks.split(",") if task
+                       for up in upstreams), key=lambda j: _job_order(j[1], j[0]))
+        failed = 0
         if a.jobs > 1:
             ctx = mp.get_context("spawn")
             with ctx.Pool(a.jobs, initializer=_worker_init) as pool:
                 for line in pool.imap_unordered(_run_job, jobs):
+                    failed += line.startswith("[bold red]FAILED")
                     con.print(line)
         else:
             for job in jobs:
-                con.print(_run_job(job))
+                line = _run_job(job)
+                failed += line.startswith("[bold red]FAILED")
+                con.print(line)
         con.print(f"[bold]probes[/] {len(jobs)} (upstream, task) pairs done in {time.time() - t1:.0f} s")
         for p in build(a.runs, a.out):
             con.print(f"wrote {p}")
         con.print(f"wrote {write_report(a.runs, a.out)}")
     except HarnessError as e:
         con.print(f"[bold red]error:[/] {e}")
+        return 1
+    if failed:
+        con.print(f"[bold red]demo finished in {time.time() - t0:.0f} s with {failed} failed evaluation(s)[/] (above)")
         return 1
     con.print(f"[bold green]demo finished in {time.time() - t0:.0f} s[/]")
     return 0

@@ -13,6 +13,10 @@ class BadAudioError(HarnessError):
         self.reason = reason
         super().__init__(f"bad audio file {self.path}: {reason}")
 
+    def __reduce__(self):
+        # rebuilt from (path, reason) when it crosses a process boundary (the demo's worker pool)
+        return (type(self), (self.path, self.reason))
+
 
 class ConfigError(HarnessError):
     """A configuration key or value that is unknown or invalid."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from tasks.base import MLSuperbTask, Splits, register_mlsuperb
 
-QUICK_LANGUAGES = 4
+QUICK_LANGUAGES = 3
 
 
 @register_mlsuperb("mono_asr")

@@ -153,8 +153,9 @@ def save_manifests(root: Path, recordings, supervisions, meta: Dict[str, Any]) -
 
 
 def _resolve(root: Path, src: str) -> str:
-    """An audio path of a manifest: absolute as is, else relative to the corpus folder."""
-    return src if Path(src).is_absolute() else str(root / src)
+    """An audio path of a manifest: absolute as is, else relative to the corpus folder (made
+    absolute, so a task never joins the corpus folder to it a second time)."""
+    return src if Path(src).is_absolute() else str((Path(root) / src).absolute())
 
 
 def load_manifest_dir(root: Path) -> Corpus:

@@ -35,3 +35,13 @@ def test_bad_audio_names_file_and_reason(tmp_path, kind, reason):
     with pytest.raises(BadAudioError, match=reason) as e:
         load_audio(p, duration=1.0 if kind == "truncated" else None)
     assert str(p) in str(e.value)
+
+
+def test_bad_audio_error_survives_pickling():
+    """The demo's worker pool pickles exceptions: a BadAudioError must come back whole."""
+    import pickle
+
+    from harness.errors import BadAudioError
+
+    e = pickle.loads(pickle.dumps(BadAudioError("/x/a.flac", "file does not exist")))
+    assert isinstance(e, BadAudioError) and e.path == "/x/a.flac" and "file does not exist" in str(e)

@@ -220,3 +220,17 @@ def test_same_seed_gives_identical_files(tiny_corpus, tmp_path):
     assert sum(r.startswith("audio/mix/s") for r in rels) >= 4
     assert any(it.custom.get("noise_kind") == "babble" for i in pick for it in shards[i])
     assert _hashes(tmp_path, rels) == _hashes(Path(tiny_corpus), rels)
+
+
+def test_sources_resolve_from_a_relative_corpus_path(tiny_corpus, monkeypatch):
+    """`--corpus data/synth/small` (relative) must still give source paths that open."""
+    import os
+
+    from harness.data.corpus import load_manifest_dir
+
+    monkeypatch.chdir(tiny_corpus.parent)
+    corp = load_manifest_dir(Path(tiny_corpus.name))
+    mixes = [u for u in corp.utterances if u.subset == "mix"]
+    assert mixes
+    for u in mixes[:3]:
+        assert all(os.path.isabs(p) and os.path.exists(p) for p in u.custom["sources"])
