@@ -84,12 +84,21 @@ def select_budget(corpus: Corpus, budget: str, languages: Optional[Sequence[str]
     Returns:
         (language -> picked utterances in seeded order, info) where info records the budget, the
         scale, the seconds per language actually picked and which languages are few-shot.
+        Utterances that carry `custom["budgets"]` (the ML-SUPERB release's own 10min / 1h lists)
+        are taken as listed for the budgets they name; no duration cut is applied to them.
     """
     nominal = budget_seconds(budget)
     scale = budget_scale(corpus)
     limit = nominal * scale
     by_lang: Dict[str, List[Utterance]] = defaultdict(list)
+    official = False
     for u in corpus.select(split="train", subset="speech"):
+        # a release that lists its own budget sets (ML-SUPERB: custom["budgets"]) is used as is
+        listed = u.custom.get("budgets")
+        if listed is not None:
+            official = True
+            if budget not in listed:
+                continue
         if u.language and (keep is None or keep(u)):
             by_lang[u.language].append(u)
     if languages is not None:
@@ -106,6 +115,8 @@ def select_budget(corpus: Corpus, budget: str, languages: Optional[Sequence[str]
         if any(is_fewshot(u) for u in utts):
             fewshot.append(lang)
             picked[lang] = seeded_order(utts, seed)[:FEWSHOT_UTTS]
+        elif official:
+            picked[lang] = seeded_order(utts, seed)  # the release's own list for this budget
         else:
             picked[lang] = pick_within(utts, limit, seed)
     info = {
@@ -113,6 +124,7 @@ def select_budget(corpus: Corpus, budget: str, languages: Optional[Sequence[str]
         "budget_seconds": nominal,
         "budget_scale": scale,
         "budget_seconds_scaled": limit,
+        "official_lists": official,
         "fewshot_languages": fewshot,
         "normal_languages": [lang for lang in picked if lang not in fewshot],
         "train_seconds": {lang: round(sum(u.duration for u in us), 3) for lang, us in picked.items()},

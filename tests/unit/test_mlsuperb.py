@@ -237,3 +237,22 @@ def test_lid_and_asr_lid_targets_and_scores():
     assert s["cer_normal"] == 0.0 and s["cer_fewshot"] == 50.0
     s = lid.score({"a": "[de]", "b": "", "c": "[fr]"}, {k: v.split()[0] for k, v in refs.items()}, info, "test")
     assert s["acc"] == pytest.approx(200 / 3) and s["macro_acc"] == pytest.approx(75.0)
+
+
+def test_official_budget_lists_are_used_as_listed():
+    """An ML-SUPERB release names its own 10min / 1h sets (custom["budgets"]): no duration cut."""
+    import dataclasses
+
+    c = _corpus(kind="real")
+    utts = []
+    for u in c.utterances:
+        if u.split == "train" and u.language == "aa":
+            i = int(u.id.rsplit("-", 1)[1])
+            names = ["10min", "1h"] if i < 3 else (["1h"] if i < 30 else [])
+            u = dataclasses.replace(u, custom={**u.custom, "budgets": names})
+        utts.append(u)
+    c = dataclasses.replace(c, utterances=utts)
+    ten, info = select_budget(c, "10min", languages=["aa"])
+    hour, _ = select_budget(c, "1h", languages=["aa"])
+    assert sorted(u.id for u in ten["aa"]) == [f"aa-train-{i:03d}" for i in range(3)]
+    assert len(hour["aa"]) == 30 and info["official_lists"] is True
