@@ -78,9 +78,11 @@ def evaluate(
     corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora")
     splits = task_obj.prepare(corp)
     spec = up.spec
-    # lr and seed name the folder; the hash covers everything else that changes a result
+    # lr and seed name the folder; the hash covers everything else that changes a result, the
+    # upstream's weights included (a re-trained export keeps its readable name)
     chash = config_hash(dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, lrs=(), seed=0)),
-                        extra={"upstream": spec.name, "task": task, "corpus": corp.name,
+                        extra={"upstream": spec.name, "upstream_weights": up.weights_hash(), "task": task,
+                               "corpus": corp.name,
                                "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version")}})
     seed_list = [cfg.probe.seed + i for i in range(seeds)]
     plan, done = [], []
