@@ -7,6 +7,11 @@ per-language probes fit the CPU demo; `info["mono_languages"]` and `info["mono_l
 say which. The per-language probes run through the `subsets` hook of harness.evaluate, which
 stores `per_language_cer` and `per_language_layer_weights` in the result's extra.
 
+On a corpus whose meta names `mono_pairs` ({name: [language, dataset]}, the ML-SUPERB release's
+13 monolingual benchmarks), there is one probe per pair instead: as in the ML-SUPERB recipe, a
+pair trains and selects on its dataset's utterances only and is tested on every test utterance
+of its language; the per-subset extras are then keyed by pair name (e.g. "eng1").
+
 Registered as `mono_asr_10min` and `mono_asr_1h`."""
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ class MonolingualASR(MLSuperbTask):
     quick = dict(steps=150, lrs=(2e-3,), batch_seconds=24.0, max_batch_items=16, eval_every=50,
                  head_dim=96, head_layers=1, head="lite", dropout=0.1, optimizer="adam", weight_decay=1e-6)
 
+    def prepare(self, corpus):
+        splits = super().prepare(corpus)
+        splits.info["mono_pairs"] = dict(corpus.meta.get("mono_pairs") or {})
+        return splits
+
     def score(self, preds, refs, info, split):
         return {"cer": self.grouped_cer(preds, refs, info)["cer"]}
 
@@ -36,6 +46,8 @@ class MonolingualASR(MLSuperbTask):
         return sorted(langs)
 
     def subsets(self, splits, profile):
+        if splits.info.get("mono_pairs"):
+            return self._pair_subsets(splits, profile)
         langs = self.languages(splits.info, profile)
         n_all = len(splits.info["normal_languages"])
         note = (f"quick profile: {len(langs)} of {n_all} languages (most training speech)"
@@ -44,6 +56,34 @@ class MonolingualASR(MLSuperbTask):
         out = {}
         for lang in langs:
             part = {s: [u for u in getattr(splits, s) if u.language == lang] for s in ("train", "dev", "test")}
-            info = {**splits.info, "languages": [lang], "vocab": self.vocab_from(part["train"])}
-            out[lang] = Splits(**part, info=info, pools=splits.pools)
+            out[lang] = self._subset(splits, part, lang)
+        return out
+
+    def _subset(self, splits, part, lang):
+        info = {**splits.info, "languages": [lang], "vocab": self.vocab_from(part["train"])}
+        return Splits(**part, info=info, pools=splits.pools)
+
+    def _pair_subsets(self, splits, profile):
+        out, skipped = {}, []
+        for name, (lang, dataset) in sorted(splits.info["mono_pairs"].items()):
+            def ours(u, lang=lang, dataset=dataset):
+                return u.language == lang and u.custom.get("dataset") == dataset
+
+            part = {"train": [u for u in splits.train if ours(u)], "dev": [u for u in splits.dev if ours(u)],
+                    "test": [u for u in splits.test if u.language == lang]}
+            if all(part.values()):
+                out[name] = self._subset(splits, part, lang)
+            else:
+                skipped.append(name)
+        if not out:
+            from harness.errors import HarnessError
+
+            raise HarnessError(f"task {self.name!r}: none of the corpus's mono_pairs "
+                               f"({', '.join(sorted(splits.info['mono_pairs']))}) has train, dev and test speech")
+        if profile == "quick" and len(out) > QUICK_LANGUAGES:
+            secs = {n: sum(u.duration for u in sub.train) for n, sub in out.items()}
+            out = {n: out[n] for n in sorted(sorted(out, key=lambda n: (-secs[n], n))[:QUICK_LANGUAGES])}
+        note = f"(language, dataset) pairs {', '.join(out)}" + (f"; without data: {', '.join(skipped)}" if skipped else "")
+        splits.info.update(mono_languages=sorted({sub.info["languages"][0] for sub in out.values()}),
+                           mono_languages_note=note)
         return out

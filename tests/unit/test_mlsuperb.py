@@ -256,3 +256,30 @@ def test_official_budget_lists_are_used_as_listed():
     hour, _ = select_budget(c, "1h", languages=["aa"])
     assert sorted(u.id for u in ten["aa"]) == [f"aa-train-{i:03d}" for i in range(3)]
     assert len(hour["aa"]) == 30 and info["official_lists"] is True
+
+
+def test_mono_asr_uses_the_release_language_dataset_pairs():
+    """ML-SUPERB's monolingual benchmarks are (language, dataset) pairs: train/dev from the
+    pair's dataset, test from every dataset of the language."""
+    from harness.evaluate import build_task
+
+    utts = []
+    for ds in ("mls", "voxpopuli"):
+        for split in ("train", "dev", "test"):
+            for i in range(4):
+                utts.append(Utterance(id=f"eng-{ds}-{split}-{i}", path="x.flac", duration=2.0, text="a b",
+                                      language="eng", custom={"split": split, "subset": "speech",
+                                                              "dataset": ds, "lang_class": "normal"}))
+    for split in ("train", "dev", "test"):
+        utts.append(Utterance(id=f"deu-{split}", path="x.flac", duration=2.0, text="c d", language="deu",
+                              custom={"split": split, "subset": "speech", "dataset": "swc", "lang_class": "normal"}))
+    c = Corpus(name="t", kind="real", root=None, utterances=utts,
+               meta={"mono_pairs": {"eng1": ["eng", "mls"], "eng3": ["eng", "voxpopuli"], "rus": ["rus", "x"]}})
+    task = build_task("mono_asr_10min")
+    splits = task.prepare(c)
+    subs = task.subsets(splits, "paper")
+    assert sorted(subs) == ["eng1", "eng3"]
+    assert {u.custom["dataset"] for u in subs["eng1"].train} == {"mls"}
+    assert {u.custom["dataset"] for u in subs["eng1"].dev} == {"mls"}
+    assert {u.custom["dataset"] for u in subs["eng1"].test} == {"mls", "voxpopuli"}
+    assert "without data: rus" in splits.info["mono_languages_note"]
