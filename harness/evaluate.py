@@ -78,10 +78,11 @@ def evaluate(
     corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora")
     splits = task_obj.prepare(corp)
     spec = up.spec
+    whash = up.weights_hash()
     # lr and seed name the folder; the hash covers everything else that changes a result, the
     # upstream's weights included (a re-trained export keeps its readable name)
     chash = config_hash(dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, lrs=(), seed=0)),
-                        extra={"upstream": spec.name, "upstream_weights": up.weights_hash(), "task": task,
+                        extra={"upstream": spec.name, "upstream_weights": whash, "task": task,
                                "corpus": corp.name,
                                "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version")}})
     seed_list = [cfg.probe.seed + i for i in range(seeds)]
@@ -99,7 +100,7 @@ def evaluate(
 
     t0 = time.time()
     sources = prepare_sources(up, splits.as_dict(), splits.pools, cache_dir / "features", cfg.cache_budget_gb,
-                              device=cfg.device, skip_bad=cfg.skip_bad, log=log)
+                              device=cfg.device, skip_bad=cfg.skip_bad, log=log, weights_hash=whash)
     feat_s = time.time() - t0
     subsets = task_obj.subsets(splits, cfg.profile)  # None: one probe per run (every task but mono_asr)
     skipped = {}

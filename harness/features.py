@@ -274,8 +274,12 @@ def prepare_sources(
     device: str = "cpu",
     skip_bad: bool = False,
     log=print,
+    weights_hash: Optional[str] = None,
 ) -> Dict[str, FeatureSource]:
     """Cache every pool the splits need (or fall back to live extraction over the budget).
+
+    `weights_hash` is `upstream.weights_hash()` when the caller already has it (hashing a
+    base-size model's weights takes about a second).
 
     Args:
         splits: split name -> utterances the task uses.
@@ -287,7 +291,7 @@ def prepare_sources(
         log(f"feature cache would take {need / 2**30:.1f} GiB > budget {budget_gb:g} GiB: "
             "running the upstream per batch instead (slower; raise --cache-budget-gb to cache)")
         return {s: FeatureSource(u, upstream=upstream, device=device, skip_bad=skip_bad) for s, u in splits.items()}
-    uhash = upstream.weights_hash()
+    uhash = weights_hash or upstream.weights_hash()
     built = {}
     for h, p in all_pools.items():
         built[h] = build_pool(upstream, p, Path(cache_dir) / uhash / h, device, skip_bad,
