@@ -16,7 +16,9 @@ class PhonemeRecognition(CTCTask):
     name = "pr"
     primary_metric = "per"
     profiles = {
-        "quick": dict(steps=500, lrs=(1e-2, 3e-3), batch_seconds=24.0, eval_every=125, head_dim=256,
+        # quick: one lr for the demo budget (1e-2 was dev-best for three of the four demo upstreams;
+        # at 3e-3 fbank stays on the CTC blank plateau)
+        "quick": dict(steps=500, lrs=(1e-2,), batch_seconds=24.0, eval_every=125, head_dim=256,
                       optimizer="adamw"),
         "paper": dict(steps=100_000, lrs=(1e-2,), batch_seconds=32 * 12.0, max_batch_items=32,
                       eval_every=1000, head_dim=256, optimizer="adamw"),
