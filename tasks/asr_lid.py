@@ -6,8 +6,8 @@ dev checkpoint, as the transcript is most of the target.
 
 Quick profile: the tag is one token of ~40 per target and must win over blank in the greedy
 output, so LID lags the transcript by far. On synth small (12 languages, 10-minute budget,
-fbank) no tag is decoded before ~400 updates and dev LID reaches 26% at 1000 updates, 40% at
-1500 (lr 7e-4, batches of 32 s). 300 updates at 2e-3 gave 2% (below the majority
+fbank, lite head) no tag is decoded before ~400 updates and dev LID reaches 16% at 1000
+updates, 32% at 1500 (lr 7e-4, batches of 32 s). 300 updates at 2e-3 gave 2% (below the majority
 class, 24%); 600 updates of 64 s batches at 1e-3 gave 22%; higher lrs were worse.
 
 Registered as `asr_lid_10min` and `asr_lid_1h`."""
