@@ -76,6 +76,7 @@ def _row(r: dict, path: Path) -> dict:
     extra = r.get("extra") or {}
     row["per_language_cer"] = extra.get("per_language_cer") or None
     row["per_language_lw"] = extra.get("per_language_layer_weights") or None
+    row["trivial"] = extra.get("trivial_baseline") or None
     lw = r.get("layer_weights") or {}
     row["lw_softmax"], row["lw_corrected"] = lw.get("softmax"), lw.get("corrected")
     for split in ("dev", "test"):
@@ -171,7 +172,8 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
                    lr_scores={float(k): float(v) for k, v in by_lr.items()},
                    lw_softmax=_mean_lists(c["lw_softmax"]), lw_corrected=_mean_lists(c["lw_corrected"]),
                    per_language_cer=_mean_dicts(c["per_language_cer"]) if "per_language_cer" in c else None,
-                   per_language_lw=_mean_list_dicts(c["per_language_lw"]) if "per_language_lw" in c else None)  # fmt: skip
+                   per_language_lw=_mean_list_dicts(c["per_language_lw"]) if "per_language_lw" in c else None,
+                   trivial=next((x for x in c["trivial"] if x), None) if "trivial" in c else None)  # fmt: skip
         for mc in metric_cols:
             vals = c[mc].dropna()
             if len(vals):
@@ -279,6 +281,22 @@ def _summary(b: pd.DataFrame, board: Dict[str, Dict[str, float]]) -> str:
         cells += [fmt(s.get(u, math.nan)) for s in board.values()]
         rows.append(cells)
     return md_table(head, rows)
+
+
+def _trivial_table(b: pd.DataFrame) -> str:
+    """Per task: the trivial answer its runs scored on test (the same test set for every
+    upstream; the fbank run's when present), "" if no run saved one."""
+    rows = []
+    for task, t in b.groupby("task", sort=True):
+        t = t[t["trivial"].map(bool)] if "trivial" in t else t.iloc[0:0]
+        if t.empty:
+            continue
+        r = t.sort_values(by="upstream", key=lambda u: u != "fbank").iloc[0]["trivial"]
+        hib = bool(b[b["task"] == task]["higher_is_better"].iloc[0])
+        pm = b[b["task"] == task]["primary_metric"].iloc[0]
+        cells = [f"{m}{_arrow(m, hib if m == pm else None)} {fmt(v)}" for m, v in r["test"].items()]
+        rows.append([task, r["what"], "; ".join(cells)])
+    return md_table(["task", "trivial answer (no model)", "test"], rows) if rows else ""
 
 
 def _long_test_table(b: pd.DataFrame) -> pd.DataFrame:
@@ -401,6 +419,10 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
             ml_md, ml_paths = mlsuperb_sections(b[is_ml], kind, out_dir, hdir)
             md += ml_md
             paths += ml_paths
+        trivial = _trivial_table(b)
+        if trivial:
+            md += ["### Trivial baselines (test)", "", "What a probe scores if it has learned nothing: each task's "
+                   "trivial answer, scored on the test set like the probes.", "", trivial, ""]
         for task, t in b.groupby("task", sort=True):
             pm = t["primary_metric"].iloc[0]
             direction = "higher is better" if t["higher_is_better"].iloc[0] else "lower is better"

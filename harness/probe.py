@@ -186,7 +186,11 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
     evaluate_split(task, featurizer, head, sources["dev"], refs, info, "dev", spec.frame_rate_hz, layer_norms=norms)
     test, test_preds = evaluate_split(task, featurizer, head, sources["test"], refs, info, "test", spec.frame_rate_hz)
     w = featurizer.softmax_weights()
-    extra = task.extra_results(test_preds, {i: refs[i] for i in sources["test"].ids}, info)
+    test_refs = {i: refs[i] for i in sources["test"].ids}
+    extra = task.extra_results(test_preds, test_refs, info)
+    trivial = task.trivial_preds(test_refs, info)
+    if trivial is not None:  # the floor this probe has to beat, scored the same way
+        extra["trivial_baseline"] = {"what": trivial[0], "test": task.score(trivial[1], test_refs, info, "test")}
     return ProbeOutcome(
         dev=best_dev, test=test, best_step=best_step,
         layer_weights={"softmax": w, "layer_norm": norms, "corrected": corrected_contributions(w, norms)},

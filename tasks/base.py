@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -105,6 +106,13 @@ class Task(abc.ABC):
         """Task-specific tables saved with the run (e.g. per-class accuracy)."""
         return {}
 
+    def trivial_preds(self, refs: Dict[str, Any], info: Dict[str, Any]) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """A trivial answer that needs no model, in `decode`'s format, for the items of `refs`:
+        (what it is, preds). It is scored like the probe on test and saved with the run, as the
+        floor a probe has to beat (an empty transcript, the most frequent class, all silence, the
+        mixture itself). None = the task has none."""
+        return None
+
     #: what a subset is (names the per-subset extras, e.g. "language" -> per_language_cer)
     subset_label: str = "subset"
 
@@ -170,6 +178,12 @@ class ClassificationTask(Task):
         ids = list(refs)
         return {"acc": accuracy([refs[i] for i in ids], [preds[i] for i in ids])}
 
+    def trivial_preds(self, refs, info):
+        # the best constant answer: the most frequent class of the scored split itself
+        counts = Counter(refs.values())
+        top = min(counts, key=lambda c: (-counts[c], c))
+        return f"constant answer: the most frequent test class ({top})", {i: top for i in refs}
+
 
 class CTCTask(Task):
     """Sequence transcription with CTC and greedy decoding (PR, ASR).
@@ -218,6 +232,9 @@ class CTCTask(Task):
 
         log_probs, lens = out
         return [self.join([self._vocab[i] for i in seq]) for seq in ctc_greedy(log_probs, lens)]
+
+    def trivial_preds(self, refs, info):
+        return "empty output", {i: "" for i in refs}
 
     def _set_vocab(self, info):
         self._vocab = list(info["vocab"])
@@ -368,6 +385,14 @@ class MLSuperbTask(CTCTask):
         code = {self.decoded_language(refs[i]): info["language_of"][i] for i in ids}
         return {"acc": accuracy(r, p), "macro_acc": macro_accuracy(r, p),
                 "per_language": {code[t]: v for t, v in per.items()}}
+
+    def trivial_preds(self, refs, info):
+        if not self.with_tag:
+            return super().trivial_preds(refs, info)
+        counts = Counter(self.decoded_language(r) for r in refs.values())
+        top = min(counts, key=lambda c: (-counts[c], c))
+        what = f"constant answer: the most frequent test language tag ({top})"
+        return what + (" and no transcript" if self.with_text else ""), {i: top for i in refs}
 
     def extra_results(self, preds, refs, info):
         return {"per_language_cer": self.language_cer(preds, refs, info), "budget": self.budget_record(info)}

@@ -192,6 +192,9 @@ class SourceSeparation(Task):
         return {"si_sdri": float(np.mean([r["si_sdri"] for r in rows.values()])),
                 "si_sdr": float(np.mean([r["si_sdr"] for r in rows.values()]))}
 
+    def trivial_preds(self, refs, info):
+        return "the mixture as every source", {i: self.audio(r)[0][None].expand(NUM_SOURCES, -1) for i, r in refs.items()}
+
     def per_utterance(self, preds, refs) -> Dict[str, Dict[str, float]]:
         out = {}
         for uid, ref in refs.items():

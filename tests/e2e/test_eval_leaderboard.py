@@ -39,6 +39,34 @@ def test_every_run_finished_with_metrics(board):
         assert abs(sum(r["layer_weights"]["softmax"]) - 1) < 1e-5
 
 
+def test_runs_save_their_trivial_baseline(board, tiny_corpus):
+    """Each run scores its task's trivial answer on test: the most frequent test class for the
+    classification tasks (its share of the test set), an empty output (100% errors) for PR/ASR."""
+    from collections import Counter
+
+    from harness.data.corpora import load_corpus
+    from harness.evaluate import build_task
+
+    root, _, _ = board
+    corpus = load_corpus(str(tiny_corpus))
+    for p in (root / "runs").rglob("result.json"):
+        r = json.loads(p.read_text())
+        triv = r["extra"].get("trivial_baseline")
+        if r["task"] == "asv":
+            assert triv is None
+        elif r["task"] in ("pr", "asr"):
+            assert triv["what"] == "empty output" and triv["test"][r["primary_metric"]] == pytest.approx(100.0)
+        else:
+            task = build_task(r["task"])
+            splits = task.prepare(corpus)
+            counts = Counter(task.target(u, splits.info) for u in splits.test)
+            top = max(counts.values())
+            assert triv["test"]["acc"] == pytest.approx(100 * top / sum(counts.values())), r["task"]
+    md = (root / "boards" / "synth.md").read_text()
+    assert "### Trivial baselines (test)" in md
+    assert "| ks | constant answer: the most frequent test class (" in md and "| pr | empty output | per ↓ 100.00 |" in md
+
+
 def test_leaderboard_and_report(board):
     root, paths, report = board
     md = (root / "boards" / "synth.md").read_text()

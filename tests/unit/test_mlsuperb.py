@@ -239,6 +239,27 @@ def test_lid_and_asr_lid_targets_and_scores():
     assert s["acc"] == pytest.approx(200 / 3) and s["macro_acc"] == pytest.approx(75.0)
 
 
+def test_trivial_answers_of_the_ctc_tasks():
+    """lid_ctc / asr_lid: the most frequent test tag (ties: the first by name) and no transcript;
+    ml_asr: empty output. Scored, they give the majority share and CER 100."""
+    from harness.evaluate import build_task
+
+    info = {"language_of": {"a": "fr", "b": "de", "c": "fr", "d": "de"}, "fewshot_languages": []}
+    refs = {"a": "[fr] AB", "b": "[de] CD", "c": "[fr] EF", "d": "[de] GH"}
+    asr_lid, lid, ml = build_task("asr_lid_10min"), build_task("lid_ctc_10min"), build_task("ml_asr_10min")
+    what, preds = asr_lid.trivial_preds(refs, info)
+    assert what == "constant answer: the most frequent test language tag ([de]) and no transcript"
+    assert set(preds.values()) == {"[de]"}
+    s = asr_lid.score(preds, refs, info, "test")
+    assert s["lid_acc"] == 50.0 and s["cer_normal"] == 100.0
+    tags = {k: v.split()[0] for k, v in refs.items()}
+    tags["e"], info["language_of"]["e"] = "[fr]", "fr"
+    what, preds = lid.trivial_preds(tags, info)
+    assert what.endswith("([fr])") and lid.score(preds, tags, info, "test")["acc"] == 60.0
+    what, preds = ml.trivial_preds(refs, info)
+    assert what == "empty output" and set(preds.values()) == {""}
+
+
 def test_official_budget_lists_are_used_as_listed():
     """An ML-SUPERB release names its own 10min / 1h sets (custom["budgets"]): no duration cut."""
     import dataclasses

@@ -135,7 +135,8 @@ def test_sd_task_scores_grid_minimum_and_dev_setting():
     extra = task.extra_results({"d": {"probs": p, "frame_rate": 100.0}}, {"d": conv2}, {})
     assert (extra["best_median"], extra["best_threshold"]) == (1, 0.6)
     assert (extra["dev_best_median"], extra["dev_best_threshold"]) == (11, 0.3)
-    assert extra["all_silence_der"] == pytest.approx(100.0)
+    what, silent = task.trivial_preds({"d": conv2}, {})
+    assert what == "all silence" and task.score(silent, {"d": conv2}, {}, "test")["der"] == pytest.approx(100.0)
 
 
 def test_sd_frame_labels_follow_sorted_speakers_and_crops():
