@@ -123,6 +123,12 @@ class Task(abc.ABC):
         return None
 
 
+def most_frequent(values) -> Any:
+    """The most frequent value (ties: the smallest), e.g. the best constant answer for a split."""
+    counts = Counter(values)
+    return min(counts, key=lambda c: (-counts[c], c))
+
+
 def pools_by_subset_split(corpus: Corpus, splits: Dict[str, List[Utterance]]) -> Dict[str, List[List[Utterance]]]:
     """For each split, the corpus pools (all utterances of a (subset, split)) its items come from."""
     out = {}
@@ -180,8 +186,7 @@ class ClassificationTask(Task):
 
     def trivial_preds(self, refs, info):
         # the best constant answer: the most frequent class of the scored split itself
-        counts = Counter(refs.values())
-        top = min(counts, key=lambda c: (-counts[c], c))
+        top = most_frequent(refs.values())
         return f"constant answer: the most frequent test class ({top})", {i: top for i in refs}
 
 
@@ -389,8 +394,7 @@ class MLSuperbTask(CTCTask):
     def trivial_preds(self, refs, info):
         if not self.with_tag:
             return super().trivial_preds(refs, info)
-        counts = Counter(self.decoded_language(r) for r in refs.values())
-        top = min(counts, key=lambda c: (-counts[c], c))
+        top = most_frequent(self.decoded_language(r) for r in refs.values())
         what = f"constant answer: the most frequent test language tag ({top})"
         return what + (" and no transcript" if self.with_text else ""), {i: top for i in refs}
 

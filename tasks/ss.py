@@ -193,7 +193,8 @@ class SourceSeparation(Task):
                 "si_sdr": float(np.mean([r["si_sdr"] for r in rows.values()]))}
 
     def trivial_preds(self, refs, info):
-        return "the mixture as every source", {i: self.audio(r)[0][None].expand(NUM_SOURCES, -1) for i, r in refs.items()}
+        mixtures = {i: self.audio(r)[0] for i, r in refs.items()}
+        return "the mixture as every source", {i: m[None].expand(NUM_SOURCES, -1) for i, m in mixtures.items()}
 
     def per_utterance(self, preds, refs) -> Dict[str, Dict[str, float]]:
         out = {}
