@@ -356,7 +356,8 @@ def mlsuperb_sections(b: pd.DataFrame, kind: str, out_dir: Path, hdir: Path) -> 
         score_col = "ML-SUPERB score" + ("" if n_used == len(groups) else f" (partial: {n_used}/{len(groups)} tasks)")
         ups = sorted(bb["upstream"].unique(), key=lambda u: (_rank(s.get(u, math.nan)), u))
         head = ["upstream"] + [f"{t} {m}{_arrow(m)}" for t, m in keys]
-        head += [MLSUPERB_GROUP_NAMES[g] for g in groups] + [score_col]
+        if n_used:  # without a single scaled metric the score columns would be all dashes
+            head += [MLSUPERB_GROUP_NAMES[g] for g in groups] + [score_col]
         rows = []
         for u in ups:
             cells = [u]
@@ -364,13 +365,18 @@ def mlsuperb_sections(b: pd.DataFrame, kind: str, out_dir: Path, hdir: Path) -> 
                 r = bb[(bb["upstream"] == u) & (bb["task"] == t)]
                 col = f"test.{m}.mean"
                 cells.append(fmt(r[col].iloc[0]) if len(r) and col in r else "–")
-            cells += [fmt(task_scores[g].get(u, math.nan)) if g in task_scores else "–" for g in groups]
-            cells.append(fmt(s.get(u, math.nan)) if n_used else "–")
+            if n_used:
+                cells += [fmt(task_scores[g].get(u, math.nan)) if g in task_scores else "–" for g in groups]
+                cells.append(fmt(s.get(u, math.nan)))
             rows.append(cells)
         md += [f"### ML-SUPERB ({budget} train budget)", "", f"> {header}", "", md_table(head, rows), ""]
-        md += [f"Score: per metric fbank = 0 and the best upstream here = 1000; mean over a task's metrics, then "
-               f"over the tasks used ({', '.join(MLSUPERB_GROUP_NAMES[g] for g in s.tasks_used) or 'none'}); an "
-               "upstream missing one of the used metrics has no score (n/a).", ""]  # fmt: skip
+        if n_used:
+            md += [f"Score: per metric fbank = 0 and the best upstream here = 1000; mean over a task's metrics, "
+                   f"then over the tasks used ({', '.join(MLSUPERB_GROUP_NAMES[g] for g in s.tasks_used)}); an "
+                   "upstream missing one of the used metrics has no score (n/a).", ""]  # fmt: skip
+        else:
+            md += ["No ML-SUPERB score on this board: the score puts fbank at 0 and the best run per metric at "
+                   "1000, and no metric has both apart (reasons below).", ""]  # fmt: skip
         md += [n for g, why in s.tasks_skipped.items() for n in (f"Not in the score: {g}: {why}.", "")]
         for task in sorted(bb["task"].unique()):
             t = bb[bb["task"] == task]

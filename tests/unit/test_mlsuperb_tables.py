@@ -256,3 +256,22 @@ def test_mlsuperb_only_board_and_real_corpus(tmp_path):
     assert leaderboard.MLSUPERB_SYNTH_HEADER not in text and leaderboard.SYNTH_HEADER not in text
     assert _row(text, "### ML-SUPERB (10min train budget)", A)[-1] == "1000.00"
     assert "Per-language CER" not in text  # no extra["per_language_cer"] in these runs
+
+
+def test_mlsuperb_board_where_fbank_is_best_everywhere(tmp_path):
+    """fbank is both the zero point and the best run on every metric: no metric has a scale, so
+    the section shows the metrics without score columns and says why."""
+    root = tmp_path / "runs"
+    worse = {t: {m: v / 2 if "acc" in m else v * 2 for m, v in ms.items()} for t, ms in TEN["fbank"].items()}
+    for up, tasks in (("fbank", TEN["fbank"]), (A, worse)):
+        for task, m in tasks.items():
+            write_run(root, up, task, m)
+    leaderboard.build(root, tmp_path / "out")
+    md = (tmp_path / "out" / "synth.md").read_text()
+    sec = "### ML-SUPERB (10min train budget)"
+    part = md[md.index(sec):]
+    head = next(ln for ln in part.splitlines() if ln.startswith("| upstream"))
+    assert "ML-SUPERB score" not in head and head.endswith("| asr_lid_10min cer_fewshot ↓ |")
+    assert len(_row(md, sec, A)) == 8 and _row(md, sec, "fbank")[1] == "40.00"
+    assert "No ML-SUPERB score on this board" in part
+    assert "Not in the score: mono: mono_asr_10min cer: fbank is the best run (no scale)." in part
