@@ -99,6 +99,16 @@ def _meta(name: str, src: Path, key: str, sups, notes: List[str], **more) -> dic
 # ---------------------------------------------------------------- FLEURS
 
 
+def _pick_languages(what: str, corpus_dir: Path, present: List[str], languages: Optional[Sequence[str]]) -> List[str]:
+    """The requested languages (all present ones if none), or a clear error naming the missing."""
+    langs = list(languages) if languages else present
+    unknown = sorted(set(langs) - set(present))
+    if unknown:
+        raise HarnessError(f"{what} {corpus_dir}: language(s) {', '.join(unknown)} not found "
+                           f"(present: {', '.join(present)})")
+    return langs
+
+
 def find_fleurs_dir(root: Path) -> Tuple[Path, List[str]]:
     """(folder holding metadata/ and the language folders, languages present)."""
     root = Path(root).expanduser()
@@ -147,10 +157,7 @@ def load_fleurs(root: Path, cache_dir: Optional[Path] = None, languages: Optiona
                 num_jobs: int = 1) -> Corpus:
     """FLEURS at `root` as a Corpus (kind "real", name "fleurs"); see module docstring."""
     corpus_dir, present = find_fleurs_dir(root)
-    langs = list(languages) if languages else present
-    unknown = sorted(set(langs) - set(present))
-    if unknown:
-        raise HarnessError(f"FLEURS {corpus_dir}: language(s) {', '.join(unknown)} not found (present: {', '.join(present)})")
+    langs = _pick_languages("FLEURS", corpus_dir, present, languages)
     folder = manifest_folder("fleurs", corpus_dir, cache_dir)
     key = cache_key(loader="fleurs", version=LOADER_VERSION, source=str(corpus_dir), languages=langs,
                     fp=fingerprint([corpus_dir, corpus_dir / "metadata"] + [corpus_dir / "metadata" / lg for lg in langs]
@@ -250,11 +257,7 @@ def load_commonvoice(root: Path, cache_dir: Optional[Path] = None, languages: Op
                      num_jobs: int = 1) -> Corpus:
     """Common Voice at `root` as a Corpus (kind "real", name "commonvoice"); see module docstring."""
     corpus_dir, present = find_commonvoice_dir(root)
-    langs = list(languages) if languages else present
-    unknown = sorted(set(langs) - set(present))
-    if unknown:
-        raise HarnessError(f"Common Voice {corpus_dir}: language(s) {', '.join(unknown)} not found "
-                           f"(present: {', '.join(present)})")  # fmt: skip
+    langs = _pick_languages("Common Voice", corpus_dir, present, languages)
     folder = manifest_folder("commonvoice", corpus_dir / "+".join(langs), cache_dir)
     key = cache_key(loader="commonvoice", version=LOADER_VERSION, source=str(corpus_dir), languages=langs,
                     fp=fingerprint([corpus_dir / lg for lg in langs] + [corpus_dir / lg / "clips" for lg in langs]))
