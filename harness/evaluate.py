@@ -23,7 +23,7 @@ def build_upstream(name_or_path: str) -> Upstream:
     load_all()
     p = Path(name_or_path)
     if p.is_dir() or name_or_path.endswith((".json", ".safetensors")):
-        from upstreams.hubert import load_exported
+        from upstreams.base import load_exported
 
         return load_exported(p if p.is_dir() else p.parent)
     return UPSTREAMS.get(name_or_path)()

@@ -49,12 +49,17 @@ class Registry:
 
 UPSTREAMS = Registry("upstream")
 TASKS = Registry("task")
+FAMILIES = Registry("model family")
+OBJECTIVES = Registry("pre-training objective")
 
 register_upstream = UPSTREAMS.register
 register_task = TASKS.register
+register_family = FAMILIES.register
+register_objective = OBJECTIVES.register
 
 
 def load_all() -> None:
-    """Import the upstream and task packages so that their registries are filled."""
+    """Import the upstream (and model family) and task packages so that their registries are
+    filled (pre-training objectives fill theirs when harness.pretrain.objectives is imported)."""
     import tasks  # noqa: F401
     import upstreams  # noqa: F401

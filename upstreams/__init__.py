@@ -3,7 +3,7 @@
 
 import importlib
 
-MODULES = ["baselines", "hubert"]
+MODULES = ["baselines", "hubert", "wavlm"]
 
 for _m in MODULES:
     importlib.import_module(f"upstreams.{_m}")

@@ -1,15 +1,26 @@
-"""The upstream interface: every model family returns HiddenStates with L+1 layers."""
+"""The upstream interface (every upstream returns HiddenStates with L+1 layers) and the model
+family plugin seam (DESIGN.md 6): a family file registers a `Family` (config class + presets,
+encoder builder, upstream adapter); export/load of `upstream.json` + `upstream.safetensors` is
+keyed by its `family` field, so `harness eval`, feature dumping, export and pre-training only
+talk to this interface."""
 
 from __future__ import annotations
 
 import abc
 import hashlib
 import json
-from dataclasses import asdict, dataclass
-from typing import List
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+
+from harness.errors import HarnessError
+
+WEIGHTS_FILE = "upstream.safetensors"
+CONFIG_FILE = "upstream.json"
+RANDOM_SEED = 0
 
 
 @dataclass
@@ -69,6 +80,11 @@ class Upstream(nn.Module, abc.ABC):
     def num_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
         """Valid frames for waveforms of `num_samples` samples, (B,) int64."""
 
+    def hidden_states(self, wavs: torch.Tensor, wav_lens: torch.Tensor, upto: Optional[int] = None) -> HiddenStates:
+        """Like forward, but only layers 0..upto are needed (families that can stop early do)."""
+        hs = self(wavs, wav_lens)
+        return hs if upto is None else HiddenStates(hs.layers[: upto + 1], hs.lengths)
+
     def weights_hash(self) -> str:
         """A stable hash of the spec and all parameters/buffers: the feature cache key."""
         h = hashlib.sha256(json.dumps(asdict(self.spec), sort_keys=True).encode())
@@ -76,3 +92,148 @@ class Upstream(nn.Module, abc.ABC):
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- model families
+
+
+@dataclass
+class EncoderOutput:
+    """What a family's encoder returns (the pre-training objectives read all of it).
+
+    Attributes:
+        hidden_states: num_layers + 1 tensors (B, T, D), padded frames zero.
+        lengths: (B,) int64 valid frames.
+        padding_mask: (B, T) bool, True on padding.
+        features: (B, T, C) waveform-CNN output before its LayerNorm (padded frames zero), for the
+            feature penalty of pre-training.
+    """
+
+    hidden_states: List[Tensor]
+    lengths: Tensor
+    padding_mask: Tensor
+    features: Tensor = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: everything the engine may know about building and loading one.
+
+    Attributes:
+        name: the `family` field of upstream.json ("hubert", "wavlm").
+        config_cls: frozen dataclass with `to_dict()`, `from_dict(d)` (unknown keys fail),
+            `encoder_dim`, `encoder_layers`, `final_dim`, `layerdrop`, `stride` (samples per
+            frame), `receptive_field` (samples) and `num_frames(num_samples) -> (B,) int64`.
+        presets: preset name -> config factory ("tiny", "base", ...).
+        encoder_cls: nn.Module built from a config; `forward(wavs (B, S), wav_lens (B,) | None,
+            mask (B, T) bool | None, num_layers | None) -> EncoderOutput`; `num_layers` attribute.
+        upstream_cls: the Upstream adapter, `upstream_cls(encoder, name, source)`.
+    """
+
+    name: str
+    config_cls: type
+    presets: Mapping[str, Callable[[], Any]]
+    encoder_cls: Callable[[Any], nn.Module]
+    upstream_cls: Callable[..., "Upstream"]
+
+    def preset(self, name: str) -> Any:
+        if name not in self.presets:
+            raise HarnessError(f"family {self.name!r} has no preset {name!r}; known: {', '.join(self.presets)}")
+        return self.presets[name]()
+
+    def random_encoder(self, config: Any, seed: int = RANDOM_SEED) -> nn.Module:
+        """An untrained encoder whose weights depend only on (config, seed); global RNG untouched."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.encoder_cls(config)
+
+    def random_upstream(self, preset: str) -> "Upstream":
+        """`random:<family>_<preset>`: the untrained network every leaderboard needs as a row."""
+        return self.upstream_cls(self.random_encoder(self.preset(preset)), f"random:{self.name}_{preset}",
+                                 f"random init, {self.name} preset {preset}, seed {RANDOM_SEED}")
+
+
+def get_family(name: str) -> Family:
+    from harness.registry import FAMILIES, load_all
+
+    load_all()
+    return FAMILIES.get(name)
+
+
+def register_family_upstreams(family: Family) -> Family:
+    """Register `family` and one `random:<family>_<preset>` upstream per preset."""
+    from harness.registry import register_family, register_upstream
+
+    register_family(family.name)(family)
+    for preset in family.presets:
+        register_upstream(f"random:{family.name}_{preset}")(lambda p=preset: family.random_upstream(p))
+    return family
+
+
+def export_encoder(encoder: nn.Module, family: str, path: Union[str, Path], name: str) -> Path:
+    """Write `upstream.safetensors` + `upstream.json` (family, name, config) into folder `path`,
+    each through a temporary file and a rename; returns the folder."""
+    from safetensors.torch import save_file
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    save_file(sd, str(tmp), metadata={"format": "pt"})
+    tmp.replace(folder / WEIGHTS_FILE)
+    meta = {"format_version": 1, "family": family, "name": name, "config": encoder.config.to_dict()}
+    tmp = folder / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    tmp.replace(folder / CONFIG_FILE)
+    return folder
+
+
+def read_export_config(path: Union[str, Path]) -> tuple:
+    """(family, config, meta) of an exported folder (or a file inside it), without the weights."""
+    folder = Path(path)
+    if folder.is_file():
+        folder = folder.parent
+    cfg_path = folder / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise HarnessError(f"{cfg_path}: missing upstream config file")
+    try:
+        meta = json.loads(cfg_path.read_text())
+        fam = get_family(str(meta.get("family")))
+        config = fam.config_cls.from_dict(meta["config"])
+    except (ValueError, KeyError, TypeError, AttributeError, HarnessError) as e:
+        raise HarnessError(f"{cfg_path}: bad upstream config: {e}") from None
+    return fam, config, meta
+
+
+def load_exported(path: Union[str, Path]) -> "Upstream":
+    """Load a folder written by `export_encoder` (or the path of a file inside it), in eval mode,
+    through the family named in its upstream.json."""
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    if folder.is_file():
+        folder = folder.parent
+    fam, config, meta = read_export_config(folder)
+    w_path = folder / WEIGHTS_FILE
+    if not w_path.is_file():
+        raise HarnessError(f"{w_path}: missing upstream weights file")
+    try:
+        sd = load_file(str(w_path))
+    except Exception as e:  # safetensors raises several types on corrupt files
+        raise HarnessError(f"{w_path}: cannot read weights: {e}") from None
+    encoder = fam.encoder_cls(config)
+    check_state_dict(encoder, sd, w_path)
+    encoder.load_state_dict(sd)
+    return fam.upstream_cls(encoder, str(meta.get("name") or folder.name), source=str(folder))
+
+
+def check_state_dict(module: nn.Module, sd: Dict[str, Tensor], where: Path) -> None:
+    """Same keys and shapes as `module`'s state dict, or an error naming the file."""
+    ours = module.state_dict()
+    missing, unexpected = sorted(set(ours) - set(sd)), sorted(set(sd) - set(ours))
+    if missing or unexpected:
+        raise HarnessError(f"{where}: weights do not match the config: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}")
+    for k, v in ours.items():
+        if tuple(sd[k].shape) != tuple(v.shape):
+            raise HarnessError(f"{where}: shape of {k} is {tuple(sd[k].shape)}, config expects {tuple(v.shape)}")

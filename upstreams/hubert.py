@@ -1,8 +1,9 @@
-"""The HuBERT network family: config, encoder, upstream adapter, export/load, torchaudio mapping.
+"""The HuBERT network family: config, encoder, upstream adapter, torchaudio mapping; registered
+as family "hubert" (upstreams/base.py: export/load keyed by family, `random:hubert_<preset>`).
 
-Architecture and init follow PRETRAIN.md section 1 (fairseq HuBERT). The pre-training wrapper
-(final projection, label embeddings, masking policy, losses) is not part of this file: it wraps
-`HubertEncoder` and uses `mask=`, `HubertEncoderOutput.features` and `.padding_mask`.
+Architecture and init follow PRETRAIN.md section 1 (fairseq HuBERT). The pre-training heads
+(harness/pretrain/objectives) wrap the encoder and use `mask=`, `EncoderOutput.features` and
+`.padding_mask`.
 
 Conventions
 - Frames: lengths are computed conv by conv, floor((n - k) / s) + 1 (1 s -> 49 frames, 20 ms).
@@ -18,18 +19,23 @@ Conventions
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from dataclasses import asdict, dataclass, fields
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from harness.errors import ConfigError, HarnessError
-from harness.registry import register_upstream
-from upstreams.base import HiddenStates, Upstream, UpstreamSpec
+from upstreams.base import (
+    RANDOM_SEED,
+    EncoderOutput,
+    Family,
+    HiddenStates,
+    Upstream,
+    UpstreamSpec,
+    register_family_upstreams,
+)
 from upstreams.hubert_modules import (
     ConvFeatureExtractor,
     GradMultiply,
@@ -40,9 +46,6 @@ from upstreams.hubert_modules import (
 )
 
 SAMPLE_RATE = 16000
-WEIGHTS_FILE = "upstream.safetensors"
-CONFIG_FILE = "upstream.json"
-RANDOM_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,13 @@ class HubertConfig:
         return cls(conv_channels=(128,) * 7, encoder_dim=128, encoder_layers=4, encoder_heads=4,
                    encoder_ffn_dim=512, final_dim=64)
 
+    def num_frames(self, num_samples) -> Tensor:
+        """Valid frames for `num_samples` samples: conv by conv; short non-empty inputs count as
+        the receptive field (400 samples), empty ones give 0."""
+        n = torch.as_tensor(num_samples, dtype=torch.long)
+        n = torch.where(n > 0, n.clamp_min(self.receptive_field), n.clamp_min(0))
+        return conv_out_lengths(n, self.conv_kernels, self.conv_strides)
+
     @property
     def receptive_field(self) -> int:
         return receptive_field(self.conv_kernels, self.conv_strides)
@@ -112,28 +122,11 @@ class HubertConfig:
         return cls(**d)
 
 
-def hubert_num_frames(num_samples, config: HubertConfig) -> Tensor:
-    """Valid frames for `num_samples` samples: short non-empty inputs count as 400 samples."""
-    n = torch.as_tensor(num_samples, dtype=torch.long)
-    n = torch.where(n > 0, n.clamp_min(config.receptive_field), n.clamp_min(0))
-    return conv_out_lengths(n, config.conv_kernels, config.conv_strides)
-
-
-@dataclass
-class HubertEncoderOutput:
-    """hidden_states: L+1 (or num_layers+1) tensors (B, T, D), padded frames zero.
-    lengths: (B,) int64 valid frames. padding_mask: (B, T) bool, True on padding.
-    features: (B, T, C) CNN output before its LayerNorm (padded frames zero; after the
-    feature_grad_mult gradient scaling), for the feature penalty of pre-training."""
-
-    hidden_states: List[Tensor]
-    lengths: Tensor
-    padding_mask: Tensor
-    features: Tensor = field(repr=False)
-
-
 class HubertEncoder(nn.Module):
-    """CNN -> LayerNorm -> Linear(C, D) -> dropout -> (mask embedding) -> transformer encoder."""
+    """CNN -> LayerNorm -> Linear(C, D) -> dropout -> (mask embedding) -> transformer encoder.
+
+    Subclasses (other families on the same front end, e.g. WavLM) override `build_transformer`.
+    """
 
     def __init__(self, config: HubertConfig):
         super().__init__()
@@ -145,12 +138,17 @@ class HubertEncoder(nn.Module):
         self.post_extract_proj = nn.Linear(c.conv_channels[-1], c.encoder_dim)
         self.dropout_input = nn.Dropout(c.dropout_input)
         self.mask_emb = nn.Parameter(torch.empty(c.encoder_dim))
-        self.encoder = TransformerEncoder(
+        self.encoder = self.build_transformer(c)
+        self.reset_parameters()
+
+    @staticmethod
+    def build_transformer(c: HubertConfig) -> nn.Module:
+        """The transformer stack: forward(x (B, T, D), padding_mask (B, T), num_layers) -> states."""
+        return TransformerEncoder(
             c.encoder_dim, c.encoder_layers, c.encoder_heads, c.encoder_ffn_dim, c.pos_conv_kernel,
             c.pos_conv_groups, c.dropout, c.attention_dropout, c.activation_dropout,
             c.layer_norm_first, c.layerdrop,
         )
-        self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -172,7 +170,7 @@ class HubertEncoder(nn.Module):
         return self.config.encoder_layers
 
     def num_frames(self, num_samples) -> Tensor:
-        return hubert_num_frames(num_samples, self.config)
+        return self.config.num_frames(num_samples)
 
     def _prepare_input(self, wavs: Tensor, wav_lens: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         if wavs.ndim != 2:
@@ -191,7 +189,7 @@ class HubertEncoder(nn.Module):
         return wavs, wav_lens.clamp_min(rf)
 
     def forward(self, wavs: Tensor, wav_lens: Optional[Tensor] = None, mask: Optional[Tensor] = None,
-                num_layers: Optional[int] = None) -> HubertEncoderOutput:
+                num_layers: Optional[int] = None) -> EncoderOutput:
         """wavs (B, S) float 16 kHz; wav_lens (B,) samples (None: all S); mask (B, T) bool: frames
         replaced by the mask embedding (pre-training); num_layers: stop after that many layers."""
         wavs, wav_lens = self._prepare_input(wavs, wav_lens)
@@ -212,18 +210,21 @@ class HubertEncoder(nn.Module):
                 raise ValueError(f"mask must be (B, T) = {(x.shape[0], T)}, got {tuple(mask.shape)}")
             x = torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
         states = self.encoder(x, padding_mask, num_layers)
-        return HubertEncoderOutput(states, lengths, padding_mask, feats)
+        return EncoderOutput(states, lengths, padding_mask, feats)
 
 
 class HubertUpstream(Upstream):
-    """A HuBERT encoder behind the Upstream interface (L+1 states of size D at 50 Hz)."""
+    """A HuBERT encoder behind the Upstream interface (L+1 states of size D; 50 Hz for the
+    published CNN, whatever the config's strides give otherwise)."""
+
+    family = "hubert"
 
     def __init__(self, encoder: HubertEncoder, name: str, source: str = ""):
         super().__init__()
         self.encoder = encoder
         self.config = encoder.config
         self.spec = UpstreamSpec(
-            name=name, family="hubert", sample_rate=SAMPLE_RATE, num_layers=self.config.encoder_layers + 1,
+            name=name, family=self.family, sample_rate=SAMPLE_RATE, num_layers=self.config.encoder_layers + 1,
             hidden_size=self.config.encoder_dim, frame_rate_hz=SAMPLE_RATE / self.config.stride, source=source,
         )
         self.eval()
@@ -235,86 +236,20 @@ class HubertUpstream(Upstream):
         out = self.encoder(wavs, wav_lens)
         return HiddenStates(layers=out.hidden_states, lengths=out.lengths)
 
+    def hidden_states(self, wavs: Tensor, wav_lens: Tensor, upto: Optional[int] = None) -> HiddenStates:
+        out = self.encoder(wavs, wav_lens, num_layers=upto)
+        return HiddenStates(layers=out.hidden_states, lengths=out.lengths)
+
+
+HUBERT = register_family_upstreams(Family(
+    name="hubert", config_cls=HubertConfig,
+    presets={"tiny": HubertConfig.tiny, "base": HubertConfig.base},
+    encoder_cls=HubertEncoder, upstream_cls=HubertUpstream))
+
 
 def build_random_encoder(config: HubertConfig, seed: int = RANDOM_SEED) -> HubertEncoder:
-    """An untrained encoder whose weights depend only on (config, seed); global RNG untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return HubertEncoder(config)
-
-
-@register_upstream("random:hubert_tiny")
-def random_hubert_tiny() -> HubertUpstream:
-    return HubertUpstream(build_random_encoder(HubertConfig.tiny()), "random:hubert_tiny",
-                          f"random init, HubertConfig.tiny(), seed {RANDOM_SEED}")
-
-
-@register_upstream("random:hubert_base")
-def random_hubert_base() -> HubertUpstream:
-    return HubertUpstream(build_random_encoder(HubertConfig.base()), "random:hubert_base",
-                          f"random init, HubertConfig.base(), seed {RANDOM_SEED}")
-
-
-# ----------------------------------------------------------------------------- export / load
-
-
-def export(encoder: HubertEncoder, config: HubertConfig, path: Union[str, Path], name: str) -> Path:
-    """Write `upstream.safetensors` + `upstream.json` into folder `path`; returns the folder."""
-    from safetensors.torch import save_file
-
-    if encoder.config != config:
-        raise ValueError("export: config differs from encoder.config")
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    sd = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file(sd, str(tmp), metadata={"format": "pt"})
-    tmp.replace(folder / WEIGHTS_FILE)
-    meta = {"format_version": 1, "family": "hubert", "name": name, "config": config.to_dict()}
-    tmp = folder / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    tmp.replace(folder / CONFIG_FILE)
-    return folder
-
-
-def load_exported(path: Union[str, Path]) -> HubertUpstream:
-    """Load a folder written by `export` (or the path of a file inside it), in eval mode."""
-    from safetensors.torch import load_file
-
-    folder = Path(path)
-    if folder.is_file():
-        folder = folder.parent
-    cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    if not cfg_path.is_file():
-        raise HarnessError(f"{cfg_path}: missing HuBERT upstream config file")
-    try:
-        meta = json.loads(cfg_path.read_text())
-        if meta.get("family") != "hubert":
-            raise HarnessError(f"family is {meta.get('family')!r}, expected 'hubert'")
-        config = HubertConfig.from_dict(meta["config"])
-    except (ValueError, KeyError, TypeError, AttributeError, HarnessError) as e:
-        raise HarnessError(f"{cfg_path}: bad upstream config: {e}") from None
-    if not w_path.is_file():
-        raise HarnessError(f"{w_path}: missing HuBERT upstream weights file")
-    try:
-        sd = load_file(str(w_path))
-    except Exception as e:  # safetensors raises several types on corrupt files
-        raise HarnessError(f"{w_path}: cannot read weights: {e}") from None
-    encoder = HubertEncoder(config)
-    _check_state_dict(encoder, sd, w_path)
-    encoder.load_state_dict(sd)
-    return HubertUpstream(encoder, str(meta.get("name") or folder.name), source=str(folder))
-
-
-def _check_state_dict(encoder: nn.Module, sd: Dict[str, Tensor], where: Path) -> None:
-    ours = encoder.state_dict()
-    missing, unexpected = sorted(set(ours) - set(sd)), sorted(set(sd) - set(ours))
-    if missing or unexpected:
-        raise HarnessError(f"{where}: weights do not match the config: missing {missing[:5]}, "
-                           f"unexpected {unexpected[:5]}")
-    for k, v in ours.items():
-        if tuple(sd[k].shape) != tuple(v.shape):
-            raise HarnessError(f"{where}: shape of {k} is {tuple(sd[k].shape)}, config expects {tuple(v.shape)}")
+    """An untrained HuBERT encoder whose weights depend only on (config, seed)."""
+    return HUBERT.random_encoder(config, seed)
 
 
 # ----------------------------------------------------------------------------- torchaudio mapping

@@ -106,16 +106,17 @@ def test_retrained_export_with_the_same_name_is_not_skipped(tmp_path):
     taken for its new ones (the config hash covers the weights)."""
     from harness.evaluate import evaluate
     from tests.conftest import make_tone_corpus
-    from upstreams.hubert import HubertConfig, build_random_encoder, export
+    from upstreams.base import export_encoder
+    from upstreams.hubert import HubertConfig, build_random_encoder
 
     corpus = make_tone_corpus(tmp_path / "tones", n_per_class=4)
     cfg = HubertConfig.tiny()
     run = dict(corpus=str(corpus), runs_root=tmp_path / "r", cache_dir=tmp_path / "c", lrs=[3e-3],
                overrides={"steps": 2, "eval_every": 2}, log=lambda *_: None)
-    export(build_random_encoder(cfg, seed=1), cfg, tmp_path / "up", name="mine")
+    export_encoder(build_random_encoder(cfg, seed=1), "hubert", tmp_path / "up", name="mine")
     first = evaluate(str(tmp_path / "up"), "lid", **run)
     assert evaluate(str(tmp_path / "up"), "lid", **run)[0]["run_id"] == first[0]["run_id"]  # same weights: skipped
-    export(build_random_encoder(cfg, seed=2), cfg, tmp_path / "up", name="mine")
+    export_encoder(build_random_encoder(cfg, seed=2), "hubert", tmp_path / "up", name="mine")
     second = evaluate(str(tmp_path / "up"), "lid", **run)
     assert second[0]["upstream"] == first[0]["upstream"] == "mine"
     assert second[0]["run_id"] != first[0]["run_id"]

@@ -12,15 +12,13 @@ import torchaudio
 from harness.errors import ConfigError, HarnessError
 from harness.registry import UPSTREAMS
 from upstreams import hubert_modules
-from upstreams.base import HiddenStates
+from upstreams.base import HiddenStates, export_encoder, load_exported
 from upstreams.hubert import (
     HubertConfig,
     HubertEncoder,
     HubertUpstream,
     build_random_encoder,
-    export,
     from_torchaudio_state_dict,
-    load_exported,
 )
 
 TOL = 1e-4
@@ -193,7 +191,7 @@ def test_init_follows_pretrain_md():
 def test_export_load_round_trip(tmp_path):
     enc = build_random_encoder(TINY_PRE_LN, seed=3)
     up = HubertUpstream(enc, "mine")
-    folder = export(enc, TINY_PRE_LN, tmp_path / "ckpt", "mine")
+    folder = export_encoder(enc, "hubert", tmp_path / "ckpt", "mine")
     assert (folder / "upstream.safetensors").is_file() and (folder / "upstream.json").is_file()
     loaded = load_exported(folder)
     assert loaded.config == TINY_PRE_LN and loaded.spec.name == "mine" and not loaded.training
@@ -209,12 +207,12 @@ def test_export_load_round_trip(tmp_path):
 def test_load_bad_folder_names_the_file(tmp_path):
     with pytest.raises(HarnessError, match="upstream.json"):
         load_exported(tmp_path)
-    folder = export(build_random_encoder(TINY), TINY, tmp_path / "a", "a")
+    folder = export_encoder(build_random_encoder(TINY), "hubert", tmp_path / "a", "a")
     (folder / "upstream.safetensors").unlink()
     with pytest.raises(HarnessError, match="upstream.safetensors"):
         load_exported(folder)
     # Weights of one size, config of another.
-    folder = export(build_random_encoder(TINY), TINY, tmp_path / "b", "b")
+    folder = export_encoder(build_random_encoder(TINY), "hubert", tmp_path / "b", "b")
     meta = json.loads((folder / "upstream.json").read_text())
     meta["config"]["encoder_ffn_dim"] = 256
     (folder / "upstream.json").write_text(json.dumps(meta))
@@ -226,6 +224,34 @@ def test_load_bad_folder_names_the_file(tmp_path):
         load_exported(folder)
     (folder / "upstream.json").write_text("{not json")
     with pytest.raises(HarnessError, match="upstream.json"):
+        load_exported(folder)
+
+
+def test_export_written_before_the_family_seam_still_loads(tmp_path):
+    """Exports made before model families were plugins: the same two files, written by the old
+    `upstreams.hubert.export` (format_version 1, family "hubert", the HubertConfig dict)."""
+    from safetensors.torch import save_file
+
+    enc = build_random_encoder(TINY, seed=4)
+    folder = tmp_path / "old"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, str(folder / "upstream.safetensors"),
+              metadata={"format": "pt"})
+    old_meta = {"config": TINY.to_dict(), "family": "hubert", "format_version": 1, "name": "hubert_tiny-it1"}
+    (folder / "upstream.json").write_text(json.dumps(old_meta, indent=2, sort_keys=True) + "\n")
+    up = load_exported(folder)
+    assert isinstance(up, HubertUpstream) and up.spec.name == "hubert_tiny-it1" and up.config == TINY
+    wavs = _randn(1, 8000)
+    with torch.no_grad():
+        assert torch.equal(up(wavs, torch.tensor([8000])).layers[-1], enc.eval()(wavs).hidden_states[-1])
+
+
+def test_unknown_family_in_export_names_it(tmp_path):
+    folder = export_encoder(build_random_encoder(TINY), "hubert", tmp_path / "a", "a")
+    meta = json.loads((folder / "upstream.json").read_text())
+    meta["family"] = "hubret"
+    (folder / "upstream.json").write_text(json.dumps(meta))
+    with pytest.raises(HarnessError, match=r"upstream.json.*hubret.*Did you mean: hubert"):
         load_exported(folder)
 
 

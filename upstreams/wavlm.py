@@ -1,0 +1,344 @@
+"""The WavLM network family: HuBERT's front end and layers plus a gated relative position bias in
+self-attention; registered as family "wavlm" (`random:wavlm_<preset>`, export/load by family).
+
+Architecture (PRETRAIN.md 2, checked against torchaudio 2.11 `wavlm_attention.py` /
+`_get_wavlm_encoder`, HF `modeling_wavlm.py` and unilm `wavlm/modules.py`):
+- Relative positions d = key - query are put into `num_buckets` buckets, half per direction
+  (d > 0 adds num_buckets/2): |d| < num_buckets/4 exactly, then logarithmically up to
+  `max_distance`, saturating at the last bucket of the side.
+- One table `relative_attention_bias` (Embedding(num_buckets, heads)) lives in the first layer's
+  attention; the un-gated bias (heads, T, T) it gives is shared by every layer.
+- Every layer gates it with its own input (the attention input: after the LN for pre-LN):
+  split per head, `grep_linear` Linear(head_dim, 8), sum over 2 groups of 4, sigmoid -> a, b;
+  g = a * (b * grep_a - 1) + 2 with `grep_a` (1, heads, 1, 1); logits = q.k / sqrt(d) + g * bias.
+- The convolutional positional embedding is kept. Padding, hidden-state and length conventions
+  are HuBERT's (upstreams/hubert.py); padded keys get -inf in the float attention mask.
+
+Parameter names follow unilm (`relative_attention_bias`, `grep_linear`, `grep_a`) and fairseq
+(`self_attn.q_proj`, `fc1`, ...), so foreign checkpoints map by name; torchaudio and HF state
+dicts map through `from_torchaudio_state_dict` / `from_hf_state_dict`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, fields
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from harness.errors import ConfigError, HarnessError
+from upstreams import hubert
+from upstreams.base import Family, register_family_upstreams
+from upstreams.hubert import HubertConfig, HubertEncoder, HubertUpstream
+from upstreams.hubert_modules import ConvPositionalEmbedding, SelfAttention
+
+
+@dataclass(frozen=True)
+class WavlmConfig(HubertConfig):
+    """WavLM architecture: HubertConfig plus the relative position buckets; defaults = Base."""
+
+    num_buckets: int = 320  # 160 per direction
+    max_distance: int = 800  # frames (16 s at 50 Hz); farther keys share the last bucket
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_buckets < 4 or self.num_buckets % 2:
+            raise ConfigError(f"num_buckets must be even and >= 4, got {self.num_buckets}")
+        if self.max_distance <= self.num_buckets // 4:
+            raise ConfigError(f"max_distance must exceed num_buckets // 4 = {self.num_buckets // 4} (the exact "
+                              f"range), got {self.max_distance}")
+
+    @classmethod
+    def tiny(cls) -> "WavlmConfig":
+        """CPU toy: HubertConfig.tiny sizes, published bucket settings."""
+        return super().tiny()
+
+    @classmethod
+    def base(cls) -> "WavlmConfig":
+        """Published WavLM Base (torchaudio wavlm_base / WAVLM_BASE bundle): group-norm CNN, no conv
+        bias, post-LN, 12 x 768, 12 heads, FFN 3072, 320 buckets, max distance 800."""
+        return cls()
+
+    @classmethod
+    def base_plus(cls) -> "WavlmConfig":
+        """Published WavLM Base+: the same network as Base (more and noisier data, p_noise 0.1)."""
+        return cls()
+
+    @classmethod
+    def large(cls) -> "WavlmConfig":
+        """Published WavLM Large (torchaudio wavlm_large / WAVLM_LARGE bundle): layer-norm CNN, no
+        conv bias, pre-LN, 24 x 1024, 16 heads, FFN 4096. feature_grad_mult 1.0 and final_dim 768
+        are the HuBERT Large recipe's (fairseq hubert_large_librivox.yaml). The published Large
+        expects per-utterance normalised waveforms (bundle _normalize_waveform=True)."""
+        return cls(extractor_mode="layer_norm", encoder_dim=1024, encoder_layers=24, encoder_heads=16,
+                   encoder_ffn_dim=4096, layer_norm_first=True, feature_grad_mult=1.0, final_dim=768)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WavlmConfig":
+        known = {f.name for f in fields(cls)}
+        for k in d:
+            if k not in known:
+                raise ConfigError(f"unknown {cls.__name__} key {k!r}")
+        return cls(**d)
+
+
+def relative_position_bucket(relative_positions: Tensor, num_buckets: int, max_distance: int) -> Tensor:
+    """Bidirectional bucket index of each relative position (key - query).
+
+    Args:
+        relative_positions: int64 tensor of any shape.
+        num_buckets: total buckets (even); keys after the query use the upper half.
+        max_distance: distances >= max_distance share the last bucket of their side.
+
+    Returns:
+        int64 tensor of the same shape, values in [0, num_buckets).
+    """
+    half = num_buckets // 2
+    buckets = (relative_positions > 0).long() * half
+    dist = relative_positions.abs()
+    max_exact = half // 2
+    # Same float32 expression as the references, so borderline distances land in the same bucket;
+    # clamp_min keeps log() finite where the exact branch is taken anyway.
+    log_ratio = torch.log(dist.clamp_min(max_exact).float() / max_exact) / math.log(max_distance / max_exact)
+    large = (max_exact + (log_ratio * (half - max_exact)).long()).clamp_max(half - 1)
+    return buckets + torch.where(dist < max_exact, dist, large)
+
+
+class WavlmSelfAttention(SelfAttention):
+    """SelfAttention (q/k/v/out_proj, SDPA) plus the gated relative position bias.
+
+    The first layer's instance owns the bias table (`has_relative_attention_bias`); every instance
+    owns its gate (`grep_linear`, `grep_a`).
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float, num_buckets: int, max_distance: int,
+                 has_relative_attention_bias: bool):
+        super().__init__(dim, heads, dropout)
+        self.num_buckets, self.max_distance = num_buckets, max_distance
+        self.relative_attention_bias = nn.Embedding(num_buckets, heads) if has_relative_attention_bias else None
+        self.grep_linear = nn.Linear(self.head_dim, 8)
+        self.grep_a = nn.Parameter(torch.ones(1, heads, 1, 1))
+
+    def compute_bias(self, length: int, device: torch.device) -> Tensor:
+        """Un-gated bias (1, heads, T, T) for T = `length` frames: [0, h, i, j] is for query i, key j."""
+        pos = torch.arange(length, dtype=torch.long, device=device)
+        buckets = relative_position_bucket(pos[None, :] - pos[:, None], self.num_buckets, self.max_distance)
+        return self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0)
+
+    def forward(  # type: ignore[override]
+        self, x: Tensor, position_bias: Tensor, key_bias: Optional[Tensor] = None
+    ) -> Tensor:
+        """x (B, T, D) attention input; position_bias (1 or B, H, T, T) un-gated; key_bias None or
+        (B, 1, 1, T) float, 0 on valid keys and -inf on padded ones. Returns (B, T, D)."""
+        B, T, D = x.shape
+        shape = (B, T, self.heads, self.head_dim)
+        # The gate reads the attention input (not the projected query), per head: (B, H, T, 1) each.
+        gate_in = x.view(shape).transpose(1, 2)
+        a, b = torch.sigmoid(self.grep_linear(gate_in).view(B, self.heads, T, 2, 4).sum(-1)).chunk(2, dim=-1)
+        bias = (a * (b * self.grep_a - 1.0) + 2.0) * position_bias
+        if key_bias is not None:
+            bias = bias + key_bias
+        q = self.q_proj(x).view(shape).transpose(1, 2)
+        k = self.k_proj(x).view(shape).transpose(1, 2)
+        v = self.v_proj(x).view(shape).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, D))
+
+
+class WavlmTransformerLayer(nn.Module):
+    """hubert_modules.TransformerLayer with WavlmSelfAttention (same names, post-LN or pre-LN)."""
+
+    def __init__(self, dim, heads, ffn_dim, dropout, attention_dropout, activation_dropout, layer_norm_first,
+                 num_buckets, max_distance, has_relative_attention_bias):
+        super().__init__()
+        self.layer_norm_first = layer_norm_first
+        self.self_attn = WavlmSelfAttention(dim, heads, attention_dropout, num_buckets, max_distance,
+                                            has_relative_attention_bias)
+        self.self_attn_layer_norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, dim)
+        self.final_layer_norm = nn.LayerNorm(dim)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(activation_dropout)
+        self.dropout3 = nn.Dropout(dropout)
+
+    def _ffn(self, x: Tensor) -> Tensor:
+        return self.dropout3(self.fc2(self.dropout2(F.gelu(self.fc1(x)))))
+
+    def forward(self, x: Tensor, position_bias: Tensor, key_bias: Optional[Tensor] = None) -> Tensor:
+        if self.layer_norm_first:
+            x = x + self.dropout1(self.self_attn(self.self_attn_layer_norm(x), position_bias, key_bias))
+            return x + self._ffn(self.final_layer_norm(x))
+        x = self.self_attn_layer_norm(x + self.dropout1(self.self_attn(x, position_bias, key_bias)))
+        return self.final_layer_norm(x + self._ffn(x))
+
+
+class WavlmTransformerEncoder(nn.Module):
+    """Positional conv + (LN for post-LN) + WavLM layers (+ final LN for pre-LN); the interface and
+    the state convention of hubert_modules.TransformerEncoder."""
+
+    def __init__(self, c: WavlmConfig):
+        super().__init__()
+        self.layer_norm_first, self.layerdrop = c.layer_norm_first, c.layerdrop
+        self.pos_conv = ConvPositionalEmbedding(c.encoder_dim, c.pos_conv_kernel, c.pos_conv_groups, c.dropout)
+        self.layer_norm = nn.LayerNorm(c.encoder_dim)
+        self.dropout = nn.Dropout(c.dropout)
+        self.layers = nn.ModuleList(
+            WavlmTransformerLayer(c.encoder_dim, c.encoder_heads, c.encoder_ffn_dim, c.dropout, c.attention_dropout,
+                                  c.activation_dropout, c.layer_norm_first, c.num_buckets, c.max_distance,
+                                  has_relative_attention_bias=(i == 0))
+            for i in range(c.encoder_layers)
+        )
+
+    def forward(self, x: Tensor, padding_mask: Optional[Tensor] = None,
+                num_layers: Optional[int] = None) -> List[Tensor]:
+        """x (B, T, D); padding_mask (B, T) bool, True on padding; returns num_layers + 1 states
+        (B, T, D): [input of layer 1, output of layer 1, ...], padded frames zero."""
+        n = len(self.layers) if num_layers is None else num_layers
+        pad = padding_mask if (padding_mask is not None and bool(padding_mask.any())) else None
+        if pad is not None:
+            x = x.masked_fill(pad[..., None], 0.0)  # as if the item were alone: pos conv sees zeros
+        x = x + self.pos_conv(x)
+        if not self.layer_norm_first:
+            x = self.layer_norm(x)
+        x = self.dropout(x)
+        states = [x]
+        if n > 0:
+            # Computed once from the first layer's table, outside the layer loop: in unilm and
+            # torchaudio a LayerDrop of layer 1 silently removes the bias from every other layer.
+            position_bias = self.layers[0].self_attn.compute_bias(x.shape[1], x.device)
+            key_bias = None
+            if pad is not None:
+                key_bias = torch.zeros(pad.shape, dtype=x.dtype, device=x.device).masked_fill(pad, float("-inf"))
+                key_bias = key_bias[:, None, None, :]
+            for layer in self.layers[:n]:
+                if not (self.training and self.layerdrop > 0 and torch.rand(()).item() < self.layerdrop):
+                    x = layer(x, position_bias, key_bias)
+                states.append(x)
+        if self.layer_norm_first and n == len(self.layers):
+            states[-1] = self.layer_norm(x)
+        if pad is not None:
+            states = [s.masked_fill(pad[..., None], 0.0) for s in states]
+        return states
+
+
+class WavlmEncoder(HubertEncoder):
+    """HuBERT's CNN front end, projection and mask embedding with the WavLM transformer."""
+
+    @staticmethod
+    def build_transformer(c: WavlmConfig) -> nn.Module:  # type: ignore[override]
+        return WavlmTransformerEncoder(c)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """HuBERT's init (Linear N(0, 0.02), bias 0, which covers `grep_linear`) plus unilm's
+        init_bert_params for the bias table (Embedding N(0, 0.02)) and `grep_a` = 1 (unilm,
+        torchaudio and HF all start it at ones)."""
+        super().reset_parameters()
+        for m in self.modules():
+            if isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, mean=0.0, std=0.02)
+            if isinstance(m, WavlmSelfAttention):
+                nn.init.ones_(m.grep_a)
+
+
+class WavlmUpstream(HubertUpstream):
+    """A WavLM encoder behind the Upstream interface (L+1 states of size D)."""
+
+    family = "wavlm"
+
+
+WAVLM = register_family_upstreams(Family(
+    name="wavlm", config_cls=WavlmConfig,
+    presets={"tiny": WavlmConfig.tiny, "base": WavlmConfig.base, "base_plus": WavlmConfig.base_plus,
+             "large": WavlmConfig.large},
+    encoder_cls=WavlmEncoder, upstream_cls=WavlmUpstream))
+
+
+# ----------------------------------------------------------------------------- foreign state dicts
+
+_ATT = r"encoder\.(?:transformer\.)?layers\.(\d+)\.attention\."
+_OUR_ATT = r"encoder.layers.\1.self_attn."
+_TA_ATT = [  # torchaudio WavLMSelfAttention (fused in_proj handled in from_torchaudio_state_dict)
+    (_ATT + r"attention\.out_proj\.(weight|bias)", _OUR_ATT + r"out_proj.\2"),
+    (_ATT + r"rel_attn_embed\.weight", _OUR_ATT + "relative_attention_bias.weight"),
+    (_ATT + r"gru_rel_pos_linear\.(weight|bias)", _OUR_ATT + r"grep_linear.\2"),
+    (_ATT + r"gru_rel_pos_const", _OUR_ATT + "grep_a"),
+]
+_HF = _TA_ATT[1:] + [
+    (_ATT + r"(q|k|v|out)_proj\.(weight|bias)", _OUR_ATT + r"\2_proj.\3"),
+    (r"feature_extractor\.conv_layers\.(\d+)\.conv\.(weight|bias)", r"feature_extractor.conv_layers.\1.conv.\2"),
+    (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.(weight|bias)", r"feature_extractor.conv_layers.\1.norm.\2"),
+    (r"feature_projection\.layer_norm\.(weight|bias)", r"layer_norm.\1"),
+    (r"feature_projection\.projection\.(weight|bias)", r"post_extract_proj.\1"),
+    (r"encoder\.pos_conv_embed\.conv\.bias", "encoder.pos_conv.conv.bias"),
+    (r"encoder\.pos_conv_embed\.conv\.(?:weight_g|parametrizations\.weight\.original0)",
+     "encoder.pos_conv.conv.parametrizations.weight.original0"),
+    (r"encoder\.pos_conv_embed\.conv\.(?:weight_v|parametrizations\.weight\.original1)",
+     "encoder.pos_conv.conv.parametrizations.weight.original1"),
+    (r"encoder\.layer_norm\.(weight|bias)", r"encoder.layer_norm.\1"),
+    (r"encoder\.layers\.(\d+)\.layer_norm\.(weight|bias)", r"encoder.layers.\1.self_attn_layer_norm.\2"),
+    (r"encoder\.layers\.(\d+)\.feed_forward\.intermediate_dense\.(weight|bias)", r"encoder.layers.\1.fc1.\2"),
+    (r"encoder\.layers\.(\d+)\.feed_forward\.output_dense\.(weight|bias)", r"encoder.layers.\1.fc2.\2"),
+    (r"encoder\.layers\.(\d+)\.final_layer_norm\.(weight|bias)", r"encoder.layers.\1.final_layer_norm.\2"),
+    (r"masked_spec_embed", "mask_emb"),
+]
+
+
+def _match(key: str, patterns: Sequence[Tuple[str, str]]) -> Optional[str]:
+    for pat, rep in patterns:
+        m = re.fullmatch(pat, key)
+        if m:
+            return m.expand(rep)
+    return None
+
+
+def from_torchaudio_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Map a torchaudio `wavlm_model` (Wav2Vec2Model) state dict to our names.
+
+    torchaudio keeps nn.MultiheadAttention's fused `in_proj_weight` (3D, D) / `in_proj_bias` (3D):
+    rows [0, D) are q, [D, 2D) k, [2D, 3D) v. Everything outside the attention maps as for HuBERT
+    (upstreams.hubert.from_torchaudio_state_dict: `aux.*` skipped, weight norm in either naming).
+    A Wav2Vec2Model has no mask embedding: load with strict=False (only `mask_emb` missing).
+
+    Raises:
+        HarnessError: naming the first key that has no counterpart.
+    """
+    out: Dict[str, Tensor] = {}
+    rest: Dict[str, Tensor] = {}
+    for key, value in sd.items():
+        k = key[len("wav2vec2."):] if key.startswith("wav2vec2.") else key
+        m = re.fullmatch(_ATT + r"attention\.in_proj_(weight|bias)", k)
+        if m:
+            for name, part in zip("qkv", value.chunk(3, dim=0)):
+                out[f"encoder.layers.{m.group(1)}.self_attn.{name}_proj.{m.group(2)}"] = part
+        elif (ours := _match(k, _TA_ATT)) is not None:
+            out[ours] = value
+        elif re.match(_ATT, k):
+            raise HarnessError(f"torchaudio state dict: unknown key {key!r}")
+        else:
+            rest[key] = value
+    out.update(hubert.from_torchaudio_state_dict(rest))
+    return out
+
+
+def from_hf_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Map a Hugging Face `WavLMModel` state dict (optionally prefixed `wavlm.`, as in the task
+    models; other top-level heads are an error) to our names.
+
+    Raises:
+        HarnessError: naming the first key that has no counterpart.
+    """
+    out: Dict[str, Tensor] = {}
+    for key, value in sd.items():
+        k = key[len("wavlm."):] if key.startswith("wavlm.") else key
+        ours = _match(k, _HF)
+        if ours is None:
+            raise HarnessError(f"Hugging Face WavLM state dict: unknown key {key!r}")
+        out[ours] = value
+    return out
