@@ -93,10 +93,13 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
 
 @app.command()
 @friendly
-def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert_tiny, hubert_base) or YAML path"),
+def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert_tiny, wavlm_tiny, wavlablm_tiny, "
+                                                          "...) or YAML path"),
              corpus: str = typer.Option("synth", help="synth | DIR | librispeech:DIR | ..."),
              out: Optional[Path] = typer.Option(None, help="run folder (default runs/pretrain/<recipe>)"),
-             iterations: Optional[int] = typer.Option(None, help="stop after this many iterations")):
+             iterations: Optional[int] = typer.Option(None, help="stop after this many iterations"),
+             noise: Optional[str] = typer.Option(None, help="folder of wav/flac noise clips for denoising "
+                                                 "objectives (default: the corpus's noise subset)")):
     """Pre-train an upstream iteration by iteration; re-running resumes. Multi-GPU:
     torchrun --nproc_per_node G -m harness.pretrain --recipe R --corpus C --out DIR."""
     from harness.evaluate import resolve_corpus
@@ -104,7 +107,7 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
 
     folder = out or Path("runs/pretrain") / Path(recipe).stem
     up = run_pretrain(recipe, resolve_corpus(corpus, log=console.print), folder, log=console.print,
-                      iterations=iterations)
+                      iterations=iterations, noise=noise)
     console.print(f"upstream: {up}  (evaluate it with: harness eval --upstream {up} --task pr)")
 
 

@@ -12,7 +12,6 @@ corpus grows; readers memory-map the .f16 files.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,27 +218,27 @@ def dump_mfcc(utts: Sequence[Utterance], folder: Path, rank: int = 0, world: int
 @torch.no_grad()
 def dump_layer(utts: Sequence[Utterance], folder: Path, upstream_path: Path, layer: int, rank: int = 0,
                world: int = 1, device: str = "cpu", batch_seconds: float = 20.0) -> Path:
-    """Dump hidden state `layer` (50 Hz) of the exported HuBERT model at `upstream_path`, for shard
-    `rank` of `world` of `utts`. Utterances are batched by similar length (zero-padded batches
-    give each item's frames exactly as alone: upstreams/hubert.py)."""
+    """Dump hidden state `layer` (at the model's frame rate) of the exported model at
+    `upstream_path` (any family), for shard `rank` of `world` of `utts`. Utterances are batched
+    by similar length (zero-padded batches give each item's frames exactly as alone: the
+    Upstream contract, upstreams/base.py)."""
     from harness.audio import pad_batch
-    from upstreams.hubert import load_exported
+    from upstreams.base import load_exported
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     base = folder / shard_name(rank, world)
     if base.with_suffix(".json").is_file():
         return base
-    up = load_exported(upstream_path)
-    enc = up.encoder.to(device).eval()
-    if not 0 <= layer <= enc.num_layers:
-        raise HarnessError(f"layer {layer} out of range: {upstream_path} has {enc.num_layers} layers")
+    up = load_exported(upstream_path).to(device).eval()
+    if not 0 <= layer < up.spec.num_layers:
+        raise HarnessError(f"layer {layer} out of range: {upstream_path} has layers 0..{up.spec.num_layers - 1}")
     lo, hi = shard_range(len(utts), rank, world)
     mine = list(utts[lo:hi])
     order = sorted(range(len(mine)), key=lambda i: mine[i].duration)
     cap = max(1, int(batch_seconds * SAMPLE_RATE))
     w = _ShardWriter(folder, rank, world)
-    rate = SAMPLE_RATE / enc.config.stride
+    rate = up.spec.frame_rate_hz
     with progress_bar(f"layer {layer} {folder.name} {rank}/{world}", len(mine), "utts") as bar:
         i = 0
         while i < len(order):
@@ -253,18 +252,16 @@ def dump_layer(utts: Sequence[Utterance], folder: Path, upstream_path: Path, lay
                 longest = max(longest, nxt)
             wavs = [load_utterance(mine[j]) for j in batch]
             x, lens = pad_batch(wavs)
-            out = enc(x.to(device), lens.to(device), num_layers=layer)
-            h = out.hidden_states[layer].float().cpu().numpy()
+            out = up.hidden_states(x.to(device), lens.to(device), upto=layer)
+            h = out.layers[layer].float().cpu().numpy()
             for b, j in enumerate(batch):
                 w.add(mine[j].id, h[b, : int(out.lengths[b])])
             bar.advance(len(batch))
             i += len(batch)
-    w.close(rate, enc.config.encoder_dim)
+    w.close(rate, up.spec.hidden_size)
     return base
 
 
-def expected_frames(num_samples: int, rate: float) -> int:
-    """Frames a feature at `rate` Hz has for num_samples samples (MFCC: 25 ms window, 10 ms hop)."""
-    if rate == MFCC_RATE:
-        return 1 + (max(num_samples, 400) - 400) // 160
-    return int(math.floor((max(num_samples, 400) - 400) / (SAMPLE_RATE / rate))) + 1
+def mfcc_frames(num_samples: int) -> int:
+    """Frames of the 39-d MFCC for num_samples samples (25 ms window, 10 ms hop, snip edges)."""
+    return 1 + (max(num_samples, 400) - 400) // 160

@@ -1,66 +1,72 @@
-"""Frame labels: the nearest centroid of every feature frame, aligned to HuBERT's 20 ms frames.
+"""Frame labels: the nearest centroid of every feature frame, at the model's frame rate.
 
-MFCC features are at 100 Hz: every second label is kept (labels[::2]), which gives exactly the
-50 Hz frame count of the CNN (1 + (S - 400) // 320 frames for S samples). A label sequence whose
-length differs from the audio's frame count by more than 0.1 s is an error naming the utterance
-(PRETRAIN.md 1, 6): silently shifted labels are a classic failure.
+The model's frames come from its family config (`frames`: any config with `stride` in samples
+and `num_frames(num_samples)`, e.g. HubertConfig: 20 ms, 1 + (S - 400) // 320 frames). Features
+at an integer multiple of that rate are decimated: 100 Hz MFCC labels keep every second label
+for a 50 Hz model (every fourth for 25 Hz). A label sequence whose length differs from the
+audio's frame count by more than 0.1 s is an error naming the utterance (PRETRAIN.md 1, 6):
+silently shifted labels are a classic failure.
 
-Layout of a label folder (one per split), sharded like the features it was computed from:
-    shard{r}-of{W}.npy    int16 labels of the shard's utterances back to back (50 Hz)
-    shard{r}-of{W}.json   ids, lengths; written last, marks the shard done
+Layout of a label folder (one per stream and split), sharded like the features it came from:
+    shard{r}-of{W}.npy    int16 labels of the shard's utterances back to back (model rate)
+    shard{r}-of{W}.json   ids, lengths, rate, k; written last, marks the shard done
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
 from harness.errors import HarnessError
 from harness.pretrain.cluster import nearest
-from harness.pretrain.dump import MFCC_RATE, FeatureReader, shard_name, shard_range
+from harness.pretrain.dump import SAMPLE_RATE, FeatureReader, shard_name, shard_range
 from harness.results import atomic_write_json
 
-LABEL_RATE = 50.0
 TOLERANCE_S = 0.1
 PAD = -1  # label of a frame past the end of an utterance's labels (ignored by the loss)
 
 
-def frames_50hz(num_samples: int) -> int:
-    """HuBERT CNN frames of num_samples samples (kernels 10,3,3,3,3,2,2; strides 5,2,...,2);
-    inputs shorter than the 400-sample receptive field count as 400 (upstreams/hubert.py)."""
-    n = max(int(num_samples), 400) if num_samples > 0 else 0
-    for k, s in zip((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)):
-        n = max((n - k) // s + 1, 0)
-    return n
+def frame_rate(frames: Any) -> float:
+    """Frames per second of a family config (16000 / stride)."""
+    return SAMPLE_RATE / frames.stride
 
 
-def to_50hz(labels: np.ndarray, rate: float) -> np.ndarray:
-    """Labels at `rate` (100 or 50 Hz) -> 50 Hz: every second one for 100 Hz."""
-    if rate == MFCC_RATE:
-        return labels[::2]
-    if rate == LABEL_RATE:
-        return labels
-    raise HarnessError(f"labels at {rate} Hz: only 100 Hz (MFCC) or 50 Hz (HuBERT layers) are supported")
+def num_frames(frames: Any, num_samples: int) -> int:
+    """The model's frame count for num_samples samples (its family config's rule)."""
+    return int(frames.num_frames(int(num_samples)))
 
 
-def check_length(uid: str, n_labels: int, num_samples: int, tol_s: float = TOLERANCE_S) -> int:
-    """The expected 50 Hz frame count for num_samples; raises when n_labels is more than tol_s off."""
-    n = frames_50hz(num_samples)
-    if abs(n_labels - n) / LABEL_RATE > tol_s:
+def to_model_rate(labels: np.ndarray, rate: float, frames: Any) -> np.ndarray:
+    """Labels at `rate` Hz -> the model's frame rate, keeping every (rate / model rate)-th label;
+    the ratio must be a whole number (100 Hz MFCC labels for a 50 or 25 Hz model)."""
+    model_rate = frame_rate(frames)
+    ratio = rate / model_rate
+    step = int(round(ratio))
+    if step < 1 or abs(ratio - step) > 1e-6:
+        raise HarnessError(f"labels at {rate:g} Hz cannot be brought to the model's {model_rate:g} Hz frames: "
+                           "the feature rate must be a whole multiple of the model's")
+    return labels[::step]
+
+
+def check_length(uid: str, n_labels: int, num_samples: int, frames: Any, tol_s: float = TOLERANCE_S) -> int:
+    """The model's frame count for num_samples; raises when n_labels is more than tol_s off."""
+    n = num_frames(frames, num_samples)
+    rate = frame_rate(frames)
+    if abs(n_labels - n) / rate > tol_s:
         raise HarnessError(
-            f"utterance {uid}: {n_labels} labels ({n_labels / LABEL_RATE:.2f} s at 50 Hz) but the audio has "
-            f"{num_samples} samples = {n} frames ({num_samples / 16000:.2f} s); the labels do not belong "
+            f"utterance {uid}: {n_labels} labels ({n_labels / rate:.2f} s at {rate:g} Hz) but the audio has "
+            f"{num_samples} samples = {n} frames ({num_samples / SAMPLE_RATE:.2f} s); the labels do not belong "
             f"to this audio (mismatch over {tol_s} s)")
     return n
 
 
-def fit_to_audio(uid: str, labels: np.ndarray, num_samples: int) -> np.ndarray:
+def fit_to_audio(uid: str, labels: np.ndarray, num_samples: int, frames: Any) -> np.ndarray:
     """Labels of exactly the audio's frame count: checked (check_length), then truncated or
     padded with PAD (-1, ignored by the loss) by at most 0.1 s."""
-    n = check_length(uid, len(labels), num_samples)
+    n = check_length(uid, len(labels), num_samples, frames)
     out = np.full(n, PAD, dtype=np.int64)
     m = min(n, len(labels))
     out[:m] = labels[:m]
@@ -68,10 +74,10 @@ def fit_to_audio(uid: str, labels: np.ndarray, num_samples: int) -> np.ndarray:
 
 
 def assign_labels(reader: FeatureReader, centroids: np.ndarray, folder: Path, num_samples: Mapping[str, int],
-                  rank: int = 0, world: int = 1, chunk_frames: int = 1 << 18) -> Path:
+                  frames: Any, rank: int = 0, world: int = 1, chunk_frames: int = 1 << 18) -> Path:
     """Label shard `rank` of `world` of the utterances in `reader` with their nearest centroid,
-    at 50 Hz, checking each utterance's label count against num_samples[id]. A complete shard
-    is skipped. Memory: one chunk of frames at a time."""
+    at the frame rate of `frames` (a family config), checking each utterance's label count
+    against num_samples[id]. A complete shard is skipped. Memory: one chunk of frames at a time."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     base = folder / shard_name(rank, world)
@@ -82,8 +88,7 @@ def assign_labels(reader: FeatureReader, centroids: np.ndarray, folder: Path, nu
     lo, hi = shard_range(len(reader), rank, world)
     ids: List[str] = []
     lengths: List[int] = []
-    step = 2 if reader.rate == MFCC_RATE else 1
-    total = sum((reader.lengths[j] + step - 1) // step for j in range(lo, hi))
+    total = sum(len(to_model_rate(np.empty(reader.lengths[j]), reader.rate, frames)) for j in range(lo, hi))
     tmp = base.with_suffix(".partial.npy")
     out = (np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=(total,)) if total
            else np.zeros(0, np.int16))
@@ -99,11 +104,11 @@ def assign_labels(reader: FeatureReader, centroids: np.ndarray, folder: Path, nu
         off = 0
         for j in idx:
             uid, t = reader.ids[j], reader.lengths[j]
-            lab_u = to_50hz(lab[off: off + t], reader.rate)
+            lab_u = to_model_rate(lab[off: off + t], reader.rate, frames)
             off += t
             if uid not in num_samples:
                 raise HarnessError(f"utterance {uid}: features but no audio length")
-            check_length(uid, len(lab_u), num_samples[uid])
+            check_length(uid, len(lab_u), num_samples[uid], frames)
             out[pos: pos + len(lab_u)] = lab_u
             pos += len(lab_u)
             ids.append(uid)
@@ -115,13 +120,13 @@ def assign_labels(reader: FeatureReader, centroids: np.ndarray, folder: Path, nu
         tmp.replace(base.with_suffix(".npy"))
     else:
         np.save(base.with_suffix(".npy"), out)
-    atomic_write_json(base.with_suffix(".json"), {"ids": ids, "lengths": lengths, "rate": LABEL_RATE,
+    atomic_write_json(base.with_suffix(".json"), {"ids": ids, "lengths": lengths, "rate": frame_rate(frames),
                                                   "k": int(centroids.shape[0])})
     return base
 
 
 class LabelStore:
-    """All complete label shards of a folder; labels of an utterance by id (int16, 50 Hz)."""
+    """All complete label shards of a folder; labels of an utterance by id (int16, model rate)."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -163,8 +168,9 @@ class LabelStore:
         return np.asarray(self._arrays[a][off: off + n])
 
 
-def write_labels(folder: Path, labels: Mapping[str, np.ndarray], k: int, rank: int = 0, world: int = 1) -> Path:
-    """Write given 50 Hz labels as one shard (tests and tools); same layout as assign_labels."""
+def write_labels(folder: Path, labels: Mapping[str, np.ndarray], k: int, rank: int = 0, world: int = 1,
+                 rate: float = 50.0) -> Path:
+    """Write given labels (at `rate` Hz) as one shard (tests and tools); same layout as assign_labels."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     base = folder / shard_name(rank, world)
@@ -172,7 +178,7 @@ def write_labels(folder: Path, labels: Mapping[str, np.ndarray], k: int, rank: i
     data = np.concatenate([np.asarray(labels[u], dtype=np.int16) for u in ids]) if ids else np.zeros(0, np.int16)
     np.save(base.with_suffix(".npy"), data)
     atomic_write_json(base.with_suffix(".json"), {"ids": ids, "lengths": [len(labels[u]) for u in ids],
-                                                  "rate": LABEL_RATE, "k": int(k)})
+                                                  "rate": float(rate), "k": int(k)})
     return base
 
 

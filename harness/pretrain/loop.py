@@ -1,15 +1,21 @@
-"""The HuBERT pre-training loop (one module, top to bottom): data, model, optimiser, steps, checkpoints.
+"""The pre-training loop (one module, top to bottom): data, model, optimiser, steps, checkpoints.
+
+It knows a model family (upstreams/base.py: the encoder, its frame stride and receptive field)
+and an objective (harness/pretrain/objectives: label streams, model with heads and loss, batch
+transform), never a particular method.
 
 Batches. Step s reads one GLOBAL batch, identical on every rank: each epoch shuffles the
 utterances (seed, epoch), cuts them into buckets of `bucket_batches` batches, sorts each bucket
 by length and packs consecutive utterances while (items x crop length) stays within
 world x grad_accum x batch_samples, with a multiple of world x grad_accum items; the batch order
 is then shuffled. Every item of the global batch is cropped to the shortest item of the global
-batch (capped at max_sample_size), at a random start on the 320-sample frame grid so that labels
-are cropped to exactly the matching frames; spans are masked for the whole global batch. Rank r
-takes micro-batches r * grad_accum ... (r + 1) * grad_accum - 1 of equal size. Crops and masks
-come from a generator seeded by (seed, step), so a run on W ranks sees exactly the data of a
-single process with the same global batch, and a resumed run the data of an uninterrupted one.
+batch (capped at max_sample_size), at a random start on the model's frame grid (its stride, 320
+samples for HuBERT) so that labels are cropped to exactly the matching frames; spans are masked
+for the whole global batch. Rank r takes micro-batches r * grad_accum ... (r + 1) * grad_accum - 1
+of equal size. Crops and masks come from a generator seeded by (seed, step); the objective's
+batch transform (WavLM's mixing) runs on each micro-batch with a generator seeded by (seed, step,
+micro-batch index in the global batch). So a run on W ranks sees exactly the data of a single
+process with the same global batch, and a resumed run the data of an uninterrupted one.
 (fairseq crops per GPU batch; cropping per global batch is what makes that equivalence exact.)
 
 Loss. Summed masked cross-entropy + feature penalty term, divided by the GLOBAL number of masked
@@ -38,7 +44,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -47,15 +53,15 @@ from torch import Tensor
 
 from harness.audio import load_audio
 from harness.errors import HarnessError
-from harness.pretrain.labels import LabelStore, fit_to_audio, frames_50hz
-from harness.pretrain.model import HubertPretrainModel, compute_mask
+from harness.pretrain.labels import LabelStore, fit_to_audio, num_frames
+from harness.pretrain.model import compute_mask
+from harness.pretrain.objectives.base import LabelStream, Objective
 from harness.pretrain.recipe import TrainConfig
 from harness.progress import progress_bar
 from harness.results import atomic_write_json
-from upstreams.hubert import HubertConfig
+from upstreams.base import get_family
 
 SAMPLE_RATE = 16000
-FRAME = 320  # samples per 20 ms frame (product of the CNN strides)
 CHECKPOINT = "checkpoint.pt"
 DONE = "done.json"
 LOG = "log.jsonl"
@@ -133,23 +139,47 @@ def _seed(*parts: int) -> int:
 
 
 class StepBatches(torch.utils.data.Dataset):
-    """Step-indexed data: item s = this rank's micro-batches of global batch s (module docstring)."""
+    """Step-indexed data: item s = this rank's micro-batches of global batch s (module docstring).
 
-    def __init__(self, items: Sequence[Item], labels_dir: Path, cfg: TrainConfig, rank: int = 0, world: int = 1):
+    Args:
+        items: training utterances.
+        labels_dirs: label stream name -> its label folder (train split).
+        cfg: the training config.
+        frames: the model's family config (stride, receptive_field, num_frames).
+        objective: supplies the batch transform applied to each micro-batch after cropping.
+        noise_files: noise clips for objectives that mix in noise.
+    """
+
+    def __init__(self, items: Sequence[Item], labels_dirs: Dict[str, Path], cfg: TrainConfig, frames: Any,
+                 objective: Optional[Objective] = None, noise_files: Sequence[str] = (), rank: int = 0,
+                 world: int = 1):
         self.items = list(items)
-        self.labels_dir = Path(labels_dir)
-        self.cfg, self.rank, self.world = cfg, rank, world
+        self.labels_dirs = {k: Path(v) for k, v in labels_dirs.items()}
+        self.cfg, self.frames, self.rank, self.world = cfg, frames, rank, world
+        self.objective = objective
+        self.noise_files = list(noise_files)
+        if objective is not None and objective.needs_noise and not self.noise_files:
+            raise HarnessError(f"objective {objective.name} mixes in noise (noise_prob "
+                               f"{objective.options.noise_prob}) but no noise clips were given")
         self.slots = world * cfg.grad_accum  # micro-batches per global batch
         if len(self.items) < self.slots:
             raise HarnessError(f"{len(self.items)} training utterances for {self.slots} micro-batches per step")
-        self._labels: Optional[LabelStore] = None
+        self._labels: Optional[Dict[str, LabelStore]] = None
+        self._noise = None
         self._plans: Dict[int, List[List[int]]] = {}
         self._counts: Dict[int, int] = {}  # batches per epoch
 
-    def labels(self) -> LabelStore:
+    def labels(self) -> Dict[str, LabelStore]:
         if self._labels is None:  # opened lazily: once per data-loading process
-            self._labels = LabelStore(self.labels_dir)
+            self._labels = {k: LabelStore(v) for k, v in self.labels_dirs.items()}
         return self._labels
+
+    def noise(self):
+        if self._noise is None and self.noise_files:  # decoded lazily: once per data-loading process
+            from harness.pretrain.mixing import NoiseBank
+
+            self._noise = NoiseBank.from_files(self.noise_files)
+        return self._noise
 
     def plan(self, epoch: int) -> List[List[int]]:
         """The global batches (lists of item indices) of an epoch, deterministic in (seed, epoch)."""
@@ -198,15 +228,16 @@ class StepBatches(torch.utils.data.Dataset):
         epoch, b = self.locate(step)
         batch = self.plan(epoch)[b]
         g = torch.Generator().manual_seed(_seed(cfg.seed, 7919, step))
+        stride = self.frames.stride
         crop = min(min(self.items[i].num_samples for i in batch), cfg.max_sample_size)
-        crop = max(crop, 400)
-        T = frames_50hz(crop)
+        crop = max(crop, self.frames.receptive_field)
+        T = num_frames(self.frames, crop)
         u = torch.rand(len(batch), generator=g)  # crop start fractions, one per item
         mask = compute_mask(len(batch), T, cfg.mask_prob, cfg.mask_length, cfg.min_masks, generator=g)
         per = len(batch) // self.slots
         mine = range(self.rank * cfg.grad_accum * per, (self.rank + 1) * cfg.grad_accum * per)
         wavs = torch.zeros(len(mine), crop)
-        labs = torch.full((len(mine), T), -1, dtype=torch.long)
+        labs = {k: torch.full((len(mine), T), -1, dtype=torch.long) for k in self.labels_dirs}
         for row, j in enumerate(mine):
             it = self.items[batch[j]]
             wav = load_audio(it.path, offset=it.offset, duration=it.num_samples / SAMPLE_RATE)
@@ -216,15 +247,20 @@ class StepBatches(torch.utils.data.Dataset):
                     raise HarnessError(f"utterance {it.id}: {n} samples decoded, the manifest says {it.num_samples}")
                 wav = torch.nn.functional.pad(wav, (0, crop - n))
                 n = crop
-            lab = fit_to_audio(it.id, self.labels().get(it.id), n)
-            f0 = int(float(u[j]) * ((n - crop) // FRAME + 1))
-            wavs[row] = wav[f0 * FRAME: f0 * FRAME + crop]
-            seg = lab[f0: f0 + T]
-            labs[row, : len(seg)] = torch.from_numpy(seg)
+            f0 = int(float(u[j]) * ((n - crop) // stride + 1))
+            wavs[row] = wav[f0 * stride: f0 * stride + crop]
+            for k, store in self.labels().items():
+                seg = fit_to_audio(it.id, store.get(it.id), n, self.frames)[f0: f0 + T]
+                labs[k][row, : len(seg)] = torch.from_numpy(seg)
         shape = (cfg.grad_accum, per)
+        wavs = wavs.view(*shape, crop)
+        if self.objective is not None:
+            for a in range(cfg.grad_accum):  # the transform sees one micro-batch, as a GPU does
+                gm = torch.Generator().manual_seed(_seed(cfg.seed, 15485863, step, self.rank * cfg.grad_accum + a))
+                wavs[a] = self.objective.transform(wavs[a], gm, self.noise())
         return {
-            "wavs": wavs.view(*shape, crop),
-            "labels": labs.view(*shape, T),
+            "wavs": wavs,
+            "labels": {k: v.view(*shape, T) for k, v in labs.items()},
             "mask": mask[mine.start: mine.stop].view(*shape, T),
             "step": torch.tensor(step),
             "epoch": torch.tensor(epoch),
@@ -290,7 +326,7 @@ def load_checkpoint(path: Path) -> Optional[dict]:
 
 
 def final_model_state(out_dir: Path) -> Dict[str, Tensor]:
-    """The trained HubertPretrainModel state dict of a finished training stage."""
+    """The trained model's state dict (encoder + objective heads) of a finished training stage."""
     out_dir = Path(out_dir)
     if not (out_dir / DONE).is_file():
         raise HarnessError(f"{out_dir}: training has not finished (no {DONE})")
@@ -301,20 +337,23 @@ def final_model_state(out_dir: Path) -> Dict[str, Tensor]:
 
 
 @torch.no_grad()
-def evaluate_masked(model: HubertPretrainModel, items: Sequence[Item], labels: LabelStore, cfg: TrainConfig,
+def evaluate_masked(model: torch.nn.Module, items: Sequence[Item], labels: Dict[str, LabelStore], cfg: TrainConfig,
                     device: str, d: Dist = Dist()) -> Dict[str, float]:
-    """Masked / unmasked accuracy and masked CE on held-out utterances: each whole utterance,
-    masked as in training with a generator seeded by (seed, utterance index); sharded by rank."""
+    """Masked / unmasked accuracy (first label stream) and masked CE (all streams) on held-out
+    utterances: each whole, clean utterance, masked as in training with a generator seeded by
+    (seed, utterance index); sharded by rank."""
     was = model.training
     model.eval()
     acc = torch.zeros(5, dtype=torch.float64)  # ce, n_m, c_m, n_u, c_u
     for i in range(d.rank, len(items), d.world):
         it = items[i]
         wav = load_audio(it.path, offset=it.offset, duration=it.num_samples / SAMPLE_RATE)
-        lab = torch.from_numpy(fit_to_audio(it.id, labels.get(it.id), wav.numel()))
+        labs = {k: torch.from_numpy(fit_to_audio(it.id, st.get(it.id), wav.numel(), model.config))[None].to(device)
+                for k, st in labels.items()}
+        T = next(iter(labs.values())).shape[1]
         g = torch.Generator().manual_seed(_seed(cfg.seed, 104729, i))
-        mask = compute_mask(1, len(lab), cfg.mask_prob, cfg.mask_length, cfg.min_masks, generator=g)
-        out = model(wav[None].to(device), lab[None].to(device), mask.to(device))
+        mask = compute_mask(1, T, cfg.mask_prob, cfg.mask_length, cfg.min_masks, generator=g)
+        out = model(wav[None].to(device), labs, mask.to(device))
         acc += torch.tensor([float(out["ce"]), float(out["n_masked"]), float(out["correct_masked"]),
                              float(out["n_unmasked"]), float(out["correct_unmasked"])], dtype=torch.float64)
     acc = all_reduce_sum(acc.to(device), d).cpu() if d.world > 1 else acc
@@ -327,12 +366,23 @@ def evaluate_masked(model: HubertPretrainModel, items: Sequence[Item], labels: L
 # ----------------------------------------------------------------------------- the loop
 
 
-def train(cfg: TrainConfig, model_cfg: HubertConfig, num_classes: int, items: Sequence[Item], labels_dir: Path,
-          out_dir: Path, dev_items: Sequence[Item] = (), dev_labels_dir: Optional[Path] = None,
-          log: Callable[[str], None] = print, desc: str = "pretrain") -> dict:
-    """Train (or resume, or return the summary of a finished run in `out_dir`). Returns the summary:
-    steps, seconds, audio_seconds, train masked/unmasked accuracy over the last log window,
-    held-out (dev) accuracy, nan_steps."""
+def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, streams: Sequence[LabelStream],
+          items: Sequence[Item], labels_dirs: Dict[str, Path], out_dir: Path, dev_items: Sequence[Item] = (),
+          dev_labels_dirs: Optional[Dict[str, Path]] = None, init_state: Optional[Dict[str, Tensor]] = None,
+          noise_files: Sequence[str] = (), log: Callable[[str], None] = print, desc: str = "pretrain") -> dict:
+    """Train (or resume, or return the summary of a finished run in `out_dir`).
+
+    Args:
+        cfg: training config; family / model_cfg: the network (upstreams/<family>.py).
+        objective: heads, loss and batch transform; streams: its label streams.
+        items / labels_dirs: training utterances and stream name -> label folder.
+        dev_items / dev_labels_dirs: held-out utterances for masked accuracy.
+        init_state: model state to start from instead of a fresh init (a stage that continues
+            the previous one); ignored when resuming from this stage's own checkpoint.
+        noise_files: noise clips for objectives that mix in noise.
+
+    Returns the summary: steps, seconds, audio_seconds, train masked/unmasked accuracy over the
+    last log window, held-out (dev) accuracy, nan_steps."""
     out_dir = Path(out_dir)
     if (out_dir / DONE).is_file():
         return json.loads((out_dir / DONE).read_text())
@@ -351,9 +401,12 @@ def train(cfg: TrainConfig, model_cfg: HubertConfig, num_classes: int, items: Se
     barrier(d)
 
     # model, optimiser, schedule: identical on every rank (same seed; DDP also broadcasts rank 0's)
+    num_classes = streams[0].k
     torch.manual_seed(cfg.seed)
-    model = HubertPretrainModel(model_cfg, num_classes, cfg.logit_temp, cfg.feature_pen,
-                                cfg.pred_nomask_weight).to(device)
+    model = objective.build_model(get_family(family).encoder_cls(model_cfg), streams, cfg)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model = model.to(device)
     opt, sched = build_optimizer(model, cfg)
     start, history, nan_steps, elapsed, audio_total = 0, [], 0, 0.0, 0.0
     window0 = torch.zeros(7, dtype=torch.float64)  # loss, ce, n_m, c_m, n_u, c_u (sums), steps
@@ -381,7 +434,7 @@ def train(cfg: TrainConfig, model_cfg: HubertConfig, num_classes: int, items: Se
             model, device_ids=[d.local_rank] if device.startswith("cuda") else None,
             find_unused_parameters=model_cfg.layerdrop > 0)
 
-    data = StepBatches(items, labels_dir, cfg, d.rank, d.world)
+    data = StepBatches(items, labels_dirs, cfg, model_cfg, objective, noise_files, d.rank, d.world)
     loader = torch.utils.data.DataLoader(
         data, sampler=range(start, cfg.steps), batch_size=None, num_workers=cfg.num_workers,
         generator=torch.Generator(), persistent_workers=False, pin_memory=device.startswith("cuda"),
@@ -394,8 +447,9 @@ def train(cfg: TrainConfig, model_cfg: HubertConfig, num_classes: int, items: Se
         for batch in loader:
             step = int(batch["step"])
             t0 = time.perf_counter()
-            wavs, labels, mask = (batch[k].to(device, non_blocking=True) for k in ("wavs", "labels", "mask"))
-            n_local = ((labels >= 0) & mask).sum().to(torch.float64)
+            wavs, mask = (batch[k].to(device, non_blocking=True) for k in ("wavs", "mask"))
+            labels = {k: v.to(device, non_blocking=True) for k, v in batch["labels"].items()}
+            n_local = ((labels[streams[0].name] >= 0) & mask).sum().to(torch.float64)
             n_global = float(all_reduce_sum(n_local.clone(), d))
             if n_global == 0:
                 raise HarnessError(f"step {step}: no masked frame with a label in the global batch")
@@ -403,7 +457,7 @@ def train(cfg: TrainConfig, model_cfg: HubertConfig, num_classes: int, items: Se
             for a in range(cfg.grad_accum):
                 ctx = ddp.no_sync() if (d.world > 1 and a < cfg.grad_accum - 1) else _null()
                 with ctx, torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
-                    out = ddp(wavs[a], labels[a], mask[a])
+                    out = ddp(wavs[a], {k: v[a] for k, v in labels.items()}, mask[a])
                     loss = out["loss"] * (d.world / n_global)
                 loss.backward()
                 stats += torch.stack([out["loss"].detach().double(), out["ce"].double(), out["n_masked"].double(),
@@ -452,8 +506,9 @@ def train(cfg: TrainConfig, model_cfg: HubertConfig, num_classes: int, items: Se
                         "batch_index": int(batch["batch_index"]), "rng": rng, "history": history,
                         "nan_steps": nan_steps, "elapsed_s": elapsed, "audio_s": audio_total,
                         "log_window": window.clone(),
-                        "num_classes": num_classes, "model_config": model_cfg.to_dict(),
-                        "train_config": asdict(cfg)})
+                        "family": family, "objective": objective.name,
+                        "streams": [asdict(st) for st in streams], "num_classes": num_classes,
+                        "model_config": model_cfg.to_dict(), "train_config": asdict(cfg)})
                 barrier(d)
 
     summary = {"steps": cfg.steps, "train_seconds": elapsed, "audio_seconds": audio_total,
@@ -462,9 +517,9 @@ def train(cfg: TrainConfig, model_cfg: HubertConfig, num_classes: int, items: Se
     if history:
         summary.update(train_masked_acc=history[-1]["masked_acc"], train_unmasked_acc=history[-1]["unmasked_acc"],
                        train_loss=history[-1]["loss"], train_masked_ce=history[-1]["masked_ce"])
-    if dev_items and dev_labels_dir is not None:
+    if dev_items and dev_labels_dirs:
         t0 = time.perf_counter()
-        dev = evaluate_masked(model, dev_items, LabelStore(dev_labels_dir), cfg, device, d)
+        dev = evaluate_masked(model, dev_items, {k: LabelStore(v) for k, v in dev_labels_dirs.items()}, cfg, device, d)
         summary.update({f"dev_{k}": v for k, v in dev.items()}, dev_eval_seconds=time.perf_counter() - t0)
         if d.is_main:
             log(f"{desc}: held-out masked acc {dev['masked_acc']:.3f} (unmasked {dev['unmasked_acc']:.3f}) "
@@ -507,9 +562,10 @@ def _truncate_log(path: Path, step: int) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """python -m harness.pretrain.loop SPEC.json: run `train` from a JSON spec with keys
-    train (TrainConfig keys), model (HubertConfig dict), num_classes, items ([{id, path, offset,
-    num_samples}]), labels_dir, out_dir, optional dev_items, dev_labels_dir, threads.
-    Works under torchrun (one process per rank)."""
+    train (TrainConfig keys), family (default "hubert"), model (that family's config dict),
+    objective ({name, ...options}, default masked_prediction), num_classes, items ([{id, path,
+    offset, num_samples}]), labels_dir, out_dir, optional dev_items, dev_labels_dir, noise_files,
+    threads (one label stream, "main"). Works under torchrun (one process per rank)."""
     import sys
 
     from harness.config import merge
@@ -521,12 +577,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     spec = json.loads(Path(args[0]).read_text())
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
+    from harness.pretrain.objectives import get_objective
+
     cfg = merge(TrainConfig(), spec["train"], where="train.")
-    model_cfg = HubertConfig.from_dict(spec["model"])
+    family = spec.get("family", "hubert")
+    model_cfg = get_family(family).config_cls.from_dict(spec["model"])
+    obj_spec = dict(spec.get("objective") or {})
+    objective = get_objective(obj_spec.pop("name", "masked_prediction")).from_dict(obj_spec)
+    streams = objective.label_streams(int(spec["num_classes"]))
     items = [Item(**it) for it in spec["items"]]
     dev = [Item(**it) for it in spec.get("dev_items", [])]
-    train(cfg, model_cfg, int(spec["num_classes"]), items, Path(spec["labels_dir"]), Path(spec["out_dir"]),
-          dev, Path(spec["dev_labels_dir"]) if spec.get("dev_labels_dir") else None)
+    dev_dirs = {streams[0].name: Path(spec["dev_labels_dir"])} if spec.get("dev_labels_dir") else None
+    train(cfg, family, model_cfg, objective, streams, items, {streams[0].name: Path(spec["labels_dir"])},
+          Path(spec["out_dir"]), dev, dev_dirs, noise_files=spec.get("noise_files", ()))
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
     return 0

@@ -1,4 +1,4 @@
-"""HuBERT masked prediction around `upstreams.hubert.HubertEncoder` (PRETRAIN.md 1, fairseq hubert.py).
+"""HuBERT masked prediction around any family's encoder (PRETRAIN.md 1, fairseq hubert.py).
 
 - Masking (`compute_mask`): spans of `mask_length` frames; number of spans per row
   = floor(mask_prob * T / mask_length + u), u ~ U[0, 1) drawn once per batch, at least min_masks;
@@ -8,8 +8,8 @@
 - Logits: final projection of the last layer to final_dim; logit of class c = cosine(proj(o_t),
   e_c) / logit_temp over all K codeword embeddings e (fairseq: positive + all K codewords as
   negatives with the positive removed = softmax over the K codewords).
-- Loss (summed, not averaged: the loop divides by the GLOBAL masked-frame count):
-  cross-entropy over masked frames with a label
+- Loss (summed, not averaged: the loop divides by the GLOBAL masked-frame count), summed over
+  label streams: cross-entropy over masked frames with a label
   + nomask_weight * cross-entropy over unmasked frames with a label (fairseq pred_nomask_weight;
     0 in every published HuBERT recipe, which is the default here)
   + feature_pen * mean(CNN output^2) * (masked frames of this batch).
@@ -19,13 +19,12 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from upstreams.hubert import HubertConfig, HubertEncoder
 
 
 def compute_mask(batch: int, frames: int, mask_prob: float = 0.8, mask_length: int = 10, min_masks: int = 2,
@@ -56,63 +55,74 @@ def compute_mask(batch: int, frames: int, mask_prob: float = 0.8, mask_length: i
     return mask
 
 
-class HubertPretrainModel(nn.Module):
-    """HubertEncoder + final projection + codeword embeddings; forward returns loss parts."""
+class MaskedPredictionModel(nn.Module):
+    """A family's encoder + one final projection and codeword table per label stream.
 
-    def __init__(self, config: HubertConfig, num_classes: int, logit_temp: float = 0.1, feature_pen: float = 10.0,
-                 nomask_weight: float = 0.0):
+    Every stream is predicted from the last layer; the loss is the sum over streams (fairseq
+    HuBERT with several label sets). Accuracies are those of the first stream.
+    """
+
+    def __init__(self, encoder: nn.Module, streams: Sequence[Tuple[str, int]], logit_temp: float = 0.1,
+                 feature_pen: float = 10.0, nomask_weight: float = 0.0):
         super().__init__()
+        if not streams:
+            raise ValueError("masked prediction needs at least one label stream")
         self.nomask_weight = float(nomask_weight)
-        self.config = config
-        self.num_classes = int(num_classes)
+        self.config = encoder.config
+        self.streams = [(str(n), int(k)) for n, k in streams]
         self.logit_temp = float(logit_temp)
         self.feature_pen = float(feature_pen)
-        self.encoder = HubertEncoder(config)
-        self.final_proj = nn.Linear(config.encoder_dim, config.final_dim)
-        self.label_embs = nn.Parameter(torch.empty(self.num_classes, config.final_dim))
+        self.encoder = encoder
+        dim, final = self.config.encoder_dim, self.config.final_dim
+        self.final_proj = nn.ModuleDict({n: nn.Linear(dim, final) for n, _ in self.streams})
+        self.label_embs = nn.ParameterDict({n: nn.Parameter(torch.empty(k, final)) for n, k in self.streams})
         self.reset_head()
 
     @torch.no_grad()
     def reset_head(self) -> None:
-        nn.init.normal_(self.final_proj.weight, mean=0.0, std=0.02)
-        nn.init.zeros_(self.final_proj.bias)
-        nn.init.uniform_(self.label_embs)
+        for n, _ in self.streams:
+            nn.init.normal_(self.final_proj[n].weight, mean=0.0, std=0.02)
+            nn.init.zeros_(self.final_proj[n].bias)
+            nn.init.uniform_(self.label_embs[n])
 
-    def logits(self, x: Tensor) -> Tensor:
+    def logits(self, x: Tensor, stream: str) -> Tensor:
         """(..., D) last-layer states -> (..., K) cosine logits / temperature, in float32."""
-        proj = self.final_proj(x).float()
+        proj = self.final_proj[stream](x).float()
         with torch.autocast(device_type=proj.device.type, enabled=False):
             a = F.normalize(proj, dim=-1, eps=1e-8)
-            b = F.normalize(self.label_embs.float(), dim=-1, eps=1e-8)
+            b = F.normalize(self.label_embs[stream].float(), dim=-1, eps=1e-8)
             return (a @ b.t()) / self.logit_temp
 
-    def forward(self, wavs: Tensor, labels: Tensor, mask: Tensor, wav_lens: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """wavs (B, S); labels (B, T) int64, -1 = no label; mask (B, T) bool (T = CNN frames).
+    def forward(self, wavs: Tensor, labels: Dict[str, Tensor], mask: Tensor,
+                wav_lens: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """wavs (B, S); labels {stream: (B, T) int64, -1 = no label}; mask (B, T) bool (T = CNN
+        frames).
 
-        Returns a dict of tensors: loss (summed CE over masked frames + feature penalty term),
-        ce (summed masked CE), feature_pen (mean CNN output^2), n_masked, correct_masked,
-        n_unmasked, correct_unmasked (frames with a label)."""
+        Returns a dict of tensors: loss (summed CE over masked frames of every stream + feature
+        penalty term), ce (summed masked CE), feature_pen (mean CNN output^2), and for the first
+        stream n_masked, correct_masked, n_unmasked, correct_unmasked (frames with a label)."""
         out = self.encoder(wavs, wav_lens, mask=mask)
-        T = out.hidden_states[-1].shape[1]
-        if labels.shape != mask.shape or labels.shape[1] != T:
-            raise ValueError(f"labels {tuple(labels.shape)} and mask {tuple(mask.shape)} must be (B, T={T})")
-        has = (labels >= 0) & ~out.padding_mask
-        m, u = mask & has, ~mask & has
         x = out.hidden_states[-1]
-        logit_m = self.logits(x[m])
-        target_m = labels[m]
-        ce = F.cross_entropy(logit_m, target_m, reduction="sum")
+        T = x.shape[1]
+        ce = x.new_zeros((), dtype=torch.float32)
+        loss_u = x.new_zeros((), dtype=torch.float32)
+        stats = None
+        for name, _ in self.streams:
+            lab = labels[name]
+            if lab.shape != mask.shape or lab.shape[1] != T:
+                raise ValueError(f"labels[{name}] {tuple(lab.shape)} and mask {tuple(mask.shape)} must be (B, T={T})")
+            has = (lab >= 0) & ~out.padding_mask
+            m, u = mask & has, ~mask & has
+            logit_m = self.logits(x[m], name)
+            ce = ce + F.cross_entropy(logit_m, lab[m], reduction="sum")
+            if self.nomask_weight > 0:
+                logit_u = self.logits(x[u], name)
+                loss_u = loss_u + F.cross_entropy(logit_u, lab[u], reduction="sum")
+            if stats is None:
+                with torch.no_grad():
+                    logit_u = self.logits(x[u].detach(), name) if self.nomask_weight <= 0 else logit_u
+                    stats = {"n_masked": m.sum(), "correct_masked": (logit_m.argmax(-1) == lab[m]).sum(),
+                             "n_unmasked": u.sum(), "correct_unmasked": (logit_u.argmax(-1) == lab[u]).sum()}
         pen = out.features.float().pow(2).mean()
-        n_masked = m.sum()
-        loss = ce + self.feature_pen * pen * n_masked.to(pen.dtype)
-        if self.nomask_weight > 0:
-            logit_u = self.logits(x[u])
-            loss = loss + self.nomask_weight * F.cross_entropy(logit_u, labels[u], reduction="sum")
-        else:
-            with torch.no_grad():
-                logit_u = self.logits(x[u].detach())
-        with torch.no_grad():
-            correct_m = (logit_m.argmax(-1) == target_m).sum()
-            correct_u = (logit_u.argmax(-1) == labels[u]).sum()
-        return {"loss": loss, "ce": ce.detach(), "feature_pen": pen.detach(), "n_masked": n_masked,
-                "correct_masked": correct_m, "n_unmasked": u.sum(), "correct_unmasked": correct_u}
+        loss = ce + self.feature_pen * pen * stats["n_masked"].to(pen.dtype) + self.nomask_weight * loss_u
+        return {"loss": loss, "ce": ce.detach(), "feature_pen": pen.detach(), **stats}

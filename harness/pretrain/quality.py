@@ -5,29 +5,30 @@ With y the phone and z the label of a frame, from their joint frequency over all
   cluster purity = sum_y max_z p(y, z)
   PNMI           = I(y; z) / H(y)        (phone-normalised mutual information, 1 = labels say all)
 
-Frames are HuBERT's 20 ms frames: frame t covers samples [320 t, 320 t + 400), its phone is the
-alignment segment holding its centre, (320 t + 200) / 16000 s. Frames no segment covers are left
-out. Silence ("sil" on synth) counts as a phone, as in the paper's measurements.
+Frames are the model's (its family config: `stride` and `receptive_field` in samples): frame t
+covers samples [stride t, stride t + receptive_field), its phone is the alignment segment holding
+its centre (HuBERT: (320 t + 200) / 16000 s). Frames no segment covers are left out. Silence
+("sil" on synth) counts as a phone, as in the paper's measurements.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-FRAME_HOP_S = 0.02
-FRAME_CENTRE_S = 200 / 16000
+SAMPLE_RATE = 16000
 
 
-def frame_phones(alignment: Sequence[Sequence], n_frames: int) -> List[Optional[str]]:
-    """The phone of each of n_frames 20 ms frames from [[phone, start_s, end_s], ...] (None where
-    no segment covers the frame centre)."""
+def frame_phones(alignment: Sequence[Sequence], n_frames: int, frames: Any) -> List[Optional[str]]:
+    """The phone of each of n_frames model frames (`frames`: a family config) from
+    [[phone, start_s, end_s], ...] (None where no segment covers the frame centre)."""
+    hop_s, centre_s = frames.stride / SAMPLE_RATE, frames.receptive_field / 2 / SAMPLE_RATE
     segs = sorted((float(s), float(e), str(p)) for p, s, e in alignment)
     starts = np.array([s for s, _, _ in segs])
     out: List[Optional[str]] = []
     for t in range(n_frames):
-        c = t * FRAME_HOP_S + FRAME_CENTRE_S
+        c = t * hop_s + centre_s
         j = int(np.searchsorted(starts, c, side="right")) - 1
         out.append(segs[j][2] if j >= 0 and c < segs[j][1] else None)
     return out
@@ -92,8 +93,9 @@ def label_quality(phones: Sequence[Optional[str]], labels: Sequence[int]) -> Dic
     return q.result()
 
 
-def corpus_label_quality(utts, get_labels) -> Dict[str, float]:
-    """Quality over utterances that carry custom["alignment"]; get_labels(uid) -> 50 Hz labels."""
+def corpus_label_quality(utts, get_labels, frames: Any) -> Dict[str, float]:
+    """Quality over utterances that carry custom["alignment"]; get_labels(uid) -> labels at the
+    frame rate of `frames` (a family config)."""
     q = QualityCounter()
     n = 0
     for u in utts:
@@ -101,7 +103,7 @@ def corpus_label_quality(utts, get_labels) -> Dict[str, float]:
         if not ali:
             continue
         lab = np.asarray(get_labels(u.id))
-        q.add(frame_phones(ali, len(lab)), lab)
+        q.add(frame_phones(ali, len(lab), frames), lab)
         n += 1
     r = q.result()
     r["utterances"] = n

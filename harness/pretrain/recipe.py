@@ -1,20 +1,25 @@
 """Pre-training recipes: frozen dataclasses read from YAML (unknown keys are errors).
 
-A recipe chains iterations. Top-level `model`, `features`, `cluster` and `train` tables are the
-defaults of every iteration; each entry of `iterations` overrides them for that iteration:
+A recipe chains iterations. Top-level `data`, `model`, `objective`, `features`, `cluster` and
+`train` tables are the defaults of every iteration; each entry of `iterations` overrides them:
 
-    name: hubert_tiny
+    name: wavlm_tiny
     data: {subset: speech, train_split: train, dev_split: dev, min_seconds: 2.0}
-    model: {preset: tiny, layerdrop: 0.0}          # HubertConfig preset + any HubertConfig key
+    model: {family: wavlm, preset: tiny, layerdrop: 0.0}   # a family, its preset + any config key
+    objective: {name: denoising, mix_prob: 0.2}            # a registered objective + its options
     cluster: {k: 100, sample_fraction: 0.1}
     train: {steps: 1000, lr: 5.0e-4}
     iterations:
-      - features: {source: mfcc}                  # 39-d MFCC, 100 Hz labels -> every second one
+      - features: {source: mfcc}                  # 39-d MFCC, 100 Hz labels -> the model's rate
       - features: {source: layer, layer: 6}       # layer 6 of the previous iteration's model
         cluster: {k: 500}
+      - continue: true                            # a second stage: the previous iteration's
+        data: {balance: language}                 # weights and labels, a language-balanced subset
 
-Every iteration trains from scratch (PRETRAIN.md 1). Recipes by name live in
-harness/recipes/<name>.yaml (package data); a path to a YAML file works too.
+An iteration trains from scratch (PRETRAIN.md 1) unless `continue: true`: then it starts from the
+previous iteration's trained model (same family and config) and reuses its labels (WavLabLM's
+stage 2, PRETRAIN.md 5). Recipes by name live in harness/recipes/<name>.yaml (package data); a
+path to a YAML file works too.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple, Union
 
 from harness.config import merge, read_config_file
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
+from upstreams.base import get_family
 from upstreams.hubert import HubertConfig
 
 
@@ -41,6 +47,11 @@ class DataConfig:
         dev_split: held-out split for masked accuracy and label quality ("" = none).
         min_seconds: training drops shorter utterances (published: 2 s).
         max_utterances: cap on train utterances, in manifest order (0 = all; for smoke runs).
+        balance: "" (every selected utterance) or "language": at most `per_language` train
+            utterances of each language, drawn with `balance_seed` (WavLabLM's stage 2).
+        per_language: the per-language cap of balance "language" (0 = the median language's
+            count: low-resource languages keep all they have, big ones are cut down to it).
+        balance_seed: seed of the per-language draw.
     """
 
     subset: str = "speech"
@@ -48,6 +59,15 @@ class DataConfig:
     dev_split: str = "dev"
     min_seconds: float = 2.0
     max_utterances: int = 0
+    balance: str = ""
+    per_language: int = 0
+    balance_seed: int = 0
+
+    def __post_init__(self):
+        if self.balance not in ("", "language"):
+            raise ConfigError(f"data.balance must be '' or 'language', got {self.balance!r}")
+        if self.per_language < 0:
+            raise ConfigError(f"data.per_language must be >= 0, got {self.per_language}")
 
 
 @dataclass(frozen=True)
@@ -157,12 +177,35 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class IterationConfig:
-    """One iteration: features -> clusters -> labels -> training -> export."""
+    """One iteration: features -> clusters -> labels -> training -> export.
 
-    model: HubertConfig = field(default_factory=HubertConfig)
+    Attributes:
+        family: model family name (upstreams/<family>.py); `model` is that family's config.
+        objective: pre-training objective name (harness/pretrain/objectives); `objective_options`
+            its options dataclass.
+        data: which utterances this iteration trains on.
+        continue_previous: start from the previous iteration's trained model and labels instead
+            of clustering and training from scratch.
+    """
+
+    family: str = "hubert"
+    model: Any = field(default_factory=HubertConfig)
+    objective: str = "masked_prediction"
+    objective_options: Any = None
+    data: DataConfig = DataConfig()
     features: FeatureConfig = FeatureConfig()
     cluster: ClusterConfig = ClusterConfig()
     train: TrainConfig = TrainConfig()
+    continue_previous: bool = False
+
+    def make_objective(self):
+        """The objective instance of this iteration."""
+        from harness.pretrain.objectives import get_objective
+
+        return get_objective(self.objective)(self.objective_options)
+
+    def label_streams(self):
+        return self.make_objective().label_streams(self.cluster.k)
 
 
 @dataclass(frozen=True)
@@ -176,9 +219,9 @@ class Recipe:
         return f"{self.name}-it{k}"
 
 
-TOP_KEYS = ("name", "data", "model", "features", "cluster", "train", "iterations")
-ITER_KEYS = ("model", "features", "cluster", "train")
-PRESETS = {"tiny": HubertConfig.tiny, "base": HubertConfig.base}
+TABLES = ("data", "model", "objective", "features", "cluster", "train")
+TOP_KEYS = ("name", "iterations") + TABLES
+ITER_KEYS = TABLES + ("continue",)
 
 
 def _check(keys, known, where: str) -> None:
@@ -196,12 +239,34 @@ def _table(d: Mapping[str, Any], key: str, where: str) -> Dict[str, Any]:
     return dict(v)
 
 
-def _model(defaults: Dict[str, Any], over: Dict[str, Any], where: str) -> HubertConfig:
+def _model(defaults: Dict[str, Any], over: Dict[str, Any], where: str) -> Tuple[str, Any]:
+    """(family name, family config) from a model table: family, preset, then any config key."""
     d = {**defaults, **over}
+    if "family" in over and over["family"] != defaults.get("family", "hubert"):  # another family: its own keys only
+        d = dict(over)
+    family = str(d.pop("family", "hubert"))
     preset = d.pop("preset", "base")
-    if preset not in PRESETS:
-        raise ConfigError(f"recipe key {where}model.preset: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    return merge(PRESETS[preset](), d, where=f"{where}model.")
+    try:
+        fam = get_family(family)
+        base = fam.preset(preset)
+    except HarnessError as e:
+        raise ConfigError(f"recipe key {where}model: {e}") from None
+    return family, merge(base, d, where=f"{where}model.")
+
+
+def _objective(defaults: Dict[str, Any], over: Dict[str, Any], where: str) -> Tuple[str, Any]:
+    """(objective name, its options) from an objective table: name, then any option key."""
+    from harness.pretrain.objectives import get_objective
+
+    d = {**defaults, **over}
+    if "name" in over and over["name"] != defaults.get("name"):  # another objective: its own options only
+        d = dict(over)
+    name = str(d.pop("name", "masked_prediction"))
+    try:
+        cls = get_objective(name)
+    except HarnessError as e:
+        raise ConfigError(f"recipe key {where}objective.name: {e}") from None
+    return name, cls.from_dict(d, where=f"{where}objective.").options
 
 
 def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> Recipe:
@@ -209,7 +274,7 @@ def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> R
     _check(data, TOP_KEYS, "")
     name = str(data.get("name") or default_name)
     dcfg = merge(DataConfig(), _table(data, "data", ""), where="data.")
-    defaults = {k: _table(data, k, "") for k in ITER_KEYS}
+    defaults = {k: _table(data, k, "") for k in TABLES}
     iters_raw = data.get("iterations") or [{}]
     if not isinstance(iters_raw, (list, tuple)):
         raise ConfigError("recipe key 'iterations' must be a list of tables")
@@ -220,8 +285,15 @@ def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> R
             raise ConfigError(f"recipe iterations[{i}] must be a table")
         where = f"iterations[{i}]."
         _check(it, ITER_KEYS, where)
-        over = {k: _table(it, k, where) for k in ITER_KEYS}
-        model = _model(defaults["model"], over["model"], where)
+        over = {k: _table(it, k, where) for k in TABLES}
+        cont = it.get("continue", False)
+        if not isinstance(cont, bool):
+            raise ConfigError(f"recipe key {where}continue must be true or false, got {cont!r}")
+        if cont and i == 1:
+            raise ConfigError("recipe iterations[1] cannot continue: there is no previous iteration")
+        family, model = _model(defaults["model"], over["model"], where)
+        objective, options = _objective(defaults["objective"], over["objective"], where)
+        it_data = merge(dcfg, over["data"], where + "data.")
         feats = merge(merge(FeatureConfig(), defaults["features"], "features."), over["features"], where + "features.")
         clus = merge(merge(ClusterConfig(), defaults["cluster"], "cluster."), over["cluster"], where + "cluster.")
         train = merge(merge(TrainConfig(), defaults["train"], "train."), over["train"], where + "train.")
@@ -233,12 +305,22 @@ def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> R
             raise ConfigError(f"recipe {where}cluster.sample_fraction must be in (0, 1], got {clus.sample_fraction}")
         if not 2 <= clus.k <= 32767:
             raise ConfigError(f"recipe {where}cluster.k must be in [2, 32767], got {clus.k}")
-        iters.append(IterationConfig(model=model, features=feats, cluster=clus, train=train))
+        iters.append(IterationConfig(family=family, model=model, objective=objective, objective_options=options,
+                                     data=it_data, features=feats, cluster=clus, train=train, continue_previous=cont))
     for i in range(1, len(iters)):
-        f, prev = iters[i].features, iters[i - 1].model
-        if f.source == "layer" and not 0 <= f.layer <= prev.encoder_layers:
+        it, prev = iters[i], iters[i - 1]
+        if it.continue_previous:
+            if (it.family, it.model) != (prev.family, prev.model):
+                raise ConfigError(f"recipe iterations[{i + 1}] continues iteration {i}, so its model (family "
+                                  f"and config) must be iteration {i}'s")
+            if it.label_streams() != prev.label_streams():
+                raise ConfigError(f"recipe iterations[{i + 1}] continues iteration {i}: its objective must "
+                                  f"predict the same label streams (the labels are reused)")
+            continue
+        f = it.features
+        if f.source == "layer" and not 0 <= f.layer <= prev.model.encoder_layers:
             raise ConfigError(f"recipe iterations[{i + 1}].features.layer = {f.layer}, but iteration {i} "
-                              f"has {prev.encoder_layers} layers (0..{prev.encoder_layers})")
+                              f"has {prev.model.encoder_layers} layers (0..{prev.model.encoder_layers})")
     return Recipe(name=name, data=dcfg, iterations=tuple(iters))
 
 
@@ -267,7 +349,7 @@ def load_recipe(recipe: Union[str, Path]) -> Recipe:
 def recipe_to_dict(recipe: Recipe) -> Dict[str, Any]:
     """A JSON-able form of the resolved recipe (saved in the run folder)."""
     def conv(o):
-        if isinstance(o, HubertConfig):
+        if hasattr(o, "to_dict"):  # a family config
             return o.to_dict()
         if dataclasses.is_dataclass(o):
             return {f.name: conv(getattr(o, f.name)) for f in dataclasses.fields(o)}

@@ -1,17 +1,23 @@
 """`pretrain(recipe, corpus, out)`: chain a recipe's iterations; every stage idempotent and resumable.
 
 Run folder:
-    out/recipe.json                  resolved recipe + corpus (a re-run must match it)
-    out/iter{k}/features/{train,dev} feature shards (dump.py)
-    out/iter{k}/clusters             centroids.npy + done.json (k, inertia, points, seconds)
-    out/iter{k}/labels/{train,dev}   50 Hz label shards (labels.py) + done.json (PNMI, purity)
-    out/iter{k}/train                checkpoint.pt, log.jsonl, done.json (loop.py)
-    out/iter{k}/upstream             upstream.safetensors + upstream.json (upstreams.hubert.export),
-                                     named "<recipe>-it<k>"; `harness eval --upstream` loads it
-    out/iter{k}/summary.json         stage times, masked accuracies, label quality
-A stage whose done marker exists is skipped; a killed stage restarts (training from its last
-checkpoint, dumping and labelling shard by shard). Under torchrun every rank calls `pretrain`:
-dumping and labelling are sharded by rank, clustering runs on rank 0, training uses DDP.
+    out/recipe.json                     resolved recipe + corpus (a re-run must match it)
+    out/iter{k}/features/{train,dev}    feature shards (dump.py)
+    out/iter{k}/clusters/{stream}       centroids.npy + done.json (k, inertia, points, seconds)
+    out/iter{k}/labels/{stream}/{split} label shards at the model's frame rate (labels.py) +
+                                        done.json (PNMI, purity)
+    out/iter{k}/train                   checkpoint.pt, log.jsonl, done.json (loop.py)
+    out/iter{k}/upstream                upstream.safetensors + upstream.json (upstreams/base.py,
+                                        keyed by family), named "<recipe>-it<k>"; `harness eval
+                                        --upstream` loads it
+    out/iter{k}/summary.json            stage times, masked accuracies, label quality
+The stages talk to a model family (upstreams/base.py) and an objective (objectives/), so a new
+method is a family and/or objective file plus a recipe. An iteration with `continue` (a second
+stage, WavLabLM) has no features, clusters or labels of its own: it trains from the previous
+iteration's model on the previous iteration's labels. A stage whose done marker exists is
+skipped; a killed stage restarts (training from its last checkpoint, dumping and labelling shard
+by shard). Under torchrun every rank calls `pretrain`: dumping and labelling are sharded by
+rank, clustering runs on rank 0, training uses DDP.
 """
 
 from __future__ import annotations
@@ -31,36 +37,80 @@ from harness.pretrain import cluster as clus
 from harness.pretrain import dump, labels as lab, loop
 from harness.pretrain.loop import Dist, Item, barrier, init_distributed, resolve_device
 from harness.pretrain.quality import corpus_label_quality
-from harness.pretrain.recipe import IterationConfig, Recipe, load_recipe, recipe_to_dict
+from harness.pretrain.recipe import DataConfig, IterationConfig, Recipe, load_recipe, recipe_to_dict
 from harness.results import atomic_write_json, now_iso
+from upstreams.base import export_encoder, get_family
 
 SPLITS = ("train", "dev")
 
 
-def select_utterances(corpus: Corpus, recipe: Recipe, split: str) -> List[Utterance]:
-    """Utterances of `split` in the recipe's subset (the subset filter is skipped when the corpus
-    has no subset field), deduplicated by id, in manifest order."""
+def select_utterances(corpus: Corpus, data: DataConfig, split: str) -> List[Utterance]:
+    """Utterances of `split` in the data config's subset (the subset filter is skipped when the
+    corpus has no subset field), in manifest order; the train split is capped and, with
+    balance "language", cut to at most `per_language` utterances of each language."""
     if not split:
         return []
     has_subset = any("subset" in u.custom for u in corpus.utterances)
-    utts = corpus.select(split=split, subset=recipe.data.subset if has_subset else None)
-    if split == recipe.data.train_split and recipe.data.max_utterances:
-        utts = utts[: recipe.data.max_utterances]
+    utts = corpus.select(split=split, subset=data.subset if has_subset else None)
+    if split == data.train_split and data.max_utterances:
+        utts = utts[: data.max_utterances]
+    if split == data.train_split and data.balance == "language":
+        utts = balance_languages(utts, data.per_language, data.balance_seed)
     return utts
 
 
+def balance_languages(utts: List[Utterance], per_language: int = 0, seed: int = 0) -> List[Utterance]:
+    """At most `per_language` utterances of each language (0 = the median language's count),
+    drawn at random with `seed`, returned in manifest order."""
+    by_lang: Dict[str, List[int]] = {}
+    for i, u in enumerate(utts):
+        if not u.language:
+            raise HarnessError(f"utterance {u.id} has no language: a language-balanced subset needs one per utterance")
+        by_lang.setdefault(u.language, []).append(i)
+    cap = per_language or int(np.median([len(v) for v in by_lang.values()]))
+    rng = np.random.default_rng(seed)
+    keep: List[int] = []
+    for lang in sorted(by_lang):
+        idx = by_lang[lang]
+        keep += idx if len(idx) <= cap else sorted(rng.choice(idx, cap, replace=False).tolist())
+    return [utts[i] for i in sorted(keep)]
+
+
+def noise_clips(corpus: Corpus, noise: Optional[str], split: str) -> List[str]:
+    """Noise clip files for objectives that mix in noise: every wav/flac under `noise` (a folder,
+    e.g. MUSAN or DNS-Challenge noise), else the corpus's own "noise" subset of `split`."""
+    if noise:
+        root = Path(noise)
+        if not root.is_dir():
+            raise HarnessError(f"--noise {noise}: not a folder of noise clips")
+        files = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac"))
+        if not files:
+            raise HarnessError(f"--noise {noise}: no .wav or .flac file in it")
+        return files
+    clips = [u for u in corpus.select(split=split) if u.subset == "noise"]
+    return sorted({u.path for u in clips})
+
+
 def pretrain(recipe: Union[str, Path], corpus: str, out: Path, log: Callable[[str], None] = print,
-             iterations: Optional[int] = None) -> Path:
+             iterations: Optional[int] = None, noise: Optional[str] = None) -> Path:
     """Run (or resume) every iteration of `recipe` on `corpus` in folder `out`; returns the last
-    iteration's exported upstream folder. `iterations` stops after that many iterations."""
+    iteration's exported upstream folder. `iterations` stops after that many iterations; `noise`
+    is a folder of noise clips for objectives that mix in noise (default: the corpus's noise
+    subset)."""
     rec = load_recipe(recipe)
     out = Path(out)
     d = init_distributed(rec.iterations[0].train.device)
     c = load_corpus(corpus)
-    utts = {s: select_utterances(c, rec, getattr(rec.data, f"{s}_split")) for s in SPLITS}
+    utts = {s: select_utterances(c, rec.data, getattr(rec.data, f"{s}_split")) for s in SPLITS}
     if not utts["train"]:
         raise HarnessError(f"corpus {corpus}: no utterances in split {rec.data.train_split!r}"
                            f" (subset {rec.data.subset!r})")
+    noise_files = noise_clips(c, noise, rec.data.train_split)
+    for k, it in enumerate(rec.iterations, 1):
+        obj = it.make_objective()
+        if obj.needs_noise and not noise_files:
+            raise HarnessError(f"iteration {k} ({obj.name}) mixes in noise, but corpus {corpus} has no noise "
+                               "subset: pass --noise DIR (a folder of wav/flac noise clips)")
     ident = {"recipe": recipe_to_dict(rec), "corpus": str(corpus), "train_utterances": len(utts["train"]),
              "dev_utterances": len(utts["dev"])}
     if d.is_main:
@@ -69,7 +119,8 @@ def pretrain(recipe: Union[str, Path], corpus: str, out: Path, log: Callable[[st
     n_iter = len(rec.iterations) if iterations is None else max(1, min(iterations, len(rec.iterations)))
     upstream = None
     for k in range(1, n_iter + 1):
-        upstream = run_iteration(rec, k, utts, out, d, log)
+        it_utts = {**utts, "train": select_utterances(c, rec.iterations[k - 1].data, rec.data.train_split)}
+        upstream = run_iteration(rec, k, it_utts, out, d, log, noise_files)
     return upstream
 
 
@@ -87,73 +138,29 @@ def _check_run_folder(out: Path, ident: dict) -> None:
 
 
 def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Path, d: Dist,
-                  log: Callable[[str], None] = print) -> Path:
+                  log: Callable[[str], None] = print, noise_files: List[str] = ()) -> Path:
     """All stages of iteration k (1-based); returns its upstream folder."""
     it: IterationConfig = rec.iterations[k - 1]
     root = out / f"iter{k}"
     name = rec.iteration_name(k)
+    objective = it.make_objective()
+    streams = objective.label_streams(it.cluster.k)
     times: Dict[str, float] = {}
     say = log if d.is_main else (lambda *_: None)
-    say(f"== {name}: features {it.features.source}"
-        f"{'' if it.features.source == 'mfcc' else ' layer %d of iteration %d' % (it.features.layer, k - 1)}"
-        f", k-means K = {it.cluster.k}, {it.train.steps} steps, model {it.model.encoder_layers} x {it.model.encoder_dim}")
+    what = (f"continues iteration {k - 1} on its labels" if it.continue_previous else
+            f"features {it.features.source}"
+            f"{'' if it.features.source == 'mfcc' else ' layer %d of iteration %d' % (it.features.layer, k - 1)}"
+            f", k-means K = {it.cluster.k}")
+    say(f"== {name}: {it.family} {it.model.encoder_layers} x {it.model.encoder_dim}, objective {it.objective}, "
+        f"{what}, {it.train.steps} steps on {len(utts['train'])} utterances")
 
-    # 1. features
-    for split in SPLITS:
-        if not utts[split]:
-            continue
-        folder = root / "features" / split
-        times[f"features_{split}"] = _stage(folder, len(utts[split]), d, lambda f=folder, s=split: _dump(it, k, out, utts[s], f, d),
-                                            say, f"features {split}")
+    if it.continue_previous:
+        label_root = _label_root(rec, k, out)
+    else:
+        label_root = root
+        _features_clusters_labels(rec, it, k, utts, out, root, streams, d, say, times)
 
-    # 2. clustering (rank 0)
-    cdir = root / "clusters"
-    if not (cdir / "done.json").is_file():
-        if d.is_main:
-            t0 = time.perf_counter()
-            reader = dump.FeatureReader(root / "features" / "train")
-            x = clus.sample_frames(reader, it.cluster.sample_fraction, it.cluster.seed, it.cluster.max_frames)
-            say(f"k-means: {len(x)} frames x {x.shape[1]} dims, K = {it.cluster.k}")
-            res = clus.fit_kmeans(x, it.cluster.k, niter=it.cluster.niter, seed=it.cluster.seed,
-                                  nredo=it.cluster.nredo, init=it.cluster.init)
-            cdir.mkdir(parents=True, exist_ok=True)
-            np.save(cdir / "centroids.npy", res.centroids)
-            atomic_write_json(cdir / "done.json", {"k": it.cluster.k, "inertia": res.inertia, "points": res.n_points,
-                                                   "inertia_per_point": res.inertia / res.n_points,
-                                                   "fit_seconds": res.seconds, "seconds": time.perf_counter() - t0})
-        barrier(d)
-    times["clusters"] = json.loads((cdir / "done.json").read_text())["seconds"]
-    centroids = np.load(cdir / "centroids.npy")
-
-    # 3. labels (+ quality against phone alignments)
-    for split in SPLITS:
-        if not utts[split]:
-            continue
-        ldir = root / "labels" / split
-        if not (ldir / "done.json").is_file():
-            t0 = time.perf_counter()
-            if d.is_main:
-                _remove_other_worlds(ldir, d.world)
-            barrier(d)
-            reader = dump.FeatureReader(root / "features" / split)
-            ns = {u.id: int(round(u.duration * dump.SAMPLE_RATE)) for u in utts[split]}
-            lab.assign_labels(reader, centroids, ldir, ns, d.rank, d.world)
-            barrier(d)
-            if d.is_main:
-                store = lab.LabelStore(ldir)
-                counts = lab.label_counts(store)
-                q = corpus_label_quality(utts[split], store.get)
-                atomic_write_json(ldir / "done.json", {
-                    "utterances": len(store), "frames": int(counts.sum()), "k": store.k,
-                    "clusters_used": int((counts > 0).sum()), "counts": counts.tolist(), "quality": q,
-                    "seconds": time.perf_counter() - t0})
-                if q.get("frames"):
-                    say(f"labels {split}: PNMI {q['pnmi']:.3f}, phone purity {q['phone_purity']:.3f}, "
-                        f"cluster purity {q['cluster_purity']:.3f}, {int((counts > 0).sum())}/{store.k} clusters used")
-            barrier(d)
-        times[f"labels_{split}"] = json.loads((ldir / "done.json").read_text())["seconds"]
-
-    # 4. training (from scratch)
+    # 4. training (from scratch, or from the previous iteration's model)
     min_samples = int(rec.data.min_seconds * dump.SAMPLE_RATE)
     items = [Item.from_utterance(u) for u in utts["train"]]
     kept = [x for x in items if x.num_samples >= min_samples]
@@ -163,8 +170,11 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
     dev_items = [Item.from_utterance(u) for u in utts["dev"]]
     if it.train.dev_max_utterances:
         dev_items = dev_items[: it.train.dev_max_utterances]
-    tr = loop.train(it.train, it.model, it.cluster.k, kept, root / "labels" / "train", root / "train",
-                    dev_items, (root / "labels" / "dev") if dev_items else None, log=log, desc=name)
+    init = loop.final_model_state(out / f"iter{k - 1}" / "train") if it.continue_previous else None
+    tr = loop.train(it.train, it.family, it.model, objective, streams, kept,
+                    {s.name: label_root / "labels" / s.name / "train" for s in streams}, root / "train",
+                    dev_items, {s.name: label_root / "labels" / s.name / "dev" for s in streams} if dev_items else None,
+                    init_state=init, noise_files=noise_files if objective.needs_noise else (), log=log, desc=name)
     times["train"] = tr["train_seconds"] + tr.get("dev_eval_seconds", 0.0)
 
     # 5. export
@@ -175,14 +185,81 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
         times["export"] = time.perf_counter() - t0
     barrier(d)
     if d.is_main:
-        summary = _summary(rec, k, root, times, tr, up, name)
+        summary = _summary(rec, k, root, label_root, streams[0].name, times, tr, up, name)
         atomic_write_json(root / "summary.json", summary)
         maj = summary["masked_acc"]["majority_label"]
         say(f"== {name}: done in {summary['total_seconds']:.0f} s; masked acc train {tr.get('train_masked_acc', float('nan')):.3f}, "
-            f"held-out {tr.get('dev_masked_acc', float('nan')):.3f} (chance 1/K {1 / it.cluster.k:.3f}"
+            f"held-out {tr.get('dev_masked_acc', float('nan')):.3f} (chance 1/K {1 / streams[0].k:.3f}"
             f"{'' if maj is None else f', majority label {maj:.3f}'}); upstream {up}")
     barrier(d)
     return up
+
+
+def _label_root(rec: Recipe, k: int, out: Path) -> Path:
+    """The iteration folder holding the labels iteration k trains on (itself, or the iteration
+    a chain of `continue` stages started from)."""
+    while rec.iterations[k - 1].continue_previous:
+        k -= 1
+    return out / f"iter{k}"
+
+
+def _features_clusters_labels(rec: Recipe, it: IterationConfig, k: int, utts: Dict[str, List[Utterance]], out: Path,
+                              root: Path, streams, d: Dist, say, times: Dict[str, float]) -> None:
+    """Stages 1-3 of an iteration: features, k-means per label stream, labels (+ quality)."""
+    # 1. features
+    for split in SPLITS:
+        if not utts[split]:
+            continue
+        folder = root / "features" / split
+        times[f"features_{split}"] = _stage(folder, len(utts[split]), d, lambda f=folder, s=split: _dump(it, k, out, utts[s], f, d),
+                                            say, f"features {split}")
+    for stream in streams:
+        # 2. clustering (rank 0)
+        cdir = root / "clusters" / stream.name
+        if not (cdir / "done.json").is_file():
+            if d.is_main:
+                t0 = time.perf_counter()
+                reader = dump.FeatureReader(root / "features" / "train")
+                x = clus.sample_frames(reader, it.cluster.sample_fraction, it.cluster.seed, it.cluster.max_frames)
+                say(f"k-means {stream.name}: {len(x)} frames x {x.shape[1]} dims, K = {stream.k}")
+                res = clus.fit_kmeans(x, stream.k, niter=it.cluster.niter, seed=it.cluster.seed,
+                                      nredo=it.cluster.nredo, init=it.cluster.init)
+                cdir.mkdir(parents=True, exist_ok=True)
+                np.save(cdir / "centroids.npy", res.centroids)
+                atomic_write_json(cdir / "done.json", {"k": stream.k, "inertia": res.inertia, "points": res.n_points,
+                                                       "inertia_per_point": res.inertia / res.n_points,
+                                                       "fit_seconds": res.seconds, "seconds": time.perf_counter() - t0})
+            barrier(d)
+        times[f"clusters_{stream.name}"] = json.loads((cdir / "done.json").read_text())["seconds"]
+        centroids = np.load(cdir / "centroids.npy")
+
+        # 3. labels at the model's frame rate (+ quality against phone alignments)
+        for split in SPLITS:
+            if not utts[split]:
+                continue
+            ldir = root / "labels" / stream.name / split
+            if not (ldir / "done.json").is_file():
+                t0 = time.perf_counter()
+                if d.is_main:
+                    _remove_other_worlds(ldir, d.world)
+                barrier(d)
+                reader = dump.FeatureReader(root / "features" / split)
+                ns = {u.id: int(round(u.duration * dump.SAMPLE_RATE)) for u in utts[split]}
+                lab.assign_labels(reader, centroids, ldir, ns, it.model, d.rank, d.world)
+                barrier(d)
+                if d.is_main:
+                    store = lab.LabelStore(ldir)
+                    counts = lab.label_counts(store)
+                    q = corpus_label_quality(utts[split], store.get, it.model)
+                    atomic_write_json(ldir / "done.json", {
+                        "utterances": len(store), "frames": int(counts.sum()), "k": store.k,
+                        "clusters_used": int((counts > 0).sum()), "counts": counts.tolist(), "quality": q,
+                        "seconds": time.perf_counter() - t0})
+                    if q.get("frames"):
+                        say(f"labels {stream.name} {split}: PNMI {q['pnmi']:.3f}, phone purity {q['phone_purity']:.3f}, "
+                            f"cluster purity {q['cluster_purity']:.3f}, {int((counts > 0).sum())}/{store.k} clusters used")
+                barrier(d)
+            times[f"labels_{stream.name}_{split}"] = json.loads((ldir / "done.json").read_text())["seconds"]
 
 
 def _stage(folder: Path, n: int, d: Dist, fn, say, what: str) -> float:
@@ -228,39 +305,41 @@ def _dump(it: IterationConfig, k: int, out: Path, utts: List[Utterance], folder:
 
 
 def export_iteration(train_dir: Path, it: IterationConfig, folder: Path, name: str) -> Path:
-    """The trained encoder (pre-training head dropped) -> upstreams.hubert.export."""
-    from upstreams.hubert import HubertEncoder, export
-
+    """The trained encoder (the objective's heads dropped) -> an export of its family."""
     sd = loop.final_model_state(train_dir)
     enc_sd = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
-    encoder = HubertEncoder(it.model)
+    encoder = get_family(it.family).encoder_cls(it.model)
     encoder.load_state_dict(enc_sd)
-    return export(encoder, it.model, folder, name)
+    return export_encoder(encoder, it.family, folder, name)
 
 
-def _summary(rec: Recipe, k: int, root: Path, times: Dict[str, float], tr: dict, up: Path, name: str) -> dict:
+def _summary(rec: Recipe, k: int, root: Path, label_root: Path, stream: str, times: Dict[str, float], tr: dict,
+             up: Path, name: str) -> dict:
     it = rec.iterations[k - 1]
+    labels = label_root / "labels" / stream
     quality = {}
     for split in SPLITS:
-        p = root / "labels" / split / "done.json"
+        p = labels / split / "done.json"
         if p.is_file():
             dd = json.loads(p.read_text())
             quality[split] = {**dd["quality"], "clusters_used": dd["clusters_used"]}
-    cl = json.loads((root / "clusters" / "done.json").read_text())
+    cl = json.loads((label_root / "clusters" / stream / "done.json").read_text())
     # accuracy of always answering the most frequent train label: what "learned only the prior" scores
     majority = None
-    ctr, cdev = root / "labels" / "train" / "done.json", root / "labels" / "dev" / "done.json"
+    ctr, cdev = labels / "train" / "done.json", labels / "dev" / "done.json"
     if ctr.is_file() and cdev.is_file():
         top = int(np.argmax(json.loads(ctr.read_text())["counts"]))
         dev_counts = json.loads(cdev.read_text())["counts"]
         majority = dev_counts[top] / max(1, sum(dev_counts))
     return {
-        "name": name, "iteration": k, "recipe": rec.name, "upstream": str(up),
+        "name": name, "iteration": k, "recipe": rec.name, "upstream": str(up), "family": it.family,
+        "objective": it.objective, "continues": k - 1 if it.continue_previous else None,
+        "labels": str(labels),
         "features": {"source": it.features.source, "layer": it.features.layer if it.features.source == "layer" else None},
-        "k": it.cluster.k, "clustering": cl,
+        "k": cl["k"], "clustering": cl,
         "times_s": times, "total_seconds": float(sum(times.values())),
         "train": tr,
-        "masked_acc": {"train": tr.get("train_masked_acc"), "dev": tr.get("dev_masked_acc"), "chance": 1 / it.cluster.k,
+        "masked_acc": {"train": tr.get("train_masked_acc"), "dev": tr.get("dev_masked_acc"), "chance": 1 / cl["k"],
                        "majority_label": majority},
         "unmasked_acc": {"train": tr.get("train_unmasked_acc"), "dev": tr.get("dev_unmasked_acc")},
         "label_quality": quality,
@@ -275,17 +354,18 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from harness.errors import HarnessError as _HE
 
-    ap = argparse.ArgumentParser(prog="python -m harness.pretrain", description="HuBERT pre-training")
-    ap.add_argument("--recipe", required=True, help="recipe name (hubert_tiny, hubert_base) or YAML path")
+    ap = argparse.ArgumentParser(prog="python -m harness.pretrain", description="self-supervised pre-training")
+    ap.add_argument("--recipe", required=True, help="recipe name (hubert_tiny, wavlm_tiny, ...) or YAML path")
     ap.add_argument("--corpus", required=True, help="corpus spec (a synth folder, librispeech:DIR, ...)")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--iterations", type=int, default=None)
+    ap.add_argument("--noise", default=None, help="folder of wav/flac noise clips (denoising objectives)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
-        up = pretrain(a.recipe, a.corpus, a.out, iterations=a.iterations)
+        up = pretrain(a.recipe, a.corpus, a.out, iterations=a.iterations, noise=a.noise)
     except _HE as e:
         print(f"error: {e}")
         return 1

@@ -9,7 +9,7 @@ seconds to make, deterministic in the seed, and learnable by a tiny HuBERT in a 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -25,8 +25,9 @@ def _chords(n: int, seed: int) -> Dict[str, Tuple[float, float]]:
 
 
 def make_toy_corpus(root: Path, n_train: int = 24, n_dev: int = 6, n_phones: int = 8, min_s: float = 1.0,
-                    max_s: float = 2.5, seed: int = 0) -> Corpus:
-    """Write the toy corpus into `root` (created) and return it loaded."""
+                    max_s: float = 2.5, seed: int = 0, languages: Sequence[str] = ("toy",)) -> Corpus:
+    """Write the toy corpus into `root` (created) and return it loaded. Utterance i is in
+    language languages[i % len(languages)] (repeat a name to make the languages imbalanced)."""
     import soundfile as sf
     from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
@@ -62,7 +63,8 @@ def make_toy_corpus(root: Path, n_train: int = 24, n_dev: int = 6, n_phones: int
         recs.append(rec)
         split = "train" if i < n_train else "dev"
         sups.append(SupervisionSegment(
-            id=uid, recording_id=uid, start=0, duration=rec.duration, channel=0, language="toy",
+            id=uid, recording_id=uid, start=0, duration=rec.duration, channel=0,
+            language=languages[i % len(languages)],
             speaker=f"spk{i % 3}", text=" ".join(a[0] for a in ali),
             custom={"split": split, "subset": "speech", "alignment": ali,
                     "phones": " ".join(a[0] for a in ali if a[0] != "sil")}))
@@ -71,17 +73,21 @@ def make_toy_corpus(root: Path, n_train: int = 24, n_dev: int = 6, n_phones: int
     return load_manifest_dir(root)
 
 
-def phone_labels(corpus: Corpus, ids=None) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
-    """50 Hz labels = the aligned phone of each frame (phone -> index), per utterance id."""
-    from harness.pretrain.labels import frames_50hz
+def phone_labels(corpus: Corpus, ids=None, frames=None) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
+    """Frame labels = the aligned phone of each model frame (phone -> index), per utterance id;
+    `frames` is the model's family config (default HubertConfig: 50 Hz)."""
+    from harness.pretrain.labels import num_frames
     from harness.pretrain.quality import frame_phones
+    from upstreams.hubert import HubertConfig
+
+    frames = frames if frames is not None else HubertConfig()
 
     inv: Dict[str, int] = {}
     out: Dict[str, np.ndarray] = {}
     for u in corpus.utterances:
         if ids is not None and u.id not in ids:
             continue
-        n = frames_50hz(int(round(u.duration * SR)))
-        ph = frame_phones(u.custom["alignment"], n)
+        n = num_frames(frames, int(round(u.duration * SR)))
+        ph = frame_phones(u.custom["alignment"], n, frames)
         out[u.id] = np.array([inv.setdefault(p, len(inv)) if p is not None else -1 for p in ph], dtype=np.int64)
     return out, inv

@@ -3,7 +3,9 @@
 The global batch of a step is world x grad_accum micro-batches (loop.py), so the single process
 runs grad_accum = 2 micro-batches of the same size as each rank's: it sees exactly the same
 items, crops and masks, and normalises by the same global masked count (which the DDP run must
-all-reduce to get)."""
+all-reduce to get). It runs twice: HuBERT (masked prediction) and WavLM (gated relative position
+bias + denoising with utterance and noise mixing on every item), whose mixing draws are seeded per
+micro-batch so that the two launches mix exactly the same items."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from harness.pretrain import labels as lab, loop
@@ -29,14 +33,23 @@ MICRO = replace(HubertConfig.tiny(), conv_channels=(32,) * 7, encoder_dim=64, en
 STEPS = 8
 
 
-def _spec(tmp: Path, corpus, out: Path, grad_accum: int) -> Path:
+METHODS = {
+    "hubert": {"family": "hubert", "objective": {"name": "masked_prediction"}},
+    # every item mixed, half of them with noise: the transform is exercised on each step
+    "wavlm": {"family": "wavlm", "objective": {"name": "denoising", "mix_prob": 1.0, "noise_prob": 0.5}},
+}
+
+
+def _spec(tmp: Path, corpus, out: Path, grad_accum: int, method: str) -> Path:
     labels, inv = phone_labels(corpus)
     if not (tmp / "labels").exists():
         lab.write_labels(tmp / "labels", labels, len(inv))
     spec = {"train": {"steps": STEPS, "lr": 2e-3, "batch_samples": 40000, "grad_accum": grad_accum,
                       "checkpoint_every": 100,
                       "log_every": 2, "seed": 5},
-            "model": MICRO.to_dict(), "num_classes": len(inv),
+            **METHODS[method], "noise_files": noise_files(tmp),
+            "model": {**MICRO.to_dict(), **({"num_buckets": 32, "max_distance": 64} if method == "wavlm" else {})},
+            "num_classes": len(inv),
             "items": [asdict(loop.Item.from_utterance(u)) for u in corpus.select(split="train")],
             "dev_items": [asdict(loop.Item.from_utterance(u)) for u in corpus.select(split="dev")],
             "labels_dir": str(tmp / "labels"), "dev_labels_dir": str(tmp / "labels"), "out_dir": str(out),
@@ -46,15 +59,30 @@ def _spec(tmp: Path, corpus, out: Path, grad_accum: int) -> Path:
     return path
 
 
+def noise_files(tmp: Path) -> list:
+    """Three short noise clips (white, low hum, pink-ish) written once into tmp/noise."""
+    folder = tmp / "noise"
+    if not folder.exists():
+        folder.mkdir()
+        rng = np.random.default_rng(0)
+        t = np.arange(16000) / 16000
+        clips = [0.1 * rng.standard_normal(16000), 0.2 * np.sin(2 * np.pi * 50 * t),
+                 0.05 * np.cumsum(rng.standard_normal(8000)) / 30]
+        for i, x in enumerate(clips):
+            sf.write(folder / f"n{i}.wav", x.astype(np.float32), 16000)
+    return sorted(str(p) for p in folder.glob("*.wav"))
+
+
 @pytest.mark.slow
-def test_two_process_ddp_matches_single_process(tmp_path):
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_two_process_ddp_matches_single_process(tmp_path, method):
     corpus = make_toy_corpus(tmp_path / "toy", n_train=12, n_dev=3, seed=2)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     single = subprocess.Popen([sys.executable, "-m", "harness.pretrain.loop",
-                               str(_spec(tmp_path, corpus, tmp_path / "single", 2))],
+                               str(_spec(tmp_path, corpus, tmp_path / "single", 2, method))],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "harness.pretrain.loop", str(_spec(tmp_path, corpus, tmp_path / "ddp", 1))],
+                          "-m", "harness.pretrain.loop", str(_spec(tmp_path, corpus, tmp_path / "ddp", 1, method))],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
     out = single.communicate(timeout=300)[0]
@@ -66,10 +94,16 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     for k, v in a["model"].items():
         torch.testing.assert_close(b["model"][k], v, rtol=1e-4, atol=2e-5, msg=k)
     # the weights did move (the comparison is not between two untouched inits)
+    assert a["family"] == METHODS[method]["family"] and a["objective"] == METHODS[method]["objective"]["name"]
     torch.manual_seed(5)
-    from harness.pretrain.model import HubertPretrainModel
+    from harness.pretrain.objectives import get_objective
+    from harness.pretrain.objectives.base import LabelStream
+    from upstreams.base import get_family
 
-    init = HubertPretrainModel(MICRO, a["num_classes"]).state_dict()
+    fam = get_family(a["family"])
+    init = get_objective(a["objective"])().build_model(
+        fam.encoder_cls(fam.config_cls.from_dict(a["model_config"])), [LabelStream("main", a["num_classes"])],
+        loop.TrainConfig()).state_dict()
     moved = max(float((a["model"][k] - init[k]).abs().max()) for k in init)
     assert moved > 1e-3
     la = [json.loads(x) for x in (tmp_path / "single" / loop.LOG).read_text().splitlines()]

@@ -1,5 +1,6 @@
 """A pre-training run killed with SIGKILL mid-training and resumed ends with exactly the weights
-of an uninterrupted run (CPU, same seed), dropout and LayerDrop on so that RNG states matter."""
+of an uninterrupted run (CPU, same seed), dropout and LayerDrop on so that RNG states matter;
+for HuBERT and for WavLM with utterance and noise mixing on (the mixing draws must resume too)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 
 from harness.pretrain import labels as lab, loop
 from harness.pretrain.toy import make_toy_corpus, phone_labels
+from tests.e2e.test_pretrain_ddp import METHODS, noise_files
 from upstreams.hubert import HubertConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,14 +28,16 @@ MICRO = replace(HubertConfig.tiny(), conv_channels=(32,) * 7, encoder_dim=64, en
 STEPS = 60
 
 
-def _spec(tmp: Path, corpus, out: Path) -> Path:
+def _spec(tmp: Path, corpus, out: Path, method: str) -> Path:
     labels, inv = phone_labels(corpus)
     if not (tmp / "labels").exists():
         lab.write_labels(tmp / "labels", labels, len(inv))
     items = [asdict(loop.Item.from_utterance(u)) for u in corpus.select(split="train")]
     spec = {"train": {"steps": STEPS, "lr": 2e-3, "batch_samples": 48000, "checkpoint_every": 5, "log_every": 10,
                       "seed": 11},
-            "model": MICRO.to_dict(), "num_classes": len(inv), "items": items,
+            **METHODS[method], "noise_files": noise_files(tmp),
+            "model": {**MICRO.to_dict(), **({"num_buckets": 32, "max_distance": 64} if method == "wavlm" else {})},
+            "num_classes": len(inv), "items": items,
             "labels_dir": str(tmp / "labels"), "out_dir": str(out), "threads": 1}
     path = out.with_suffix(".json")
     path.write_text(json.dumps(spec))
@@ -52,11 +56,12 @@ def _weights(out: Path):
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_gives_the_same_weights(tmp_path):
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_sigkill_then_resume_gives_the_same_weights(tmp_path, method):
     corpus = make_toy_corpus(tmp_path / "toy", n_train=10, n_dev=0, seed=1)
     full, killed = tmp_path / "full", tmp_path / "killed"
-    ref = _run(_spec(tmp_path, corpus, full))  # uninterrupted, in parallel with the killed one
-    p = _run(_spec(tmp_path, corpus, killed))
+    ref = _run(_spec(tmp_path, corpus, full, method))  # uninterrupted, in parallel with the killed one
+    p = _run(_spec(tmp_path, corpus, killed, method))
     deadline = time.time() + 120
     while not (killed / loop.CHECKPOINT).exists():
         assert p.poll() is None, p.stdout.read()
@@ -68,7 +73,7 @@ def test_sigkill_then_resume_gives_the_same_weights(tmp_path):
     at_kill = _weights(killed)["step"]
     assert not (killed / loop.DONE).exists() and 0 < at_kill < STEPS, at_kill
 
-    resumed = _run(_spec(tmp_path, corpus, killed))
+    resumed = _run(_spec(tmp_path, corpus, killed, method))
     out = resumed.communicate(timeout=300)[0]
     assert resumed.returncode == 0, out
     assert f"resuming at step {at_kill}" in out

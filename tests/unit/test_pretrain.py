@@ -13,15 +13,21 @@ import torch
 
 from harness.errors import ConfigError, HarnessError
 from harness.pretrain import cluster, dump, labels as lab, loop, quality
-from harness.pretrain.model import HubertPretrainModel, compute_mask
+from harness.pretrain.model import MaskedPredictionModel, compute_mask
 from harness.pretrain.recipe import TrainConfig, load_recipe, recipe_from_dict
 from harness.pretrain.toy import make_toy_corpus, phone_labels
-from upstreams.hubert import HubertConfig, load_exported
+from upstreams.base import load_exported
+from upstreams.hubert import HubertConfig, HubertEncoder
 
 # A very small network: same CNN kernels/strides (20 ms frames) as every HuBERT.
 MICRO = replace(HubertConfig.tiny(), conv_channels=(32,) * 7, encoder_dim=64, encoder_layers=2, encoder_heads=4,
                 encoder_ffn_dim=128, final_dim=32, dropout=0.0, attention_dropout=0.0, dropout_input=0.0,
                 layerdrop=0.0, feature_grad_mult=1.0)
+
+
+def _model(k: int, **kw) -> MaskedPredictionModel:
+    """HuBERT's masked-prediction model around MICRO with one label stream of k classes."""
+    return MaskedPredictionModel(HubertEncoder(MICRO), [("main", k)], **kw)
 
 
 @pytest.fixture(scope="module")
@@ -100,14 +106,14 @@ def test_mfcc_dump_shape_rate_and_50hz_labels(tmp_path):
     # labels: nearest centroid of every second MFCC frame = exactly the 50 Hz CNN frame count
     cents = cluster.sample_frames(reader, 1.0)[:: 37][:5]
     ns = {u.id: int(round(u.duration * 16000)) for u in utts}
-    lab.assign_labels(reader, cents, tmp_path / "labels", ns)
+    lab.assign_labels(reader, cents, tmp_path / "labels", ns, MICRO)
     store = lab.LabelStore(tmp_path / "labels")
     for u in utts:
         y = store.get(u.id)
-        assert len(y) == lab.frames_50hz(ns[u.id]) == (reader.lengths[reader.index(u.id)] + 1) // 2
+        assert len(y) == lab.num_frames(MICRO, ns[u.id]) == (reader.lengths[reader.index(u.id)] + 1) // 2
         full, _ = cluster.nearest(reader.get(reader.index(u.id)).astype(np.float32), cents)
         np.testing.assert_array_equal(y, full[::2])
-    assert dump.expected_frames(ns["b"], 100.0) == reader.lengths[1]
+    assert dump.mfcc_frames(ns["b"]) == reader.lengths[1]
 
 
 def test_label_length_mismatch_names_the_utterance(tmp_path):
@@ -117,13 +123,13 @@ def test_label_length_mismatch_names_the_utterance(tmp_path):
     cents = cluster.sample_frames(reader, 1.0)[:4]
     ns = {"short-one": 16000, "liar-utt-7": 16000 + 3200}  # manifest claims 0.2 s more audio
     with pytest.raises(HarnessError, match="liar-utt-7"):
-        lab.assign_labels(reader, cents, tmp_path / "labels", ns)
+        lab.assign_labels(reader, cents, tmp_path / "labels", ns, MICRO)
     # within 0.1 s: accepted, padded with -1 (ignored) or truncated to the audio's frames
-    y = lab.fit_to_audio("u", np.arange(45), 16000)
+    y = lab.fit_to_audio("u", np.arange(45), 16000, MICRO)
     assert len(y) == 49 and list(y[-4:]) == [-1] * 4
-    assert len(lab.fit_to_audio("u", np.arange(53), 16000)) == 49
+    assert len(lab.fit_to_audio("u", np.arange(53), 16000, MICRO)) == 49
     with pytest.raises(HarnessError, match="utt-x"):
-        lab.fit_to_audio("utt-x", np.arange(60), 16000)
+        lab.fit_to_audio("utt-x", np.arange(60), 16000, MICRO)
 
 
 # ----------------------------------------------------------------------------- clustering
@@ -199,7 +205,7 @@ def test_pnmi_and_purity():
 def test_frame_phones_use_frame_centres():
     ali = [["sil", 0.0, 0.03], ["a", 0.03, 0.1], ["b", 0.1, 0.2]]
     # frame t centre = 0.02 t + 0.0125
-    assert quality.frame_phones(ali, 11) == ["sil", "a", "a", "a", "a", "b", "b", "b", "b", "b", None]
+    assert quality.frame_phones(ali, 11, MICRO) == ["sil", "a", "a", "a", "a", "b", "b", "b", "b", "b", None]
 
 
 # ----------------------------------------------------------------------------- model
@@ -214,10 +220,11 @@ def test_overfit_one_batch_masked_accuracy(toy):
     from harness.audio import load_audio
 
     wavs = torch.stack([load_audio(u.path)[:crop] for u in utts])
-    T = lab.frames_50hz(crop)
-    y = torch.stack([torch.from_numpy(labels[u.id][:T]) for u in utts])
-    model = HubertPretrainModel(MICRO, len(inv))
-    assert model.label_embs.min() >= 0 and model.label_embs.max() < 1  # U[0, 1) codewords
+    T = lab.num_frames(MICRO, crop)
+    y = {"main": torch.stack([torch.from_numpy(labels[u.id][:T]) for u in utts])}
+    model = _model(len(inv))
+    emb = model.label_embs["main"]
+    assert emb.min() >= 0 and emb.max() < 1  # U[0, 1) codewords
     opt, sched = loop.build_optimizer(model, TrainConfig(steps=300, lr=2e-3, warmup_frac=0.05))
     g = torch.Generator().manual_seed(0)
     accs, first_ce = [], None
@@ -239,17 +246,17 @@ def test_overfit_one_batch_masked_accuracy(toy):
 
 def test_loss_counts_masked_frames_only():
     torch.manual_seed(0)
-    model = HubertPretrainModel(MICRO, 5).eval()
+    model = _model(5).eval()
     wav = 0.1 * torch.randn(2, 16000)
     y = torch.randint(0, 5, (2, 49))
     y[0, :5] = -1
     mask = compute_mask(2, 49, generator=torch.Generator().manual_seed(0))
-    out = model(wav, y, mask)
+    out = model(wav, {"main": y}, mask)
     assert int(out["n_masked"]) == int((mask & (y >= 0)).sum())
     assert int(out["n_unmasked"]) == int((~mask & (y >= 0)).sum())
     # changing labels of unmasked frames changes nothing in the loss
     y2 = torch.where(mask, y, (y + 1) % 5)
-    assert float(model(wav, y2, mask)["loss"].detach()) == pytest.approx(float(out["loss"].detach()), rel=1e-6)
+    assert float(model(wav, {"main": y2}, mask)["loss"].detach()) == pytest.approx(float(out["loss"].detach()), rel=1e-6)
     pen = float(out["feature_pen"])
     assert float(out["loss"].detach()) == pytest.approx(float(out["ce"]) + 10 * pen * int(out["n_masked"]), rel=1e-5)
 
@@ -276,11 +283,14 @@ def test_step_batches_crop_labels_and_rank_split(toy, tmp_path):
     lab.write_labels(tmp_path / "labels", labels, len(inv))
     items = [loop.Item.from_utterance(u) for u in toy.select(split="train")]
     cfg = TrainConfig(steps=10, batch_samples=3 * 16000, seed=3)
-    ranks = [loop.StepBatches(items, tmp_path / "labels", cfg, rank=r, world=2) for r in range(2)]
-    accum = loop.StepBatches(items, tmp_path / "labels", replace(cfg, grad_accum=2))
+    dirs = {"main": tmp_path / "labels"}
+    ranks = [loop.StepBatches(items, dirs, cfg, MICRO, rank=r, world=2) for r in range(2)]
+    accum = loop.StepBatches(items, dirs, replace(cfg, grad_accum=2), MICRO)
     for step in range(6):
-        a = accum[step]
-        parts = [r[step] for r in ranks]
+        a, parts = accum[step], [r[step] for r in ranks]
+        a["labels"] = a["labels"]["main"]
+        for p in parts:
+            p["labels"] = p["labels"]["main"]
         assert a["wavs"].shape[:2] == (2, parts[0]["wavs"].shape[1])
         for key in ("wavs", "labels", "mask"):  # rank r's micro-batch = micro-batch r of one process
             assert torch.equal(a[key].flatten(0, 1), torch.cat([p[key][0] for p in parts])), key
@@ -338,6 +348,33 @@ def test_recipes_load_and_unknown_keys_fail(tmp_path):
         recipe_from_dict({"colour": 1})
     with pytest.raises(ConfigError, match="layer"):
         recipe_from_dict({"model": {"preset": "tiny"}, "iterations": [{}, {"features": {"source": "layer", "layer": 9}}]})
+    assert tiny.iterations[0].family == "hubert" and tiny.iterations[0].objective == "masked_prediction"
+    wl = load_recipe("wavlm_tiny")
+    assert [it.family for it in wl.iterations] == ["wavlm", "wavlm"]
+    assert [it.objective for it in wl.iterations] == ["denoising", "denoising"]
+    h1, w1 = tiny.iterations[0], wl.iterations[0]
+    assert w1.train == h1.train and w1.cluster == h1.cluster and w1.data == h1.data  # equal updates, same labels
+    assert w1.objective_options.mix_prob == 0.2 and w1.model.num_buckets == 320 and w1.model.max_distance == 800
+    lab_ = load_recipe("wavlablm_tiny")
+    assert [(it.family, it.objective, it.continue_previous) for it in lab_.iterations] == [
+        ("hubert", "masked_prediction", False), ("hubert", "denoising", False), ("hubert", "denoising", True)]
+    assert lab_.iterations[2].data.balance == "language" and lab_.iterations[1].features.source == "layer"
+    for name in ("wavlm_base", "wavlm_base_plus", "wavlablm_base"):
+        r = load_recipe(name)
+        last = r.iterations[-1]
+        assert last.objective == "denoising" and last.model.encoder_dim == 768 and last.cluster.k == 500
+    assert load_recipe("wavlm_base_plus").iterations[-1].objective_options.noise_prob == 0.1
+    assert load_recipe("wavlm_base").iterations[-1].objective_options.noise_prob == 0.0
+    with pytest.raises(ConfigError, match="objective.name.*denoisng"):
+        recipe_from_dict({"objective": {"name": "denoisng"}})
+    with pytest.raises(ConfigError, match="mix_prob"):
+        recipe_from_dict({"objective": {"name": "denoising", "mix_prob": 2.0}})
+    with pytest.raises(ConfigError, match="model.*wavlmm"):
+        recipe_from_dict({"model": {"family": "wavlmm"}})
+    with pytest.raises(ConfigError, match="cannot continue"):
+        recipe_from_dict({"iterations": [{"continue": True}]})
+    with pytest.raises(ConfigError, match="continues iteration 1"):
+        recipe_from_dict({"model": {"preset": "tiny"}, "iterations": [{}, {"continue": True, "model": {"encoder_layers": 2}}]})
     p = tmp_path / "r.yaml"
     p.write_text("name: mine\nmodel: {preset: tiny}\niterations:\n  - cluster: {k: 7}\n")
     r = load_recipe(p)
@@ -352,7 +389,7 @@ def test_export_round_trip(tmp_path):
     from harness.pretrain.run import export_iteration
 
     torch.manual_seed(0)
-    model = HubertPretrainModel(MICRO, 7)
+    model = _model(7)
     (tmp_path / "train").mkdir()
     loop.save_checkpoint(tmp_path / "train" / loop.CHECKPOINT, {"model": model.state_dict()})
     (tmp_path / "train" / loop.DONE).write_text("{}")
@@ -390,7 +427,7 @@ def test_pipeline_two_iterations_resumes_and_exports(toy, tmp_path):
         q = s["label_quality"]["dev"]
         assert 0 < q["pnmi"] <= 1 and 0 < q["phone_purity"] <= 1 and q["frames"] > 0
         assert 0 <= s["masked_acc"]["dev"] <= 1 and s["masked_acc"]["train"] is not None
-        assert set(s["times_s"]) >= {"features_train", "clusters", "labels_train", "train"}
+        assert set(s["times_s"]) >= {"features_train", "clusters_main", "labels_main_train", "train"}
     f2 = dump.FeatureReader(tmp_path / "run" / "iter2" / "features" / "train")
     assert f2.dim == MICRO.encoder_dim and f2.rate == 50.0
     # idempotent: a second call redoes nothing
@@ -411,11 +448,40 @@ def test_nomask_weight_adds_unmasked_cross_entropy():
     wav = 0.1 * torch.randn(2, 16000)
     y = torch.randint(0, 5, (2, 49))
     mask = compute_mask(2, 49, generator=torch.Generator().manual_seed(0))
-    a = HubertPretrainModel(MICRO, 5).eval()
-    b = HubertPretrainModel(MICRO, 5, nomask_weight=0.5).eval()
+    a = _model(5).eval()
+    b = _model(5, nomask_weight=0.5).eval()
     b.load_state_dict(a.state_dict())
-    oa, ob = a(wav, y, mask), b(wav, y, mask)
-    logits = a.logits(a.encoder(wav, mask=mask).hidden_states[-1])
+    oa, ob = a(wav, {"main": y}, mask), b(wav, {"main": y}, mask)
+    logits = a.logits(a.encoder(wav, mask=mask).hidden_states[-1], "main")
     ce_u = torch.nn.functional.cross_entropy(logits[~mask], y[~mask], reduction="sum")
     assert float(ob["loss"].detach()) == pytest.approx(float(oa["loss"].detach()) + 0.5 * float(ce_u.detach()), rel=1e-5)
     assert int(ob["correct_unmasked"]) == int(oa["correct_unmasked"])
+
+
+def test_language_balanced_subset():
+    from harness.data.corpus import Utterance
+    from harness.pretrain.run import balance_languages
+
+    utts = [Utterance(f"{lang}{i}", "x.wav", 3.0, language=lang)
+            for lang, n in (("en", 30), ("fr", 10), ("sw", 4), ("yo", 2)) for i in range(n)]
+    out = balance_languages(utts)  # median of 30, 10, 4, 2 = 7
+    counts = {lang: sum(u.language == lang for u in out) for lang in ("en", "fr", "sw", "yo")}
+    assert counts == {"en": 7, "fr": 7, "sw": 4, "yo": 2}
+    assert [u.id for u in out] == [u.id for u in utts if u in out]  # manifest order kept
+    assert [u.id for u in balance_languages(utts, 3, seed=1)] == [u.id for u in balance_languages(utts, 3, seed=1)]
+    assert [u.id for u in balance_languages(utts, 3, seed=1)] != [u.id for u in balance_languages(utts, 3, seed=2)]
+    with pytest.raises(HarnessError, match="no language"):
+        balance_languages([Utterance("u1", "x.wav", 3.0)])
+
+
+def test_denoising_without_noise_clips_is_refused(toy, tmp_path):
+    from harness.pretrain.run import pretrain
+
+    recipe = tmp_path / "noisy.yaml"
+    recipe.write_text(json.dumps({"name": "noisy", "model": {"family": "wavlm", "preset": "tiny"},
+                                  "objective": {"name": "denoising", "noise_prob": 0.1}}))
+    with pytest.raises(HarnessError, match="no noise subset: pass --noise DIR"):
+        pretrain(recipe, str(toy.root), tmp_path / "run")
+    with pytest.raises(HarnessError, match="no .wav or .flac"):
+        (tmp_path / "empty").mkdir()
+        pretrain(recipe, str(toy.root), tmp_path / "run", noise=str(tmp_path / "empty"))

@@ -5,7 +5,7 @@ import pytest
 import tasks
 import upstreams
 from harness.errors import HarnessError
-from harness.registry import TASKS, UPSTREAMS, load_all
+from harness.registry import FAMILIES, OBJECTIVES, TASKS, UPSTREAMS, load_all
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOT_MODULES = {"__init__", "base", "heads", "metrics"}
@@ -19,9 +19,27 @@ def test_import_list_names_every_module(pkg):
     assert files - NOT_MODULES - helpers == set(pkg.MODULES)
 
 
+def test_objective_import_list_names_every_module():
+    import harness.pretrain.objectives as objectives
+
+    files = {p.stem for p in (ROOT / "harness" / "pretrain" / "objectives").glob("*.py")}
+    assert files - {"__init__", "base"} == set(objectives.MODULES)
+    assert set(OBJECTIVES.names()) == {"masked_prediction", "denoising"}
+
+
+def test_every_family_registers_its_random_presets():
+    load_all()
+    for fam in ("hubert", "wavlm"):
+        family = FAMILIES.get(fam)
+        for preset in family.presets:
+            assert f"random:{fam}_{preset}" in UPSTREAMS
+    with pytest.raises(HarnessError, match="Did you mean: wavlm"):
+        FAMILIES.get("wavlmm")
+
+
 def test_expected_names_registered():
     load_all()
-    for name in ("fbank", "mfcc", "random:hubert_tiny"):
+    for name in ("fbank", "mfcc", "random:hubert_tiny", "random:wavlm_tiny", "random:wavlm_base"):
         assert name in UPSTREAMS
     assert {"pr", "asr", "ks", "sid", "asv", "lid"} <= set(TASKS.names())
 

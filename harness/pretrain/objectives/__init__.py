@@ -1,0 +1,16 @@
+"""Pre-training objectives (DESIGN.md 6): each module registers one with `@register_objective`;
+this list must name every module (tests/unit/test_registry.py checks it)."""
+
+import importlib
+
+from harness.registry import OBJECTIVES
+
+MODULES = ["masked_prediction", "denoising"]
+
+for _m in MODULES:
+    importlib.import_module(f"harness.pretrain.objectives.{_m}")
+
+
+def get_objective(name: str):
+    """The objective class registered as `name` (unknown names fail with the closest ones)."""
+    return OBJECTIVES.get(name)

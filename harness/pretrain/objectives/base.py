@@ -1,0 +1,74 @@
+"""The pre-training objective seam: label streams, heads + loss, an optional batch transform.
+
+An objective is the part of a pre-training method that is not the network: which label sets it
+predicts (each a `LabelStream`: name, K, clustered from the iteration's feature source at that
+source's rate and brought to the model's frame rate), the model it wraps around a family's
+encoder (heads and loss), and a transform applied to each micro-batch of waveforms after
+cropping (WavLM's utterance mixing). The stages (dump, cluster, labels, loop, export) talk only
+to this interface and to the model family's (upstreams/base.py).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, ClassVar, List, Mapping, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from harness.config import merge
+
+
+@dataclass(frozen=True)
+class LabelStream:
+    """One set of frame labels: stored in labels/<name>/<split>, clustered into clusters/<name>.
+
+    Attributes:
+        name: folder name ("main" for single-stream methods).
+        k: number of classes.
+    """
+
+    name: str
+    k: int
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """An objective without options of its own."""
+
+
+class Objective(abc.ABC):
+    """Base class; subclasses set `name` and `Options` (a frozen dataclass) and register."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, options: Any = None):
+        self.options = options if options is not None else self.Options()
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "objective.") -> "Objective":
+        """Options from a recipe table (unknown keys fail, naming them)."""
+        return cls(merge(cls.Options(), dict(d), where=where))
+
+    def label_streams(self, k: int) -> List[LabelStream]:
+        """The label sets this objective predicts, given the iteration's cluster count."""
+        return [LabelStream("main", int(k))]
+
+    @abc.abstractmethod
+    def build_model(self, encoder: nn.Module, streams: Sequence[LabelStream], train_cfg: Any) -> nn.Module:
+        """The trainable model: `forward(wavs (B, S), labels {stream: (B, T) int64, -1 = none},
+        mask (B, T) bool, wav_lens (B,) | None) -> dict` with at least loss (summed, to be
+        divided by the global masked-frame count), ce, n_masked, correct_masked, n_unmasked,
+        correct_unmasked; its `encoder` attribute is what export keeps."""
+
+    @property
+    def needs_noise(self) -> bool:
+        """True when `transform` draws noise clips (the run must supply a noise set)."""
+        return False
+
+    def transform(self, wavs: Tensor, generator: torch.Generator, noise: Optional[Any] = None) -> Tensor:
+        """(n, S) cropped waveforms of one micro-batch -> the waveforms the model sees; labels are
+        never changed. Default: identity."""
+        return wavs
