@@ -173,3 +173,31 @@ def test_real_corpus_published_scores_and_no_mixing(tmp_path):
     synth = (tmp_path / "out" / "synth.md").read_text()
     assert "hubert_base" not in synth and leaderboard.SYNTH_HEADER in synth
     assert not any("superb/" in p.as_posix() and p.suffix == ".png" for p in paths)
+
+
+def test_seed_comparisons_say_which_way_it_falls():
+    import pandas as pd
+
+    from harness.leaderboard import seed_comparisons
+
+    rows = [  # SD: DER, lower is better; SS: SI-SDRi, higher is better
+        {"task": "sd", "primary_metric": "der", "higher_is_better": False, "upstream": "wavlm_tiny-it1",
+         "n_seeds": 3, "test.der.mean": 20.0, "test.der.ci": 1.0},
+        {"task": "sd", "primary_metric": "der", "higher_is_better": False, "upstream": "hubert_tiny-it1",
+         "n_seeds": 3, "test.der.mean": 25.0, "test.der.ci": 1.5},
+        {"task": "sd", "primary_metric": "der", "higher_is_better": False, "upstream": "fbank",
+         "n_seeds": 1, "test.der.mean": 10.0, "test.der.ci": float("nan")},
+        {"task": "ss", "primary_metric": "si_sdri", "higher_is_better": True, "upstream": "wavlm_tiny-it1",
+         "n_seeds": 3, "test.si_sdri.mean": 1.0, "test.si_sdri.ci": 0.5},
+        {"task": "ss", "primary_metric": "si_sdri", "higher_is_better": True, "upstream": "hubert_tiny-it1",
+         "n_seeds": 3, "test.si_sdri.mean": 1.2, "test.si_sdri.ci": 0.4},
+    ]
+    md = seed_comparisons(pd.DataFrame(rows))
+    lines = md.splitlines()
+    assert len(lines) == 4  # header, rule, one pair per task; fbank (1 seed) is left out
+    assert "fbank" not in md
+    sd = next(x for x in lines if x.startswith("| sd"))
+    assert "wavlm_tiny-it1 better beyond the intervals" in sd
+    ss = next(x for x in lines if x.startswith("| ss"))
+    assert "within the intervals (hubert_tiny-it1 ahead by 0.2)" in ss
+    assert seed_comparisons(pd.DataFrame(rows[2:3])) == ""
