@@ -1,12 +1,14 @@
-"""HuBERT pre-training from raw audio (PRETRAIN.md 1, 6, 7; DESIGN.md 6).
+"""Self-supervised pre-training from raw audio: HuBERT, WavLM, WavLabLM (PRETRAIN.md; DESIGN.md 6).
 
     from harness.pretrain import pretrain
     upstream_dir = pretrain("hubert_tiny", "data/synth/small", Path("runs/pretrain/hubert_tiny"))
 
 Modules, in pipeline order: recipe (YAML recipes), dump (MFCC / layer features in shards),
-cluster (faiss k-means), labels (nearest centroid, 50 Hz, length checks), quality (PNMI, purity),
-model (masked prediction around upstreams.hubert.HubertEncoder), loop (training, DDP, resume),
-run (the stages chained per iteration, export).
+cluster (faiss k-means), labels (nearest centroid at the model's frame rate, length checks),
+quality (PNMI, purity), model (masked prediction around any family's encoder), mixing (WavLM's
+utterance mixing), objectives/ (the objective plugins: label streams, model, batch transform),
+loop (training, DDP, resume), run (the stages chained per iteration, export). The model family
+comes from upstreams/<family>.py through upstreams.base.Family.
 """
 
 from harness.pretrain.recipe import Recipe, available_recipes, load_recipe
