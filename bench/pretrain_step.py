@@ -4,16 +4,28 @@ penalty, normalised by the masked-frame count; the published masked-only loss fo
 the recipe's pred_nomask_weight), backward, grad clipping, AdamW update.
 Prints both throughputs in seconds of audio per second and the ratio (ours / torchaudio).
 
+Then the WavLM encoder alone: our `upstreams.wavlm.WavlmEncoder` vs torchaudio's `wavlm_model` at
+the same configuration (the `--wavlm-preset` family preset with every dropout and LayerDrop at 0,
+feature_grad_mult 1, so both do the same work), on the same batch. torchaudio's weights are
+copied into ours (`from_torchaudio_state_dict`) and the last hidden states are checked to agree
+to 1e-4 before timing. One step = forward (no mask, lengths None: torchaudio's WavLM rejects
+`lengths`, pytorch/audio#3700, and the batch is unpadded anyway), mean square of the last hidden
+state, backward, gradients dropped. Prints the ratio torchaudio time / our time (> 1: ours is
+faster), i.e. ours / torchaudio in throughput, like the HuBERT line.
+
     .venv/bin/python bench/pretrain_step.py [--recipe hubert_tiny] [--items 4] [--seconds 4]
         [--steps 8] [--rounds 3] [--threads 2] [--device cpu]
+        [--wavlm-preset tiny] [--wavlm-warmup 3] [--wavlm-repeats 15]
 
-The two steps alternate round by round (the median step time of each is reported), so a load
-that comes and goes on the machine hits both alike.
+The two HuBERT steps alternate round by round and the two WavLM steps repeat by repeat (the
+median step time of each is reported), so a load that comes and goes on the machine hits both
+alike. --wavlm-repeats 0 skips the WavLM comparison.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -24,10 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from harness.pretrain.labels import frames_50hz  # noqa: E402
+from harness.pretrain.labels import num_frames  # noqa: E402
 from harness.pretrain.loop import build_optimizer  # noqa: E402
-from harness.pretrain.model import HubertPretrainModel, compute_mask  # noqa: E402
+from harness.pretrain.model import MaskedPredictionModel, compute_mask  # noqa: E402
 from harness.pretrain.recipe import load_recipe  # noqa: E402
+from upstreams.base import get_family  # noqa: E402
 
 
 def torchaudio_model(c, num_classes: int, t):
@@ -49,6 +62,81 @@ def torchaudio_model(c, num_classes: int, t):
         feature_grad_mult=c.feature_grad_mult if c.feature_grad_mult < 1.0 else None)  # None = no scaling
 
 
+def torchaudio_wavlm(c):
+    """torchaudio's WavLM (Wav2Vec2Model) at config `c` (a WavlmConfig); no aux head."""
+    from torchaudio.models import wavlm_model
+
+    return wavlm_model(
+        extractor_mode=c.extractor_mode,
+        extractor_conv_layer_config=list(zip(c.conv_channels, c.conv_kernels, c.conv_strides)),
+        extractor_conv_bias=c.conv_bias, encoder_embed_dim=c.encoder_dim,
+        encoder_projection_dropout=c.dropout_input, encoder_pos_conv_kernel=c.pos_conv_kernel,
+        encoder_pos_conv_groups=c.pos_conv_groups, encoder_num_layers=c.encoder_layers,
+        encoder_num_heads=c.encoder_heads, encoder_num_buckets=c.num_buckets,
+        encoder_max_distance=c.max_distance, encoder_attention_dropout=c.attention_dropout,
+        encoder_ff_interm_features=c.encoder_ffn_dim, encoder_ff_interm_dropout=c.activation_dropout,
+        encoder_dropout=c.dropout, encoder_layer_norm_first=c.layer_norm_first, encoder_layer_drop=c.layerdrop,
+        aux_num_out=None)
+
+
+def bench_wavlm(a, wavs: torch.Tensor, audio_s: float, dev: torch.device, sync) -> None:
+    """Our WavLM encoder vs torchaudio's, forward + backward, same weights, same batch."""
+    from upstreams.wavlm import from_torchaudio_state_dict
+
+    family = get_family("wavlm")
+    # identical work: no dropout anywhere, no LayerDrop, no gradient scaling of the CNN
+    cfg = dataclasses.replace(family.preset(a.wavlm_preset), dropout=0.0, attention_dropout=0.0,
+                              activation_dropout=0.0, dropout_input=0.0, layerdrop=0.0, feature_grad_mult=1.0)
+    torch.manual_seed(0)
+    ta = torchaudio_wavlm(cfg).to(dev).train()
+    ours = family.encoder_cls(cfg).to(dev).train()
+    missing, unexpected = ours.load_state_dict(from_torchaudio_state_dict(ta.state_dict()), strict=False)
+    if list(missing) != ["mask_emb"] or unexpected:
+        raise SystemExit(f"wavlm weight copy: missing {missing}, unexpected {unexpected}")
+
+    with torch.no_grad():
+        y_o = ours(wavs, None).hidden_states[-1]
+        y_t, _ = ta(wavs, None)
+    diff = (y_o - y_t).abs().max().item()
+    if y_o.shape != y_t.shape or not diff <= 1e-4:
+        raise SystemExit(f"wavlm outputs differ: ours {tuple(y_o.shape)}, torchaudio {tuple(y_t.shape)}, "
+                         f"max |diff| {diff:.3g} > 1e-4; the timing would not compare the same computation")
+
+    def step_ours():
+        ours(wavs, None).hidden_states[-1].pow(2).mean().backward()
+        ours.zero_grad(set_to_none=True)
+
+    def step_ta():
+        ta(wavs, None)[0].pow(2).mean().backward()
+        ta.zero_grad(set_to_none=True)
+
+    steps = (("ours", step_ours), ("torchaudio", step_ta))
+    for _ in range(a.wavlm_warmup):
+        for _, fn in steps:
+            fn()
+    times = {"ours": [], "torchaudio": []}
+    for r in range(a.wavlm_repeats):
+        for name, fn in steps if r % 2 == 0 else steps[::-1]:
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+
+    n_o = sum(p.numel() for p in ours.parameters())
+    n_t = sum(p.numel() for p in ta.parameters())
+    print(f"wavlm_{a.wavlm_preset} encoder forward+backward ({cfg.encoder_layers} x {cfg.encoder_dim}, "
+          f"{cfg.encoder_heads} heads, CNN {cfg.conv_channels[0]} ch, {cfg.num_buckets} buckets); same batch; "
+          f"params ours {n_o / 1e6:.2f} M (+ mask_emb), torchaudio {n_t / 1e6:.2f} M; "
+          f"outputs agree to {diff:.1e}; median of {a.wavlm_repeats} after {a.wavlm_warmup} warm-up")
+    med = {}
+    for name, ts in times.items():
+        med[name] = statistics.median(ts)
+        print(f"  {name:10s} median step {med[name] * 1000:7.1f} ms  ->  {audio_s / med[name]:7.1f} s of audio / s")
+    print(f"  wavlm ratio ours / torchaudio (torchaudio time / our time, > 1: ours faster): "
+          f"{med['torchaudio'] / med['ours']:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default="hubert_tiny")
@@ -59,15 +147,22 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--wavlm-preset", default="tiny", help="WavLM family preset for the encoder comparison")
+    ap.add_argument("--wavlm-warmup", type=int, default=3, help="untimed WavLM steps of each before timing")
+    ap.add_argument("--wavlm-repeats", type=int, default=15,
+                    help="timed WavLM steps of each, alternating (0 = skip the WavLM comparison)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     it = load_recipe(a.recipe).iterations[a.iteration - 1]
     cfg, tcfg, K = it.model, it.train, it.cluster.k
+    if it.family != "hubert":
+        raise SystemExit(f"--recipe {a.recipe}: the pre-training step is compared with torchaudio's HuBERT, so the "
+                         f"recipe's model must be family hubert, not {it.family}")
     dev = torch.device(a.device)
 
     g = torch.Generator().manual_seed(0)
     S = int(a.seconds * 16000)
-    T = frames_50hz(S)
+    T = num_frames(cfg, S)
     # speech-like batch: noise bursts through a random resonance, plus silence
     wavs = torch.randn(a.items, S, generator=g) * (torch.rand(a.items, S // 800 + 1, generator=g)
                                                    .repeat_interleave(800, 1)[:, :S] > 0.3) * 0.1
@@ -76,7 +171,9 @@ def main() -> None:
     audio_s = a.items * S / 16000
 
     torch.manual_seed(0)
-    ours = HubertPretrainModel(cfg, K, tcfg.logit_temp, tcfg.feature_pen).to(dev).train()
+    encoder = get_family(it.family).encoder_cls(cfg)
+    # masked frames only (nomask_weight 0), as torchaudio's published loss below
+    ours = MaskedPredictionModel(encoder, [("main", K)], tcfg.logit_temp, tcfg.feature_pen, 0.0).to(dev).train()
     ta = torchaudio_model(cfg, K, tcfg).to(dev).train()
     opt_o, _ = build_optimizer(ours, tcfg)
     opt_t, _ = build_optimizer(ta, tcfg)
@@ -84,7 +181,7 @@ def main() -> None:
 
     def step_ours():
         mask = compute_mask(a.items, T, tcfg.mask_prob, tcfg.mask_length, tcfg.min_masks, generator=mg).to(dev)
-        out = ours(wavs, labels, mask)
+        out = ours(wavs, {"main": labels}, mask)
         (out["loss"] / out["n_masked"]).backward()
         torch.nn.utils.clip_grad_norm_(ours.parameters(), tcfg.grad_clip)
         opt_o.step()
@@ -129,6 +226,10 @@ def main() -> None:
         res[name] = audio_s / med
         print(f"  {name:10s} median step {med * 1000:7.1f} ms  ->  {res[name]:7.1f} s of audio / s")
     print(f"  ratio ours / torchaudio: {res['ours'] / res['torchaudio']:.2f}")
+    sys.stdout.flush()
+
+    if a.wavlm_repeats > 0:
+        bench_wavlm(a, wavs, audio_s, dev, sync)
 
 
 if __name__ == "__main__":
