@@ -114,11 +114,11 @@ class HubertConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "HubertConfig":
+    def from_dict(cls, d: dict):
         known = {f.name for f in fields(cls)}
         for k in d:
             if k not in known:
-                raise ConfigError(f"unknown HubertConfig key {k!r}")
+                raise ConfigError(f"unknown {cls.__name__} key {k!r}")
         return cls(**d)
 
 

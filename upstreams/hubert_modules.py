@@ -167,10 +167,12 @@ class SelfAttention(nn.Module):
 class TransformerLayer(nn.Module):
     """One encoder layer; post-LN (Base) or pre-LN (Large) as in fairseq."""
 
-    def __init__(self, dim, heads, ffn_dim, dropout, attention_dropout, activation_dropout, layer_norm_first):
+    def __init__(self, dim, heads, ffn_dim, dropout, attention_dropout, activation_dropout, layer_norm_first,
+                 attention: Optional[nn.Module] = None):
         super().__init__()
         self.layer_norm_first = layer_norm_first
-        self.self_attn = SelfAttention(dim, heads, attention_dropout)
+        # another family's attention (WavLM's gated relative bias) slots in under the same name
+        self.self_attn = attention if attention is not None else SelfAttention(dim, heads, attention_dropout)
         self.self_attn_layer_norm = nn.LayerNorm(dim)
         self.fc1 = nn.Linear(dim, ffn_dim)
         self.fc2 = nn.Linear(ffn_dim, dim)
@@ -182,11 +184,12 @@ class TransformerLayer(nn.Module):
     def _ffn(self, x: Tensor) -> Tensor:
         return self.dropout3(self.fc2(self.dropout2(F.gelu(self.fc1(x)))))
 
-    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, *attn_args) -> Tensor:
+        """x (B, T, D); attn_args go to the attention (attn_mask for SelfAttention)."""
         if self.layer_norm_first:
-            x = x + self.dropout1(self.self_attn(self.self_attn_layer_norm(x), attn_mask))
+            x = x + self.dropout1(self.self_attn(self.self_attn_layer_norm(x), *attn_args))
             return x + self._ffn(self.final_layer_norm(x))
-        x = self.self_attn_layer_norm(x + self.dropout1(self.self_attn(x, attn_mask)))
+        x = self.self_attn_layer_norm(x + self.dropout1(self.self_attn(x, *attn_args)))
         return self.final_layer_norm(x + self._ffn(x))
 
 

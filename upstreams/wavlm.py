@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -34,7 +34,7 @@ from harness.errors import ConfigError, HarnessError
 from upstreams import hubert
 from upstreams.base import Family, register_family_upstreams
 from upstreams.hubert import HubertConfig, HubertEncoder, HubertUpstream
-from upstreams.hubert_modules import ConvPositionalEmbedding, SelfAttention
+from upstreams.hubert_modules import ConvPositionalEmbedding, SelfAttention, TransformerLayer
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,6 @@ class WavlmConfig(HubertConfig):
         return cls(extractor_mode="layer_norm", encoder_dim=1024, encoder_layers=24, encoder_heads=16,
                    encoder_ffn_dim=4096, layer_norm_first=True, feature_grad_mult=1.0, final_dim=768)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "WavlmConfig":
-        known = {f.name for f in fields(cls)}
-        for k in d:
-            if k not in known:
-                raise ConfigError(f"unknown {cls.__name__} key {k!r}")
-        return cls(**d)
 
 
 def relative_position_bucket(relative_positions: Tensor, num_buckets: int, max_distance: int) -> Tensor:
@@ -150,32 +143,13 @@ class WavlmSelfAttention(SelfAttention):
         return self.out_proj(y.transpose(1, 2).reshape(B, T, D))
 
 
-class WavlmTransformerLayer(nn.Module):
-    """hubert_modules.TransformerLayer with WavlmSelfAttention (same names, post-LN or pre-LN)."""
-
-    def __init__(self, dim, heads, ffn_dim, dropout, attention_dropout, activation_dropout, layer_norm_first,
-                 num_buckets, max_distance, has_relative_attention_bias):
-        super().__init__()
-        self.layer_norm_first = layer_norm_first
-        self.self_attn = WavlmSelfAttention(dim, heads, attention_dropout, num_buckets, max_distance,
-                                            has_relative_attention_bias)
-        self.self_attn_layer_norm = nn.LayerNorm(dim)
-        self.fc1 = nn.Linear(dim, ffn_dim)
-        self.fc2 = nn.Linear(ffn_dim, dim)
-        self.final_layer_norm = nn.LayerNorm(dim)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(activation_dropout)
-        self.dropout3 = nn.Dropout(dropout)
-
-    def _ffn(self, x: Tensor) -> Tensor:
-        return self.dropout3(self.fc2(self.dropout2(F.gelu(self.fc1(x)))))
-
-    def forward(self, x: Tensor, position_bias: Tensor, key_bias: Optional[Tensor] = None) -> Tensor:
-        if self.layer_norm_first:
-            x = x + self.dropout1(self.self_attn(self.self_attn_layer_norm(x), position_bias, key_bias))
-            return x + self._ffn(self.final_layer_norm(x))
-        x = self.self_attn_layer_norm(x + self.dropout1(self.self_attn(x, position_bias, key_bias)))
-        return self.final_layer_norm(x + self._ffn(x))
+def WavlmTransformerLayer(dim, heads, ffn_dim, dropout, attention_dropout, activation_dropout, layer_norm_first,
+                          num_buckets, max_distance, has_relative_attention_bias) -> TransformerLayer:
+    """hubert_modules.TransformerLayer with WavlmSelfAttention (same names, post-LN or pre-LN);
+    forward(x, position_bias, key_bias)."""
+    return TransformerLayer(dim, heads, ffn_dim, dropout, attention_dropout, activation_dropout, layer_norm_first,
+                            attention=WavlmSelfAttention(dim, heads, attention_dropout, num_buckets, max_distance,
+                                                         has_relative_attention_bias))
 
 
 class WavlmTransformerEncoder(nn.Module):
