@@ -181,7 +181,7 @@ class HubertEncoder(nn.Module):
             wav_lens = torch.full((B,), S, dtype=torch.long, device=wavs.device)
         wav_lens = torch.as_tensor(wav_lens, device=wavs.device).long()
         if bool((wav_lens <= 0).any()) or bool((wav_lens > S).any()):
-            raise HarnessError(f"HuBERT needs 1..{S} samples per item, got lengths {wav_lens.tolist()}")
+            raise HarnessError(f"{type(self).__name__} needs 1..{S} samples per item, got lengths {wav_lens.tolist()}")
         wavs = wavs * valid_mask(wav_lens, S)  # ignore whatever lies past each length
         rf = self.config.receptive_field
         if S < rf:
