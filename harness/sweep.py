@@ -1,0 +1,109 @@
+"""Many evaluations on one machine: (upstream, task) jobs in a pool of one-thread worker processes.
+
+Small probes scale poorly over threads, so N single-threaded jobs side by side beat one job on N
+threads. A failed job becomes a line of the log and is counted; every other job's work survives
+it. The slowest probes start first so no worker idles at the end. Used by `./run demo` and
+`harness ablate`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """One `harness.evaluate.evaluate` call (profile quick)."""
+
+    upstream: str
+    task: str
+    corpus: str
+    runs: Path
+    cache: Path
+    seeds: int = 1
+
+
+#: the slowest probes start first, so that no worker idles at the end
+_SLOW_FIRST = ("mono_asr", "asr", "pr", "ml_asr", "asr_lid", "asv", "ss", "sd", "lid_ctc", "lid", "ks", "sid")
+
+
+def job_order(job: EvalJob) -> tuple:
+    """Sort key: slow tasks first; pre-trained or random-init upstreams before hand-made features."""
+    task, up = job.task, job.upstream
+    rank = next((i for i, t in enumerate(_SLOW_FIRST) if task == t or task.startswith(t + "_")), len(_SLOW_FIRST))
+    return (rank, 0 if "/" in up or up.startswith("random:") else 1)
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def run_job(job: EvalJob) -> str:
+    """Evaluate one job; returns a log line (starting with FAILED_PREFIX when it failed)."""
+    from harness.evaluate import evaluate
+
+    t1 = time.time()
+    try:
+        res = evaluate(job.upstream, job.task, job.corpus, job.runs, job.cache, profile="quick", seeds=job.seeds,
+                       log=print)
+    except Exception as e:  # noqa: BLE001 - every other job's work must survive one failure
+        return f"{FAILED_PREFIX}{job.upstream} / {job.task}[/]: {type(e).__name__}: {e}"
+    best = min if not res[0]["higher_is_better"] else max
+    m = res[0]["primary_metric"]
+    top = best(res, key=lambda r: r["metrics"]["dev"][m])
+    return (f"[bold]{job.upstream} / {job.task}[/]: test {m} {top['metrics']['test'][m]:.2f} (lr {top['lr']:g}, "
+            f"{job.seeds} seed{'s' if job.seeds > 1 else ''}), {time.time() - t1:.0f} s")
+
+
+FAILED_PREFIX = "[bold red]FAILED "
+
+
+def run_jobs(jobs: Sequence[EvalJob], workers: int = 2, log: Callable[[str], None] = print) -> int:
+    """Run the jobs (slowest first) in `workers` one-thread processes; returns the failure count."""
+    ordered: List[EvalJob] = sorted(jobs, key=job_order)
+    failed = 0
+    if workers > 1 and len(ordered) > 1:
+        with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
+            for line in pool.imap_unordered(run_job, ordered):
+                failed += line.startswith(FAILED_PREFIX)
+                log(line)
+    else:
+        for job in ordered:
+            line = run_job(job)
+            failed += line.startswith(FAILED_PREFIX)
+            log(line)
+    return failed
+
+
+def _pretrain_job(job) -> str:
+    from harness.pretrain import pretrain
+
+    recipe, corpus, out, iterations, threads = job
+    torch.set_num_threads(threads)
+    t1 = time.time()
+    pretrain(recipe, corpus, out, iterations=iterations)
+    return f"[bold]pre-training[/] {recipe} done in {time.time() - t1:.0f} s"
+
+
+def run_pretrainings(recipes: Sequence[str], corpus: str, runs: Path, iterations=None, workers: int = 2,
+                     log: Callable[[str], None] = print) -> List[Path]:
+    """Pre-train recipes into runs/pretrain/<recipe>, `workers` side by side (one process each,
+    the machine's threads split between them: a tiny model's step scales poorly over threads).
+    Finished stages are reused. Returns each recipe's run folder, in order."""
+    outs = [Path(runs) / "pretrain" / r for r in recipes]
+    n = max(1, min(workers, len(recipes)))
+    jobs = [(r, str(corpus), out, iterations, max(1, torch.get_num_threads() // n)) for r, out in zip(recipes, outs)]
+    if n > 1:
+        with mp.get_context("spawn").Pool(n) as pool:
+            for line in pool.imap_unordered(_pretrain_job, jobs):
+                log(line)
+    else:
+        for job in jobs:
+            log(_pretrain_job(job))
+    return outs
