@@ -30,7 +30,10 @@ and the data position (epoch, batch). `done.json` marks a finished stage. Re-run
 from the checkpoint and gives the same weights as an uninterrupted run (CPU, same seed).
 
 Distributed: run under torchrun; `init_distributed` reads RANK / WORLD_SIZE / LOCAL_RANK and
-uses NCCL on GPUs, gloo on the CPU. DDP uses find_unused_parameters when LayerDrop is on.
+uses NCCL on GPUs, gloo on the CPU. DDP uses find_unused_parameters when LayerDrop is on or the
+objective may leave parameters unused (MS-HuBERT's dropped label sets). The model gets the step
+index, so that an objective drawing per step (which label sets to drop) draws the same on every
+rank and in a resumed run.
 
 Entry point for tests and tools: `python -m harness.pretrain.loop SPEC.json` (see `main`).
 """
@@ -432,7 +435,7 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
     if d.world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[d.local_rank] if device.startswith("cuda") else None,
-            find_unused_parameters=model_cfg.layerdrop > 0)
+            find_unused_parameters=model_cfg.layerdrop > 0 or objective.skips_parameters)
 
     data = StepBatches(items, labels_dirs, cfg, model_cfg, objective, noise_files, d.rank, d.world)
     loader = torch.utils.data.DataLoader(
@@ -457,7 +460,7 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
             for a in range(cfg.grad_accum):
                 ctx = ddp.no_sync() if (d.world > 1 and a < cfg.grad_accum - 1) else _null()
                 with ctx, torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
-                    out = ddp(wavs[a], {k: v[a] for k, v in labels.items()}, mask[a])
+                    out = ddp(wavs[a], {k: v[a] for k, v in labels.items()}, mask[a], step=step)
                     loss = out["loss"] * (d.world / n_global)
                 loss.backward()
                 stats += torch.stack([out["loss"].detach().double(), out["ce"].double(), out["n_masked"].double(),
