@@ -169,7 +169,7 @@ class MultiClusterSwapModel(MaskedPredictionModel):
     """
 
     def __init__(self, encoder: nn.Module, streams: Sequence[Tuple[str, int]], layers: Sequence[int],
-                 swap: bool = True, drop_sets: int = 2, loss_view: str = "masked_stream", seed: int = 1, **kw):
+                 swap: bool = True, drop_sets: int = 0, loss_view: str = "masked_stream", seed: int = 1, **kw):
         super().__init__(encoder, streams, layers=layers, **kw)
         if not 0 <= drop_sets < len(self.streams) or loss_view not in LOSS_VIEWS:
             raise ValueError(f"drop_sets {drop_sets} for {len(self.streams)} streams, loss_view {loss_view!r}")
