@@ -568,7 +568,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     train (TrainConfig keys), family (default "hubert"), model (that family's config dict),
     objective ({name, ...options}, default masked_prediction), num_classes, items ([{id, path,
     offset, num_samples}]), labels_dir, out_dir, optional dev_items, dev_labels_dir, noise_files,
-    threads (one label stream, "main"). Works under torchrun (one process per rank)."""
+    threads. A labels folder holds the labels of the objective's one stream, or one sub-folder per
+    stream (named as the stream) when it has several. Works under torchrun (one process per rank)."""
     import sys
 
     from harness.config import merge
@@ -590,8 +591,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     streams = objective.label_streams(int(spec["num_classes"]))
     items = [Item(**it) for it in spec["items"]]
     dev = [Item(**it) for it in spec.get("dev_items", [])]
-    dev_dirs = {streams[0].name: Path(spec["dev_labels_dir"])} if spec.get("dev_labels_dir") else None
-    train(cfg, family, model_cfg, objective, streams, items, {streams[0].name: Path(spec["labels_dir"])},
+
+    def dirs(root: str) -> Dict[str, Path]:
+        return {streams[0].name: Path(root)} if len(streams) == 1 else {s.name: Path(root) / s.name for s in streams}
+
+    dev_dirs = dirs(spec["dev_labels_dir"]) if spec.get("dev_labels_dir") else None
+    train(cfg, family, model_cfg, objective, streams, items, dirs(spec["labels_dir"]),
           Path(spec["out_dir"]), dev, dev_dirs, noise_files=spec.get("noise_files", ()))
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
