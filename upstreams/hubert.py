@@ -126,6 +126,9 @@ class HubertEncoder(nn.Module):
     """CNN -> LayerNorm -> Linear(C, D) -> dropout -> (mask embedding) -> transformer encoder.
 
     Subclasses (other families on the same front end, e.g. WavLM) override `build_transformer`.
+    Objectives that run the transformer on something other than one masked view (MS-HuBERT's
+    two swapped views) call `front_end`, `apply_mask` and `encoder(x, padding_mask, num_layers,
+    layer_hook)` themselves.
     """
 
     def __init__(self, config: HubertConfig):
@@ -188,10 +191,10 @@ class HubertEncoder(nn.Module):
             wavs = nn.functional.pad(wavs, (0, rf - S))
         return wavs, wav_lens.clamp_min(rf)
 
-    def forward(self, wavs: Tensor, wav_lens: Optional[Tensor] = None, mask: Optional[Tensor] = None,
-                num_layers: Optional[int] = None) -> EncoderOutput:
-        """wavs (B, S) float 16 kHz; wav_lens (B,) samples (None: all S); mask (B, T) bool: frames
-        replaced by the mask embedding (pre-training); num_layers: stop after that many layers."""
+    def front_end(self, wavs: Tensor, wav_lens: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The part before the transformer: wavs (B, S) float 16 kHz, wav_lens (B,) samples (None:
+        all S) -> x (B, T, D) transformer input before masking, features (B, T, C) CNN output
+        (padded frames zero), lengths (B,) valid frames, padding_mask (B, T) bool."""
         wavs, wav_lens = self._prepare_input(wavs, wav_lens)
         mult = self.config.feature_grad_mult
         if mult > 0:
@@ -205,10 +208,21 @@ class HubertEncoder(nn.Module):
         padding_mask = ~valid_mask(lengths, T)
         feats = feats.masked_fill(padding_mask[..., None], 0.0)
         x = self.dropout_input(self.post_extract_proj(self.layer_norm(feats)))
+        return x, feats, lengths, padding_mask
+
+    def apply_mask(self, x: Tensor, mask: Tensor) -> Tensor:
+        """x (B, T, D) with the frames where mask (B, T) is True replaced by the mask embedding."""
+        if mask.shape != x.shape[:2]:
+            raise ValueError(f"mask must be (B, T) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}")
+        return torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
+
+    def forward(self, wavs: Tensor, wav_lens: Optional[Tensor] = None, mask: Optional[Tensor] = None,
+                num_layers: Optional[int] = None) -> EncoderOutput:
+        """wavs (B, S) float 16 kHz; wav_lens (B,) samples (None: all S); mask (B, T) bool: frames
+        replaced by the mask embedding (pre-training); num_layers: stop after that many layers."""
+        x, feats, lengths, padding_mask = self.front_end(wavs, wav_lens)
         if mask is not None:
-            if mask.shape != (x.shape[0], T):
-                raise ValueError(f"mask must be (B, T) = {(x.shape[0], T)}, got {tuple(mask.shape)}")
-            x = torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
+            x = self.apply_mask(x, mask)
         states = self.encoder(x, padding_mask, num_layers)
         return EncoderOutput(states, lengths, padding_mask, feats)
 

@@ -9,11 +9,14 @@ zero-padded batch gives the same valid frames as the item run alone.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+LayerHook = Callable[[int, Tensor], Tensor]
 
 
 def valid_mask(lengths: Tensor, max_len: int) -> Tensor:
@@ -212,7 +215,11 @@ class TransformerEncoder(nn.Module):
             for _ in range(layers)
         )
 
-    def forward(self, x: Tensor, padding_mask: Optional[Tensor] = None, num_layers: Optional[int] = None) -> List[Tensor]:
+    def forward(self, x: Tensor, padding_mask: Optional[Tensor] = None, num_layers: Optional[int] = None,
+                layer_hook: Optional[LayerHook] = None) -> List[Tensor]:
+        """x (B, T, D); padding_mask (B, T) bool, True on padding; layer_hook(i, x) -> x is called
+        on the output of layer i (1-based) of every layer that ran (not on one LayerDrop skipped),
+        and what it returns is the state and the next layer's input (MS-HuBERT's swap)."""
         n = len(self.layers) if num_layers is None else num_layers
         pad = padding_mask if (padding_mask is not None and bool(padding_mask.any())) else None
         if pad is not None:
@@ -223,9 +230,11 @@ class TransformerEncoder(nn.Module):
         x = self.dropout(x)
         attn_mask = None if pad is None else (~pad)[:, None, None, :]
         states = [x]
-        for layer in self.layers[:n]:
+        for i, layer in enumerate(self.layers[:n], 1):
             if not (self.training and self.layerdrop > 0 and torch.rand(()).item() < self.layerdrop):
                 x = layer(x, attn_mask)
+                if layer_hook is not None:
+                    x = layer_hook(i, x)
             states.append(x)
         if self.layer_norm_first and n == len(self.layers):
             states[-1] = self.layer_norm(x)

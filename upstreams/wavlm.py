@@ -34,7 +34,7 @@ from harness.errors import ConfigError, HarnessError
 from upstreams import hubert
 from upstreams.base import Family, register_family_upstreams
 from upstreams.hubert import HubertConfig, HubertEncoder, HubertUpstream
-from upstreams.hubert_modules import ConvPositionalEmbedding, SelfAttention, TransformerLayer
+from upstreams.hubert_modules import ConvPositionalEmbedding, LayerHook, SelfAttention, TransformerLayer
 
 
 @dataclass(frozen=True)
@@ -170,9 +170,10 @@ class WavlmTransformerEncoder(nn.Module):
         )
 
     def forward(self, x: Tensor, padding_mask: Optional[Tensor] = None,
-                num_layers: Optional[int] = None) -> List[Tensor]:
+                num_layers: Optional[int] = None, layer_hook: Optional[LayerHook] = None) -> List[Tensor]:
         """x (B, T, D); padding_mask (B, T) bool, True on padding; returns num_layers + 1 states
-        (B, T, D): [input of layer 1, output of layer 1, ...], padded frames zero."""
+        (B, T, D): [input of layer 1, output of layer 1, ...], padded frames zero. layer_hook as
+        in hubert_modules.TransformerEncoder."""
         n = len(self.layers) if num_layers is None else num_layers
         pad = padding_mask if (padding_mask is not None and bool(padding_mask.any())) else None
         if pad is not None:
@@ -190,9 +191,11 @@ class WavlmTransformerEncoder(nn.Module):
             if pad is not None:
                 key_bias = torch.zeros(pad.shape, dtype=x.dtype, device=x.device).masked_fill(pad, float("-inf"))
                 key_bias = key_bias[:, None, None, :]
-            for layer in self.layers[:n]:
+            for i, layer in enumerate(self.layers[:n], 1):
                 if not (self.training and self.layerdrop > 0 and torch.rand(()).item() < self.layerdrop):
                     x = layer(x, position_bias, key_bias)
+                    if layer_hook is not None:
+                        x = layer_hook(i, x)
                 states.append(x)
         if self.layer_norm_first and n == len(self.layers):
             states[-1] = self.layer_norm(x)

@@ -125,6 +125,27 @@ def assign_labels(reader: FeatureReader, centroids: np.ndarray, folder: Path, nu
     return base
 
 
+def derive_labels(parent: Path, parents: np.ndarray, folder: Path, k: int, rank: int = 0, world: int = 1) -> Path:
+    """Labels of a coarser level of a cluster hierarchy: label parents[c] for every frame that
+    shard `rank` of `world` of the parent level (folder `parent`) labels c. Same layout, ids,
+    lengths and rate as the parent's shard, which were checked against the audio when written.
+    A complete shard is skipped."""
+    folder = Path(folder)
+    base = folder / shard_name(rank, world)
+    if base.with_suffix(".json").is_file():
+        return base
+    src = Path(parent) / shard_name(rank, world)
+    meta = json.loads(src.with_suffix(".json").read_text())
+    parents = np.asarray(parents, dtype=np.int64)
+    if len(parents) != meta["k"] or (len(parents) and (parents.min() < 0 or parents.max() >= k)):
+        raise HarnessError(f"{folder}: a parent map of {len(parents)} entries in [0, {k}) is needed for the "
+                           f"{meta['k']} clusters of {parent}")
+    data = parents[np.load(src.with_suffix(".npy")).astype(np.int64)]
+    ends = np.cumsum(meta["lengths"])
+    return write_labels(folder, {u: data[e - n: e] for u, n, e in zip(meta["ids"], meta["lengths"], ends)}, k,
+                        rank, world, meta["rate"])
+
+
 class LabelStore:
     """All complete label shards of a folder; labels of an utterance by id (int16, model rate)."""
 
@@ -170,7 +191,8 @@ class LabelStore:
 
 def write_labels(folder: Path, labels: Mapping[str, np.ndarray], k: int, rank: int = 0, world: int = 1,
                  rate: float = 50.0) -> Path:
-    """Write given labels (at `rate` Hz) as one shard (tests and tools); same layout as assign_labels."""
+    """Write given labels (at `rate` Hz) as one shard (tests, tools, derived hierarchy levels);
+    same layout as assign_labels."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     base = folder / shard_name(rank, world)

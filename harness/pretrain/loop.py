@@ -30,7 +30,10 @@ and the data position (epoch, batch). `done.json` marks a finished stage. Re-run
 from the checkpoint and gives the same weights as an uninterrupted run (CPU, same seed).
 
 Distributed: run under torchrun; `init_distributed` reads RANK / WORLD_SIZE / LOCAL_RANK and
-uses NCCL on GPUs, gloo on the CPU. DDP uses find_unused_parameters when LayerDrop is on.
+uses NCCL on GPUs, gloo on the CPU. DDP uses find_unused_parameters when LayerDrop is on or the
+objective may leave parameters unused (MS-HuBERT's dropped label sets). The model gets the step
+index, so that an objective drawing per step (which label sets to drop) draws the same on every
+rank and in a resumed run.
 
 Entry point for tests and tools: `python -m harness.pretrain.loop SPEC.json` (see `main`).
 """
@@ -432,7 +435,7 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
     if d.world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[d.local_rank] if device.startswith("cuda") else None,
-            find_unused_parameters=model_cfg.layerdrop > 0)
+            find_unused_parameters=model_cfg.layerdrop > 0 or objective.skips_parameters)
 
     data = StepBatches(items, labels_dirs, cfg, model_cfg, objective, noise_files, d.rank, d.world)
     loader = torch.utils.data.DataLoader(
@@ -457,7 +460,7 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
             for a in range(cfg.grad_accum):
                 ctx = ddp.no_sync() if (d.world > 1 and a < cfg.grad_accum - 1) else _null()
                 with ctx, torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
-                    out = ddp(wavs[a], {k: v[a] for k, v in labels.items()}, mask[a])
+                    out = ddp(wavs[a], {k: v[a] for k, v in labels.items()}, mask[a], step=step)
                     loss = out["loss"] * (d.world / n_global)
                 loss.backward()
                 stats += torch.stack([out["loss"].detach().double(), out["ce"].double(), out["n_masked"].double(),
@@ -565,7 +568,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     train (TrainConfig keys), family (default "hubert"), model (that family's config dict),
     objective ({name, ...options}, default masked_prediction), num_classes, items ([{id, path,
     offset, num_samples}]), labels_dir, out_dir, optional dev_items, dev_labels_dir, noise_files,
-    threads (one label stream, "main"). Works under torchrun (one process per rank)."""
+    threads. A labels folder holds the labels of the objective's one stream, or one sub-folder per
+    stream (named as the stream) when it has several. Works under torchrun (one process per rank)."""
     import sys
 
     from harness.config import merge
@@ -587,8 +591,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     streams = objective.label_streams(int(spec["num_classes"]))
     items = [Item(**it) for it in spec["items"]]
     dev = [Item(**it) for it in spec.get("dev_items", [])]
-    dev_dirs = {streams[0].name: Path(spec["dev_labels_dir"])} if spec.get("dev_labels_dir") else None
-    train(cfg, family, model_cfg, objective, streams, items, {streams[0].name: Path(spec["labels_dir"])},
+
+    def dirs(root: str) -> Dict[str, Path]:
+        return {streams[0].name: Path(root)} if len(streams) == 1 else {s.name: Path(root) / s.name for s in streams}
+
+    dev_dirs = dirs(spec["dev_labels_dir"]) if spec.get("dev_labels_dir") else None
+    train(cfg, family, model_cfg, objective, streams, items, dirs(spec["labels_dir"]),
           Path(spec["out_dir"]), dev, dev_dirs, noise_files=spec.get("noise_files", ()))
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

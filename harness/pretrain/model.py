@@ -58,18 +58,24 @@ def compute_mask(batch: int, frames: int, mask_prob: float = 0.8, mask_length: i
 class MaskedPredictionModel(nn.Module):
     """A family's encoder + one final projection and codeword table per label stream.
 
-    Every stream is predicted from the last layer; the loss is the sum over streams (fairseq
-    HuBERT with several label sets). Accuracies are those of the first stream.
+    Every stream is predicted from the last layer unless `layers` says otherwise (one hidden-state
+    index per stream, 1 = output of the first transformer layer; MS-HuBERT's heads on several
+    layers); the loss is the sum over streams (fairseq HuBERT with several label sets).
+    Accuracies are those of the first stream.
     """
 
     def __init__(self, encoder: nn.Module, streams: Sequence[Tuple[str, int]], logit_temp: float = 0.1,
-                 feature_pen: float = 10.0, nomask_weight: float = 0.0):
+                 feature_pen: float = 10.0, nomask_weight: float = 0.0, layers: Optional[Sequence[int]] = None):
         super().__init__()
         if not streams:
             raise ValueError("masked prediction needs at least one label stream")
         self.nomask_weight = float(nomask_weight)
         self.config = encoder.config
         self.streams = [(str(n), int(k)) for n, k in streams]
+        L = self.config.encoder_layers
+        self.layers = [L] * len(self.streams) if layers is None else [int(v) for v in layers]
+        if len(self.layers) != len(self.streams) or not all(1 <= v <= L for v in self.layers):
+            raise ValueError(f"layers {self.layers}: one layer in 1..{L} per label stream ({len(self.streams)})")
         self.logit_temp = float(logit_temp)
         self.feature_pen = float(feature_pen)
         self.encoder = encoder
@@ -86,7 +92,7 @@ class MaskedPredictionModel(nn.Module):
             nn.init.uniform_(self.label_embs[n])
 
     def logits(self, x: Tensor, stream: str) -> Tensor:
-        """(..., D) last-layer states -> (..., K) cosine logits / temperature, in float32."""
+        """(..., D) states -> (..., K) cosine logits / temperature, in float32."""
         proj = self.final_proj[stream](x).float()
         with torch.autocast(device_type=proj.device.type, enabled=False):
             a = F.normalize(proj, dim=-1, eps=1e-8)
@@ -94,35 +100,52 @@ class MaskedPredictionModel(nn.Module):
             return (a @ b.t()) / self.logit_temp
 
     def forward(self, wavs: Tensor, labels: Dict[str, Tensor], mask: Tensor,
-                wav_lens: Optional[Tensor] = None) -> Dict[str, Tensor]:
+                wav_lens: Optional[Tensor] = None, step: Optional[int] = None) -> Dict[str, Tensor]:
         """wavs (B, S); labels {stream: (B, T) int64, -1 = no label}; mask (B, T) bool (T = CNN
-        frames).
+        frames); step: the optimiser step of a training forward (None when evaluating), for
+        objectives that draw per step (see MultiClusterSwapModel); plain HuBERT draws nothing.
 
         Returns a dict of tensors: loss (summed CE over masked frames of every stream + feature
-        penalty term), ce (summed masked CE), feature_pen (mean CNN output^2), and for the first
-        stream n_masked, correct_masked, n_unmasked, correct_unmasked (frames with a label)."""
+        penalty term), ce (summed masked CE), feature_pen (mean CNN output^2), terms {stream:
+        summed masked CE}, and for the first stream n_masked, correct_masked, n_unmasked,
+        correct_unmasked (frames with a label)."""
         out = self.encoder(wavs, wav_lens, mask=mask)
-        x = out.hidden_states[-1]
-        T = x.shape[1]
-        ce = x.new_zeros((), dtype=torch.float32)
-        loss_u = x.new_zeros((), dtype=torch.float32)
+        return self.masked_loss(out.hidden_states, labels, mask, out.padding_mask, out.features)
+
+    def masked_loss(self, states: Sequence[Tensor], labels: Dict[str, Tensor], mask: Tensor, padding_mask: Tensor,
+                    features: Tensor, active: Optional[Sequence[str]] = None) -> Dict[str, Tensor]:
+        """The loss of `forward` from the encoder's hidden states (num_layers + 1 tensors (B, T, D),
+        stream s read from states[layer of s]); `active`: the streams whose cross-entropy enters
+        the loss (default all; the first stream's accuracies are counted either way)."""
+        active = [n for n, _ in self.streams] if active is None else list(active)
+        T = states[-1].shape[1]
+        ce = states[-1].new_zeros((), dtype=torch.float32)
+        loss_u = states[-1].new_zeros((), dtype=torch.float32)
+        terms: Dict[str, Tensor] = {}
         stats = None
-        for name, _ in self.streams:
+        for (name, _), layer in zip(self.streams, self.layers):
+            if name not in active and stats is not None:
+                continue
+            x = states[layer]
             lab = labels[name]
             if lab.shape != mask.shape or lab.shape[1] != T:
                 raise ValueError(f"labels[{name}] {tuple(lab.shape)} and mask {tuple(mask.shape)} must be (B, T={T})")
-            has = (lab >= 0) & ~out.padding_mask
+            has = (lab >= 0) & ~padding_mask
             m, u = mask & has, ~mask & has
-            logit_m = self.logits(x[m], name)
-            ce = ce + F.cross_entropy(logit_m, lab[m], reduction="sum")
-            if self.nomask_weight > 0:
-                logit_u = self.logits(x[u], name)
-                loss_u = loss_u + F.cross_entropy(logit_u, lab[u], reduction="sum")
+            with torch.set_grad_enabled(torch.is_grad_enabled() and name in active):
+                logit_m = self.logits(x[m], name)
+                logit_u = self.logits(x[u], name) if self.nomask_weight > 0 and name in active else None
+            if name in active:
+                term = F.cross_entropy(logit_m, lab[m], reduction="sum")
+                terms[name] = term.detach()
+                ce = ce + term
+                if logit_u is not None:
+                    loss_u = loss_u + F.cross_entropy(logit_u, lab[u], reduction="sum")
             if stats is None:
                 with torch.no_grad():
-                    logit_u = self.logits(x[u].detach(), name) if self.nomask_weight <= 0 else logit_u
+                    logit_u = self.logits(x[u].detach(), name) if logit_u is None else logit_u
                     stats = {"n_masked": m.sum(), "correct_masked": (logit_m.argmax(-1) == lab[m]).sum(),
                              "n_unmasked": u.sum(), "correct_unmasked": (logit_u.argmax(-1) == lab[u]).sum()}
-        pen = out.features.float().pow(2).mean()
+        pen = features.float().pow(2).mean()
         loss = ce + self.feature_pen * pen * stats["n_masked"].to(pen.dtype) + self.nomask_weight * loss_u
-        return {"loss": loss, "ce": ce.detach(), "feature_pen": pen.detach(), **stats}
+        return {"loss": loss, "ce": ce.detach(), "feature_pen": pen.detach(), "terms": terms, **stats}

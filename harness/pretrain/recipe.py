@@ -307,6 +307,10 @@ def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> R
             raise ConfigError(f"recipe {where}cluster.k must be in [2, 32767], got {clus.k}")
         iters.append(IterationConfig(family=family, model=model, objective=objective, objective_options=options,
                                      data=it_data, features=feats, cluster=clus, train=train, continue_previous=cont))
+        try:  # e.g. MS-HuBERT's levels and head layers against the model and cluster.k
+            iters[-1].make_objective().check(iters[-1])
+        except ConfigError as e:
+            raise ConfigError(f"recipe {where}{e}") from None
     for i in range(1, len(iters)):
         it, prev = iters[i], iters[i - 1]
         if it.continue_previous:

@@ -205,7 +205,9 @@ def _label_root(rec: Recipe, k: int, out: Path) -> Path:
 
 def _features_clusters_labels(rec: Recipe, it: IterationConfig, k: int, utts: Dict[str, List[Utterance]], out: Path,
                               root: Path, streams, d: Dist, say, times: Dict[str, float]) -> None:
-    """Stages 1-3 of an iteration: features, k-means per label stream, labels (+ quality)."""
+    """Stages 1-3 of an iteration: features, k-means per label stream, labels (+ quality). A
+    stream with a parent (a level of MS-HuBERT's hierarchy) is clustered from its parent's
+    centroids and labelled through its parent's labels; streams come parents first."""
     # 1. features
     for split in SPLITS:
         if not utts[split]:
@@ -219,12 +221,18 @@ def _features_clusters_labels(rec: Recipe, it: IterationConfig, k: int, utts: Di
         if not (cdir / "done.json").is_file():
             if d.is_main:
                 t0 = time.perf_counter()
-                reader = dump.FeatureReader(root / "features" / "train")
-                x = clus.sample_frames(reader, it.cluster.sample_fraction, it.cluster.seed, it.cluster.max_frames)
-                say(f"k-means {stream.name}: {len(x)} frames x {x.shape[1]} dims, K = {stream.k}")
+                if stream.parent:  # a level of a hierarchy (MS-HuBERT): k-means on the parent level's centroids
+                    x = np.load(root / "clusters" / stream.parent / "centroids.npy")
+                    say(f"k-means {stream.name}: the {len(x)} centroids of {stream.parent}, K = {stream.k}")
+                else:
+                    reader = dump.FeatureReader(root / "features" / "train")
+                    x = clus.sample_frames(reader, it.cluster.sample_fraction, it.cluster.seed, it.cluster.max_frames)
+                    say(f"k-means {stream.name}: {len(x)} frames x {x.shape[1]} dims, K = {stream.k}")
                 res = clus.fit_kmeans(x, stream.k, niter=it.cluster.niter, seed=it.cluster.seed,
                                       nredo=it.cluster.nredo, init=it.cluster.init)
                 cdir.mkdir(parents=True, exist_ok=True)
+                if stream.parent:  # parents[c] = this level's cluster of the parent level's centroid c
+                    np.save(cdir / "parents.npy", clus.nearest(x, res.centroids)[0])
                 np.save(cdir / "centroids.npy", res.centroids)
                 atomic_write_json(cdir / "done.json", {"k": stream.k, "inertia": res.inertia, "points": res.n_points,
                                                        "inertia_per_point": res.inertia / res.n_points,
@@ -243,9 +251,13 @@ def _features_clusters_labels(rec: Recipe, it: IterationConfig, k: int, utts: Di
                 if d.is_main:
                     _remove_other_worlds(ldir, d.world)
                 barrier(d)
-                reader = dump.FeatureReader(root / "features" / split)
-                ns = {u.id: int(round(u.duration * dump.SAMPLE_RATE)) for u in utts[split]}
-                lab.assign_labels(reader, centroids, ldir, ns, it.model, d.rank, d.world)
+                if stream.parent:  # a frame's label follows its parent-level label up the tree
+                    lab.derive_labels(root / "labels" / stream.parent / split, np.load(cdir / "parents.npy"), ldir,
+                                      stream.k, d.rank, d.world)
+                else:
+                    reader = dump.FeatureReader(root / "features" / split)
+                    ns = {u.id: int(round(u.duration * dump.SAMPLE_RATE)) for u in utts[split]}
+                    lab.assign_labels(reader, centroids, ldir, ns, it.model, d.rank, d.world)
                 barrier(d)
                 if d.is_main:
                     store = lab.LabelStore(ldir)

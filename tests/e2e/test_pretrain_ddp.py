@@ -5,7 +5,8 @@ runs grad_accum = 2 micro-batches of the same size as each rank's: it sees exact
 items, crops and masks, and normalises by the same global masked count (which the DDP run must
 all-reduce to get). It runs twice: HuBERT (masked prediction) and WavLM (gated relative position
 bias + denoising with utterance and noise mixing on every item), whose mixing draws are seeded per
-micro-batch so that the two launches mix exactly the same items."""
+micro-batch so that the two launches mix exactly the same items; and MS-HuBERT (Swap, two label
+sets with one dropped per step)."""
 
 from __future__ import annotations
 
@@ -37,17 +38,30 @@ METHODS = {
     "hubert": {"family": "hubert", "objective": {"name": "masked_prediction"}},
     # every item mixed, half of them with noise: the transform is exercised on each step
     "wavlm": {"family": "wavlm", "objective": {"name": "denoising", "mix_prob": 1.0, "noise_prob": 0.5}},
+    # Swap (two views, exchange after each layer) and one of two label sets dropped per step: the
+    # drop must be the same on both ranks, and DDP must accept the dropped head's unused weights
+    "mshubert": {"family": "hubert", "objective": {"name": "mshubert", "head_layers": [1, 2], "drop_sets": 1}},
 }
+
+
+def _objective(method: str, k: int) -> dict:
+    """The method's objective table; MS-HuBERT's levels are the phone labels' K and K // 2."""
+    obj = dict(METHODS[method]["objective"])
+    return {**obj, "levels": [k, k // 2]} if obj["name"] == "mshubert" else obj
 
 
 def _spec(tmp: Path, corpus, out: Path, grad_accum: int, method: str) -> Path:
     labels, inv = phone_labels(corpus)
     if not (tmp / "labels").exists():
         lab.write_labels(tmp / "labels", labels, len(inv))
+        k = len(inv)  # MS-HuBERT's two levels: the phones, and phones merged in pairs
+        lab.write_labels(tmp / "labels" / f"km{k}", labels, k)
+        lab.write_labels(tmp / "labels" / f"km{k // 2}", {u: np.minimum(v // 2, k // 2 - 1) for u, v in labels.items()},
+                         k // 2)
     spec = {"train": {"steps": STEPS, "lr": 2e-3, "batch_samples": 40000, "grad_accum": grad_accum,
                       "checkpoint_every": 100,
                       "log_every": 2, "seed": 5},
-            **METHODS[method], "noise_files": noise_files(tmp),
+            **METHODS[method], "objective": _objective(method, len(inv)), "noise_files": noise_files(tmp),
             "model": {**MICRO.to_dict(), **({"num_buckets": 32, "max_distance": 64} if method == "wavlm" else {})},
             "num_classes": len(inv),
             "items": [asdict(loop.Item.from_utterance(u)) for u in corpus.select(split="train")],
@@ -101,8 +115,9 @@ def test_two_process_ddp_matches_single_process(tmp_path, method):
     from upstreams.base import get_family
 
     fam = get_family(a["family"])
-    init = get_objective(a["objective"])().build_model(
-        fam.encoder_cls(fam.config_cls.from_dict(a["model_config"])), [LabelStream("main", a["num_classes"])],
+    opts = _objective(method, a["num_classes"])
+    init = get_objective(opts.pop("name")).from_dict(opts).build_model(
+        fam.encoder_cls(fam.config_cls.from_dict(a["model_config"])), [LabelStream(**s) for s in a["streams"]],
         loop.TrainConfig()).state_dict()
     moved = max(float((a["model"][k] - init[k]).abs().max()) for k in init)
     assert moved > 1e-3

@@ -5,7 +5,7 @@ import importlib
 
 from harness.registry import OBJECTIVES
 
-MODULES = ["masked_prediction", "denoising"]
+MODULES = ["masked_prediction", "denoising", "mshubert"]
 
 for _m in MODULES:
     importlib.import_module(f"harness.pretrain.objectives.{_m}")

@@ -27,10 +27,14 @@ class LabelStream:
     Attributes:
         name: folder name ("main" for single-stream methods).
         k: number of classes.
+        parent: "" (k-means on the iteration's features), or the name of an earlier stream whose
+            centroids this stream's k-means clusters, each frame taking the cluster of its
+            parent-level label (a level of MS-HuBERT's hierarchy).
     """
 
     name: str
     k: int
+    parent: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,21 @@ class Objective(abc.ABC):
         """The label sets this objective predicts, given the iteration's cluster count."""
         return [LabelStream("main", int(k))]
 
+    def check(self, iteration: Any) -> None:
+        """Raise ConfigError when the options do not fit the iteration (an IterationConfig: its
+        model and clustering); called when a recipe is loaded."""
+        self.label_streams(iteration.cluster.k)
+
+    @property
+    def skips_parameters(self) -> bool:
+        """True when a training step may leave some parameters without a gradient (the heads of
+        dropped label sets): DDP must then look for unused parameters."""
+        return False
+
     @abc.abstractmethod
     def build_model(self, encoder: nn.Module, streams: Sequence[LabelStream], train_cfg: Any) -> nn.Module:
         """The trainable model: `forward(wavs (B, S), labels {stream: (B, T) int64, -1 = none},
-        mask (B, T) bool, wav_lens (B,) | None) -> dict` with at least loss (summed, to be
+        mask (B, T) bool, wav_lens (B,) | None, step int | None) -> dict` with at least loss (summed, to be
         divided by the global masked-frame count), ce, n_masked, correct_masked, n_unmasked,
         correct_unmasked; its `encoder` attribute is what export keeps."""
 
