@@ -5,7 +5,9 @@ and an objective (harness/pretrain/objectives: label streams, model with heads a
 transform), never a particular method.
 
 Batches. Step s reads one GLOBAL batch, identical on every rank: each epoch shuffles the
-utterances (seed, epoch), cuts them into buckets of `bucket_batches` batches, sorts each bucket
+utterances (seed, epoch) - or, with two-level up-sampling on (train.upsample_alpha /
+upsample_beta, mHuBERT-147), draws N of them by language and dataset weights in random order
+(`upsample_indices`) - cuts them into buckets of `bucket_batches` batches, sorts each bucket
 by length and packs consecutive utterances while (items x crop length) stays within
 world x grad_accum x batch_samples, with a multiple of world x grad_accum items; the batch order
 is then shuffled. Every item of the global batch is cropped to the shortest item of the global
@@ -122,16 +124,68 @@ def all_reduce_sum(t: Tensor, d: Dist) -> Tensor:
 
 @dataclass(frozen=True)
 class Item:
-    """One training utterance: audio segment + its expected length in samples."""
+    """One training utterance: audio segment + its expected length in samples, and the language
+    and source dataset (custom "dataset") the two-level up-sampling groups it by ("" = none)."""
 
     id: str
     path: str
     offset: float
     num_samples: int
+    language: str = ""
+    dataset: str = ""
 
     @classmethod
     def from_utterance(cls, u) -> "Item":
-        return cls(u.id, str(u.path), float(u.offset), int(round(u.duration * SAMPLE_RATE)))
+        return cls(u.id, str(u.path), float(u.offset), int(round(u.duration * SAMPLE_RATE)),
+                   u.language or "", str(u.custom.get("dataset") or ""))
+
+
+def upsample_indices(languages: Sequence[str], datasets: Sequence[str], alpha: float, beta: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """One epoch of mHuBERT-147's two-level up-sampling (their fairseq fork, mHubertDataset.
+    ordered_indices): N = len(languages) draws, in random order, of utterance indices.
+
+    Counts are utterances (not hours). Language l gets weight (n_l / N)^alpha, dataset d of l
+    (n_ld / n_l)^beta, both normalised. N languages are drawn from the language weights; the draws
+    of each language are split over its datasets by drawing from the dataset weights; a dataset
+    drawn c times gives c of its utterances: a prefix of a random permutation when c <= n_ld,
+    else c // n_ld whole shuffled copies plus c % n_ld utterances drawn without replacement.
+    Groups are visited in order of first appearance, each language's draws shuffled, then all.
+
+    Args:
+        languages, datasets: (N,) the language and dataset of every utterance.
+        alpha, beta: language and dataset smoothing exponents (1 = proportional to counts).
+        rng: the epoch's generator.
+
+    Returns:
+        (N,) int64 indices into the utterances (with repeats when a group is up-sampled).
+    """
+    groups: Dict[str, Dict[str, List[int]]] = {}
+    for i, (lang, ds) in enumerate(zip(languages, datasets)):
+        groups.setdefault(lang, {}).setdefault(ds, []).append(i)
+    n = len(languages)
+    langs = list(groups)
+    n_l = np.array([sum(len(v) for v in groups[lang].values()) for lang in langs], dtype=np.float64)
+    p_l = (n_l / n) ** alpha
+    per_lang = np.bincount(rng.choice(len(langs), size=n, p=p_l / p_l.sum()), minlength=len(langs))
+    out: List[np.ndarray] = []
+    for lang, m, total in zip(langs, per_lang, n_l):
+        if m == 0:
+            continue
+        sets = list(groups[lang].values())
+        p_d = (np.array([len(v) for v in sets], dtype=np.float64) / total) ** beta
+        per_set = np.bincount(rng.choice(len(sets), size=int(m), p=p_d / p_d.sum()), minlength=len(sets))
+        drawn = [_draw(np.asarray(idx), int(c), rng) for idx, c in zip(sets, per_set) if c]
+        out.append(rng.permutation(np.concatenate(drawn)))
+    return rng.permutation(np.concatenate(out)).astype(np.int64)
+
+
+def _draw(idx: np.ndarray, c: int, rng: np.random.Generator) -> np.ndarray:
+    """c members of idx: whole shuffled copies while c >= len(idx), then a draw without replacement."""
+    parts = [rng.permutation(idx) for _ in range(c // len(idx))]
+    if c % len(idx):
+        parts.append(rng.choice(idx, c % len(idx), replace=False))
+    return np.concatenate(parts)
 
 
 def _seed(*parts: int) -> int:
@@ -164,6 +218,11 @@ class StepBatches(torch.utils.data.Dataset):
         self.slots = world * cfg.grad_accum  # micro-batches per global batch
         if len(self.items) < self.slots:
             raise HarnessError(f"{len(self.items)} training utterances for {self.slots} micro-batches per step")
+        if (cfg.upsample_alpha, cfg.upsample_beta) != (1.0, 1.0):
+            missing = [it.id for it in self.items if not it.language]
+            if missing:
+                raise HarnessError(f"utterance {missing[0]} has no language ({len(missing)} such): two-level "
+                                   "up-sampling (train.upsample_alpha / upsample_beta) needs one per utterance")
         self._labels: Optional[Dict[str, LabelStore]] = None
         self._noise = None
         self._plans: Dict[int, List[List[int]]] = {}
@@ -187,7 +246,11 @@ class StepBatches(torch.utils.data.Dataset):
             return self._plans[epoch]
         cfg, n_slots = self.cfg, self.slots
         rng = np.random.default_rng([cfg.seed, epoch])
-        order = rng.permutation(len(self.items))
+        if cfg.upsample_alpha == 1.0 and cfg.upsample_beta == 1.0:  # every utterance once (the authors' special case too)
+            order = rng.permutation(len(self.items))
+        else:
+            order = upsample_indices([it.language for it in self.items], [it.dataset for it in self.items],
+                                     cfg.upsample_alpha, cfg.upsample_beta, rng)
         cap = cfg.batch_samples * n_slots
         lens = np.array([min(it.num_samples, cfg.max_sample_size) for it in self.items])
         # bucket size: about bucket_batches batches of the average utterance
