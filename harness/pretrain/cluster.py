@@ -302,6 +302,8 @@ def fit_ivf(x: np.ndarray, k: int, factory: str = IVF_FACTORY, seed: int = 0,
             dd, d2 = max(vt.d_in, vt.d_out), vt.d_out
             q, _ = np.linalg.qr(rng.standard_normal((dd, dd)))
             faiss.copy_array_to_vector(np.ascontiguousarray(q[:, :d2].T, dtype=np.float32).ravel(), vt.A)
+            if d2 % vt.M:
+                raise HarnessError(f"faiss index {spec!r}: OPQ{vt.M}_{d2} needs an output size divisible by {vt.M}")
             pq = faiss.ProductQuantizer(d2, vt.M, OPQ_PQ_BITS)
             pq.cp.seed = int(seed)
             if n < FAISS_MIN_POINTS_PER_CENTROID * pq.ksub:

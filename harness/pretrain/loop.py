@@ -180,6 +180,15 @@ def upsample_indices(languages: Sequence[str], datasets: Sequence[str], alpha: f
     return rng.permutation(np.concatenate(out)).astype(np.int64)
 
 
+def epoch_order(items: Sequence[Item], cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """The utterances of one epoch in random order, before batching: each once (upsample_alpha =
+    upsample_beta = 1, the authors' special case too), else the two-level up-sampled draw."""
+    if cfg.upsample_alpha == 1.0 and cfg.upsample_beta == 1.0:
+        return rng.permutation(len(items))
+    return upsample_indices([it.language for it in items], [it.dataset for it in items],
+                            cfg.upsample_alpha, cfg.upsample_beta, rng)
+
+
 def _draw(idx: np.ndarray, c: int, rng: np.random.Generator) -> np.ndarray:
     """c members of idx: whole shuffled copies while c >= len(idx), then a draw without replacement."""
     parts = [rng.permutation(idx) for _ in range(c // len(idx))]
@@ -246,11 +255,7 @@ class StepBatches(torch.utils.data.Dataset):
             return self._plans[epoch]
         cfg, n_slots = self.cfg, self.slots
         rng = np.random.default_rng([cfg.seed, epoch])
-        if cfg.upsample_alpha == 1.0 and cfg.upsample_beta == 1.0:  # every utterance once (the authors' special case too)
-            order = rng.permutation(len(self.items))
-        else:
-            order = upsample_indices([it.language for it in self.items], [it.dataset for it in self.items],
-                                     cfg.upsample_alpha, cfg.upsample_beta, rng)
+        order = epoch_order(self.items, cfg, rng)
         cap = cfg.batch_samples * n_slots
         lens = np.array([min(it.num_samples, cfg.max_sample_size) for it in self.items])
         # bucket size: about bucket_batches batches of the average utterance
