@@ -218,7 +218,7 @@ def test_random_crop_to_the_shortest_item_with_aligned_labels(toy, tmp_path):
     frames = {u.id: np.arange(lab.num_frames(FRAMES, int(round(u.duration * 16000)))) for u in utts}
     lab.write_labels(tmp_path / "labels", frames, 400)
     items = [loop.Item.from_utterance(u) for u in utts]
-    cfg = TrainConfig(steps=8, batch_samples=4 * 16000, seed=2)
+    cfg = TrainConfig(steps=8, batch_samples=6 * 16000, seed=2)
     sb = loop.StepBatches(items, {"main": tmp_path / "labels"}, cfg, FRAMES)
     audio = {u.id: load_audio(u.path) for u in utts}
     varied = rows = 0
