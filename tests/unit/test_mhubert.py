@@ -271,6 +271,33 @@ def test_synth_speech_has_two_datasets_per_language(tiny_corpus):
     assert {ds for _, ds in per} == {"synth-read", "synth-fast"}
 
 
+# ----------------------------------------------------------------------------- waveform normalisation
+
+
+def test_waveform_normalisation_is_layer_norm_of_each_item():
+    from upstreams.hubert import HubertEncoder
+
+    cfg = replace(FRAMES, conv_channels=(16,) * 7, encoder_dim=32, encoder_layers=1, encoder_heads=2,
+                  encoder_ffn_dim=32, dropout=0.0, attention_dropout=0.0, dropout_input=0.0, layerdrop=0.0)
+    torch.manual_seed(0)
+    plain = HubertEncoder(cfg).eval()
+    normed = HubertEncoder(replace(cfg, normalize=True)).eval()
+    normed.load_state_dict(plain.state_dict())
+    g = torch.Generator().manual_seed(0)
+    a, b = 0.3 * torch.randn(8000, generator=g) + 0.1, 0.05 * torch.randn(5000, generator=g)
+    with torch.no_grad():
+        ref = plain(torch.nn.functional.layer_norm(a, a.shape)[None]).hidden_states[-1]
+        out = normed(a[None]).hidden_states[-1]
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(normed((7 * a - 2)[None]).hidden_states[-1], out, atol=1e-4, rtol=1e-4)  # level-free
+        batch = torch.zeros(2, 8000)
+        batch[0], batch[1, :5000] = a, b  # padding does not leak into the statistics
+        both = normed(batch, torch.tensor([8000, 5000]))
+        n_b = int(cfg.num_frames(5000))
+        torch.testing.assert_close(both.hidden_states[-1][1, :n_b], normed(b[None]).hidden_states[-1][0], atol=1e-5, rtol=1e-5)
+    assert not HubertConfig().normalize  # off unless a recipe asks
+
+
 # ----------------------------------------------------------------------------- recipes
 
 
@@ -286,6 +313,7 @@ def test_mhubert_recipes():
     assert [it.cluster.k for it in base.iterations] == [1000, 1000, 1000]
     assert [it.features.layer for it in base.iterations[1:]] == [6, 9]
     assert base.iterations[0].model.encoder_layers == 12 and base.iterations[0].train.lr == 5e-4
+    assert all(it.model.normalize for it in tiny.iterations + base.iterations)
     # the ablation: the same recipe, updates included, with plain epochs
     a, b = recipe_to_dict(tiny), recipe_to_dict(ablation)
     for it in a["iterations"] + b["iterations"]:
