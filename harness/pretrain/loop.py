@@ -7,7 +7,7 @@ transform), never a particular method.
 Batches. Step s reads one GLOBAL batch, identical on every rank: each epoch shuffles the
 utterances (seed, epoch) - or, with two-level up-sampling on (train.upsample_alpha /
 upsample_beta, mHuBERT-147), draws N of them by language and dataset weights in random order
-(`upsample_indices`) - cuts them into buckets of `bucket_batches` batches, sorts each bucket
+(sampling.upsample_indices) - cuts them into buckets of `bucket_batches` batches, sorts each bucket
 by length and packs consecutive utterances while (items x crop length) stays within
 world x grad_accum x batch_samples, with a multiple of world x grad_accum items; the batch order
 is then shuffled. Every item of the global batch is cropped to the shortest item of the global
@@ -59,6 +59,7 @@ from harness.pretrain.labels import LabelStore, fit_to_audio, num_frames
 from harness.pretrain.model import compute_mask
 from harness.pretrain.objectives.base import LabelStream, Objective
 from harness.pretrain.recipe import TrainConfig
+from harness.pretrain.sampling import upsample_indices
 from harness.progress import progress_bar
 from harness.results import atomic_write_json
 from upstreams.base import get_family
@@ -140,46 +141,6 @@ class Item:
                    u.language or "", str(u.custom.get("dataset") or ""))
 
 
-def upsample_indices(languages: Sequence[str], datasets: Sequence[str], alpha: float, beta: float,
-                     rng: np.random.Generator) -> np.ndarray:
-    """One epoch of mHuBERT-147's two-level up-sampling (their fairseq fork, mHubertDataset.
-    ordered_indices): N = len(languages) draws, in random order, of utterance indices.
-
-    Counts are utterances (not hours). Language l gets weight (n_l / N)^alpha, dataset d of l
-    (n_ld / n_l)^beta, both normalised. N languages are drawn from the language weights; the draws
-    of each language are split over its datasets by drawing from the dataset weights; a dataset
-    drawn c times gives c of its utterances: a prefix of a random permutation when c <= n_ld,
-    else c // n_ld whole shuffled copies plus c % n_ld utterances drawn without replacement.
-    Groups are visited in order of first appearance, each language's draws shuffled, then all.
-
-    Args:
-        languages, datasets: (N,) the language and dataset of every utterance.
-        alpha, beta: language and dataset smoothing exponents (1 = proportional to counts).
-        rng: the epoch's generator.
-
-    Returns:
-        (N,) int64 indices into the utterances (with repeats when a group is up-sampled).
-    """
-    groups: Dict[str, Dict[str, List[int]]] = {}
-    for i, (lang, ds) in enumerate(zip(languages, datasets)):
-        groups.setdefault(lang, {}).setdefault(ds, []).append(i)
-    n = len(languages)
-    langs = list(groups)
-    n_l = np.array([sum(len(v) for v in groups[lang].values()) for lang in langs], dtype=np.float64)
-    p_l = (n_l / n) ** alpha
-    per_lang = np.bincount(rng.choice(len(langs), size=n, p=p_l / p_l.sum()), minlength=len(langs))
-    out: List[np.ndarray] = []
-    for lang, m, total in zip(langs, per_lang, n_l):
-        if m == 0:
-            continue
-        sets = list(groups[lang].values())
-        p_d = (np.array([len(v) for v in sets], dtype=np.float64) / total) ** beta
-        per_set = np.bincount(rng.choice(len(sets), size=int(m), p=p_d / p_d.sum()), minlength=len(sets))
-        drawn = [_draw(np.asarray(idx), int(c), rng) for idx, c in zip(sets, per_set) if c]
-        out.append(rng.permutation(np.concatenate(drawn)))
-    return rng.permutation(np.concatenate(out)).astype(np.int64)
-
-
 def epoch_order(items: Sequence[Item], cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
     """The utterances of one epoch in random order, before batching: each once (upsample_alpha =
     upsample_beta = 1, the authors' special case too), else the two-level up-sampled draw."""
@@ -187,14 +148,6 @@ def epoch_order(items: Sequence[Item], cfg: TrainConfig, rng: np.random.Generato
         return rng.permutation(len(items))
     return upsample_indices([it.language for it in items], [it.dataset for it in items],
                             cfg.upsample_alpha, cfg.upsample_beta, rng)
-
-
-def _draw(idx: np.ndarray, c: int, rng: np.random.Generator) -> np.ndarray:
-    """c members of idx: whole shuffled copies while c >= len(idx), then a draw without replacement."""
-    parts = [rng.permutation(idx) for _ in range(c // len(idx))]
-    if c % len(idx):
-        parts.append(rng.choice(idx, c % len(idx), replace=False))
-    return np.concatenate(parts)
 
 
 def _seed(*parts: int) -> int:

@@ -148,7 +148,7 @@ class TrainConfig:
         bucket_batches: batches per length-sorted bucket when batching (keeps crops short-lossless).
         dev_max_utterances: cap on dev utterances for held-out accuracy (0 = all).
         upsample_alpha, upsample_beta: mHuBERT-147's two-level up-sampling of each epoch
-            (loop.upsample_indices): language weights (n_l / N)^alpha, dataset-within-language
+            (sampling.upsample_indices): language weights (n_l / N)^alpha, dataset-within-language
             weights (n_ld / n_l)^beta, from utterance counts (published 0.7 and 0.9). Both 1 =
             every utterance once per epoch (the plain HuBERT epoch).
     """

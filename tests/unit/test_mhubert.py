@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from harness.errors import ConfigError, HarnessError
-from harness.pretrain import cluster, dump, labels as lab, loop
+from harness.pretrain import cluster, dump, labels as lab, loop, sampling
 from harness.pretrain.recipe import ClusterConfig, TrainConfig, load_recipe, recipe_to_dict
 from harness.pretrain.toy import make_toy_corpus
 from upstreams.hubert import HubertConfig
@@ -155,7 +155,7 @@ def test_upsampled_proportions_follow_the_two_level_formula():
         p_d[lg, ds] = (n / n_l[lg]) ** beta / sum((m / n_l[lg]) ** beta for (l2, _), m in n_ld.items() if l2 == lg)
     seen_l, seen_ld = Counter(), Counter()
     for e in range(epochs):
-        idx = loop.upsample_indices(langs, sets, alpha, beta, np.random.default_rng([0, e]))
+        idx = sampling.upsample_indices(langs, sets, alpha, beta, np.random.default_rng([0, e]))
         assert len(idx) == N
         per_utt = np.bincount(idx, minlength=N)
         # over-sampled "d" (10 utterances): whole copies + a remainder -> counts differ by at most 1
