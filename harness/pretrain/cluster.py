@@ -259,8 +259,10 @@ def ivf_factory(factory: str, k: int) -> str:
 
 def fit_ivf(x: np.ndarray, k: int, factory: str = IVF_FACTORY, seed: int = 0,
             threads: Optional[int] = None) -> IVFResult:
-    """Train mHuBERT-147's faiss index on ALL rows of x (the authors' create_index: index_factory,
-    then train; their index.add of the training frames is left out, as the labels never read it).
+    """Train mHuBERT-147's faiss index on the frames x (n, dim): the authors' create_index
+    (index_factory, then train with faiss's defaults: IVF k-means of 10 iterations on at most
+    256 x K frames, the OPQ rotation on at most 65,536; their index.add of the training frames is
+    left out, as the labels never read it).
 
     Seeds: faiss seeds each component itself (IVF k-means and PQ 1234, HNSW levels 12345, the OPQ
     rotation 1234); here every one that faiss exposes is set from `seed`: the IVF k-means
@@ -269,8 +271,11 @@ def fit_ivf(x: np.ndarray, k: int, factory: str = IVF_FACTORY, seed: int = 0,
     that it does not expose: OPQ's subsample of at most 65,536 training points and the HNSW
     insertion shuffle. Training runs on one thread: the HNSW graph is built in parallel when a
     level has over 100 nodes (K > 100), and faiss notes that its OPQ SVD is bit-exact only
-    single-threaded. Every step subsamples (OPQ 65,536 points, IVF 256 x K, PQ 256 x 16), so the
-    cost is bounded whatever the number of frames.
+    single-threaded. Every step subsamples, so the cost is bounded whatever the number of frames.
+
+    Returns:
+        IVFResult; inertia = summed squared distance of x to its coarse centroid in the
+        transformed space.
     """
     import faiss
 
@@ -279,10 +284,9 @@ def fit_ivf(x: np.ndarray, k: int, factory: str = IVF_FACTORY, seed: int = 0,
     spec = ivf_factory(factory, k)
     try:
         index = faiss.index_factory(d, spec)
-        faiss.extract_index_ivf(index)
+        ivf = faiss.extract_index_ivf(index)
     except RuntimeError as e:
         raise HarnessError(f"faiss index {spec!r} for {d}-dim features: {str(e).strip().splitlines()[-1]}") from None
-    ivf = faiss.extract_index_ivf(index)
     if int(ivf.nlist) != k:
         raise HarnessError(f"faiss index {spec!r} has {ivf.nlist} IVF lists, the label stream K = {k}")
     if n < k:
@@ -300,10 +304,12 @@ def fit_ivf(x: np.ndarray, k: int, factory: str = IVF_FACTORY, seed: int = 0,
     for vt in IVFIndex(index).transforms:
         if isinstance(vt, faiss.OPQMatrix):
             dd, d2 = max(vt.d_in, vt.d_out), vt.d_out
-            q, _ = np.linalg.qr(rng.standard_normal((dd, dd)))
-            faiss.copy_array_to_vector(np.ascontiguousarray(q[:, :d2].T, dtype=np.float32).ravel(), vt.A)
             if d2 % vt.M:
                 raise HarnessError(f"faiss index {spec!r}: OPQ{vt.M}_{d2} needs an output size divisible by {vt.M}")
+            # faiss starts from the first d2 columns of a random dd x dd orthonormal matrix (its
+            # rotation is padded with zeros when d_out > d_in, e.g. 39-d MFCC -> 64); so do we, seeded
+            q, _ = np.linalg.qr(rng.standard_normal((dd, dd)))
+            faiss.copy_array_to_vector(np.ascontiguousarray(q[:, :d2].T, dtype=np.float32).ravel(), vt.A)
             pq = faiss.ProductQuantizer(d2, vt.M, OPQ_PQ_BITS)
             pq.cp.seed = int(seed)
             if n < FAISS_MIN_POINTS_PER_CENTROID * pq.ksub:

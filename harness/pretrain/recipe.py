@@ -94,7 +94,8 @@ class ClusterConfig:
         max_frames: cap on sampled frames (0 = no cap), to bound memory.
         method: "kmeans" (labels = nearest k-means centroid) or "ivf" (labels = IVF coarse
             centroid of the faiss index `ivf_factory`, after its OPQ transform; the index trains
-            its own k-means, so niter, nredo and init apply to "kmeans" only).
+            its own k-means with faiss's IVF defaults, as mHuBERT-147 did: 10 iterations on at
+            most 256 x k of the sampled frames; niter, nredo and init apply to "kmeans" only).
         ivf_factory: faiss index_factory string of method "ivf"; "{K}" is replaced by k.
         niter: Lloyd iterations over all sampled frames (faiss's default 25; full-batch Lloyd
             converges in far fewer passes than MiniBatchKMeans' 100 epochs of mini-batches).
