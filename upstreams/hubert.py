@@ -71,6 +71,7 @@ class HubertConfig:
     layerdrop: float = 0.05
     feature_grad_mult: float = 0.1  # 0 freezes the CNN (no grad)
     final_dim: int = 256  # used by the pre-training wrapper, not by the encoder
+    normalize: bool = False  # zero mean, unit variance per waveform (fairseq task.normalize; mHuBERT-147)
 
     def __post_init__(self):
         for name in ("conv_channels", "conv_kernels", "conv_strides"):
@@ -185,7 +186,13 @@ class HubertEncoder(nn.Module):
         wav_lens = torch.as_tensor(wav_lens, device=wavs.device).long()
         if bool((wav_lens <= 0).any()) or bool((wav_lens > S).any()):
             raise HarnessError(f"{type(self).__name__} needs 1..{S} samples per item, got lengths {wav_lens.tolist()}")
-        wavs = wavs * valid_mask(wav_lens, S)  # ignore whatever lies past each length
+        valid = valid_mask(wav_lens, S).to(wavs.dtype)
+        wavs = wavs * valid  # ignore whatever lies past each length
+        if self.config.normalize:  # F.layer_norm over each item's valid samples, as fairseq's dataset does
+            n = wav_lens[:, None].to(wavs.dtype)
+            mean = wavs.sum(1, keepdim=True) / n
+            var = (((wavs - mean) * valid) ** 2).sum(1, keepdim=True) / n
+            wavs = (wavs - mean) * torch.rsqrt(var + 1e-5) * valid
         rf = self.config.receptive_field
         if S < rf:
             wavs = nn.functional.pad(wavs, (0, rf - S))

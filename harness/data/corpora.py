@@ -77,7 +77,9 @@ def load_corpus(spec: str, cache_dir: Optional[Path] = None) -> Corpus:
     if name == "synth":
         if not path.is_dir():
             raise HarnessError(f"corpus folder {path} does not exist")
-        return load_manifest_dir(path)
+        from harness.data.synth_plan import with_speech_datasets
+
+        return with_speech_datasets(load_manifest_dir(path))
     if name == "librispeech":
         from harness.data.corpora_librispeech import load_librispeech
 

@@ -17,7 +17,8 @@ Supervision fields used by tasks:
   keyword     KS label: one of the keywords, "_unknown_" or "_silence_"
   lang_class  "high" | "low" | "fewshot" (real multilingual corpora: "normal" | "fewshot")
   budgets     ML-SUPERB train utterances only: the train sets holding it, ["10min", "1h"] or ["1h"]
-  dataset     source dataset name within a language (for multilingual sampling)
+  dataset     source dataset name within a language (for multilingual sampling; synth speech
+              is "synth" on disk, loaded as "synth-read" / "synth-fast" by the speaker's rate)
 
 Subset "mix" (the recording is the mixture; text and speaker are None, language "en"):
   sources          [s1 path, s2 path]: the scaled sources, each as long as the mixture (the

@@ -51,6 +51,14 @@ NOISE_SECONDS = 4.0
 NOISE_LEVEL_DB = (-35.0, -20.0)
 BABBLE_TALKERS = (3, 6)
 
+# The second level of multilingual sampling (language -> dataset, mHuBERT-147's up-sampling):
+# every synth speech utterance is "synth" on disk; loading names its dataset by the speaker's
+# speaking style, so every language holds a big "synth-read" and a small "synth-fast" set
+# (about 1 in 4 speakers: rates are drawn uniformly from 140..210 wpm). Derived from the
+# speakers the plan already drew: no audio, text, split or subset changes, and a corpus
+# generated before this still loads with both levels.
+FAST_WPM = 200
+
 # espeak-ng voice variants used as speaker timbres, with the gender their files declare
 # ("n": none declared). Variants that saturate or sound like effects (robots, whisper,
 # "Demonic", ...) are left out.
@@ -354,6 +362,27 @@ def plan_kws(spec: SizeSpec, seed: int, speakers: List[Speaker]) -> List[Item]:
                             "noise": bg.to_dict()},
                 ))
     return items
+
+
+def speech_dataset(rate_wpm: int) -> str:
+    """The synth dataset of a speech utterance by its speaker's rate: synth-read | synth-fast."""
+    return "synth-fast" if int(rate_wpm) >= FAST_WPM else "synth-read"
+
+
+def with_speech_datasets(corpus):
+    """A loaded synth corpus whose speech utterances name their dataset (`speech_dataset` of the
+    speaker's rate, from corpus.json's speakers) instead of the "synth" written on disk. Other
+    subsets and other corpora are returned unchanged."""
+    from dataclasses import replace
+
+    speakers = corpus.meta.get("speakers") or {}
+    if corpus.meta.get("name") != "synth" or not speakers:
+        return corpus
+    corpus.utterances = [
+        replace(u, custom={**u.custom, "dataset": speech_dataset(speakers[u.speaker]["rate"])})
+        if u.subset == "speech" and u.custom.get("dataset") == "synth" and u.speaker in speakers else u
+        for u in corpus.utterances]
+    return corpus
 
 
 def split_speakers(speakers: List[Speaker], split: str) -> List[Speaker]:

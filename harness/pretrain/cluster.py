@@ -1,9 +1,15 @@
-"""k-means for pre-training labels: faiss on all sampled frames; sklearn only as the reference.
+"""Clustering for pre-training labels: faiss k-means on all sampled frames, or the mHuBERT-147
+faiss IVF index; sklearn only as the reference.
 
 faiss.Kmeans silently subsamples its training set to `max_points_per_centroid` (256) x k points;
 `fit_kmeans` raises that limit so the centroids are fitted on every sampled frame. Which frames are
 sampled is decided here instead (`sample_frames`: a fraction of the utterances, all their frames,
 as fairseq's simple_kmeans does with 10%).
+
+A **codebook** is what the label stage needs from clustering: fit -> save(folder) ->
+load_codebook(folder) -> assign(frames) -> int labels. `Centroids` (k-means: centroids.npy,
+nearest centroid) and `IVFIndex` (mHuBERT-147: index.faiss, the IVF coarse centroid after the
+index's transforms) are the two kinds.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -20,6 +27,7 @@ import numpy as np
 # takes effect when set before faiss is first imported, and an explicit setting is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from harness.errors import HarnessError
 from harness.pretrain.dump import FeatureReader
 
 
@@ -135,3 +143,192 @@ def fit_sklearn_reference(x: np.ndarray, k: int, seed: int = 0, n_init: int = 20
     centroids = km.cluster_centers_.astype(np.float32)
     secs = time.perf_counter() - t0
     return KMeansResult(centroids, inertia(x, centroids), len(x), secs)
+
+
+# ----------------------------------------------------------------------------- codebooks
+
+
+class Centroids:
+    """k-means codebook: label = the nearest centroid (exact, faiss IndexFlatL2).
+
+    Args:
+        centroids: (k, dim) float32.
+    """
+
+    FILE = "centroids.npy"
+
+    def __init__(self, centroids: np.ndarray):
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self.k = int(self.centroids.shape[0])
+
+    def assign(self, x: np.ndarray, threads: Optional[int] = None) -> np.ndarray:
+        """(n,) int64 labels of the rows of x (n, dim)."""
+        return nearest(x, self.centroids, threads)[0]
+
+    def save(self, folder: Path) -> None:
+        np.save(Path(folder) / self.FILE, self.centroids)
+
+
+# mHuBERT-147's "strong compression" index (their create_mhubert_index.py, K = 1000 in every
+# iteration): OPQ rotation to 64 dims (16 sub-spaces), IVF with K lists whose coarse quantizer is an
+# HNSW graph over the K centroids, 4-bit fast-scan PQ codes of the residuals. Only the coarse
+# assignment is used as the label; the PQ part is trained (the authors train the whole index) but
+# never read.
+IVF_FACTORY = "OPQ16_64,IVF{K}_HNSW32,PQ16x4fsr"
+# OPQMatrix fits its rotation against an 8-bit PQ (256 centroids per sub-space); faiss asks for
+# 39 points per centroid and prints a warning for every sub-space and iteration below that.
+OPQ_PQ_BITS = 8
+FAISS_MIN_POINTS_PER_CENTROID = 39
+
+
+class IVFIndex:
+    """faiss IVF codebook (mHuBERT-147): label = the IVF coarse-centroid id of a frame after the
+    index's transforms (OPQ), found by the coarse quantizer's own search (HNSW, approximate) -
+    what the authors' apply_index_per_file.py does and what index.add files each vector under.
+
+    Args:
+        index: a trained faiss index with an IVF stage (optionally behind IndexPreTransform).
+    """
+
+    FILE = "index.faiss"
+
+    def __init__(self, index):
+        import faiss
+
+        self.index = index
+        self.ivf = faiss.extract_index_ivf(index)
+        self.k = int(self.ivf.nlist)
+        chain = index.chain if isinstance(index, faiss.IndexPreTransform) else None
+        self.transforms = [faiss.downcast_VectorTransform(chain.at(i)) for i in range(chain.size())] if chain else []
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """(n, dim) -> (n, d_ivf) float32: the index's transforms applied in order."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        for vt in self.transforms:
+            x = vt.apply(x)
+        return x
+
+    def search(self, x: np.ndarray, threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """(labels int64, squared distances float32 in the transformed space) of the rows of x."""
+        set_threads(threads)
+        dist, lab = self.ivf.quantizer.search(self.transform(x), 1)
+        if len(lab) and lab.min() < 0:
+            raise HarnessError(f"faiss IVF index: the coarse quantizer found no centroid for "
+                               f"{int((lab < 0).sum())} frames")
+        return lab[:, 0], dist[:, 0]
+
+    def assign(self, x: np.ndarray, threads: Optional[int] = None) -> np.ndarray:
+        """(n,) int64 labels of the rows of x (n, dim)."""
+        return self.search(x, threads)[0]
+
+    def save(self, folder: Path) -> None:
+        import faiss
+
+        faiss.write_index(self.index, str(Path(folder) / self.FILE))
+
+
+Codebook = Union[Centroids, IVFIndex]
+
+
+def load_codebook(folder: Path) -> Codebook:
+    """The codebook a clustering stage saved in `folder` (index.faiss or centroids.npy)."""
+    folder = Path(folder)
+    if (folder / IVFIndex.FILE).is_file():
+        import faiss
+
+        return IVFIndex(faiss.read_index(str(folder / IVFIndex.FILE)))
+    if (folder / Centroids.FILE).is_file():
+        return Centroids(np.load(folder / Centroids.FILE))
+    raise HarnessError(f"{folder}: no codebook ({Centroids.FILE} or {IVFIndex.FILE})")
+
+
+@dataclass
+class IVFResult:
+    codebook: IVFIndex
+    inertia: float  # sum of squared distances of the training points to their coarse centroid (transformed space)
+    n_points: int
+    seconds: float
+    factory: str  # the faiss factory string with K filled in
+    notes: List[str]  # what the caller should tell the user (too few training points)
+
+
+def ivf_factory(factory: str, k: int) -> str:
+    """The factory string with "{K}" replaced by the stream's number of clusters."""
+    return factory.replace("{K}", str(int(k)))
+
+
+def fit_ivf(x: np.ndarray, k: int, factory: str = IVF_FACTORY, seed: int = 0,
+            threads: Optional[int] = None) -> IVFResult:
+    """Train mHuBERT-147's faiss index on the frames x (n, dim): the authors' create_index
+    (index_factory, then train with faiss's defaults: IVF k-means of 10 iterations on at most
+    256 x K frames, the OPQ rotation on at most 65,536; their index.add of the training frames is
+    left out, as the labels never read it).
+
+    Seeds: faiss seeds each component itself (IVF k-means and PQ 1234, HNSW levels 12345, the OPQ
+    rotation 1234); here every one that faiss exposes is set from `seed`: the IVF k-means
+    (cp.seed), the residual PQ, the HNSW level generator, and the OPQ rotation (a seeded random
+    orthonormal start and the seed of the PQ it is fitted against). faiss keeps two fixed seeds
+    that it does not expose: OPQ's subsample of at most 65,536 training points and the HNSW
+    insertion shuffle. Training runs on one thread: the HNSW graph is built in parallel when a
+    level has over 100 nodes (K > 100), and faiss notes that its OPQ SVD is bit-exact only
+    single-threaded. Every step subsamples, so the cost is bounded whatever the number of frames.
+
+    Returns:
+        IVFResult; inertia = summed squared distance of x to its coarse centroid in the
+        transformed space.
+    """
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, d = x.shape
+    spec = ivf_factory(factory, k)
+    try:
+        index = faiss.index_factory(d, spec)
+        ivf = faiss.extract_index_ivf(index)
+    except RuntimeError as e:
+        raise HarnessError(f"faiss index {spec!r} for {d}-dim features: {str(e).strip().splitlines()[-1]}") from None
+    if int(ivf.nlist) != k:
+        raise HarnessError(f"faiss index {spec!r} has {ivf.nlist} IVF lists, the label stream K = {k}")
+    if n < k:
+        raise HarnessError(f"faiss IVF index: {n} points for K = {k} clusters")
+    ivf.cp.seed = int(seed)
+    sub = faiss.downcast_index(ivf)
+    if hasattr(sub, "pq"):
+        sub.pq.cp.seed = int(seed)
+    quantizer = faiss.downcast_index(ivf.quantizer)
+    if isinstance(quantizer, faiss.IndexHNSW):
+        quantizer.hnsw.rng = faiss.RandomGenerator(int(seed))
+    notes: List[str] = []
+    keep = []  # Python owners of objects faiss only points to during training
+    rng = np.random.default_rng(seed)
+    for vt in IVFIndex(index).transforms:
+        if isinstance(vt, faiss.OPQMatrix):
+            dd, d2 = max(vt.d_in, vt.d_out), vt.d_out
+            if d2 % vt.M:
+                raise HarnessError(f"faiss index {spec!r}: OPQ{vt.M}_{d2} needs an output size divisible by {vt.M}")
+            # faiss starts from the first d2 columns of a random dd x dd orthonormal matrix (its
+            # rotation is padded with zeros when d_out > d_in, e.g. 39-d MFCC -> 64); so do we, seeded
+            q, _ = np.linalg.qr(rng.standard_normal((dd, dd)))
+            faiss.copy_array_to_vector(np.ascontiguousarray(q[:, :d2].T, dtype=np.float32).ravel(), vt.A)
+            pq = faiss.ProductQuantizer(d2, vt.M, OPQ_PQ_BITS)
+            pq.cp.seed = int(seed)
+            if n < FAISS_MIN_POINTS_PER_CENTROID * pq.ksub:
+                # one note here instead of faiss's warning per sub-space and per OPQ iteration
+                pq.cp.min_points_per_centroid = 1
+                notes.append(f"{n} training frames: fewer than the {FAISS_MIN_POINTS_PER_CENTROID * pq.ksub} faiss "
+                             f"asks for to fit the OPQ rotation ({pq.ksub} centroids per sub-space)")
+            keep.append(pq)
+            vt.pq = pq
+    prev = set_threads(threads)
+    faiss.omp_set_num_threads(1)
+    t0 = time.perf_counter()
+    try:
+        index.train(x)
+    finally:
+        faiss.omp_set_num_threads(prev)
+    for vt in IVFIndex(index).transforms:
+        if isinstance(vt, faiss.OPQMatrix):
+            vt.pq = None  # not saved by write_index; do not leave a pointer to a freed object
+    cb = IVFIndex(index)
+    inertia_ = float(cb.search(x, threads)[1].astype(np.float64).sum())
+    return IVFResult(cb, inertia_, n, time.perf_counter() - t0, spec, notes)

@@ -1,4 +1,5 @@
-"""Frame labels: the nearest centroid of every feature frame, at the model's frame rate.
+"""Frame labels: the codebook label (nearest k-means centroid, or IVF coarse centroid) of every
+feature frame, at the model's frame rate.
 
 The model's frames come from its family config (`frames`: any config with `stride` in samples
 and `num_frames(num_samples)`, e.g. HubertConfig: 20 ms, 1 + (S - 400) // 320 frames). Features
@@ -16,12 +17,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.pretrain.cluster import nearest
+from harness.pretrain.cluster import Centroids, Codebook
 from harness.pretrain.dump import SAMPLE_RATE, FeatureReader, shard_name, shard_range
 from harness.results import atomic_write_json
 
@@ -73,18 +74,22 @@ def fit_to_audio(uid: str, labels: np.ndarray, num_samples: int, frames: Any) ->
     return out
 
 
-def assign_labels(reader: FeatureReader, centroids: np.ndarray, folder: Path, num_samples: Mapping[str, int],
-                  frames: Any, rank: int = 0, world: int = 1, chunk_frames: int = 1 << 18) -> Path:
-    """Label shard `rank` of `world` of the utterances in `reader` with their nearest centroid,
-    at the frame rate of `frames` (a family config), checking each utterance's label count
-    against num_samples[id]. A complete shard is skipped. Memory: one chunk of frames at a time."""
+def assign_labels(reader: FeatureReader, codebook: Union[np.ndarray, Codebook], folder: Path,
+                  num_samples: Mapping[str, int], frames: Any, rank: int = 0, world: int = 1,
+                  chunk_frames: int = 1 << 18) -> Path:
+    """Label shard `rank` of `world` of the utterances in `reader` through `codebook` (a
+    cluster.Codebook, or a (k, dim) centroid array: the nearest centroid), at the frame rate of
+    `frames` (a family config), checking each utterance's label count against num_samples[id].
+    A complete shard is skipped. Memory: one chunk of frames at a time."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     base = folder / shard_name(rank, world)
     if base.with_suffix(".json").is_file():
         return base
-    if centroids.shape[0] > 32767:
-        raise HarnessError(f"{centroids.shape[0]} clusters do not fit int16 labels")
+    if isinstance(codebook, np.ndarray):
+        codebook = Centroids(codebook)
+    if codebook.k > 32767:
+        raise HarnessError(f"{codebook.k} clusters do not fit int16 labels")
     lo, hi = shard_range(len(reader), rank, world)
     ids: List[str] = []
     lengths: List[int] = []
@@ -100,7 +105,7 @@ def assign_labels(reader: FeatureReader, centroids: np.ndarray, folder: Path, nu
             n += reader.lengths[i]
             i += 1
         x = np.concatenate([reader.get(j) for j in idx]).astype(np.float32)
-        lab, _ = nearest(x, centroids)
+        lab = codebook.assign(x)
         off = 0
         for j in idx:
             uid, t = reader.ids[j], reader.lengths[j]
@@ -121,7 +126,7 @@ def assign_labels(reader: FeatureReader, centroids: np.ndarray, folder: Path, nu
     else:
         np.save(base.with_suffix(".npy"), out)
     atomic_write_json(base.with_suffix(".json"), {"ids": ids, "lengths": lengths, "rate": frame_rate(frames),
-                                                  "k": int(centroids.shape[0])})
+                                                  "k": codebook.k})
     return base
 
 

@@ -5,7 +5,9 @@ and an objective (harness/pretrain/objectives: label streams, model with heads a
 transform), never a particular method.
 
 Batches. Step s reads one GLOBAL batch, identical on every rank: each epoch shuffles the
-utterances (seed, epoch), cuts them into buckets of `bucket_batches` batches, sorts each bucket
+utterances (seed, epoch) - or, with two-level up-sampling on (train.upsample_alpha /
+upsample_beta, mHuBERT-147), draws N of them by language and dataset weights in random order
+(sampling.upsample_indices) - cuts them into buckets of `bucket_batches` batches, sorts each bucket
 by length and packs consecutive utterances while (items x crop length) stays within
 world x grad_accum x batch_samples, with a multiple of world x grad_accum items; the batch order
 is then shuffled. Every item of the global batch is cropped to the shortest item of the global
@@ -60,6 +62,7 @@ from harness.pretrain.labels import LabelStore, fit_to_audio, num_frames
 from harness.pretrain.model import compute_mask
 from harness.pretrain.objectives.base import LabelStream, Objective
 from harness.pretrain.recipe import TrainConfig
+from harness.pretrain.sampling import upsample_indices
 from harness.progress import progress_bar
 from harness.results import atomic_write_json
 from upstreams.base import get_family
@@ -125,16 +128,29 @@ def all_reduce_sum(t: Tensor, d: Dist) -> Tensor:
 
 @dataclass(frozen=True)
 class Item:
-    """One training utterance: audio segment + its expected length in samples."""
+    """One training utterance: audio segment + its expected length in samples, and the language
+    and source dataset (custom "dataset") the two-level up-sampling groups it by ("" = none)."""
 
     id: str
     path: str
     offset: float
     num_samples: int
+    language: str = ""
+    dataset: str = ""
 
     @classmethod
     def from_utterance(cls, u) -> "Item":
-        return cls(u.id, str(u.path), float(u.offset), int(round(u.duration * SAMPLE_RATE)))
+        return cls(u.id, str(u.path), float(u.offset), int(round(u.duration * SAMPLE_RATE)),
+                   u.language or "", str(u.custom.get("dataset") or ""))
+
+
+def epoch_order(items: Sequence[Item], cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """The utterances of one epoch in random order, before batching: each once (upsample_alpha =
+    upsample_beta = 1, the authors' special case too), else the two-level up-sampled draw."""
+    if cfg.upsample_alpha == 1.0 and cfg.upsample_beta == 1.0:
+        return rng.permutation(len(items))
+    return upsample_indices([it.language for it in items], [it.dataset for it in items],
+                            cfg.upsample_alpha, cfg.upsample_beta, rng)
 
 
 def _seed(*parts: int) -> int:
@@ -167,6 +183,11 @@ class StepBatches(torch.utils.data.Dataset):
         self.slots = world * cfg.grad_accum  # micro-batches per global batch
         if len(self.items) < self.slots:
             raise HarnessError(f"{len(self.items)} training utterances for {self.slots} micro-batches per step")
+        if (cfg.upsample_alpha, cfg.upsample_beta) != (1.0, 1.0):
+            missing = [it.id for it in self.items if not it.language]
+            if missing:
+                raise HarnessError(f"utterance {missing[0]} has no language ({len(missing)} such): two-level "
+                                   "up-sampling (train.upsample_alpha / upsample_beta) needs one per utterance")
         self._labels: Optional[Dict[str, LabelStore]] = None
         self._noise = None
         self._plans: Dict[int, List[List[int]]] = {}
@@ -190,7 +211,7 @@ class StepBatches(torch.utils.data.Dataset):
             return self._plans[epoch]
         cfg, n_slots = self.cfg, self.slots
         rng = np.random.default_rng([cfg.seed, epoch])
-        order = rng.permutation(len(self.items))
+        order = epoch_order(self.items, cfg, rng)
         cap = cfg.batch_samples * n_slots
         lens = np.array([min(it.num_samples, cfg.max_sample_size) for it in self.items])
         # bucket size: about bucket_batches batches of the average utterance

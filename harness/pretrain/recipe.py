@@ -33,6 +33,7 @@ from typing import Any, Dict, Mapping, Tuple, Union
 
 from harness.config import merge, read_config_file
 from harness.errors import ConfigError, HarnessError
+from harness.pretrain.cluster import IVF_FACTORY
 from upstreams.base import get_family
 from upstreams.hubert import HubertConfig
 
@@ -84,26 +85,41 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """faiss k-means (PRETRAIN.md 1; fairseq fits on 10% of the utterances).
+    """faiss k-means (PRETRAIN.md 1; fairseq fits on 10% of the utterances) or the mHuBERT-147
+    faiss IVF index (PRETRAIN.md 4).
 
     Attributes:
         k: clusters.
         sample_fraction: fraction of train utterances whose frames are clustered (all their frames).
         max_frames: cap on sampled frames (0 = no cap), to bound memory.
+        method: "kmeans" (labels = nearest k-means centroid) or "ivf" (labels = IVF coarse
+            centroid of the faiss index `ivf_factory`, after its OPQ transform; the index trains
+            its own k-means with faiss's IVF defaults, as mHuBERT-147 did: 10 iterations on at
+            most 256 x k of the sampled frames; niter, nredo and init apply to "kmeans" only).
+        ivf_factory: faiss index_factory string of method "ivf"; "{K}" is replaced by k.
         niter: Lloyd iterations over all sampled frames (faiss's default 25; full-batch Lloyd
             converges in far fewer passes than MiniBatchKMeans' 100 epochs of mini-batches).
         nredo: restarts (the best objective is kept).
         init: "kmeans++" (k-means++ seeds from a 10,000-frame subset) or "random" (faiss's own).
-        seed: sampling and initialisation seed.
+        seed: sampling and initialisation seed (every faiss seed of the IVF index too).
     """
 
     k: int = 100
     sample_fraction: float = 0.1
     max_frames: int = 0
+    method: str = "kmeans"
+    ivf_factory: str = IVF_FACTORY
     niter: int = 25
     nredo: int = 1
     init: str = "kmeans++"
     seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in ("kmeans", "ivf"):
+            raise ConfigError(f"cluster.method must be 'kmeans' or 'ivf', got {self.method!r}")
+        if self.method == "ivf" and "IVF" not in self.ivf_factory:
+            raise ConfigError(f"cluster.ivf_factory must name an IVF index (e.g. {IVF_FACTORY}), "
+                              f"got {self.ivf_factory!r}")
 
 
 @dataclass(frozen=True)
@@ -132,6 +148,10 @@ class TrainConfig:
         num_workers: data-loading processes (0 = in the training process).
         bucket_batches: batches per length-sorted bucket when batching (keeps crops short-lossless).
         dev_max_utterances: cap on dev utterances for held-out accuracy (0 = all).
+        upsample_alpha, upsample_beta: mHuBERT-147's two-level up-sampling of each epoch
+            (sampling.upsample_indices): language weights (n_l / N)^alpha, dataset-within-language
+            weights (n_ld / n_l)^beta, from utterance counts (published 0.7 and 0.9). Both 1 =
+            every utterance once per epoch (the plain HuBERT epoch).
     """
 
     steps: int = 400_000
@@ -158,6 +178,8 @@ class TrainConfig:
     num_workers: int = 0
     bucket_batches: int = 100
     dev_max_utterances: int = 0
+    upsample_alpha: float = 1.0
+    upsample_beta: float = 1.0
 
     def __post_init__(self):
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -173,6 +195,9 @@ class TrainConfig:
             raise ConfigError("train.grad_accum, checkpoint_every and log_every must be >= 1")
         if self.mask_length < 1 or not 0.0 < self.mask_prob <= 1.0:
             raise ConfigError("train.mask_length must be >= 1 and mask_prob in (0, 1]")
+        for name in ("upsample_alpha", "upsample_beta"):
+            if not getattr(self, name) >= 0.0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Run folder:
     out/recipe.json                     resolved recipe + corpus (a re-run must match it)
     out/iter{k}/features/{train,dev}    feature shards (dump.py)
-    out/iter{k}/clusters/{stream}       centroids.npy + done.json (k, inertia, points, seconds)
+    out/iter{k}/clusters/{stream}       centroids.npy (k-means) or index.faiss (cluster.method ivf)
+                                        + done.json (k, inertia, points, seconds)
     out/iter{k}/labels/{stream}/{split} label shards at the model's frame rate (labels.py) +
                                         done.json (PNMI, purity)
     out/iter{k}/train                   checkpoint.pt, log.jsonl, done.json (loop.py)
@@ -150,7 +151,7 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
     what = (f"continues iteration {k - 1} on its labels" if it.continue_previous else
             f"features {it.features.source}"
             f"{'' if it.features.source == 'mfcc' else ' layer %d of iteration %d' % (it.features.layer, k - 1)}"
-            f", k-means K = {it.cluster.k}")
+            f", {'faiss IVF' if it.cluster.method == 'ivf' else 'k-means'} K = {it.cluster.k}")
     say(f"== {name}: {it.family} {it.model.encoder_layers} x {it.model.encoder_dim}, objective {it.objective}, "
         f"{what}, {it.train.steps} steps on {len(utts['train'])} utterances")
 
@@ -205,9 +206,10 @@ def _label_root(rec: Recipe, k: int, out: Path) -> Path:
 
 def _features_clusters_labels(rec: Recipe, it: IterationConfig, k: int, utts: Dict[str, List[Utterance]], out: Path,
                               root: Path, streams, d: Dist, say, times: Dict[str, float]) -> None:
-    """Stages 1-3 of an iteration: features, k-means per label stream, labels (+ quality). A
-    stream with a parent (a level of MS-HuBERT's hierarchy) is clustered from its parent's
-    centroids and labelled through its parent's labels; streams come parents first."""
+    """Stages 1-3 of an iteration: features, clustering per label stream (k-means or the faiss IVF
+    index), labels through the saved codebook (+ quality). A stream with a parent (a level of
+    MS-HuBERT's hierarchy) is k-means of its parent's centroids and is labelled through its
+    parent's labels; streams come parents first."""
     # 1. features
     for split in SPLITS:
         if not utts[split]:
@@ -221,25 +223,39 @@ def _features_clusters_labels(rec: Recipe, it: IterationConfig, k: int, utts: Di
         if not (cdir / "done.json").is_file():
             if d.is_main:
                 t0 = time.perf_counter()
+                cdir.mkdir(parents=True, exist_ok=True)
+                extra = {}
                 if stream.parent:  # a level of a hierarchy (MS-HuBERT): k-means on the parent level's centroids
                     x = np.load(root / "clusters" / stream.parent / "centroids.npy")
                     say(f"k-means {stream.name}: the {len(x)} centroids of {stream.parent}, K = {stream.k}")
+                    res = clus.fit_kmeans(x, stream.k, niter=it.cluster.niter, seed=it.cluster.seed,
+                                          nredo=it.cluster.nredo, init=it.cluster.init)
+                    # parents[c] = this level's cluster of the parent level's centroid c
+                    np.save(cdir / "parents.npy", clus.nearest(x, res.centroids)[0])
+                    np.save(cdir / "centroids.npy", res.centroids)
                 else:
                     reader = dump.FeatureReader(root / "features" / "train")
                     x = clus.sample_frames(reader, it.cluster.sample_fraction, it.cluster.seed, it.cluster.max_frames)
-                    say(f"k-means {stream.name}: {len(x)} frames x {x.shape[1]} dims, K = {stream.k}")
-                res = clus.fit_kmeans(x, stream.k, niter=it.cluster.niter, seed=it.cluster.seed,
-                                      nredo=it.cluster.nredo, init=it.cluster.init)
-                cdir.mkdir(parents=True, exist_ok=True)
-                if stream.parent:  # parents[c] = this level's cluster of the parent level's centroid c
-                    np.save(cdir / "parents.npy", clus.nearest(x, res.centroids)[0])
-                np.save(cdir / "centroids.npy", res.centroids)
+                    if it.cluster.method == "ivf":
+                        factory = clus.ivf_factory(it.cluster.ivf_factory, stream.k)
+                        say(f"faiss index {factory} {stream.name}: {len(x)} frames x {x.shape[1]} dims")
+                        res = clus.fit_ivf(x, stream.k, it.cluster.ivf_factory, seed=it.cluster.seed)
+                        for note in res.notes:
+                            say(f"faiss index {stream.name}: {note}")
+                        res.codebook.save(cdir)
+                        extra = {"method": "ivf", "factory": res.factory}
+                    else:
+                        say(f"k-means {stream.name}: {len(x)} frames x {x.shape[1]} dims, K = {stream.k}")
+                        res = clus.fit_kmeans(x, stream.k, niter=it.cluster.niter, seed=it.cluster.seed,
+                                              nredo=it.cluster.nredo, init=it.cluster.init)
+                        np.save(cdir / "centroids.npy", res.centroids)
                 atomic_write_json(cdir / "done.json", {"k": stream.k, "inertia": res.inertia, "points": res.n_points,
                                                        "inertia_per_point": res.inertia / res.n_points,
-                                                       "fit_seconds": res.seconds, "seconds": time.perf_counter() - t0})
+                                                       "fit_seconds": res.seconds, **extra,
+                                                       "seconds": time.perf_counter() - t0})
             barrier(d)
         times[f"clusters_{stream.name}"] = json.loads((cdir / "done.json").read_text())["seconds"]
-        centroids = np.load(cdir / "centroids.npy")
+        codebook = clus.load_codebook(cdir)
 
         # 3. labels at the model's frame rate (+ quality against phone alignments)
         for split in SPLITS:
@@ -257,7 +273,7 @@ def _features_clusters_labels(rec: Recipe, it: IterationConfig, k: int, utts: Di
                 else:
                     reader = dump.FeatureReader(root / "features" / split)
                     ns = {u.id: int(round(u.duration * dump.SAMPLE_RATE)) for u in utts[split]}
-                    lab.assign_labels(reader, centroids, ldir, ns, it.model, d.rank, d.world)
+                    lab.assign_labels(reader, codebook, ldir, ns, it.model, d.rank, d.world)
                 barrier(d)
                 if d.is_main:
                     store = lab.LabelStore(ldir)

@@ -264,3 +264,6 @@ def test_recipes_and_options():
         recipe_from_dict({**ms, "objective": {"name": "mshubert", "levels": [100, 100], "drop_sets": 0}})
     with pytest.raises(ConfigError, match="loss_vieww"):
         recipe_from_dict({**ms, "objective": {"name": "mshubert", "loss_vieww": "x"}})
+    with pytest.raises(ConfigError, match="mshubert needs cluster.method kmeans, got 'ivf'"):
+        recipe_from_dict({"model": {"preset": "tiny"}, "cluster": {"k": 100, "method": "ivf"},
+                          "objective": {"name": "mshubert", "levels": [100, 50], "drop_sets": 0}})

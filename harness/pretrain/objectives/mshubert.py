@@ -132,6 +132,8 @@ class MSHubert(Objective):
         return [LabelStream(names[0], lv[0])] + [LabelStream(names[j], lv[j], names[j - 1]) for j in range(1, len(lv))]
 
     def check(self, iteration: Any) -> None:
+        if iteration.cluster.method != "kmeans":  # the hierarchy is fitted on level 0's centroids
+            raise ConfigError(f"objective mshubert needs cluster.method kmeans, got {iteration.cluster.method!r}")
         self.label_streams(iteration.cluster.k)
         self.options.layers(iteration.model.encoder_layers)
 
