@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -193,12 +194,33 @@ class ClassificationTask(Task):
 class CTCTask(Task):
     """Sequence transcription with CTC and greedy decoding (PR, ASR).
 
-    Subclasses implement `tokens(utt) -> list[str]`, set `char_level`, and put
-    `vocab` (index 0 = blank) into info in `prepare`.
+    Subclasses implement `tokens(utt) -> list[str]` and `make_head(dim, info, cfg)`, set
+    `char_level`, and put `vocab` (index 0 = blank) into info in `prepare`.
+
+    Frame rate: the head sees at least MIN_FRAME_RATE_HZ (50 Hz, the 20 ms frames the SUPERB
+    heads were designed for): a coarser upstream's frames are repeated (40 ms: twice, 80 ms:
+    four times; tasks.heads.RepeatFrames), as s3prl's multires_hubert expert brings its coarse
+    layers to 20 ms. At 12.5 Hz a character transcript (about 15 characters a second) could not
+    be aligned at all. A target that still needs more CTC frames (tokens + adjacent repeats) than
+    the head outputs is an error naming the utterance, never a silently zeroed loss.
     """
 
     level = "sequence"
     higher_is_better = False
+    MIN_FRAME_RATE_HZ = 50.0
+
+    @abc.abstractmethod
+    def make_head(self, dim: int, info: Dict[str, Any], cfg: ProbeConfig) -> nn.Module:
+        """The CTC head on frames at the head rate: forward(x, lengths) -> (log_probs, lengths)."""
+
+    def build_head(self, dim, frame_rate, info, cfg):
+        from tasks.heads import RepeatFrames
+
+        self._set_vocab(info)
+        repeat = max(1, math.ceil(self.MIN_FRAME_RATE_HZ / frame_rate - 1e-9))
+        self._head_rate = frame_rate * repeat
+        head = self.make_head(dim, info, cfg)
+        return head if repeat == 1 else RepeatFrames(head, repeat)
 
     @abc.abstractmethod
     def tokens(self, utt: Utterance) -> List[str]:
@@ -230,7 +252,15 @@ class CTCTask(Task):
         from tasks.heads import ctc_loss
 
         log_probs, lens = out
-        return ctc_loss(log_probs, lens, [self.encode(t) for t in batch.targets])
+        targets = [self.encode(t) for t in batch.targets]
+        for uid, seq, n in zip(batch.ids, targets, lens.tolist()):
+            need = len(seq) + sum(a == b for a, b in zip(seq, seq[1:]))  # a blank between repeats
+            if need > n:
+                raise HarnessError(
+                    f"task {self.name!r}: utterance {uid}: its target needs {need} CTC frames ({len(seq)} tokens "
+                    f"+ repeats) but the head outputs {n} (features at {self._head_rate:g} Hz after repetition); "
+                    "the upstream's frames are too coarse for this transcript")
+        return ctc_loss(log_probs, lens, targets)
 
     def decode(self, out, batch):
         from tasks.metrics import ctc_greedy
@@ -336,10 +366,9 @@ class MLSuperbTask(CTCTask):
         }
         return Splits(**splits, info=info, pools=pools_by_subset_split(corpus, splits))
 
-    def build_head(self, dim, frame_rate, info, cfg):
+    def make_head(self, dim, info, cfg):
         from tasks.heads import MLSuperbHead
 
-        self._set_vocab(info)
         d = cfg.head_dim
         if cfg.head not in ("default", "lite"):
             raise HarnessError(f"task {self.name!r}: head {cfg.head!r} unknown; choose default or lite")
