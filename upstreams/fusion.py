@@ -16,8 +16,9 @@ learns one weight per depth, shared by the resolutions, and the head sees every 
 
 UNVERIFIED: the paper's own text (arXiv 2306.01084) could not be read here, so whether its
 parallel scheme concatenates or sums, and whether per layer or after per-model weighted sums,
-is our choice (per-layer concatenation keeps every resolution's features intact). PRETRAIN.md 5
-notes that combining resolutions downstream did not help in the paper.
+is our choice (per-layer concatenation keeps every resolution's features intact). The abstract
+reports that the multi-resolution integration outperforms the 20 ms HuBERT alone (PRETRAIN.md 5
+says the opposite; the abstract is the reference).
 
 Padding contract (upstreams/base.py): each member gives each item of a padded batch its valid
 frames as if alone, the repetition only reads an item's own valid frames, and frames past the
