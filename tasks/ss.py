@@ -42,12 +42,12 @@ import numpy as np
 import torch
 
 from harness.audio import load_audio
-from upstreams.base import SAMPLE_RATE
 from harness.errors import HarnessError
 from harness.registry import register_task
 from tasks.base import Splits, Task, pools_by_subset_split, require
 from tasks.heads import MaskSeparationHead, upit_mse_loss
 from tasks.metrics import si_sdr_improvement
+from upstreams.base import SAMPLE_RATE
 
 N_FFT = 512
 #: the largest STFT hop (samples): coarser upstream strides are split into several hops
