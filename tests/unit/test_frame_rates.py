@@ -232,3 +232,17 @@ def test_pretrain_at_80_ms_on_the_toy_corpus(tmp_path):
         s = json.loads((run / f"iter{k}" / "summary.json").read_text())
         assert 0 <= s["masked_acc"]["dev"] <= 1
     assert dump.FeatureReader(run / "iter2" / "features" / "train").rate == 12.5
+
+
+def test_cli_lists_upstreams_with_their_frame_rates():
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    r = CliRunner().invoke(app, ["list", "upstreams"])
+    assert r.exit_code == 0
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in r.output.splitlines()[1:] if line.strip()}
+    assert rows["random:hubert_tiny"] == "50 Hz (20 ms)" and rows["fbank"] == "100 Hz (10 ms)"
+    assert rows["random:hubert_tiny_40ms"] == "25 Hz (40 ms)" and rows["random:hubert_base_80ms"] == "12.5 Hz (80 ms)"
+    assert set(UPSTREAMS.names()) <= set(rows)
+    assert "fusion:A+B" in r.output
