@@ -42,15 +42,24 @@ def _split(values: List[str]) -> List[str]:
 @app.command("list")
 @friendly
 def list_cmd(what: str = typer.Argument(..., help="upstreams | tasks")):
-    """List registered upstreams or tasks."""
+    """List registered upstreams (with their frame rates) or tasks."""
     from harness.registry import TASKS, UPSTREAMS, load_all
 
     load_all()
     reg = {"upstreams": UPSTREAMS, "tasks": TASKS}.get(what)
     if reg is None:
         raise HarnessError(f"unknown list {what!r}: use 'upstreams' or 'tasks'")
+    if reg is TASKS:
+        for n in reg.names():
+            print(n)
+        return
+    width = max(map(len, reg.names()))
+    print(f"{'upstream':<{width}}  frame rate")
     for n in reg.names():
-        print(n)
+        rate = reg.meta(n)["frame_rate_hz"]
+        print(f"{n:<{width}}  {rate:g} Hz ({1000 / rate:g} ms)")
+    print("also: fusion:A+B+... (names or exported folders; at the finest member's frame rate), "
+          "or an exported folder")
 
 
 @data_app.command("synth")

@@ -19,8 +19,14 @@ DEFAULT_SEED = 1337
 
 
 def build_upstream(name_or_path: str) -> Upstream:
-    """A registered upstream name, or a folder written by `harness pretrain` / `export`."""
+    """A registered upstream name, a folder written by `harness pretrain` / `export`, or
+    `fusion:A+B+...` of those (upstreams/fusion.py: aligned to the finest frame rate)."""
+    from upstreams.fusion import FusionUpstream, fusion_members
+
     load_all()
+    members = fusion_members(name_or_path)
+    if members is not None:
+        return FusionUpstream([build_upstream(m) for m in members])
     p = Path(name_or_path)
     if p.is_dir() or name_or_path.endswith((".json", ".safetensors")):
         from upstreams.base import load_exported

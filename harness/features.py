@@ -43,7 +43,8 @@ def manifest_hash(utts: Sequence[Utterance]) -> str:
 
 
 def estimate_bytes(upstream: Upstream, utts: Sequence[Utterance]) -> int:
-    samples = torch.tensor([max(1, int(round(u.duration * 16000))) for u in utts], dtype=torch.long)
+    sr = upstream.spec.sample_rate
+    samples = torch.tensor([max(1, int(round(u.duration * sr))) for u in utts], dtype=torch.long)
     frames = int(upstream.num_frames(samples).sum())
     return frames * upstream.spec.num_layers * upstream.spec.hidden_size * 2
 
@@ -233,7 +234,7 @@ class FeatureSource:
     def frames(self, uid: str) -> int:
         if self.pools:
             return self._pool_of(uid).frames(uid)
-        n = torch.tensor([int(round(self._utt[uid].duration * 16000))])
+        n = torch.tensor([int(round(self._utt[uid].duration * self.upstream.spec.sample_rate))])
         return int(self.upstream.num_frames(n)[0])
 
     def get_batch(self, ids: Sequence[str], crops: Optional[Sequence[Tuple[int, int]]] = None):

@@ -8,7 +8,7 @@ never depends on import side effects elsewhere.
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Dict, TypeVar
+from typing import Any, Callable, Dict, TypeVar
 
 from harness.errors import HarnessError
 
@@ -21,15 +21,23 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self._items: Dict[str, Callable] = {}
+        self._meta: Dict[str, Dict[str, Any]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, **meta: Any) -> Callable[[T], T]:
+        """Decorator registering `name`; `meta` = facts known without building the object (an
+        upstream's `frame_rate_hz`, shown by `harness list upstreams`)."""
         def deco(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
             self._items[name] = obj
+            self._meta[name] = dict(meta)
             return obj
 
         return deco
+
+    def meta(self, name: str) -> Dict[str, Any]:
+        self.get(name)  # unknown names fail with suggestions
+        return dict(self._meta[name])
 
     def names(self) -> list[str]:
         return sorted(self._items)

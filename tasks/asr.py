@@ -43,8 +43,7 @@ class SpeechRecognition(CTCTask):
         vocab = ["<blank>"] + sorted(set(" 'ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
         return Splits(**splits, info={"vocab": vocab}, pools=pools_by_subset_split(corpus, splits))
 
-    def build_head(self, dim, frame_rate, info, cfg):
-        self._set_vocab(info)
+    def make_head(self, dim, info, cfg):
         return BLSTMCTCHead(dim, cfg.head_dim, len(info["vocab"]), layers=cfg.head_layers, dropout=cfg.dropout)
 
     def score(self, preds, refs, info, split):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -193,12 +194,41 @@ class ClassificationTask(Task):
 class CTCTask(Task):
     """Sequence transcription with CTC and greedy decoding (PR, ASR).
 
-    Subclasses implement `tokens(utt) -> list[str]`, set `char_level`, and put
-    `vocab` (index 0 = blank) into info in `prepare`.
+    Subclasses implement `tokens(utt) -> list[str]` and `make_head(dim, info, cfg)`, set
+    `char_level`, and put `vocab` (index 0 = blank) into info in `prepare`.
+
+    Frame rate: the head sees at least MIN_FRAME_RATE_HZ (50 Hz, the 20 ms frames the SUPERB
+    heads were designed for): a coarser upstream's frames are repeated (40 ms: twice, 80 ms:
+    four times; tasks.heads.RepeatFrames), as s3prl's multires_hubert expert brings its coarse
+    layers to 20 ms. At 12.5 Hz a character transcript (about 15 characters a second) could not
+    be aligned at all.
+
+    Unalignable targets: a training target that needs more CTC frames (tokens + a blank between
+    adjacent repeats) than the head outputs adds zero loss, as in s3prl and ESPnet (CTC
+    zero_infinity), but is never silent: each is recorded, and result.json's extra
+    `ctc_unalignable_train` maps utterance -> the frames it needs and has. This happens at 20 ms
+    too: the ML-SUPERB head halves the frame rate (25 Hz) and fast synth speech in some languages
+    has more characters than that (6 of 46 mono_asr_10min train items on synth tiny). A training
+    batch in which no item fits is an error naming its first utterance: nothing would be learned.
     """
 
     level = "sequence"
     higher_is_better = False
+    MIN_FRAME_RATE_HZ = 50.0
+
+    @abc.abstractmethod
+    def make_head(self, dim: int, info: Dict[str, Any], cfg: ProbeConfig) -> nn.Module:
+        """The CTC head on frames at the head rate: forward(x, lengths) -> (log_probs, lengths)."""
+
+    def build_head(self, dim, frame_rate, info, cfg):
+        from tasks.heads import RepeatFrames
+
+        self._set_vocab(info)
+        self.unalignable: Dict[str, str] = {}
+        repeat = max(1, math.ceil(self.MIN_FRAME_RATE_HZ / frame_rate - 1e-9))
+        self._head_rate = frame_rate * repeat
+        head = self.make_head(dim, info, cfg)
+        return head if repeat == 1 else RepeatFrames(head, repeat)
 
     @abc.abstractmethod
     def tokens(self, utt: Utterance) -> List[str]:
@@ -230,7 +260,22 @@ class CTCTask(Task):
         from tasks.heads import ctc_loss
 
         log_probs, lens = out
-        return ctc_loss(log_probs, lens, [self.encode(t) for t in batch.targets])
+        targets = [self.encode(t) for t in batch.targets]
+        bad = {}
+        for uid, seq, n in zip(batch.ids, targets, lens.tolist()):
+            need = len(seq) + sum(a == b for a, b in zip(seq, seq[1:]))  # a blank between repeats
+            if need > n:
+                bad[uid] = (f"needs {need} CTC frames ({len(seq)} tokens + repeats), the head outputs {n} "
+                            f"(features at {self._head_rate:g} Hz)")
+        self.unalignable.update(bad)
+        if len(bad) == len(targets):
+            uid = next(iter(bad))
+            raise HarnessError(f"task {self.name!r}: no target of a training batch fits CTC: utterance {uid} "
+                               f"{bad[uid]}; the frames are too coarse for these transcripts")
+        return ctc_loss(log_probs, lens, targets)  # unalignable items add 0 (zero_infinity), recorded above
+
+    def extra_results(self, preds, refs, info):
+        return {"ctc_unalignable_train": dict(sorted(self.unalignable.items()))} if self.unalignable else {}
 
     def decode(self, out, batch):
         from tasks.metrics import ctc_greedy
@@ -336,10 +381,9 @@ class MLSuperbTask(CTCTask):
         }
         return Splits(**splits, info=info, pools=pools_by_subset_split(corpus, splits))
 
-    def build_head(self, dim, frame_rate, info, cfg):
+    def make_head(self, dim, info, cfg):
         from tasks.heads import MLSuperbHead
 
-        self._set_vocab(info)
         d = cfg.head_dim
         if cfg.head not in ("default", "lite"):
             raise HarnessError(f"task {self.name!r}: head {cfg.head!r} unknown; choose default or lite")
@@ -399,7 +443,8 @@ class MLSuperbTask(CTCTask):
         return what + (" and no transcript" if self.with_text else ""), {i: top for i in refs}
 
     def extra_results(self, preds, refs, info):
-        return {"per_language_cer": self.language_cer(preds, refs, info), "budget": self.budget_record(info)}
+        return {**super().extra_results(preds, refs, info), "per_language_cer": self.language_cer(preds, refs, info),
+                "budget": self.budget_record(info)}
 
     def budget_record(self, info: Dict[str, Any]) -> Dict[str, Any]:
         """The training data a result was trained on: budget, scale, seconds and utterances per language."""

@@ -222,6 +222,18 @@ class HeadWithLoss(nn.Module):
         return self.head(x, lengths)
 
 
+class RepeatFrames(nn.Module):
+    """Feeds `head` every input frame `factor` times in a row (a coarse upstream's frames brought
+    to a finer head rate; CTCTask). Output: the head's, with lengths x factor going in."""
+
+    def __init__(self, head: nn.Module, factor: int):
+        super().__init__()
+        self.head, self.factor = head, int(factor)
+
+    def forward(self, x, lengths):
+        return self.head(x.repeat_interleave(self.factor, dim=1), lengths * self.factor)
+
+
 def ctc_loss(log_probs: torch.Tensor, out_lens: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:
     """Mean-over-batch CTC loss (blank = 0), each item normalised by its target length."""
     flat = torch.tensor([t for seq in targets for t in seq], dtype=torch.long)
@@ -416,21 +428,26 @@ def pit_bce_loss(logits: torch.Tensor, labels: torch.Tensor, lengths: torch.Tens
 
 class MaskSeparationHead(nn.Module):
     """SUPERB SS head: BLSTM stack (layers, hidden per direction, dropout) -> dropout -> one
-    Linear(2 hidden, bins) + ReLU per source: a non-negative STFT magnitude mask per source.
+    Linear(2 hidden, subframes x bins) + ReLU per source: a non-negative STFT magnitude mask per
+    source, `subframes` consecutive STFT frames per feature frame (1 unless the upstream's frames
+    are coarser than the STFT hop, see tasks/ss.py).
 
-    Output: (masks (B, sources, T, bins), lengths (B,)).
+    Output: (masks (B, sources, T x subframes, bins), lengths x subframes (B,)).
     """
 
     def __init__(self, dim: int, bins: int = 257, hidden: int = 896, layers: int = 3, dropout: float = 0.5,
-                 sources: int = 2):
+                 sources: int = 2, subframes: int = 1):
         super().__init__()
+        self.bins, self.subframes = bins, subframes
         self.rnn = BiLSTM(dim, hidden, layers=layers, dropout=dropout)
         self.drop = nn.Dropout(dropout)
-        self.masks = nn.ModuleList(nn.Linear(2 * hidden, bins) for _ in range(sources))
+        self.masks = nn.ModuleList(nn.Linear(2 * hidden, subframes * bins) for _ in range(sources))
 
     def forward(self, x, lengths):
         h = self.drop(self.rnn(x, lengths))
-        return torch.stack([F.relu(lin(h)) for lin in self.masks], 1), lengths
+        B, T = h.shape[:2]
+        masks = [F.relu(lin(h)).reshape(B, T * self.subframes, self.bins) for lin in self.masks]
+        return torch.stack(masks, 1), lengths * self.subframes
 
 
 def upit_mse_loss(masks: torch.Tensor, mix_mag: torch.Tensor, target_mag: torch.Tensor,

@@ -37,8 +37,7 @@ class PhonemeRecognition(CTCTask):
         info = {"vocab": self.vocab_from(splits["train"])}
         return Splits(**splits, info=info, pools=pools_by_subset_split(corpus, splits))
 
-    def build_head(self, dim, frame_rate, info, cfg):
-        self._set_vocab(info)
+    def make_head(self, dim, info, cfg):
         return FrameCTCHead(dim, cfg.head_dim, len(info["vocab"]))
 
     def score(self, preds, refs, info, split):

@@ -4,14 +4,19 @@ separation_stft recipe on Libri2Mix min, mix_clean).
 Data: the corpus' `mix` subset, one utterance per mixture, with `custom["sources"]` = two
 absolute paths of the source waveforms (same length as the mixture, mixture = s1 + s2).
 
-Signal path: the mixture STFT Y (n_fft 512, Hann window 512, hop = the upstream's stride in samples:
-160 for fbank/mfcc, 320 for HuBERT; centred frames) is computed here from the audio; the upstream
+Signal path: the mixture STFT Y (n_fft 512, Hann window 512, centred frames; hop = the upstream's
+stride in samples when it is at most MAX_HOP = 320: 160 for fbank/mfcc, 320 for 20 ms HuBERT) is
+computed here from the audio. A coarser upstream (40 / 80 ms: strides 640 / 1280) would leave
+gaps between 512-sample windows (no inverse STFT), so its stride is split into `subframes` =
+ceil(stride / 320) STFT hops (2 or 4, hop 320) and the head predicts that many mask frames per
+feature frame (MaskSeparationHead `subframes`): mask resolution stays 20 ms. The upstream
 itself only runs once per split, through the feature cache. Waveforms are loaded once per
 utterance and kept in memory (float32) by the task, up to AUDIO_CACHE_BYTES (2 GiB: all of synth,
 not all of Libri2Mix train, whose remaining items are read from disk per batch); STFTs are
 recomputed per batch (cheap: only a crop's samples are transformed).
 
-Frame alignment: STFT frame t is paired with feature frame t (as s3prl's match_length does).
+Frame alignment: STFT frame t is paired with feature frame t // subframes (as s3prl's
+match_length does, for subframes 1).
 The feature count is slightly below the STFT count (fbank: 1 + (n - 400) // 160 vs
 1 + ceil(n / 160)), so at decoding the masks are padded at the end by repeating the last feature
 frame's mask (and trimmed if longer); at training the crop's frames [start, start + n) of the STFT
@@ -42,8 +47,11 @@ from harness.registry import register_task
 from tasks.base import Splits, Task, pools_by_subset_split, require
 from tasks.heads import MaskSeparationHead, upit_mse_loss
 from tasks.metrics import si_sdr_improvement
+from upstreams.base import SAMPLE_RATE
 
 N_FFT = 512
+#: the largest STFT hop (samples): coarser upstream strides are split into several hops
+MAX_HOP = 320
 NUM_SOURCES = 2
 #: sources may differ from the mixture by up to this many samples (resampling rounding)
 LENGTH_TOLERANCE = 16
@@ -81,6 +89,7 @@ class SourceSeparation(Task):
 
     def __init__(self):
         self._hop = 0
+        self._subframes = 1
         self._audio: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
         self._audio_bytes = 0
 
@@ -148,9 +157,14 @@ class SourceSeparation(Task):
         return X.transpose(-1, -2)
 
     def build_head(self, dim, frame_rate, info, cfg):
-        self._hop = int(round(16000 / frame_rate))
+        stride = int(round(SAMPLE_RATE / frame_rate))
+        self._subframes = -(-stride // MAX_HOP)
+        if stride % self._subframes:
+            raise HarnessError(f"task 'ss': an upstream stride of {stride} samples ({frame_rate:g} Hz) does not split "
+                               f"into {self._subframes} equal STFT hops of at most {MAX_HOP} samples")
+        self._hop = stride // self._subframes
         return MaskSeparationHead(dim, bins=N_FFT // 2 + 1, hidden=cfg.head_dim, layers=cfg.head_layers,
-                                  dropout=cfg.dropout, sources=NUM_SOURCES)
+                                  dropout=cfg.dropout, sources=NUM_SOURCES, subframes=self._subframes)
 
     def loss(self, out, batch):
         masks, lengths = out
@@ -159,8 +173,9 @@ class SourceSeparation(Task):
         target = torch.zeros(B, C, T, F)
         for k, ref in enumerate(batch.targets):
             mix, srcs = self.audio(ref)
-            start, n = batch.crops[k] if batch.crops else (0, int(lengths[k]))
-            Y = self.stft(torch.cat([mix[None], srcs]), start, min(n, T))  # (1 + C, <= n, F)
+            # crops count feature frames; lengths (from the head) count mask = STFT frames
+            start = batch.crops[k][0] * self._subframes if batch.crops else 0
+            Y = self.stft(torch.cat([mix[None], srcs]), start, min(int(lengths[k]), T))  # (1 + C, <= n, F)
             t = Y.shape[1]
             mix_mag[k, :t] = Y[0].abs()
             # |X| cos(angle Y - angle X) = Re(X conj(Y)) / |Y|; NPSM keeps its positive part

@@ -3,7 +3,7 @@
 
 import importlib
 
-MODULES = ["baselines", "hubert", "wavlm"]
+MODULES = ["baselines", "fusion", "hubert", "wavlm"]
 
 for _m in MODULES:
     importlib.import_module(f"upstreams.{_m}")

@@ -21,6 +21,7 @@ from harness.errors import HarnessError
 WEIGHTS_FILE = "upstream.safetensors"
 CONFIG_FILE = "upstream.json"
 RANDOM_SEED = 0
+SAMPLE_RATE = 16000  # every upstream's input rate (Hz)
 
 
 @dataclass
@@ -161,12 +162,15 @@ def get_family(name: str) -> Family:
 
 
 def register_family_upstreams(family: Family) -> Family:
-    """Register `family` and one `random:<family>_<preset>` upstream per preset."""
+    """Register `family` and one `random:<family>_<preset>` upstream per preset (with its frame
+    rate, from the preset's config stride, for `harness list upstreams`)."""
     from harness.registry import register_family, register_upstream
 
     register_family(family.name)(family)
     for preset in family.presets:
-        register_upstream(f"random:{family.name}_{preset}")(lambda p=preset: family.random_upstream(p))
+        rate = SAMPLE_RATE / family.preset(preset).stride
+        register_upstream(f"random:{family.name}_{preset}", frame_rate_hz=rate)(
+            lambda p=preset: family.random_upstream(p))
     return family
 
 

@@ -18,7 +18,7 @@ import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional as AF
 
 from harness.registry import register_upstream
-from upstreams.base import HiddenStates, Upstream, UpstreamSpec
+from upstreams.base import SAMPLE_RATE, HiddenStates, Upstream, UpstreamSpec
 
 WIN = 400  # 25 ms at 16 kHz
 HOP = 160  # 10 ms
@@ -33,8 +33,8 @@ class KaldiFeatureUpstream(Upstream):
         self.cmvn = cmvn
         self.base_dim = base_dim
         self.spec = UpstreamSpec(
-            name=name, family=kind, sample_rate=16000, num_layers=1,
-            hidden_size=base_dim * 3, frame_rate_hz=100.0, source=f"torchaudio.compliance.kaldi.{kind}",
+            name=name, family=kind, sample_rate=SAMPLE_RATE, num_layers=1,
+            hidden_size=base_dim * 3, frame_rate_hz=SAMPLE_RATE / HOP, source=f"torchaudio.compliance.kaldi.{kind}",
         )
 
     def num_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
@@ -46,9 +46,9 @@ class KaldiFeatureUpstream(Upstream):
             wav = torch.nn.functional.pad(wav, (0, WIN - wav.numel()))
         x = wav.unsqueeze(0)
         if self.kind == "fbank":
-            feats = kaldi.fbank(x, num_mel_bins=self.base_dim, sample_frequency=16000, dither=0.0)
+            feats = kaldi.fbank(x, num_mel_bins=self.base_dim, sample_frequency=SAMPLE_RATE, dither=0.0)
         else:
-            feats = kaldi.mfcc(x, num_ceps=self.base_dim, num_mel_bins=23, sample_frequency=16000, dither=0.0)
+            feats = kaldi.mfcc(x, num_ceps=self.base_dim, num_mel_bins=23, sample_frequency=SAMPLE_RATE, dither=0.0)
         d1 = AF.compute_deltas(feats.T.unsqueeze(0), win_length=5).squeeze(0)
         d2 = AF.compute_deltas(d1.unsqueeze(0), win_length=5).squeeze(0)
         x = torch.cat([feats, d1.T, d2.T], dim=1)
@@ -67,19 +67,19 @@ class KaldiFeatureUpstream(Upstream):
         return HiddenStates(layers=[out], lengths=lengths)
 
 
-@register_upstream("fbank")
+@register_upstream("fbank", frame_rate_hz=SAMPLE_RATE / HOP)
 def fbank() -> Upstream:
     """80 log-mel filter banks + deltas + delta-deltas (240-d, 10 ms), s3prl's `fbank_no_cmvn`."""
     return KaldiFeatureUpstream("fbank", "fbank", 80)
 
 
-@register_upstream("fbank_cmvn")
+@register_upstream("fbank_cmvn", frame_rate_hz=SAMPLE_RATE / HOP)
 def fbank_cmvn() -> Upstream:
     """s3prl's `fbank` exactly: as `fbank`, then per-utterance CMVN (SUPERB's FBANK row)."""
     return KaldiFeatureUpstream("fbank_cmvn", "fbank", 80, cmvn=True)
 
 
-@register_upstream("mfcc")
+@register_upstream("mfcc", frame_rate_hz=SAMPLE_RATE / HOP)
 def mfcc() -> Upstream:
     """13 MFCCs + deltas + delta-deltas (39-d, 10 ms), Kaldi defaults, no CMVN."""
     return KaldiFeatureUpstream("mfcc", "mfcc", 13)

@@ -20,7 +20,7 @@ Conventions
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from harness.errors import ConfigError, HarnessError
 from upstreams.base import (
     RANDOM_SEED,
+    SAMPLE_RATE,
     EncoderOutput,
     Family,
     HiddenStates,
@@ -44,8 +45,6 @@ from upstreams.hubert_modules import (
     receptive_field,
     valid_mask,
 )
-
-SAMPLE_RATE = 16000
 
 
 @dataclass(frozen=True)
@@ -92,6 +91,24 @@ class HubertConfig:
         """CPU toy (PRETRAIN.md 7): same kernels/strides (20 ms), 128 channels, 4 x 128, 4 heads."""
         return cls(conv_channels=(128,) * 7, encoder_dim=128, encoder_layers=4, encoder_heads=4,
                    encoder_ffn_dim=512, final_dim=64)
+
+    def at_frame_ms(self, ms: int) -> "HubertConfig":
+        """The same network with `ms` ms frames (CV-HuBERT's 40 / 80 ms models): the last CNN
+        layer's stride is multiplied by ms / 20 and its kernel set equal to that stride, so
+        consecutive frames still tile the input (a kernel shorter than its stride would skip
+        samples). Everything else, parameter count included up to that kernel, is unchanged.
+
+        UNVERIFIED against the CV-HuBERT configs: the text of Shi et al. (Interspeech 2023,
+        arXiv 2306.01084) was not readable from here; which CNN layer the authors changed is our
+        choice (the last one: the cheapest change that keeps 20 ms's receptive field at the front).
+        """
+        base_ms = 1000 * self.stride // SAMPLE_RATE
+        if ms % base_ms or ms < base_ms:
+            raise ConfigError(f"frame length {ms} ms is not a whole multiple of this config's {base_ms} ms")
+        factor = ms // base_ms
+        s = self.conv_strides[-1] * factor
+        return replace(self, conv_kernels=self.conv_kernels[:-1] + (max(self.conv_kernels[-1], s),),
+                       conv_strides=self.conv_strides[:-1] + (s,))
 
     def num_frames(self, num_samples) -> Tensor:
         """Valid frames for `num_samples` samples: conv by conv; short non-empty inputs count as
@@ -264,7 +281,10 @@ class HubertUpstream(Upstream):
 
 HUBERT = register_family_upstreams(Family(
     name="hubert", config_cls=HubertConfig,
-    presets={"tiny": HubertConfig.tiny, "base": HubertConfig.base},
+    # CV-HuBERT's frame rates (PRETRAIN.md 5): <preset>_40ms / <preset>_80ms, 25 / 12.5 Hz
+    presets={"tiny": HubertConfig.tiny, "base": HubertConfig.base,
+             **{f"{p}_{ms}ms": (lambda p=p, ms=ms: getattr(HubertConfig, p)().at_frame_ms(ms))
+                for p in ("tiny", "base") for ms in (40, 80)}},
     encoder_cls=HubertEncoder, upstream_cls=HubertUpstream))
 
 

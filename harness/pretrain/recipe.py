@@ -75,8 +75,8 @@ class DataConfig:
 class FeatureConfig:
     """What is clustered. source "mfcc": 39-d MFCC at 100 Hz (Kaldi defaults, no CMVN);
     "layer": hidden state `layer` (0 = transformer input, L = last) of the previous iteration's
-    exported model at 50 Hz. batch_seconds: audio per forward pass when dumping a layer (small
-    batches are fastest on a CPU; take 200 or more on a GPU)."""
+    exported model, at its frame rate (50 Hz for 20 ms frames). batch_seconds: audio per forward
+    pass when dumping a layer (small batches are fastest on a CPU; take 200 or more on a GPU)."""
 
     source: str = "mfcc"
     layer: int = 6

@@ -6,8 +6,9 @@ import torch
 from harness.registry import UPSTREAMS, load_all
 
 load_all()
-# published-size nets (base, base_plus, large) are covered by parity tests; tiny ones run here
-NAMES = [n for n in UPSTREAMS.names() if not n.endswith(("_base", "_base_plus", "_large"))]
+# published-size nets (base, base_plus, large, at any frame rate) are covered by parity tests;
+# tiny ones run here
+NAMES = [n for n in UPSTREAMS.names() if not any(s in n for s in ("_base", "_large"))]
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -49,6 +50,11 @@ def test_very_short_input_gives_a_frame(upstream):
         hs = upstream(torch.randn(1, 100) * 0.1, torch.tensor([100]))
     assert int(hs.lengths[0]) >= 1
     assert all(torch.isfinite(h).all() for h in hs.layers)
+
+
+def test_registered_frame_rate_is_the_specs(upstream):
+    """`harness list upstreams` shows the registry's rate without building: it must be the spec's."""
+    assert UPSTREAMS.meta(upstream.spec.name)["frame_rate_hz"] == upstream.spec.frame_rate_hz
 
 
 def test_weights_hash_is_stable(upstream):

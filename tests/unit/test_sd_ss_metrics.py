@@ -266,7 +266,7 @@ def one_mixture(tmp_path):
     return Mixture("m", paths[0], 0.0, 1.0, (paths[1], paths[2]))
 
 
-@pytest.mark.parametrize("frame_rate", [100.0, 50.0])
+@pytest.mark.parametrize("frame_rate", [100.0, 50.0, 25.0, 12.5])  # 10, 20, 40, 80 ms
 def test_ss_decode_known_masks(one_mixture, frame_rate):
     from harness.config import ProbeConfig
     from tasks.base import Batch
