@@ -122,6 +122,24 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
 
 @app.command()
 @friendly
+def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhubert"),
+           corpus: str = typer.Option("synth", help="synth | DIR | ..."),
+           workers: int = typer.Option(2, help="pre-trainings and probes run side by side"),
+           runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE)):
+    """Pre-train an ablation's recipes at equal updates and probe them with seeds; the leaderboard
+    then shows its table."""
+    from harness.ablation import get_ablation, run_ablation
+    from harness.evaluate import resolve_corpus
+
+    failed = run_ablation(get_ablation(name), resolve_corpus(corpus, log=console.print), runs, cache, workers,
+                          log=console.print)
+    if failed:
+        raise typer.Exit(1)
+    console.print(f"done; write the table with: harness leaderboard --runs {runs}")
+
+
+@app.command()
+@friendly
 def leaderboard(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leaderboards"))):
     """Aggregate finished runs into leaderboard markdown and heatmaps."""
     from harness.leaderboard import build

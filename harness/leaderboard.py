@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from harness import plots, scores
+from harness.ablation import ablation_tables
 from harness.errors import HarnessError
 from harness.results import RESULT, slug
 
@@ -73,6 +74,7 @@ def _row(r: dict, path: Path) -> dict:
     row["higher_is_better"] = bool(r["higher_is_better"])
     row["torch"] = (r.get("versions") or {}).get("torch", "unknown")
     row["run_dir"] = str(path.parent)
+    row["train_s"] = (r.get("timing") or {}).get("train_s")
     extra = r.get("extra") or {}
     row["per_language_cer"] = extra.get("per_language_cer") or None
     row["per_language_lw"] = extra.get("per_language_layer_weights") or None
@@ -173,7 +175,8 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
                    lw_softmax=_mean_lists(c["lw_softmax"]), lw_corrected=_mean_lists(c["lw_corrected"]),
                    per_language_cer=_mean_dicts(c["per_language_cer"]) if "per_language_cer" in c else None,
                    per_language_lw=_mean_list_dicts(c["per_language_lw"]) if "per_language_lw" in c else None,
-                   trivial=next((x for x in c["trivial"] if x), None) if "trivial" in c else None)  # fmt: skip
+                   trivial=next((x for x in c["trivial"] if x), None) if "trivial" in c else None,
+                   train_s=float(c["train_s"].mean()) if c["train_s"].notna().any() else None)  # fmt: skip
         for mc in metric_cols:
             vals = c[mc].dropna()
             if len(vals):
@@ -467,6 +470,9 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
             md += [f"### Multi-seed comparisons (test; pairs of upstreams with >= {MIN_SEEDS_COMPARED} probe seeds)",
                    "", "Each probe of these upstreams was trained with several seeds at its dev-best lr; a "
                    "difference counts only when the two 95% intervals do not overlap.", "", compared, ""]
+        abl = ablation_tables(b)
+        if abl:
+            md += ["### Ablations", ""] + [x for block in abl for x in (block, "")]
         for task, t in b.groupby("task", sort=True):
             pm = t["primary_metric"].iloc[0]
             direction = "higher is better" if t["higher_is_better"].iloc[0] else "lower is better"
