@@ -44,26 +44,33 @@ METHODS = {
 }
 
 
-def _objective(method: str, k: int) -> dict:
+def method_objective(method: str, k: int) -> dict:
     """The method's objective table; MS-HuBERT's levels are the phone labels' K and K // 2."""
     obj = dict(METHODS[method]["objective"])
     return {**obj, "levels": [k, k // 2]} if obj["name"] == "mshubert" else obj
 
 
-def _spec(tmp: Path, corpus, out: Path, grad_accum: int, method: str) -> Path:
+def write_method_labels(tmp: Path, corpus) -> int:
+    """Phone labels as the "main" stream (tmp/labels) and as MS-HuBERT's two levels (km<K>: the
+    phones, km<K // 2>: phones merged in pairs); returns K."""
     labels, inv = phone_labels(corpus)
+    k = len(inv)
     if not (tmp / "labels").exists():
-        lab.write_labels(tmp / "labels", labels, len(inv))
-        k = len(inv)  # MS-HuBERT's two levels: the phones, and phones merged in pairs
+        lab.write_labels(tmp / "labels", labels, k)
         lab.write_labels(tmp / "labels" / f"km{k}", labels, k)
         lab.write_labels(tmp / "labels" / f"km{k // 2}", {u: np.minimum(v // 2, k // 2 - 1) for u, v in labels.items()},
                          k // 2)
+    return k
+
+
+def _spec(tmp: Path, corpus, out: Path, grad_accum: int, method: str) -> Path:
+    k = write_method_labels(tmp, corpus)
     spec = {"train": {"steps": STEPS, "lr": 2e-3, "batch_samples": 40000, "grad_accum": grad_accum,
                       "checkpoint_every": 100,
                       "log_every": 2, "seed": 5},
-            **METHODS[method], "objective": _objective(method, len(inv)), "noise_files": noise_files(tmp),
+            **METHODS[method], "objective": method_objective(method, k), "noise_files": noise_files(tmp),
             "model": {**MICRO.to_dict(), **({"num_buckets": 32, "max_distance": 64} if method == "wavlm" else {})},
-            "num_classes": len(inv),
+            "num_classes": k,
             "items": [asdict(loop.Item.from_utterance(u)) for u in corpus.select(split="train")],
             "dev_items": [asdict(loop.Item.from_utterance(u)) for u in corpus.select(split="dev")],
             "labels_dir": str(tmp / "labels"), "dev_labels_dir": str(tmp / "labels"), "out_dir": str(out),
@@ -115,7 +122,7 @@ def test_two_process_ddp_matches_single_process(tmp_path, method):
     from upstreams.base import get_family
 
     fam = get_family(a["family"])
-    opts = _objective(method, a["num_classes"])
+    opts = method_objective(method, a["num_classes"])
     init = get_objective(opts.pop("name")).from_dict(opts).build_model(
         fam.encoder_cls(fam.config_cls.from_dict(a["model_config"])), [LabelStream(**s) for s in a["streams"]],
         loop.TrainConfig()).state_dict()

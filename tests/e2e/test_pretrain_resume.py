@@ -1,6 +1,7 @@
 """A pre-training run killed with SIGKILL mid-training and resumed ends with exactly the weights
 of an uninterrupted run (CPU, same seed), dropout and LayerDrop on so that RNG states matter;
-for HuBERT and for WavLM with utterance and noise mixing on (the mixing draws must resume too)."""
+for HuBERT, for WavLM with utterance and noise mixing on (the mixing draws must resume too) and
+for MS-HuBERT (Swap, a label set dropped per step: the drop pattern must resume too)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.pretrain import labels as lab, loop
-from harness.pretrain.toy import make_toy_corpus, phone_labels
-from tests.e2e.test_pretrain_ddp import METHODS, noise_files
+from harness.pretrain import loop
+from harness.pretrain.toy import make_toy_corpus
+from tests.e2e.test_pretrain_ddp import METHODS, method_objective, noise_files, write_method_labels
 from upstreams.hubert import HubertConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,15 +30,13 @@ STEPS = 60
 
 
 def _spec(tmp: Path, corpus, out: Path, method: str) -> Path:
-    labels, inv = phone_labels(corpus)
-    if not (tmp / "labels").exists():
-        lab.write_labels(tmp / "labels", labels, len(inv))
+    k = write_method_labels(tmp, corpus)
     items = [asdict(loop.Item.from_utterance(u)) for u in corpus.select(split="train")]
     spec = {"train": {"steps": STEPS, "lr": 2e-3, "batch_samples": 48000, "checkpoint_every": 5, "log_every": 10,
                       "seed": 11},
-            **METHODS[method], "noise_files": noise_files(tmp),
+            **METHODS[method], "objective": method_objective(method, k), "noise_files": noise_files(tmp),
             "model": {**MICRO.to_dict(), **({"num_buckets": 32, "max_distance": 64} if method == "wavlm" else {})},
-            "num_classes": len(inv), "items": items,
+            "num_classes": k, "items": items,
             "labels_dir": str(tmp / "labels"), "out_dir": str(out), "threads": 1}
     path = out.with_suffix(".json")
     path.write_text(json.dumps(spec))
