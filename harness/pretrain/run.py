@@ -23,6 +23,7 @@ rank, clustering runs on rank 0, training uses DDP.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -115,7 +116,7 @@ def pretrain(recipe: Union[str, Path], corpus: str, out: Path, log: Callable[[st
     ident = {"recipe": recipe_to_dict(rec), "corpus": str(corpus), "train_utterances": len(utts["train"]),
              "dev_utterances": len(utts["dev"])}
     if d.is_main:
-        _check_run_folder(out, ident)
+        _check_run_folder(out, ident, rec)
     barrier(d)
     n_iter = len(rec.iterations) if iterations is None else max(1, min(iterations, len(rec.iterations)))
     upstream = None
@@ -125,17 +126,48 @@ def pretrain(recipe: Union[str, Path], corpus: str, out: Path, log: Callable[[st
     return upstream
 
 
-def _check_run_folder(out: Path, ident: dict) -> None:
+def _check_run_folder(out: Path, ident: dict, rec: Recipe) -> None:
     path = out / "recipe.json"
     if path.is_file():
         old = json.loads(path.read_text())
-        if {k: old.get(k) for k in ident} != json.loads(json.dumps(ident)):
+        if not same_run(old, ident, rec):
             raise HarnessError(f"{out} holds a pre-training run of another recipe or corpus "
                                f"({old.get('recipe', {}).get('name')} on {old.get('corpus')}); "
                                "choose another --out or delete it")
         return
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {**ident, "created": now_iso()})
+
+
+def same_run(old: dict, ident: dict, rec: Recipe) -> bool:
+    """True when a run folder's saved identity `old` (recipe.json) is `ident` (of `rec`). A field
+    added to the configs after that run was made is absent from `old`; it matches when `rec`
+    leaves it at its default (the run was made with what the default now is)."""
+    new = json.loads(json.dumps(ident))
+    return _matches({k: old.get(k) for k in new}, new, {"recipe": rec})
+
+
+def _matches(old, new, obj) -> bool:
+    if isinstance(new, dict) and isinstance(old, dict):
+        fields = {f.name: f for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else {}
+        for k, v in new.items():
+            child = obj.get(k) if isinstance(obj, dict) else getattr(obj, k, None)
+            if k in old:
+                if not _matches(old[k], v, child):
+                    return False
+            elif k not in fields or _field_default(fields[k]) != child:
+                return False
+        return set(old) <= set(new)
+    if isinstance(new, list) and isinstance(old, list):
+        items = list(obj) if isinstance(obj, (list, tuple)) else [None] * len(new)
+        return len(old) == len(new) and all(_matches(a, b, c) for a, b, c in zip(old, new, items))
+    return old == new
+
+
+def _field_default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING
 
 
 def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Path, d: Dist,

@@ -485,3 +485,30 @@ def test_denoising_without_noise_clips_is_refused(toy, tmp_path):
     with pytest.raises(HarnessError, match="no .wav or .flac"):
         (tmp_path / "empty").mkdir()
         pretrain(recipe, str(toy.root), tmp_path / "run", noise=str(tmp_path / "empty"))
+
+
+def test_run_folder_made_before_a_config_field_existed_still_matches():
+    import copy
+
+    from harness.pretrain.recipe import recipe_from_dict, recipe_to_dict
+    from harness.pretrain.run import same_run
+
+    rec = recipe_from_dict({"model": {"preset": "tiny"}, "iterations": [{}, {"features": {"source": "layer", "layer": 2}}]})
+    ident = {"recipe": recipe_to_dict(rec), "corpus": "c", "train_utterances": 3, "dev_utterances": 1}
+    old = copy.deepcopy(ident)
+    for it in old["recipe"]["iterations"]:  # as written before these fields were added
+        del it["cluster"]["method"], it["model"]["normalize"], it["train"]["upsample_alpha"]
+    assert same_run(old, ident, rec)
+    # a new field set away from its default: the old run was not made with it
+    rec2 = recipe_from_dict({"model": {"preset": "tiny", "normalize": True}})
+    ident2 = {**ident, "recipe": recipe_to_dict(rec2)}
+    old2 = copy.deepcopy(ident2)
+    del old2["recipe"]["iterations"][0]["model"]["normalize"]
+    assert not same_run(old2, ident2, rec2)
+    changed = copy.deepcopy(ident)
+    changed["recipe"]["iterations"][1]["cluster"]["k"] = 99
+    assert not same_run(changed, ident, rec)
+    unknown = copy.deepcopy(ident)
+    unknown["recipe"]["data"]["removed_field"] = 1
+    assert not same_run(unknown, ident, rec)
+    assert not same_run({**ident, "corpus": "other"}, ident, rec)
