@@ -73,17 +73,30 @@ def board_upstream(recipe: str, upstreams) -> Optional[str]:
 
 def run_ablation(ab: Ablation, corpus: str, runs: Path, cache: Path, workers: int = 2,
                  log: Callable[[str], None] = print) -> int:
-    """Pre-train every recipe of `ab` (side by side), probe each last export on its tasks with
-    its seeds. Returns the number of failed probes (each one logged, the others kept)."""
+    """Pre-train every recipe of `ab`, probe each last export on its tasks with its seeds.
+    Iterations a recipe shares with a finished run under runs/pretrain (e.g. the variants' common
+    HuBERT iteration 1) are reused, not retrained: when a variant shares iterations with the
+    reference, the reference trains first, alone. Returns the number of failed probes (each one
+    logged, the others kept)."""
+    from harness.pretrain.recipe import load_recipe
+    from harness.pretrain.run import reuse_iterations, shared_iterations
     from harness.sweep import EvalJob, run_jobs, run_pretrainings
 
-    outs = run_pretrainings(ab.recipes, corpus, runs, workers=workers, log=log)
-    jobs = []
-    for recipe, out in zip(ab.recipes, outs):
-        from harness.pretrain.recipe import load_recipe
+    root = Path(runs) / "pretrain"
+    recs = {r: load_recipe(r) for r in ab.recipes}
 
-        up = Path(out) / f"iter{len(load_recipe(recipe).iterations)}" / "upstream"
-        jobs += [EvalJob(str(up), task, corpus, runs, cache, ab.seeds) for task in ab.tasks]
+    def train(recipes):
+        for r in recipes:
+            reuse_iterations(r, corpus, root / r, sorted(p for p in root.glob("*") if p.is_dir()), log)
+        return run_pretrainings(recipes, corpus, runs, workers=workers, log=log)
+
+    ref, others = ab.recipes[0], list(ab.recipes[1:])
+    if any(shared_iterations(recs[ref], recs[r]) for r in others):
+        outs = train([ref]) + train(others)
+    else:
+        outs = train(list(ab.recipes))
+    jobs = [EvalJob(str(out / f"iter{len(recs[r].iterations)}" / "upstream"), task, corpus, runs, cache, ab.seeds)
+            for r, out in zip(ab.recipes, outs) for task in ab.tasks]
     return run_jobs(jobs, workers, log)
 
 

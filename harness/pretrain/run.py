@@ -27,7 +27,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -113,8 +113,7 @@ def pretrain(recipe: Union[str, Path], corpus: str, out: Path, log: Callable[[st
         if obj.needs_noise and not noise_files:
             raise HarnessError(f"iteration {k} ({obj.name}) mixes in noise, but corpus {corpus} has no noise "
                                "subset: pass --noise DIR (a folder of wav/flac noise clips)")
-    ident = {"recipe": recipe_to_dict(rec), "corpus": str(corpus), "train_utterances": len(utts["train"]),
-             "dev_utterances": len(utts["dev"])}
+    ident = _identity(rec, corpus, utts)
     if d.is_main:
         _check_run_folder(out, ident, rec)
     barrier(d)
@@ -124,6 +123,74 @@ def pretrain(recipe: Union[str, Path], corpus: str, out: Path, log: Callable[[st
         it_utts = {**utts, "train": select_utterances(c, rec.iterations[k - 1].data, rec.data.train_split)}
         upstream = run_iteration(rec, k, it_utts, out, d, log, noise_files)
     return upstream
+
+
+def _identity(rec: Recipe, corpus: str, utts: Dict[str, List[Utterance]]) -> dict:
+    """What a run folder's recipe.json pins: the resolved recipe, the corpus and its split sizes."""
+    return {"recipe": recipe_to_dict(rec), "corpus": str(corpus), "train_utterances": len(utts["train"]),
+            "dev_utterances": len(utts["dev"])}
+
+
+def shared_iterations(a: Recipe, b: Recipe) -> int:
+    """How many leading iterations recipes a and b have in common (same data and iteration
+    configs: the same run would produce the same models)."""
+    if a.data != b.data:
+        return 0
+    n = 0
+    while n < min(len(a.iterations), len(b.iterations)) and a.iterations[n] == b.iterations[n]:
+        n += 1
+    return n
+
+
+def reuse_iterations(recipe: Union[str, Path], corpus: str, out: Path, others: Sequence[Path],
+                     log: Callable[[str], None] = print) -> int:
+    """Before running `recipe` in `out`: link in the finished leading iterations of another run
+    folder (of `others`) whose recipe starts with the same iterations on the same corpus (e.g.
+    every variant of an ablation shares the reference's HuBERT iteration 1). Files are hard
+    links where the file system allows (finished stages are never rewritten). Returns the number
+    of iterations reused (0: nothing matched, or `out` already had them)."""
+    import shutil
+
+    rec = load_recipe(recipe)
+    c = load_corpus(corpus)
+    ident = _identity(rec, corpus, {s: select_utterances(c, rec.data, getattr(rec.data, f"{s}_split")) for s in SPLITS})
+    new = json.loads(json.dumps(ident))
+    best, source = 0, None
+    for other in others:
+        path = Path(other) / "recipe.json"
+        if Path(other).resolve() == Path(out).resolve() or not path.is_file():
+            continue
+        old = json.loads(path.read_text())
+        if any(old.get(k) != new[k] for k in ("corpus", "train_utterances", "dev_utterances")) or \
+                not _matches(old["recipe"]["data"], new["recipe"]["data"], rec.data):
+            continue
+        n, oi, ni = 0, old["recipe"]["iterations"], new["recipe"]["iterations"]
+        while (n < min(len(oi), len(ni)) and _matches(oi[n], ni[n], rec.iterations[n])
+               and (Path(other) / f"iter{n + 1}" / "summary.json").is_file()):
+            n += 1
+        if n > best:
+            best, source = n, Path(other)
+    reused = 0
+    for k in range(1, best + 1):
+        dst = Path(out) / f"iter{k}"
+        if (dst / "summary.json").is_file():
+            continue
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(source / f"iter{k}", dst, copy_function=_link_or_copy)
+        reused += 1
+    if reused:
+        log(f"{rec.name}: reusing iterations 1-{best} of {source} (same corpus, data and iteration configs)")
+    return reused
+
+
+def _link_or_copy(src, dst):
+    import os
+    import shutil
+
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _check_run_folder(out: Path, ident: dict, rec: Recipe) -> None:

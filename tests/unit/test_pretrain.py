@@ -441,6 +441,25 @@ def test_pipeline_two_iterations_resumes_and_exports(toy, tmp_path):
     recipe2.write_text(recipe.read_text().replace('"k": 12', '"k": 13'))
     with pytest.raises(HarnessError, match="another recipe"):
         pretrain(recipe2, str(toy.root), tmp_path / "run", log=lines.append)
+    # a recipe sharing iteration 1 (a different iteration 2) reuses it instead of retraining it
+    from harness.pretrain.recipe import load_recipe
+    from harness.pretrain.run import reuse_iterations, shared_iterations
+
+    recipe3 = tmp_path / "micro3.yaml"
+    recipe3.write_text(recipe.read_text().replace('"layer": 1}', '"layer": 2}').replace('"micro"', '"micro3"'))
+    assert shared_iterations(load_recipe(recipe), load_recipe(recipe3)) == 1
+    assert shared_iterations(load_recipe(recipe), load_recipe(recipe2)) == 0
+    others = [tmp_path / "run", tmp_path / "nothing_here"]
+    assert reuse_iterations(recipe3, str(toy.root), tmp_path / "run3", others, log=lines.append) == 1
+    assert reuse_iterations(recipe3, str(toy.root), tmp_path / "run3", others, log=lines.append) == 0  # has it
+    assert reuse_iterations(recipe2, str(toy.root), tmp_path / "run2", others, log=lines.append) == 0
+    ck = tmp_path / "run3" / "iter1" / "train" / loop.CHECKPOINT
+    assert ck.read_bytes() == (tmp_path / "run" / "iter1" / "train" / loop.CHECKPOINT).read_bytes()
+    lines.clear()
+    pretrain(recipe3, str(toy.root), tmp_path / "run3", log=lines.append)
+    assert not any("micro3-it1" in ln and "loss" in ln for ln in lines)
+    assert json.loads((tmp_path / "run3" / "iter2" / "summary.json").read_text())["name"] == "micro3-it2"
+    assert ck.stat().st_mtime_ns == (tmp_path / "run" / "iter1" / "train" / loop.CHECKPOINT).stat().st_mtime_ns
 
 
 def test_nomask_weight_adds_unmasked_cross_entropy():
