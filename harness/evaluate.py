@@ -12,21 +12,28 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from harness import results
 from harness.config import EvalConfig, ProbeConfig, config_hash, merge, read_config_file, to_dict
 from harness.errors import HarnessError
-from harness.registry import TASKS, UPSTREAMS, load_all
+from harness.registry import SOURCES, TASKS, UPSTREAMS, load_all
 from upstreams.base import Upstream
 
 DEFAULT_SEED = 1337
 
 
 def build_upstream(name_or_path: str) -> Upstream:
-    """A registered upstream name, a folder written by `harness pretrain` / `export`, or
-    `fusion:A+B+...` of those (upstreams/fusion.py: aligned to the finest frame rate)."""
+    """A registered upstream name, a folder written by `harness pretrain` / `export`,
+    `fusion:A+B+...` of those (upstreams/fusion.py: aligned to the finest frame rate), or
+    `<source>:<rest>` of a registered source (harness.registry.SOURCES, e.g. a checkpoint made
+    by another toolkit)."""
     from upstreams.fusion import FusionUpstream, fusion_members
 
     load_all()
+    if name_or_path in UPSTREAMS:
+        return UPSTREAMS.get(name_or_path)()
     members = fusion_members(name_or_path)
     if members is not None:
         return FusionUpstream([build_upstream(m) for m in members])
+    prefix, _, rest = name_or_path.partition(":")
+    if rest and prefix in SOURCES:
+        return SOURCES.get(prefix)(rest)
     p = Path(name_or_path)
     if p.is_dir() or name_or_path.endswith((".json", ".safetensors")):
         from upstreams.base import load_exported

@@ -59,11 +59,14 @@ UPSTREAMS = Registry("upstream")
 TASKS = Registry("task")
 FAMILIES = Registry("model family")
 OBJECTIVES = Registry("pre-training objective")
+#: upstream sources: "<prefix>:<rest>" names (e.g. hf:DIR) -> a function rest -> Upstream
+SOURCES = Registry("upstream source")
 
 register_upstream = UPSTREAMS.register
 register_task = TASKS.register
 register_family = FAMILIES.register
 register_objective = OBJECTIVES.register
+register_source = SOURCES.register
 
 
 def load_all() -> None:
