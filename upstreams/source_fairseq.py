@@ -4,9 +4,11 @@ by the project's HuBERT / WavLM family, read without fairseq and without arbitra
 Reading. `torch.load(weights_only=True)` with an explicit allowlist. Besides tensors and plain
 containers, such checkpoints pickle their configuration and training bookkeeping:
 - `args`: an `argparse.Namespace` (pre-Hydra fairseq, e.g. wav2vec 2.0's 2020 releases);
-- `cfg`: an omegaconf `DictConfig` tree (Hydra fairseq) or a plain dict (unilm WavLM releases);
-- `task_state` / `extra_state`: fairseq `Dictionary` objects (HuBERT's label dictionaries) and
-  logging meters.
+- `cfg`: an omegaconf `DictConfig` tree (Hydra fairseq from 2021-03 to 2021-05, whose ChoiceEnum
+  fields pickle as `fairseq.dataclass.constants.Choices`), a plain dict (fairseq's
+  `Trainer.state_dict` since 2021-05: `OmegaConf.to_container(enum_to_str=True)`; unilm WavLM);
+- `task_state` / `extra_state`: fairseq `Dictionary` objects (the HuBERT task's `dictionaries`
+  state), logging meters and numpy scalars of older versions.
 `argparse.Namespace` is allowlisted as itself. Every other allowlisted class (omegaconf's
 containers, nodes and metadata, fairseq's dictionary and meters, numpy scalars in meters) is
 mapped to an inert record of our own (`_Record`) that stores what the pickle hands it and runs none
@@ -51,6 +53,7 @@ RECORDED_GLOBALS = (
     "omegaconf.nodes.EnumNode",
     "typing.Any",
     "collections.defaultdict",  # omegaconf Metadata.resolver_cache
+    "fairseq.dataclass.constants.Choices",  # ChoiceEnum values (extractor_mode, ...) in DictConfig-era cfgs
     "fairseq.data.dictionary.Dictionary",
     "fairseq.logging.meters.AverageMeter",
     "fairseq.logging.meters.TimeMeter",
@@ -108,6 +111,8 @@ def _plain(obj: Any) -> Any:
             return _plain(st["_content"])
         if "_val" in st:  # a value node
             return _plain(st["_val"])
+        if not st and len(obj.args) == 1:  # an enum member: Choices("layer_norm")
+            return _plain(obj.args[0])
         return obj
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import enum
 import re
+import sys
+import types
 
 import pytest
 import torch
@@ -157,6 +160,39 @@ def test_dictconfig_values_reach_the_config(tmp_path):
     torch.save(ckpt, tmp_path / "h.pt")
     c = build_upstream(f"fairseq:{tmp_path / 'h.pt'}").config
     assert c.normalize is True and c.final_dim == 16 and c.conv_channels == (64,) * 7
+
+
+def test_hydra_era_checkpoint_with_enums_and_dictionaries(tmp_path, monkeypatch):
+    """fairseq between 2021-03 and 2021-05 pickled cfg as a DictConfig whose ChoiceEnum fields hold
+    `fairseq.dataclass.constants.Choices` members, and the HuBERT task's state holds
+    `fairseq.data.dictionary.Dictionary` objects: both read (as inert records), without fairseq."""
+    names = ("fairseq", "fairseq.dataclass", "fairseq.dataclass.constants", "fairseq.data", "fairseq.data.dictionary")
+    mods = {n: types.ModuleType(n) for n in names}
+    for n, m in mods.items():
+        monkeypatch.setitem(sys.modules, n, m)
+    choices = enum.Enum("Choices", {"default": "default", "layer_norm": "layer_norm"},
+                        module="fairseq.dataclass.constants")
+    mods["fairseq.dataclass.constants"].Choices = choices
+    dictionary = type("Dictionary", (), {"__module__": "fairseq.data.dictionary"})
+    mods["fairseq.data.dictionary"].Dictionary = dictionary
+    cfg = {**SIZES, "extractor_mode": "layer_norm", "conv_bias": False, "layer_norm_first": True}
+    torch.manual_seed(0)
+    ta = _torchaudio_model(cfg, False)
+    perturb(ta)
+    ckpt = _hubert_checkpoint(ta, cfg)
+    ckpt["cfg"].model.extractor_mode = choices.layer_norm
+    labels = dictionary()
+    labels.symbols, labels.indices = ["<s>", "0", "1"], {"<s>": 0, "0": 1, "1": 2}
+    ckpt["task_state"] = {"dictionaries": [labels]}
+    torch.save(ckpt, tmp_path / "hydra.pt")
+    pickled = set(torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "hydra.pt"))
+    assert {"fairseq.dataclass.constants.Choices", "fairseq.data.dictionary.Dictionary",
+            "omegaconf.dictconfig.DictConfig"} <= pickled
+    for n in names:  # fairseq is not importable when the checkpoint is read
+        monkeypatch.delitem(sys.modules, n)
+    up = build_upstream(f"fairseq:{tmp_path / 'hydra.pt'}")
+    assert up.config.extractor_mode == "layer_norm" and up.config.layer_norm_first
+    assert_same_states(up, ta, 0.1 * randn(1, 16000, seed=2))
 
 
 def test_refuses_a_pickled_class_outside_the_allowlist(tmp_path):
