@@ -214,6 +214,8 @@ def family_config(cfg: Dict[str, Any], normalize: bool, wavlm: bool):
              "encoder_layerdrop": "layerdrop", "feature_grad_mult": "feature_grad_mult", "final_dim": "final_dim"}
     if wavlm:
         names.update(num_buckets="num_buckets", max_distance="max_distance")
+    if wavlm:  # unilm WavLMConfig's defaults where ours differ (its max_distance is 1280, not 800)
+        cfg = {"max_distance": 1280, **cfg}
     for theirs, ours in names.items():
         if cfg.get(theirs) is not None:
             kw[ours] = type(getattr(d, ours))(cfg[theirs])
@@ -279,6 +281,10 @@ def load_fairseq(rest: str) -> Upstream:
         raise HarnessError(f"{path}: {e}") from None
     encoder = fam.encoder_cls(config)
     sd.setdefault("mask_emb", encoder.mask_emb.detach().clone())  # only used by pre-training
+    if "post_extract_proj.weight" not in sd and config.conv_channels[-1] == config.encoder_dim:
+        # fairseq and unilm omit the projection when the CNN already has the encoder's width
+        sd["post_extract_proj.weight"] = torch.eye(config.encoder_dim)
+        sd["post_extract_proj.bias"] = torch.zeros(config.encoder_dim)
     check_state_dict(encoder, sd, path)
     encoder.load_state_dict(sd)
     arch = cfg.get("_name") or cfg.get("arch") or fam.name

@@ -21,7 +21,7 @@ from harness.errors import HarnessError
 from harness.evaluate import build_upstream
 from tests.unit.test_source_torchaudio import assert_same_states, perturb, randn
 from upstreams.hubert import HubertUpstream
-from upstreams.source_fairseq import parse_conv_layers
+from upstreams.source_fairseq import family_config, parse_conv_layers
 from upstreams.wavlm import WavlmUpstream
 
 CONV = "[(64, 10, 5)] + [(64, 3, 2)] * 4 + [(64, 2, 2)] * 2"
@@ -193,6 +193,30 @@ def test_hydra_era_checkpoint_with_enums_and_dictionaries(tmp_path, monkeypatch)
     up = build_upstream(f"fairseq:{tmp_path / 'hydra.pt'}")
     assert up.config.extractor_mode == "layer_norm" and up.config.layer_norm_first
     assert_same_states(up, ta, 0.1 * randn(1, 16000, seed=2))
+
+
+def test_no_projection_when_the_cnn_has_the_encoder_width(tmp_path):
+    """fairseq / unilm build no post_extract_proj when CNN width == encoder width (here 64 == 64):
+    the upstream equals a reference whose projection is the identity."""
+    cfg = {**SIZES, "extractor_mode": "default", "conv_bias": False, "layer_norm_first": False}
+    torch.manual_seed(0)
+    ta = _torchaudio_model(cfg, False)
+    perturb(ta)
+    with torch.no_grad():
+        ta.encoder.feature_projection.projection.weight.copy_(torch.eye(64))
+        ta.encoder.feature_projection.projection.bias.zero_()
+    ckpt = _hubert_checkpoint(ta, cfg)
+    del ckpt["model"]["post_extract_proj.weight"], ckpt["model"]["post_extract_proj.bias"]
+    torch.save(ckpt, tmp_path / "noproj.pt")
+    assert_same_states(build_upstream(f"fairseq:{tmp_path / 'noproj.pt'}"), ta, 0.1 * randn(1, 16000, seed=2))
+
+
+def test_unilm_defaults_fill_absent_fields():
+    """unilm's WavLMConfig defaults (max_distance 1280, not our 800) apply to absent fields."""
+    fam, c = family_config({"relative_position_embedding": True, "gru_rel_pos": True}, False, wavlm=True)
+    assert fam.name == "wavlm" and (c.num_buckets, c.max_distance) == (320, 1280)
+    with pytest.raises(HarnessError, match="gru_rel_pos=False"):
+        family_config({"gru_rel_pos": False}, False, wavlm=True)
 
 
 def test_refuses_a_pickled_class_outside_the_allowlist(tmp_path):
