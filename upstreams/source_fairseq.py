@@ -196,6 +196,8 @@ def family_config(cfg: Dict[str, Any], normalize: bool, wavlm: bool):
     _require(cfg, "layer_type", ("transformer",))
     _require(cfg, "pos_conv_depth", (1,))
     _require(cfg, "extractor_mode", ("default", "layer_norm"))
+    _require(cfg, "conv_pos_batch_norm", (False,))
+    _require(cfg, "quantize_input", (False,))
     if wavlm:
         _require(cfg, "gru_rel_pos", (True,))
     d = fam.config_cls()

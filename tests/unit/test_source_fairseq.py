@@ -235,6 +235,7 @@ def test_errors_name_the_problem(tmp_path):
     cfg = {**SIZES, "extractor_mode": "default", "conv_bias": False, "layer_norm_first": False}
     ta = _torchaudio_model(cfg, False)
     for change, match in [({"activation_fn": "relu"}, "activation_fn='relu'"),
+                          ({"conv_pos_batch_norm": True}, "conv_pos_batch_norm=True"),
                           ({"conv_feature_layers": "__import__('os')"}, "conv_feature_layers")]:
         ckpt = _wav2vec2_checkpoint(ta, cfg)
         vars(ckpt["args"]).update(change)
