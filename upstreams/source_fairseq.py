@@ -84,6 +84,9 @@ class _Record:
     def __init__(self, *args: Any) -> None:  # REDUCE calls cls(*args); __new__ kept them
         pass
 
+    def __repr__(self) -> str:  # shows up in errors about unconvertible config values
+        return f"<pickled {self.qualname}{self.args!r}>"
+
     def __setitem__(self, key: Any, value: Any) -> None:
         self.items[key] = value
 
