@@ -39,12 +39,13 @@ def factory_config(preset: str) -> tuple:
     import torchaudio
 
     fam = get_family(_family_of(preset))
-    factory = getattr(torchaudio.models, preset, None)
+    # hubert_pretrain_X wraps hubert_X's network (its state dict maps with the `wav2vec2.` prefix)
+    # and copies data at construction, which the meta device cannot
+    factory = getattr(torchaudio.models, preset.replace("hubert_pretrain_", "hubert_", 1), None)
     if not callable(factory):
         raise HarnessError(f"torchaudio has no model factory {preset!r}")
     with torch.device("meta"):
         model = factory()
-    model = getattr(model, "wav2vec2", model)  # hubert_pretrain_* wrap the Wav2Vec2Model
     convs = [block.conv for block in model.feature_extractor.conv_layers]
     first_norm = model.feature_extractor.conv_layers[0].layer_norm
     transformer = model.encoder.transformer

@@ -66,6 +66,7 @@ def test_large_preset_architecture_is_read_from_the_factory():
     assert fam.name == "hubert" and (c.encoder_layers, c.encoder_dim, c.encoder_heads, c.encoder_ffn_dim) == (
         24, 1024, 16, 4096)
     assert c.extractor_mode == "layer_norm" and c.conv_bias and c.layer_norm_first
+    assert factory_config("hubert_pretrain_base")[1] == factory_config("hubert_base")[1]  # wrapper unwrapped
     fam, c = factory_config("wavlm_large")
     assert fam.name == "wavlm" and c.layer_norm_first and not c.conv_bias and (c.num_buckets, c.max_distance) == (
         320, 800)
