@@ -85,7 +85,7 @@ class S3prlUpstream(Upstream):
         return HiddenStates(layers=layers, lengths=lengths)
 
 
-@register_source("s3prl")
+@register_source("s3prl", form="s3prl:NAME:FILE")
 def s3prl_source(rest: str) -> Upstream:
     """`NAME:FILE` (what follows `s3prl:`) -> the s3prl upstream NAME on checkpoint FILE."""
     name, _, ckpt = rest.partition(":")
