@@ -53,11 +53,24 @@ def hub_local_entries() -> dict:
 
 def s3prl_upstream(name: str, ckpt: str):
     """s3prl.nn.S3PRLUpstream for hub entry `name` on the local checkpoint `ckpt`: s3prl's own
-    loader, hidden-state collection and frame-length convention."""
+    loader, hidden-state collection and frame-length convention.
+
+    Its constructor reseeds Python's and torch's global generators (s3prl.util.pseudo_data,
+    for a trial forward) and draws the model's initial weights from them; both are restored, so
+    loading an upstream leaves the caller's random streams where they were."""
+    import random
+
+    import torch
+
     _shim_torchaudio()
     from s3prl.nn import S3PRLUpstream
 
-    return S3PRLUpstream(name, path_or_url=ckpt)
+    py_state = random.getstate()
+    try:
+        with torch.random.fork_rng():
+            return S3PRLUpstream(name, path_or_url=ckpt)
+    finally:
+        random.setstate(py_state)
 
 
 def module(name: str):

@@ -2,6 +2,8 @@
 (converted HuBERT: task_cfg/model_cfg/model_weight/dictionaries_symbols; WavLM: cfg/model) run
 through upstreams/source_s3prl.py give s3prl's hub expert's hidden states, layer by layer."""
 
+import random
+
 import pytest
 import torch
 
@@ -36,6 +38,14 @@ def wavlm_ckpt(path, extractor_mode):
     return model.state_dict()
 
 
+def _draw_after_seed(seed):
+    return random.Random(seed).random()
+
+
+def _torch_after_seed(seed):
+    return torch.rand(3, generator=torch.Generator().manual_seed(seed))
+
+
 WRITERS = {"hubert": hubert_ckpt, "wavlm": wavlm_ckpt}
 
 
@@ -43,7 +53,11 @@ WRITERS = {"hubert": hubert_ckpt, "wavlm": wavlm_ckpt}
 def test_hidden_states_match_s3prl_expert(tmp_path, name, mode):
     path = tmp_path / f"tiny_{name}.pt"
     weights = WRITERS[name](path, mode)
+    torch.manual_seed(123)
+    random.seed(123)
     up = build_upstream(f"s3prl:{name}:{path}")
+    # s3prl reseeds the global generators while loading; the caller's streams must not move
+    assert random.random() == _draw_after_seed(123) and torch.equal(torch.rand(3), _torch_after_seed(123))
     assert up.spec.name == f"s3prl:{name}:tiny_{name}" and up.spec.family == f"s3prl:{name}"
     assert (up.spec.num_layers, up.spec.hidden_size, up.spec.frame_rate_hz) == (3, 32, 50.0)
     ours = {k[len("model.upstream.model."):]: v for k, v in up.state_dict().items()}
