@@ -41,25 +41,39 @@ def _split(values: List[str]) -> List[str]:
 
 @app.command("list")
 @friendly
-def list_cmd(what: str = typer.Argument(..., help="upstreams | tasks")):
-    """List registered upstreams (with their frame rates) or tasks."""
-    from harness.registry import TASKS, UPSTREAMS, load_all
+def list_cmd(what: str = typer.Argument(..., help="upstreams | tasks"),
+             runs: Path = typer.Option(RUNS, help="where to look for exports (folders with upstream.json)")):
+    """List upstreams (registered names and the exports under --runs: family, layers, width,
+    frame rate, parameters, source) or tasks."""
+    from harness.catalog import accepted_forms, export_rows, registered_rows
+    from harness.registry import TASKS, load_all
 
     load_all()
-    reg = {"upstreams": UPSTREAMS, "tasks": TASKS}.get(what)
-    if reg is None:
-        raise HarnessError(f"unknown list {what!r}: use 'upstreams' or 'tasks'")
-    if reg is TASKS:
-        for n in reg.names():
+    if what == "tasks":
+        for n in TASKS.names():
             print(n)
         return
-    width = max(map(len, reg.names()))
-    print(f"{'upstream':<{width}}  frame rate")
-    for n in reg.names():
-        rate = reg.meta(n)["frame_rate_hz"]
-        print(f"{n:<{width}}  {rate:g} Hz ({1000 / rate:g} ms)")
-    print("also: fusion:A+B+... (names or exported folders; at the finest member's frame rate), "
-          "or an exported folder")
+    if what != "upstreams":
+        raise HarnessError(f"unknown list {what!r}: use 'upstreams' or 'tasks'")
+    exported, problems = export_rows(runs)
+    rows = registered_rows() + exported
+    table = [("upstream", "family", "layers", "width", "frame rate", "params", "source")]
+    table += [(r.name, r.family, str(r.layers), str(r.width),
+               f"{r.frame_rate_hz:g} Hz ({1000 / r.frame_rate_hz:g} ms)", _count(r.params), r.source) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
+    for p in problems:
+        print(f"skipped {p}")
+    print("also: " + "; ".join(accepted_forms()[1:]))
+
+
+def _count(n: int) -> str:
+    """1234567 -> '1.23M' (parameter counts)."""
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return str(n)
 
 
 @data_app.command("synth")

@@ -13,7 +13,7 @@ from harness import results
 from harness.config import EvalConfig, ProbeConfig, config_hash, merge, read_config_file, to_dict
 from harness.errors import HarnessError
 from harness.registry import SOURCES, TASKS, UPSTREAMS, load_all
-from upstreams.base import Upstream
+from upstreams.base import CONFIG_FILE, Upstream
 
 DEFAULT_SEED = 1337
 
@@ -23,6 +23,7 @@ def build_upstream(name_or_path: str) -> Upstream:
     `fusion:A+B+...` of those (upstreams/fusion.py: aligned to the finest frame rate), or
     `<source>:<rest>` of a registered source (harness.registry.SOURCES, e.g. a checkpoint made
     by another toolkit)."""
+    from harness.catalog import unknown_upstream
     from upstreams.fusion import FusionUpstream, fusion_members
 
     load_all()
@@ -35,11 +36,11 @@ def build_upstream(name_or_path: str) -> Upstream:
     if rest and prefix in SOURCES:
         return SOURCES.get(prefix)(rest)
     p = Path(name_or_path)
-    if p.is_dir() or name_or_path.endswith((".json", ".safetensors")):
+    if (p / CONFIG_FILE).is_file() or name_or_path.endswith((".json", ".safetensors")):
         from upstreams.base import load_exported
 
         return load_exported(p if p.is_dir() else p.parent)
-    return UPSTREAMS.get(name_or_path)()
+    raise unknown_upstream(name_or_path)
 
 
 def build_task(name: str):

@@ -24,8 +24,8 @@ class Registry:
         self._meta: Dict[str, Dict[str, Any]] = {}
 
     def register(self, name: str, **meta: Any) -> Callable[[T], T]:
-        """Decorator registering `name`; `meta` = facts known without building the object (an
-        upstream's `frame_rate_hz`, shown by `harness list upstreams`)."""
+        """Decorator registering `name`; `meta` = facts known without building the object (a
+        source's `form`, e.g. "s3prl:NAME:FILE", shown in the unknown-upstream error)."""
         def deco(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
@@ -47,7 +47,8 @@ class Registry:
 
     def get(self, name: str) -> Callable:
         if name not in self._items:
-            close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.4)
+            # 0.6: a looser cutoff suggests unrelated names (a random: model for any path)
+            close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.6)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             raise HarnessError(
                 f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(self.names())}"

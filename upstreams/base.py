@@ -162,15 +162,12 @@ def get_family(name: str) -> Family:
 
 
 def register_family_upstreams(family: Family) -> Family:
-    """Register `family` and one `random:<family>_<preset>` upstream per preset (with its frame
-    rate, from the preset's config stride, for `harness list upstreams`)."""
+    """Register `family` and one `random:<family>_<preset>` upstream per preset."""
     from harness.registry import register_family, register_upstream
 
     register_family(family.name)(family)
     for preset in family.presets:
-        rate = SAMPLE_RATE / family.preset(preset).stride
-        register_upstream(f"random:{family.name}_{preset}", frame_rate_hz=rate)(
-            lambda p=preset: family.random_upstream(p))
+        register_upstream(f"random:{family.name}_{preset}")(lambda p=preset: family.random_upstream(p))
     return family
 
 

@@ -67,19 +67,19 @@ class KaldiFeatureUpstream(Upstream):
         return HiddenStates(layers=[out], lengths=lengths)
 
 
-@register_upstream("fbank", frame_rate_hz=SAMPLE_RATE / HOP)
+@register_upstream("fbank")
 def fbank() -> Upstream:
     """80 log-mel filter banks + deltas + delta-deltas (240-d, 10 ms), s3prl's `fbank_no_cmvn`."""
     return KaldiFeatureUpstream("fbank", "fbank", 80)
 
 
-@register_upstream("fbank_cmvn", frame_rate_hz=SAMPLE_RATE / HOP)
+@register_upstream("fbank_cmvn")
 def fbank_cmvn() -> Upstream:
     """s3prl's `fbank` exactly: as `fbank`, then per-utterance CMVN (SUPERB's FBANK row)."""
     return KaldiFeatureUpstream("fbank_cmvn", "fbank", 80, cmvn=True)
 
 
-@register_upstream("mfcc", frame_rate_hz=SAMPLE_RATE / HOP)
+@register_upstream("mfcc")
 def mfcc() -> Upstream:
     """13 MFCCs + deltas + delta-deltas (39-d, 10 ms), Kaldi defaults, no CMVN."""
     return KaldiFeatureUpstream("mfcc", "mfcc", 13)

@@ -271,7 +271,7 @@ def from_fairseq_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
     return out
 
 
-@register_source("fairseq")
+@register_source("fairseq", form="fairseq:FILE.pt")
 def load_fairseq(rest: str) -> Upstream:
     """`fairseq:FILE.pt` -> the project's HuBERT or WavLM upstream named `fairseq:<file stem>`."""
     path = Path(rest)

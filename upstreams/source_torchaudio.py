@@ -66,7 +66,7 @@ def factory_config(preset: str) -> tuple:
     return fam, fam.config_cls(**kw)
 
 
-@register_source("torchaudio")
+@register_source("torchaudio", form="torchaudio:PRESET:FILE")
 def load_torchaudio(rest: str) -> Upstream:
     """`torchaudio:PRESET:FILE` -> the project's upstream named `torchaudio:<preset>:<file stem>`."""
     preset, sep, file = rest.partition(":")

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from harness.catalog import registered_row
 from harness.registry import UPSTREAMS, load_all
 
 load_all()
@@ -52,9 +53,14 @@ def test_very_short_input_gives_a_frame(upstream):
     assert all(torch.isfinite(h).all() for h in hs.layers)
 
 
-def test_registered_frame_rate_is_the_specs(upstream):
-    """`harness list upstreams` shows the registry's rate without building: it must be the spec's."""
-    assert UPSTREAMS.meta(upstream.spec.name)["frame_rate_hz"] == upstream.spec.frame_rate_hz
+def test_listed_row_is_the_built_upstreams(upstream):
+    """`harness list upstreams` describes each upstream built on the meta device (no weights):
+    it must be what the real one reports."""
+    s = upstream.spec
+    row = registered_row(s.name)
+    assert (row.family, row.layers, row.width, row.frame_rate_hz, row.source) == (
+        s.family, s.num_layers, s.hidden_size, s.frame_rate_hz, s.source)
+    assert row.params == sum(p.numel() for p in upstream.parameters())
 
 
 def test_weights_hash_is_stable(upstream):
