@@ -3,7 +3,7 @@
 
 import importlib
 
-MODULES = ["baselines", "fusion", "hubert", "wavlm"]
+MODULES = ["baselines", "fusion", "hubert", "source_hf", "wavlm"]
 
 for _m in MODULES:
     importlib.import_module(f"upstreams.{_m}")
