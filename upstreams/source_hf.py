@@ -99,12 +99,13 @@ def family_config(model_type: str, cfg: Dict[str, Any], normalize: bool, where: 
 
 
 def hf_config(config: HubertConfig, model_type: str):
-    """The transformers config (HubertConfig / WavLMConfig) of a project family config."""
+    """The transformers config (HubertConfig / WavLMConfig) of a project family config; the _FIXED
+    fields keep transformers' defaults, which are the values the family implements (the export
+    round-trip test reads them back through family_config)."""
     t = _transformers()
     pairs = _SAME + (_WAVLM_SAME if model_type == "wavlm" else [])
     kw = {theirs: getattr(config, ours) for ours, theirs in pairs}
     kw = {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
-    kw.update({name: value for name, value, _ in _FIXED if name != "conv_pos_batch_norm" or model_type == "hubert"})
     cls = t.WavLMConfig if model_type == "wavlm" else t.HubertConfig
     # mask_time_prob > 0 gives the model its masked_spec_embed, where our mask embedding goes
     return cls(feat_extract_norm=_NORM[config.extractor_mode], num_feat_extract_layers=len(config.conv_channels),
@@ -195,6 +196,9 @@ def load_hf(rest: str) -> Upstream:
             raise HarnessError(f"{where}: weights do not match the config: missing {missing[:5]}, "
                                f"unexpected {unexpected[:5]}")
         return fam.upstream_cls(encoder, name, source=str(folder))
+    if cfg.get("add_adapter"):  # its adapter downsamples the last state only: no common frame rate
+        raise HarnessError(f"{where}: add_adapter=True is not supported (the adapter's output has another "
+                           "frame rate than the other hidden states)")
     model = t.AutoModel.from_pretrained(str(folder), local_files_only=True)
     batched = model_type == "wav2vec2" and cfg.get("feat_extract_norm", "group") == "layer"
     return HFUpstream(model, name, str(folder), batched=batched, normalize=normalize)

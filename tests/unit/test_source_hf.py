@@ -124,12 +124,15 @@ def test_unknown_architecture_names_it(tmp_path):
         build_upstream(f"hf:{tmp_path / 'missing'}")
 
 
-def test_unsupported_config_field_is_named(tmp_path):
-    cfg = CONFIGS["hubert_group"]()
-    cfg.feat_proj_layer_norm = False
-    folder = tmp_path / "noln"
-    transformers.HubertModel(cfg).save_pretrained(folder)
-    with pytest.raises(HarnessError, match="feat_proj_layer_norm=False"):
+@pytest.mark.parametrize("key,field", [("hubert_group", "feat_proj_layer_norm=False"),
+                                       ("wav2vec2_group", "add_adapter=True")])
+def test_unsupported_config_field_is_named(tmp_path, key, field):
+    cfg = CONFIGS[key]()
+    name, value = field.split("=")
+    setattr(cfg, name, value == "True")
+    folder = tmp_path / "odd"
+    transformers.AutoModel.from_config(cfg).save_pretrained(folder)
+    with pytest.raises(HarnessError, match=field):
         build_upstream(f"hf:{folder}")
 
 
