@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from harness.errors import HarnessError
+from harness.export import FORMATS as EXPORT_FORMATS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pre-train, probe and rank self-supervised speech models.")
 data_app = typer.Typer(no_args_is_help=True, help="Make or inspect corpora.")
@@ -112,6 +113,17 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
         for t in _split(task):
             evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, lrs=lr or None,
                      config_file=config, overrides=over, log=console.print)
+
+
+@app.command("export")
+@friendly
+def export_cmd(upstream: str = typer.Argument(..., help="name, exported folder or source (hf:DIR, ...)"),
+               fmt: str = typer.Option(..., "--format", help=f"output format: {' | '.join(EXPORT_FORMATS)}"),
+               out: Path = typer.Option(..., help="folder to write")):
+    """Write an upstream in another toolkit's format (hf: a transformers model folder)."""
+    from harness.export import export
+
+    console.print(f"{upstream} -> {export(upstream, fmt, out)} ({fmt})")
 
 
 @app.command()

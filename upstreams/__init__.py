@@ -3,7 +3,8 @@
 
 import importlib
 
-MODULES = ["baselines", "fusion", "hubert", "source_fairseq", "source_s3prl", "source_torchaudio", "wavlm"]
+MODULES = ["baselines", "fusion", "hubert", "source_fairseq", "source_hf", "source_s3prl", "source_torchaudio",
+           "wavlm"]
 
 for _m in MODULES:
     importlib.import_module(f"upstreams.{_m}")

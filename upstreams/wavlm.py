@@ -306,7 +306,8 @@ def from_torchaudio_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
 
 def from_hf_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
     """Map a Hugging Face `WavLMModel` state dict (optionally prefixed `wavlm.`, as in the task
-    models; other top-level heads are an error) to our names.
+    models; other top-level heads are an error) to our names. A `HubertModel` state dict maps too
+    (the same names without the relative position bias; upstreams/source_hf.py uses it both ways).
 
     Raises:
         HarnessError: naming the first key that has no counterpart.
@@ -316,6 +317,6 @@ def from_hf_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
         k = key[len("wavlm."):] if key.startswith("wavlm.") else key
         ours = _match(k, _HF)
         if ours is None:
-            raise HarnessError(f"Hugging Face WavLM state dict: unknown key {key!r}")
+            raise HarnessError(f"Hugging Face HuBERT/WavLM state dict: unknown key {key!r}")
         out[ours] = value
     return out
