@@ -104,13 +104,18 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
              device: str = typer.Option("cpu"),
              runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE)):
     """Probe frozen upstream(s) on task(s); one run folder per (lr, seed)."""
-    from harness.evaluate import evaluate, resolve_corpus
+    from harness.evaluate import build_task, build_upstream, evaluate, resolve_corpus
 
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
                                   device=device).items() if v is not None}
+    ups, tasks = _split(upstream), _split(task)
+    for t in tasks:  # a misspelt name fails here, before a corpus is generated or read
+        build_task(t)
+    for u in ups:
+        build_upstream(u)
     spec = resolve_corpus(corpus, log=console.print)
-    for u in _split(upstream):
-        for t in _split(task):
+    for u in ups:
+        for t in tasks:
             evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, lrs=lr or None,
                      config_file=config, overrides=over, log=console.print)
 

@@ -60,3 +60,12 @@ def test_unknown_upstream_lists_forms_and_suggests_only_existing_names(tmp_path,
     torch.save({}, tmp_path / "model.pt")
     with pytest.raises(HarnessError, match="model.pt: a checkpoint file needs its source's prefix.*s3prl:NAME"):
         build_upstream("model.pt")
+
+
+@pytest.mark.parametrize("args", [["--upstream", "nope:x", "--task", "ks"], ["--upstream", "fbank", "--task", "kss"]])
+def test_eval_rejects_bad_names_before_touching_the_corpus(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["eval", *args, "--corpus", "synth", "--runs", str(tmp_path / "runs")])
+    assert r.exit_code != 0
+    assert "unknown" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()  # no corpus generated, no run
