@@ -196,6 +196,20 @@ class TransformerLayer(nn.Module):
         return self.final_layer_norm(x + self._ffn(x))
 
 
+def encoder_input(enc: nn.Module, x: Tensor, padding_mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
+    """The transformer stack's input (its state 0) from x (B, T, D): padded frames zeroed (the pos
+    conv then sees an item as if it were alone), + positional conv, LN for post-LN, dropout; for
+    any stack with `pos_conv`, `layer_norm`, `layer_norm_first` and `dropout` (HuBERT's, WavLM's).
+    Returns (x, padding mask or None when nothing is padded)."""
+    pad = padding_mask if (padding_mask is not None and bool(padding_mask.any())) else None
+    if pad is not None:
+        x = x.masked_fill(pad[..., None], 0.0)
+    x = x + enc.pos_conv(x)
+    if not enc.layer_norm_first:
+        x = enc.layer_norm(x)
+    return enc.dropout(x), pad
+
+
 class TransformerEncoder(nn.Module):
     """Positional conv + (LN for post-LN) + layers (+ final LN for pre-LN).
 
@@ -221,13 +235,7 @@ class TransformerEncoder(nn.Module):
         on the output of layer i (1-based) of every layer that ran (not on one LayerDrop skipped),
         and what it returns is the state and the next layer's input (MS-HuBERT's swap)."""
         n = len(self.layers) if num_layers is None else num_layers
-        pad = padding_mask if (padding_mask is not None and bool(padding_mask.any())) else None
-        if pad is not None:
-            x = x.masked_fill(pad[..., None], 0.0)  # as if the item were alone: pos conv sees zeros
-        x = x + self.pos_conv(x)
-        if not self.layer_norm_first:
-            x = self.layer_norm(x)
-        x = self.dropout(x)
+        x, pad = encoder_input(self, x, padding_mask)
         attn_mask = None if pad is None else (~pad)[:, None, None, :]
         states = [x]
         for i, layer in enumerate(self.layers[:n], 1):

@@ -34,7 +34,7 @@ from harness.errors import ConfigError, HarnessError
 from upstreams import hubert
 from upstreams.base import Family, register_family_upstreams
 from upstreams.hubert import HubertConfig, HubertEncoder, HubertUpstream
-from upstreams.hubert_modules import ConvPositionalEmbedding, LayerHook, SelfAttention, TransformerLayer
+from upstreams.hubert_modules import ConvPositionalEmbedding, LayerHook, SelfAttention, TransformerLayer, encoder_input
 
 
 @dataclass(frozen=True)
@@ -175,13 +175,7 @@ class WavlmTransformerEncoder(nn.Module):
         (B, T, D): [input of layer 1, output of layer 1, ...], padded frames zero. layer_hook as
         in hubert_modules.TransformerEncoder."""
         n = len(self.layers) if num_layers is None else num_layers
-        pad = padding_mask if (padding_mask is not None and bool(padding_mask.any())) else None
-        if pad is not None:
-            x = x.masked_fill(pad[..., None], 0.0)  # as if the item were alone: pos conv sees zeros
-        x = x + self.pos_conv(x)
-        if not self.layer_norm_first:
-            x = self.layer_norm(x)
-        x = self.dropout(x)
+        x, pad = encoder_input(self, x, padding_mask)
         states = [x]
         if n > 0:
             # Computed once from the first layer's table, outside the layer loop: in unilm and
