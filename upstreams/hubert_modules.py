@@ -210,6 +210,26 @@ def encoder_input(enc: nn.Module, x: Tensor, padding_mask: Optional[Tensor]) -> 
     return enc.dropout(x), pad
 
 
+def run_layers(enc: nn.Module, x: Tensor, pad: Optional[Tensor], n: int, layer_hook: Optional[LayerHook],
+               *layer_args) -> List[Tensor]:
+    """States 0..n of a stack (`layers`, `layerdrop`, `layer_norm_first`, `layer_norm`) from its
+    input x (B, T, D): each of the first n layers runs on (x, *layer_args) unless LayerDrop skips
+    it, layer_hook(i, x) follows every layer that ran; the final LN of a pre-LN stack when all
+    layers ran; padded frames (pad (B, T) True) zero in every state."""
+    states = [x]
+    for i, layer in enumerate(enc.layers[:n], 1):
+        if not (enc.training and enc.layerdrop > 0 and torch.rand(()).item() < enc.layerdrop):
+            x = layer(x, *layer_args)
+            if layer_hook is not None:
+                x = layer_hook(i, x)
+        states.append(x)
+    if enc.layer_norm_first and n == len(enc.layers):
+        states[-1] = enc.layer_norm(x)
+    if pad is not None:
+        states = [s.masked_fill(pad[..., None], 0.0) for s in states]
+    return states
+
+
 class TransformerEncoder(nn.Module):
     """Positional conv + (LN for post-LN) + layers (+ final LN for pre-LN).
 
@@ -237,15 +257,4 @@ class TransformerEncoder(nn.Module):
         n = len(self.layers) if num_layers is None else num_layers
         x, pad = encoder_input(self, x, padding_mask)
         attn_mask = None if pad is None else (~pad)[:, None, None, :]
-        states = [x]
-        for i, layer in enumerate(self.layers[:n], 1):
-            if not (self.training and self.layerdrop > 0 and torch.rand(()).item() < self.layerdrop):
-                x = layer(x, attn_mask)
-                if layer_hook is not None:
-                    x = layer_hook(i, x)
-            states.append(x)
-        if self.layer_norm_first and n == len(self.layers):
-            states[-1] = self.layer_norm(x)
-        if pad is not None:
-            states = [s.masked_fill(pad[..., None], 0.0) for s in states]
-        return states
+        return run_layers(self, x, pad, n, layer_hook, attn_mask)

@@ -34,7 +34,8 @@ from harness.errors import ConfigError, HarnessError
 from upstreams import hubert
 from upstreams.base import Family, register_family_upstreams
 from upstreams.hubert import HubertConfig, HubertEncoder, HubertUpstream
-from upstreams.hubert_modules import ConvPositionalEmbedding, LayerHook, SelfAttention, TransformerLayer, encoder_input
+from upstreams.hubert_modules import (ConvPositionalEmbedding, LayerHook, SelfAttention, TransformerLayer, encoder_input,
+                                      run_layers)
 
 
 @dataclass(frozen=True)
@@ -176,26 +177,15 @@ class WavlmTransformerEncoder(nn.Module):
         in hubert_modules.TransformerEncoder."""
         n = len(self.layers) if num_layers is None else num_layers
         x, pad = encoder_input(self, x, padding_mask)
-        states = [x]
+        position_bias = key_bias = None
         if n > 0:
             # Computed once from the first layer's table, outside the layer loop: in unilm and
             # torchaudio a LayerDrop of layer 1 silently removes the bias from every other layer.
             position_bias = self.layers[0].self_attn.compute_bias(x.shape[1], x.device)
-            key_bias = None
             if pad is not None:
                 key_bias = torch.zeros(pad.shape, dtype=x.dtype, device=x.device).masked_fill(pad, float("-inf"))
                 key_bias = key_bias[:, None, None, :]
-            for i, layer in enumerate(self.layers[:n], 1):
-                if not (self.training and self.layerdrop > 0 and torch.rand(()).item() < self.layerdrop):
-                    x = layer(x, position_bias, key_bias)
-                    if layer_hook is not None:
-                        x = layer_hook(i, x)
-                states.append(x)
-        if self.layer_norm_first and n == len(self.layers):
-            states[-1] = self.layer_norm(x)
-        if pad is not None:
-            states = [s.masked_fill(pad[..., None], 0.0) for s in states]
-        return states
+        return run_layers(self, x, pad, n, layer_hook, position_bias, key_bias)
 
 
 class WavlmEncoder(HubertEncoder):
