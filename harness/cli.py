@@ -125,7 +125,8 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
 def export_cmd(upstream: str = typer.Argument(..., help="name, exported folder or source (hf:DIR, ...)"),
                fmt: str = typer.Option(..., "--format", help=f"output format: {' | '.join(EXPORT_FORMATS)}"),
                out: Path = typer.Option(..., help="folder to write")):
-    """Write an upstream in another toolkit's format (hf: a transformers model folder)."""
+    """Write an upstream in another toolkit's format (hf: a transformers model folder; s3prl: a
+    checkpoint for s3prl's hubert_local / wavlm_local, evaluated back as s3prl:hubert:FILE)."""
     from harness.export import export
 
     console.print(f"{upstream} -> {export(upstream, fmt, out)} ({fmt})")

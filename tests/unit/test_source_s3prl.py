@@ -97,3 +97,90 @@ def test_unknown_name_and_missing_file(tmp_path):
         build_upstream(f"s3prl:wavlm:{path}")  # a HuBERT checkpoint is not in WavLM's format
     with pytest.raises(HarnessError, match="expected s3prl:NAME:FILE"):
         build_upstream("s3prl:hubert")
+
+
+# ----------------------------------------------------------------------------- export
+
+# 320-sample stride in three convs (s3prl's experts assume 320); CNN as wide as the encoder or not
+CNN3 = dict(conv_kernels=(10, 8, 8), conv_strides=(5, 8, 8), encoder_layers=2, encoder_heads=4,
+            encoder_ffn_dim=64, pos_conv_kernel=16, pos_conv_groups=4, final_dim=16)
+EXPORTS = {  # (family, config fields); equal widths exercise the widened CNN
+    "hubert": ("hubert", dict(conv_channels=(32,) * 3, encoder_dim=32)),
+    "hubert_pre_ln": ("hubert", dict(conv_channels=(16,) * 3, encoder_dim=32, extractor_mode="layer_norm",
+                                     layer_norm_first=True, conv_bias=True, normalize=True)),
+    "wavlm": ("wavlm", dict(conv_channels=(32,) * 3, encoder_dim=32, num_buckets=32, max_distance=64)),
+    "wavlm_pre_ln": ("wavlm", dict(conv_channels=(32,) * 3, encoder_dim=32, num_buckets=32, max_distance=64,
+                                   extractor_mode="layer_norm", layer_norm_first=True)),
+}
+
+
+def _project_upstream(key, identity_proj=False):
+    """A project upstream of EXPORTS[key] with every weight moved off its init (unit LayerNorms
+    and zero biases would hide a wrong mapping)."""
+    from upstreams.base import get_family
+
+    fam_name, kw = EXPORTS[key]
+    fam = get_family(fam_name)
+    encoder = fam.random_encoder(fam.config_cls(**CNN3, **kw), seed=3)
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(5)
+        for p in encoder.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+        if identity_proj:
+            encoder.post_extract_proj.weight.copy_(torch.eye(kw["encoder_dim"]))
+            encoder.post_extract_proj.bias.zero_()
+    return fam_name, fam.upstream_cls(encoder, "mine")
+
+
+def _assert_same_states(ours, back, lens=(6400, 4321, 1000)):
+    """`back` (an s3prl: upstream) gives `ours`'s states on every valid frame, item by item."""
+    g = torch.Generator().manual_seed(7)
+    lens = torch.tensor(lens)
+    wavs = 0.5 * torch.randn(len(lens), int(lens.max()), generator=g)
+    with torch.no_grad():
+        a, b = ours(wavs, lens), back(wavs, lens)
+    assert len(a.layers) == len(b.layers)
+    for i, n in enumerate(a.lengths.tolist()):
+        assert n <= b.lengths[i]  # s3prl counts (samples - 1) // 320 + 1, the CNN's count or one more
+        for x, y in zip(a.layers, b.layers):
+            assert (x[i, :n] - y[i, :n]).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("key", list(EXPORTS))
+def test_export_loads_in_s3prl_with_our_hidden_states(tmp_path, key):
+    from upstreams.source_s3prl import export_s3prl
+
+    fam, ours = _project_upstream(key)
+    path = export_s3prl(ours, tmp_path / f"exp_{key}")
+    assert path == tmp_path / f"exp_{key}" / f"exp_{key}.pt"
+    ckpt = torch.load(path, weights_only=True)  # s3prl's loader unpickles with torch.load's default
+    cfg = ckpt["cfg"] if fam == "wavlm" else ckpt["model_cfg"]
+    last = int(cfg["conv_feature_layers"].rsplit("(", 1)[1].split(",")[0])
+    c = ours.config
+    assert last == (2 * c.conv_channels[-1] if c.conv_channels[-1] == c.encoder_dim else c.conv_channels[-1])
+    back = build_upstream(f"s3prl:{fam}:{path}")  # s3prl's own hub entry and S3PRLUpstream
+    assert back.spec.name == f"s3prl:{fam}:exp_{key}"
+    _assert_same_states(ours, back)
+
+
+def test_export_keeps_an_identity_projection_out(tmp_path):
+    from upstreams.source_s3prl import export_s3prl
+
+    _, ours = _project_upstream("wavlm", identity_proj=True)
+    path = export_s3prl(ours, tmp_path / "plain")
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["cfg"]["conv_feature_layers"].endswith("(32, 8, 8)]")
+    assert not any(k.startswith("post_extract_proj") for k in ckpt["model"])  # fairseq's own layout
+    _assert_same_states(ours, build_upstream(f"s3prl:wavlm:{path}"))
+
+
+def test_export_command_and_refusals(tmp_path):
+    from harness.export import export
+
+    path = export("random:hubert_tiny", "s3prl", tmp_path / "tiny_s3prl")
+    _assert_same_states(build_upstream("random:hubert_tiny"), build_upstream(f"s3prl:hubert:{path}"),
+                        lens=(4000, 2500))
+    with pytest.raises(HarnessError, match="stride 640 samples; s3prl's hubert and wavlm upstreams assume 320"):
+        export("random:hubert_tiny_40ms", "s3prl", tmp_path / "x")
+    with pytest.raises(HarnessError, match="exports the hubert and wavlm families"):
+        export("fbank", "s3prl", tmp_path / "y")
