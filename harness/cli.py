@@ -102,8 +102,18 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
              skip_bad: bool = typer.Option(False, "--skip-bad", help="skip and count unreadable audio"),
              cache_budget_gb: Optional[float] = typer.Option(None, help="largest feature cache to write"),
              device: str = typer.Option("cpu"),
-             runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE)):
-    """Probe frozen upstream(s) on task(s); one run folder per (lr, seed)."""
+             runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE),
+             launcher: Optional[str] = typer.Option(None, help="local | slurm: one submitit job per (upstream, task, "
+                                                    "lr, seed); default: run here, one after the other"),
+             partition: Optional[str] = typer.Option(None, help="SLURM partition (launcher)"),
+             time_min: Optional[int] = typer.Option(None, help="minutes per job (launcher; default 60)"),
+             gpus: Optional[int] = typer.Option(None, help="GPUs per job (launcher; default 0)"),
+             cpus: Optional[int] = typer.Option(None, help="CPU cores and torch threads per job (launcher; default 1)"),
+             mem_gb: Optional[float] = typer.Option(None, help="memory per job in GB (launcher)"),
+             workers: Optional[int] = typer.Option(None, help="jobs at once with --launcher local (default 2)"),
+             launcher_dir: Optional[Path] = typer.Option(None, help="submitit logs (default RUNS/_launcher)")):
+    """Probe frozen upstream(s) on task(s); one run folder per (lr, seed). Finished runs are skipped.
+    Launcher resources come from these flags over the config file's `launcher:` section."""
     from harness.evaluate import build_task, build_upstream, evaluate, resolve_corpus
 
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
@@ -113,11 +123,24 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
         build_task(t)
     for u in ups:
         build_upstream(u)
+    if launcher is not None:
+        from harness.launch import check_launcher, launch, launcher_config
+        from harness.sweep import EvalJob
+
+        check_launcher(launcher)
+        lcfg = launcher_config(config, dict(partition=partition, time_min=time_min, gpus=gpus, cpus=cpus,
+                                            mem_gb=mem_gb, workers=workers))
     spec = resolve_corpus(corpus, log=console.print)
-    for u in ups:
-        for t in tasks:
-            evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, lrs=lr or None,
-                     config_file=config, overrides=over, log=console.print)
+    if launcher is None:
+        for u in ups:
+            for t in tasks:
+                evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, lrs=lr or None,
+                         config_file=config, overrides=over, log=console.print)
+        return
+    jobs = [EvalJob(u, t, spec, runs, cache, seeds=seeds, lrs=tuple(lr) if lr else None, profile=profile,
+                    config_file=config, overrides=over) for u in ups for t in tasks]
+    if launch(jobs, launcher, lcfg, launcher_dir, log=console.print):
+        raise typer.Exit(1)
 
 
 @app.command("export")

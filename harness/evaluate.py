@@ -7,7 +7,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from harness import results
 from harness.config import EvalConfig, ProbeConfig, config_hash, merge, read_config_file, to_dict
@@ -54,6 +54,7 @@ def resolve_config(task, profile: str, config_file: Optional[str] = None,
     cfg = EvalConfig(profile=profile, probe=merge(ProbeConfig(), task.probe_defaults(profile), "probe."))
     if config_file:
         data = read_config_file(config_file)
+        data.pop("launcher", None)  # where jobs run (harness/launch.py), not what they compute
         task_tables = data.pop("tasks", {}) or {}
         cfg = merge(cfg, data)
         if task.name in task_tables:
@@ -64,6 +65,63 @@ def resolve_config(task, profile: str, config_file: Optional[str] = None,
         probe = {k: v for k, v in overrides.items() if k in probe_keys}
         cfg = merge(cfg, {**top, "probe": probe} if probe else top)
     return cfg
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """The lr x seed grid of one (upstream, task, config) and where each run lives.
+
+    Attributes:
+        task: the task object.
+        upstream: the built upstream.
+        config: the resolved EvalConfig.
+        corpus: the loaded corpus.
+        weights_hash: the upstream's weights hash (names its feature cache).
+        config_hash: the hash in every run folder's name (all but lr and seed).
+        runs: (lr, seed, run folder) for every point of the grid, lrs outer, seeds inner.
+    """
+
+    task: Any
+    upstream: Upstream
+    config: EvalConfig
+    corpus: Any
+    weights_hash: str
+    config_hash: str
+    runs: List[Tuple[float, int, Path]]
+
+
+def plan_runs(
+    upstream: str,
+    task: str,
+    corpus: str,
+    runs_root: Path,
+    cache_dir: Path,
+    profile: str = "quick",
+    seeds: int = 1,
+    lrs: Optional[Sequence[float]] = None,
+    config_file: Optional[str] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+) -> RunPlan:
+    """Resolve upstream, task, corpus and config and name the run folder of every (lr, seed):
+    what `evaluate` runs and what a launcher checks before submitting (results.is_finished).
+    Seeds are config seed, +1, ... (`seed` in `overrides` moves the first)."""
+    from harness.data.corpora import load_corpus
+
+    task_obj = build_task(task)
+    up = build_upstream(upstream)
+    cfg = resolve_config(task_obj, profile, config_file, {**(overrides or {}), **({"lrs": tuple(lrs)} if lrs else {})})
+    corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora")
+    spec = up.spec
+    whash = up.weights_hash()
+    # lr and seed name the folder; the hash covers everything else that changes a result, the
+    # upstream's weights included (a re-trained export keeps its readable name)
+    chash = config_hash(dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, lrs=(), seed=0)),
+                        extra={"upstream": spec.name, "upstream_weights": whash, "task": task,
+                               "corpus": corp.name,
+                               "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version")}})
+    grid = [(lr, cfg.probe.seed + i) for lr in cfg.probe.lrs for i in range(seeds)]
+    runs = [(lr, seed, results.run_dir(runs_root, corp.name, spec.name, task, lr, seed, chash)) for lr, seed in grid]
+    return RunPlan(task_obj, up, cfg, corp, whash, chash, runs)
 
 
 def evaluate(
@@ -81,37 +139,24 @@ def evaluate(
 ) -> List[Dict[str, Any]]:
     """Evaluate one upstream on one task: one run folder per (lr, seed). Returns the results
     (finished ones included) of this (upstream, task, config)."""
-    from harness.data.corpora import load_corpus
     from harness.features import prepare_sources
     from harness.probe import train_probe
 
     t_all = time.time()
-    task_obj = build_task(task)
-    up = build_upstream(upstream)
-    cfg = resolve_config(task_obj, profile, config_file, {**(overrides or {}), **({"lrs": tuple(lrs)} if lrs else {})})
-    corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora")
-    splits = task_obj.prepare(corp)
+    p = plan_runs(upstream, task, corpus, runs_root, cache_dir, profile, seeds, lrs, config_file, overrides)
+    task_obj, up, cfg, corp, whash, chash = p.task, p.upstream, p.config, p.corpus, p.weights_hash, p.config_hash
     spec = up.spec
-    whash = up.weights_hash()
-    # lr and seed name the folder; the hash covers everything else that changes a result, the
-    # upstream's weights included (a re-trained export keeps its readable name)
-    chash = config_hash(dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, lrs=(), seed=0)),
-                        extra={"upstream": spec.name, "upstream_weights": whash, "task": task,
-                               "corpus": corp.name,
-                               "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version")}})
-    seed_list = [cfg.probe.seed + i for i in range(seeds)]
     plan, done = [], []
-    for lr in cfg.probe.lrs:
-        for seed in seed_list:
-            folder = results.run_dir(runs_root, corp.name, spec.name, task, lr, seed, chash)
-            if results.is_finished(folder):
-                done.append(json.loads((folder / results.RESULT).read_text()))
-                log(f"skip {spec.name} / {task} lr={lr:g} seed={seed}: finished in {folder}")
-            else:
-                plan.append((lr, seed, folder))
+    for lr, seed, folder in p.runs:
+        if results.is_finished(folder):
+            done.append(json.loads((folder / results.RESULT).read_text()))
+            log(f"skip {spec.name} / {task} lr={lr:g} seed={seed}: finished in {folder}")
+        else:
+            plan.append((lr, seed, folder))
     if not plan:
         return done
 
+    splits = task_obj.prepare(corp)
     t0 = time.time()
     sources = prepare_sources(up, splits.as_dict(), splits.pools, cache_dir / "features", cfg.cache_budget_gb,
                               device=cfg.device, skip_bad=cfg.skip_bad, log=log, weights_hash=whash)

@@ -1,25 +1,38 @@
-"""Many evaluations on one machine: (upstream, task) jobs in a pool of one-thread worker processes.
+"""Many evaluations on one machine: jobs in a pool of one-thread worker processes.
 
 Small probes scale poorly over threads, so N single-threaded jobs side by side beat one job on N
 threads. A failed job becomes a line of the log and is counted; every other job's work survives
 it. The slowest probes start first so no worker idles at the end. Used by `./run demo` and
-`harness ablate`.
+`harness ablate`; `run_job` is also what `harness eval --launcher` submits (harness/launch.py).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from dataclasses import dataclass
+import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 
 @dataclass(frozen=True)
 class EvalJob:
-    """One `harness.evaluate.evaluate` call (profile quick)."""
+    """One `harness.evaluate.evaluate` call: by default the task's whole lr grid x `seeds` seeds
+    (the worker pool); the launcher gives each job one point, lrs=(lr,) and seed=seed.
+
+    Attributes:
+        upstream, task, corpus: what to evaluate, as `harness eval` takes them.
+        runs, cache: the run store and the cache folder.
+        seeds: seeds per lr, counted up from `seed`.
+        lrs: the learning rates; None: the task's grid.
+        seed: the first seed; None: the config's (1337).
+        profile, config_file: as `harness eval --profile / --config`.
+        overrides: flat config keys, as the CLI's flags give them.
+        threads: torch threads of the job's process (None: leave as is; the pool sets 1).
+    """
 
     upstream: str
     task: str
@@ -27,6 +40,22 @@ class EvalJob:
     runs: Path
     cache: Path
     seeds: int = 1
+    lrs: Optional[Tuple[float, ...]] = None
+    seed: Optional[int] = None
+    profile: str = "quick"
+    config_file: Optional[str] = None
+    overrides: Dict[str, Any] = field(default_factory=dict)
+    threads: Optional[int] = None
+
+    def describe(self) -> str:
+        """`upstream / task`, plus the lr and seed of a one-point job."""
+        point = "".join([f" lr={self.lrs[0]:g}" if self.lrs and len(self.lrs) == 1 else "",
+                         f" seed={self.seed}" if self.seed is not None and self.seeds == 1 else ""])
+        return f"{self.upstream} / {self.task}{point}"
+
+    def eval_overrides(self) -> Dict[str, Any]:
+        """The flat config overrides `evaluate` gets: `overrides` plus the first seed."""
+        return {**self.overrides, **({"seed": self.seed} if self.seed is not None else {})}
 
 
 #: the slowest probes start first, so that no worker idles at the end
@@ -48,16 +77,19 @@ def run_job(job: EvalJob) -> str:
     """Evaluate one job; returns a log line (starting with FAILED_PREFIX when it failed)."""
     from harness.evaluate import evaluate
 
+    if job.threads:
+        torch.set_num_threads(job.threads)
     t1 = time.time()
     try:
-        res = evaluate(job.upstream, job.task, job.corpus, job.runs, job.cache, profile="quick", seeds=job.seeds,
-                       log=print)
+        res = evaluate(job.upstream, job.task, job.corpus, job.runs, job.cache, profile=job.profile, seeds=job.seeds,
+                       lrs=job.lrs, config_file=job.config_file, overrides=job.eval_overrides(), log=print)
     except Exception as e:  # noqa: BLE001 - every other job's work must survive one failure
-        return f"{FAILED_PREFIX}{job.upstream} / {job.task}[/]: {type(e).__name__}: {e}"
+        traceback.print_exc()  # into the job's stderr log (the launcher reports its path)
+        return f"{FAILED_PREFIX}{job.describe()}[/]: {type(e).__name__}: {e}"
     best = min if not res[0]["higher_is_better"] else max
     m = res[0]["primary_metric"]
     top = best(res, key=lambda r: r["metrics"]["dev"][m])
-    return (f"[bold]{job.upstream} / {job.task}[/]: test {m} {top['metrics']['test'][m]:.2f} (lr {top['lr']:g}, "
+    return (f"[bold]{job.describe()}[/]: test {m} {top['metrics']['test'][m]:.2f} (lr {top['lr']:g}, "
             f"{job.seeds} seed{'s' if job.seeds > 1 else ''}), {time.time() - t1:.0f} s")
 
 

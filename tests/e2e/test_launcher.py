@@ -1,0 +1,77 @@
+"""`harness eval --launcher local`: one submitit job per (upstream, task, lr, seed) through
+submitit's local executor (real subprocesses), into the same run store as a plain `harness eval`;
+a re-submission skips the finished runs without submitting anything; a failed job is reported
+with its log files and the other jobs still finish."""
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from harness import results
+from harness.cli import app
+from harness.errors import ConfigError
+from harness.launch import LauncherConfig, launch, launcher_config
+from harness.sweep import EvalJob
+
+
+def _runs(root):
+    return {p.parent: p.stat().st_mtime_ns for p in root.rglob(results.RESULT)}
+
+
+def test_two_jobs_then_resubmission_skips_both(tiny_corpus, tmp_path):
+    runs, logs, cfg = tmp_path / "runs", tmp_path / "logs", tmp_path / "eval.yaml"
+    cfg.write_text("launcher:\n  time_min: 5\n  workers: 2\n")  # evaluate itself ignores this section
+    plain = ["eval", "--upstream", "fbank,mfcc", "--task", "lid", "--corpus", str(tiny_corpus), "--lr", "3e-3",
+             "--steps", "4", "--runs", str(runs), "--cache", str(tmp_path / "cache"), "--config", str(cfg)]
+    args = plain + ["--launcher", "local", "--launcher-dir", str(logs)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "2 job(s) for the local launcher" in r.output
+    first = _runs(runs)
+    assert len(first) == 2
+    ups = sorted(json.loads((f / results.RESULT).read_text())["upstream"] for f in first)
+    assert ups == ["fbank", "mfcc"]
+    assert all(f.name.startswith("lr0.003_seed1337_") for f in first)
+    jobs = {p for p in logs.iterdir() if p.name.isdigit()}
+    assert len(jobs) == 2  # one submitit folder per job, each with its own log files
+    assert all(list(j.glob("*_log.out")) for j in jobs)
+
+    # the same folders as a plain `harness eval` of the same grid point: it finds them finished
+    r = CliRunner().invoke(app, plain)
+    assert r.exit_code == 0 and r.output.count("skip ") == 2, r.output
+
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert len(re.findall(r"skipped (fbank|mfcc) / lid lr=0.003 seed=1337: finished in", r.output)) == 2
+    assert "nothing to run" in r.output
+    assert _runs(runs) == first  # no new run folder, no result rewritten
+    assert {p for p in logs.iterdir() if p.name.isdigit()} == jobs  # nothing submitted
+
+
+def test_failed_job_is_reported_with_its_log_and_others_finish(tiny_corpus, tmp_path):
+    runs, logs = tmp_path / "runs", tmp_path / "logs"
+    base = dict(task="lid", corpus=str(tiny_corpus), runs=runs, cache=tmp_path / "cache", lrs=(3e-3,))
+    jobs = [EvalJob("fbank", overrides={"steps": 4, "device": "nodevice"}, **base),  # fails inside the job
+            EvalJob("mfcc", overrides={"steps": 4}, seeds=2, **base)]  # two grid points
+    lines = []
+    failed = launch(jobs, "local", LauncherConfig(time_min=5), logs, log=lines.append)
+    assert failed == 1
+    (bad,) = [ln for ln in lines if "FAILED" in ln]
+    assert "fbank / lid lr=0.003 seed=1337" in bad and "nodevice" in bad
+    log_out = re.search(r"logs: (\S+), (\S+)\)", bad)
+    assert log_out and log_out.group(1).endswith("_log.out") and log_out.group(2).endswith("_log.err")
+    assert "Traceback" in open(log_out.group(2)).read()  # the log tells why
+    done = sorted((r["upstream"], r["seed"]) for r in results.iter_results(runs))
+    assert done == [("mfcc", 1337), ("mfcc", 1338)]
+
+
+def test_launcher_config_file_section_and_flags(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("launcher:\n  partition: gpu\n  time_min: 30\n  gpus: 1\n")
+    lc = launcher_config(str(cfg), {"time_min": 90, "cpus": None})
+    assert lc == LauncherConfig(partition="gpu", time_min=90, gpus=1)
+    cfg.write_text("launcher:\n  partitoin: gpu\n")
+    with pytest.raises(ConfigError, match="partitoin"):
+        launcher_config(str(cfg), {})
