@@ -51,3 +51,32 @@ def test_export_command_round_trip(tmp_path):
     assert r.exit_code == 1 and "unknown export format 'nope'; known: hf" in r.output
     r = CliRunner().invoke(app, ["export", "fbank", "--format", "hf", "--out", str(out)])
     assert r.exit_code == 1 and "hubert and wavlm" in r.output
+
+
+def test_export_then_eval_of_hf_folder_caches_the_same_features(tiny_corpus, tmp_path):
+    """export -> hf:DIR -> eval: the features `harness eval` caches for the folder are the
+    original upstream's (float16 cache, so to float16 precision), item by item, every layer."""
+    import numpy as np
+
+    from harness.features import CachedPool
+
+    out, runs, cache = tmp_path / "exp", tmp_path / "runs", tmp_path / "cache"
+    assert CliRunner().invoke(app, ["export", "random:hubert_tiny", "--format", "hf", "--out", str(out)]).exit_code == 0
+    for up in ("random:hubert_tiny", f"hf:{out}"):
+        r = CliRunner().invoke(app, ["eval", "--upstream", up, "--task", "lid", "--corpus", str(tiny_corpus),
+                                     "--lr", "3e-3", "--steps", "2", "--runs", str(runs), "--cache", str(cache)])
+        assert r.exit_code == 0, r.output
+    assert sorted(json.loads(p.read_text())["upstream"] for p in runs.rglob("result.json")) == \
+        ["hf:exp", "random:hubert_tiny"]
+    pools = {}  # upstream name -> {utterance id: its cached pool}
+    for index in (cache / "features").rglob("index.json"):
+        idx = json.loads(index.read_text())
+        pool = CachedPool(index.parent)
+        pools.setdefault(idx["upstream"], {}).update({item[0]: pool for item in idx["items"]})
+    assert set(pools) == {"hf:exp", "random:hubert_tiny"}
+    ours, theirs = pools["random:hubert_tiny"], pools["hf:exp"]
+    assert ours.keys() == theirs.keys() and len(ours) > 10
+    for uid in ours:
+        a, b = ours[uid].get(uid).astype(np.float32), theirs[uid].get(uid).astype(np.float32)
+        assert a.shape == b.shape and a.shape[1] == 5  # (T, L+1, D)
+        assert np.abs(a - b).max() <= 2e-3 * max(1.0, np.abs(a).max())  # float16 rounding of equal values
