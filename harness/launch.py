@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from harness.config import merge, read_config_file
 from harness.errors import ConfigError, HarnessError
-from harness.sweep import FAILED_PREFIX, EvalJob, run_job
+from harness.sweep import FAILED_PREFIX, EvalJob, job_order, run_job
 
 LAUNCHERS = ("local", "slurm")
 
@@ -70,13 +70,17 @@ def check_launcher(name: str) -> None:
         raise HarnessError(f"unknown launcher {name!r}; known: {', '.join(LAUNCHERS)}")
 
 
-def _executor(launcher: str, folder: Path, cfg: LauncherConfig):
+def make_executor(launcher: str, folder: Path, cfg: LauncherConfig):
+    """A submitit AutoExecutor for `launcher` writing under `folder`, with `cfg`'s resources."""
     check_launcher(launcher)
     try:
         import submitit
     except ImportError as e:  # pragma: no cover - submitit is a runtime dependency
         raise HarnessError(f"--launcher needs the submitit package ({e})") from None
-    ex = submitit.AutoExecutor(folder=str(folder), cluster=launcher)
+    try:
+        ex = submitit.AutoExecutor(folder=str(folder), cluster=launcher)
+    except RuntimeError as e:  # submitit's slurm executor needs srun on this machine
+        raise HarnessError(f"--launcher {launcher}: {e}") from None
     params: Dict[str, Any] = dict(name="harness-eval", timeout_min=cfg.time_min, cpus_per_task=cfg.cpus,
                                   gpus_per_node=cfg.gpus)
     if cfg.mem_gb is not None:
@@ -110,13 +114,15 @@ def launch(jobs: Sequence[EvalJob], launcher: str, cfg: LauncherConfig = Launche
            folder: Optional[Path] = None, log: Callable[[str], None] = print, poll_s: float = 1.0) -> int:
     """Submit one job per unfinished grid point of `jobs` and wait for all; returns the number
     that failed (each reported with its log path)."""
-    # each job's torch threads = its CPU cores
-    points = [replace(p, threads=p.threads or cfg.cpus) for p in plan_jobs(jobs, log)]
+    if not jobs:
+        return 0
+    folder = Path(folder) if folder is not None else Path(jobs[0].runs) / "_launcher"
+    ex = make_executor(launcher, folder / "%j", cfg)  # first: a machine without SLURM fails before any planning
+    # each job's torch threads = its CPU cores; the slowest probes first, as in the worker pool
+    points = sorted((replace(p, threads=p.threads or cfg.cpus) for p in plan_jobs(jobs, log)), key=job_order)
     if not points:
         log("nothing to run: every run is finished")
         return 0
-    folder = Path(folder) if folder is not None else Path(points[0].runs) / "_launcher"
-    ex = _executor(launcher, folder / "%j", cfg)
     if launcher == "local":  # the local executor starts whatever it is given: feed it `workers` at a time
         pending, running, width = list(points), [], cfg.workers
     else:

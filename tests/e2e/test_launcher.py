@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from harness import results
 from harness.cli import app
-from harness.errors import ConfigError
-from harness.launch import LauncherConfig, launch, launcher_config
+from harness.errors import ConfigError, HarnessError
+from harness.launch import LauncherConfig, launch, launcher_config, make_executor
 from harness.sweep import EvalJob
 
 
@@ -75,3 +75,19 @@ def test_launcher_config_file_section_and_flags(tmp_path):
     cfg.write_text("launcher:\n  partitoin: gpu\n")
     with pytest.raises(ConfigError, match="partitoin"):
         launcher_config(str(cfg), {})
+
+
+def test_slurm_flags_reach_the_sbatch_script(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "nobin"))
+    with pytest.raises(HarnessError, match="--launcher slurm: .*srun"):
+        make_executor("slurm", tmp_path / "l", LauncherConfig())
+    (tmp_path / "bin").mkdir()
+    srun = tmp_path / "bin" / "srun"  # submitit only checks that srun exists; nothing is submitted
+    srun.write_text("#!/bin/sh\n")
+    srun.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    cfg = launcher_config(None, dict(partition="gpu", time_min=90, gpus=1, cpus=4, mem_gb=16, workers=None))
+    script = make_executor("slurm", tmp_path / "l", cfg)._executor._make_submission_file_text("CMD", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=1",
+                 "#SBATCH --cpus-per-task=4", "#SBATCH --mem=16GB", "#SBATCH --job-name=harness-eval"):
+        assert line in script, script
