@@ -118,18 +118,22 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
 
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
                                   device=device).items() if v is not None}
-    ups, tasks = _split(upstream), _split(task)
-    for t in tasks:  # a misspelt name fails here, before a corpus is generated or read
-        build_task(t)
-    for u in ups:
-        build_upstream(u)
+    resources = dict(partition=partition, time_min=time_min, gpus=gpus, cpus=cpus, mem_gb=mem_gb, workers=workers,
+                     launcher_dir=launcher_dir)
+    if launcher is None and any(v is not None for v in resources.values()):
+        given = ", ".join("--" + k.replace("_", "-") for k, v in resources.items() if v is not None)
+        raise HarnessError(f"{given}: launcher options need --launcher local|slurm")
     if launcher is not None:
         from harness.launch import check_launcher, launch, launcher_config
         from harness.sweep import EvalJob
 
         check_launcher(launcher)
-        lcfg = launcher_config(config, dict(partition=partition, time_min=time_min, gpus=gpus, cpus=cpus,
-                                            mem_gb=mem_gb, workers=workers))
+        lcfg = launcher_config(config, {k: v for k, v in resources.items() if k != "launcher_dir"})
+    ups, tasks = _split(upstream), _split(task)
+    for t in tasks:  # a misspelt name fails here, before a corpus is generated or read
+        build_task(t)
+    for u in ups:
+        build_upstream(u)
     spec = resolve_corpus(corpus, log=console.print)
     if launcher is None:
         for u in ups:

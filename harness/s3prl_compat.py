@@ -1,5 +1,6 @@
 """The one module that imports s3prl (0.4.18): the reference implementation in tests and
-benchmarks, and the runtime path of `s3prl:NAME:FILE` upstreams (upstreams/source_s3prl.py).
+benchmarks, and the runtime path of `s3prl:NAME:FILE` upstreams and of `harness export --format
+s3prl`, which saves through s3prl's own model classes (upstreams/source_s3prl.py).
 s3prl calls torchaudio APIs removed in torchaudio 2.9 at import time (`torchaudio.set_audio_backend`,
 `torchaudio.sox_effects`); we shim them here and nowhere else."""
 

@@ -67,6 +67,14 @@ def test_failed_job_is_reported_with_its_log_and_others_finish(tiny_corpus, tmp_
     assert done == [("mfcc", 1337), ("mfcc", 1338)]
 
 
+def test_launcher_options_are_checked_first(tmp_path):
+    base = ["eval", "--upstream", "fbank", "--task", "lid", "--corpus", str(tmp_path / "absent")]
+    r = CliRunner().invoke(app, base + ["--partition", "gpu", "--mem-gb", "8"])
+    assert r.exit_code == 1 and "--partition, --mem-gb: launcher options need --launcher local|slurm" in r.output
+    r = CliRunner().invoke(app, base + ["--launcher", "sge"])
+    assert r.exit_code == 1 and "unknown launcher 'sge'; known: local, slurm" in r.output
+
+
 def test_launcher_config_file_section_and_flags(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("launcher:\n  partition: gpu\n  time_min: 30\n  gpus: 1\n")
