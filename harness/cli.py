@@ -36,10 +36,6 @@ def friendly(fn):
     return wrapper
 
 
-def _split(values: List[str]) -> List[str]:
-    return [v for x in values for v in x.split(",") if v]
-
-
 @app.command("list")
 @friendly
 def list_cmd(what: str = typer.Argument(..., help="upstreams | tasks"),
@@ -104,20 +100,22 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
              device: str = typer.Option("cpu"),
              runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE)):
     """Probe frozen upstream(s) on task(s); one run folder per (lr, seed)."""
-    from harness.evaluate import build_task, build_upstream, evaluate, resolve_corpus
+    from harness.config import check_count, split_names
+    from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
 
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
-                                  device=device).items() if v is not None}
-    ups, tasks = _split(upstream), _split(task)
-    for t in tasks:  # a misspelt name fails here, before a corpus is generated or read
-        build_task(t)
+                                  device=device, lrs=tuple(lr) if lr else None).items() if v is not None}
+    ups, tasks = split_names(upstream, "--upstream"), split_names(task, "--task")
+    check_count("--seeds", seeds)
+    for t in tasks:  # a misspelt name or a bad value fails here, before a corpus is generated or read
+        resolve_config(build_task(t), profile, config, over)
     for u in ups:
         build_upstream(u)
     spec = resolve_corpus(corpus, log=console.print)
     for u in ups:
         for t in tasks:
-            evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, lrs=lr or None,
-                     config_file=config, overrides=over, log=console.print)
+            evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, config_file=config, overrides=over,
+                     log=console.print)
 
 
 @app.command("export")

@@ -4,14 +4,15 @@ folders; skip finished runs. The probe itself lives in harness/probe.py."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from harness import results
-from harness.config import EvalConfig, ProbeConfig, config_hash, merge, read_config_file, to_dict
-from harness.errors import HarnessError
+from harness.config import EvalConfig, ProbeConfig, check_count, config_hash, merge, read_config_file, to_dict
+from harness.errors import ConfigError, HarnessError
 from harness.registry import SOURCES, TASKS, UPSTREAMS, load_all
 from upstreams.base import CONFIG_FILE, Upstream
 
@@ -55,15 +56,34 @@ def resolve_config(task, profile: str, config_file: Optional[str] = None,
     if config_file:
         data = read_config_file(config_file)
         task_tables = data.pop("tasks", {}) or {}
+        check_task_tables(task_tables, config_file)
         cfg = merge(cfg, data)
         if task.name in task_tables:
-            cfg = merge(cfg, {"probe": task_tables[task.name]})
+            cfg = dataclasses.replace(cfg, probe=merge(cfg.probe, task_tables[task.name], f"tasks.{task.name}."))
     if overrides:
         probe_keys = {f.name for f in dataclasses.fields(ProbeConfig)}
         top = {k: v for k, v in overrides.items() if k not in probe_keys}
         probe = {k: v for k, v in overrides.items() if k in probe_keys}
         cfg = merge(cfg, {**top, "probe": probe} if probe else top)
+    if not cfg.probe.lrs:
+        raise ConfigError("config key 'probe.lrs' must hold at least one learning rate, got none")
     return cfg
+
+
+def check_task_tables(tables: Any, where: str) -> None:
+    """A config file's `tasks:` section: a table per registered task name (a misspelt name is an
+    error with the closest names, not a table silently ignored)."""
+    load_all()
+    if not isinstance(tables, dict):
+        raise ConfigError(f"config file {where}: 'tasks' must be a table of task names, got {tables!r}")
+    known = TASKS.names()
+    for name, table in tables.items():
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"config file {where}: unknown task {name!r} under 'tasks'{hint}; known: {', '.join(known)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {where}: 'tasks.{name}' must be a table of probe keys, got {table!r}")
 
 
 def evaluate(
@@ -86,6 +106,7 @@ def evaluate(
     from harness.probe import train_probe
 
     t_all = time.time()
+    check_count("seeds", seeds)
     task_obj = build_task(task)
     up = build_upstream(upstream)
     cfg = resolve_config(task_obj, profile, config_file, {**(overrides or {}), **({"lrs": tuple(lrs)} if lrs else {})})

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -81,6 +82,10 @@ class FeatureConfig:
     source: str = "mfcc"
     layer: int = 6
     batch_seconds: float = 20.0
+
+    def __post_init__(self):
+        if not (math.isfinite(self.batch_seconds) and self.batch_seconds > 0):
+            raise ConfigError(f"features.batch_seconds must be a positive number, got {self.batch_seconds!r}")
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,14 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if self.steps < 1:
             raise ConfigError(f"train.steps must be >= 1, got {self.steps}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"train.lr must be a positive finite number, got {self.lr!r}")
+        for name in ("batch_samples", "max_sample_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("weight_decay", "grad_clip", "feature_pen", "pred_nomask_weight"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ConfigError(f"train.{name} must be a finite number >= 0, got {getattr(self, name)!r}")
         if not 0.0 <= self.warmup_frac < 1.0:
             raise ConfigError(f"train.warmup_frac must be in [0, 1), got {self.warmup_frac}")
         if self.precision not in ("auto", "fp32", "bf16"):
