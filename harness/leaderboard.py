@@ -3,8 +3,10 @@
 - ``scan`` / ``collect``: every finished run as one DataFrame row (metrics flattened to
   ``dev.<metric>`` / ``test.<metric>`` columns); unfinished folders and unreadable result.json
   files are counted, not read.
-- ``select_best``: per (corpus, profile, upstream, task) the learning rate whose mean dev primary
-  metric over seeds is best (ties: the smaller lr), then mean and 95% interval over that lr's seeds.
+- ``select_best``: per (corpus, profile, upstream, task) the runs of the newest config hash only
+  (runs of other configs are never pooled as seeds; the board counts those set aside), the
+  learning rate whose mean dev primary metric over seeds is best (ties: the smaller lr), then
+  mean and 95% interval over that lr's seeds.
   Where no run of a group has a dev value (SUPERB ASV has no dev set) the lr is chosen on test and
   the table says so.
 - ``build``: one markdown file per corpus (``<out>/<corpus>.md``) plus heatmaps in
@@ -143,12 +145,31 @@ def _mean_list_dicts(dicts) -> Dict[str, List[float]] | None:
     return {k: v for k, v in out.items() if v is not None} or None
 
 
+def newest_config(g: pd.DataFrame) -> Tuple[pd.DataFrame, Dict[str, int]]:
+    """The runs of one (corpus, profile, upstream, task) group made with its newest config, and
+    {config hash: runs} of the older configs set aside.
+
+    Runs of different config hashes (different steps, batch, head, upstream weights, ...) are not
+    seeds of one experiment and are never pooled; the config whose latest run finished last wins.
+    The lr and the seed are not in the hash: the lr grid is searched within the winning config.
+    """
+    hashes = g["config_hash"].astype(str)
+    if hashes.nunique() <= 1:
+        return g, {}
+    latest = g.assign(_h=hashes, _t=g["finished_at"].fillna("").astype(str)).groupby("_h")["_t"].max()
+    newest = max(latest.index, key=lambda h: (latest[h], h))
+    older = hashes[hashes != newest].value_counts()
+    return g[hashes == newest], {str(h): int(n) for h, n in sorted(older.items())}
+
+
 def select_best(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (corpus, profile, upstream, task): the dev-best lr (by mean over seeds) and
+    """One row per (corpus, profile, upstream, task), from its newest config's runs only
+    (``newest_config``; older configs are counted in ``set_aside``): the dev-best lr (by mean over seeds) and
     ``<split>.<metric>.mean`` / ``.ci`` over its seeds, the runs' ids, hashes, shas, versions."""
     metric_cols = [c for c in df.columns if c.startswith(("dev.", "test."))]
     out = []
     for key, g in df.groupby(GROUP, sort=True):
+        g, set_aside = newest_config(g)
         primary = g["primary_metric"].iloc[0]
         hib = bool(g["higher_is_better"].iloc[0])
         if g["primary_metric"].nunique() != 1 or g["higher_is_better"].nunique() != 1:
@@ -169,7 +190,7 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
         row.update(corpus_kind=c["corpus_kind"].iloc[0], upstream_family=c["upstream_family"].iloc[0],
                    primary_metric=primary, higher_is_better=hib, lr=lr, selected_on=split,
                    n_seeds=len(c), seeds=c["seed"].tolist(), run_ids=c["run_id"].tolist(),
-                   config_hashes=sorted(set(c["config_hash"].astype(str))),
+                   config_hashes=sorted(set(c["config_hash"].astype(str))), set_aside=set_aside,
                    git_shas=sorted(set(c["git_sha"].astype(str))), torch=sorted(set(c["torch"].astype(str))),
                    lr_scores={float(k): float(v) for k, v in by_lr.items()},
                    lw_softmax=_mean_lists(c["lw_softmax"]), lw_corrected=_mean_lists(c["lw_corrected"]),
@@ -234,6 +255,19 @@ def _task_table(t: pd.DataFrame) -> str:
                   ", ".join(r["config_hashes"]), ", ".join(r["git_shas"]), ", ".join(r["torch"])]  # fmt: skip
         rows.append(cells)
     return md_table(head, rows)
+
+
+def _set_aside_notes(t: pd.DataFrame) -> List[str]:
+    """One line per row of a task table whose group had runs of older configs (not pooled)."""
+    out = []
+    for _, r in t.sort_values("upstream").iterrows():
+        older = r.get("set_aside") or {}
+        if older:
+            runs = sum(older.values())
+            out.append(f"{r['upstream']}: {len(older)} older config(s) set aside ({runs} run(s), config hash "
+                       f"{', '.join(older)}); only the newest config ({', '.join(r['config_hashes'])}) is shown, "
+                       "runs of different configs are never pooled as seeds.")
+    return out
 
 
 MIN_SEEDS_COMPARED = 3
@@ -477,6 +511,7 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
             pm = t["primary_metric"].iloc[0]
             direction = "higher is better" if t["higher_is_better"].iloc[0] else "lower is better"
             md += [f"### Task {task} (primary: {pm}, {direction})", "", _task_table(t), ""]
+            md += [n for line in _set_aside_notes(t) for n in (line, "")]
         weights = {(r["upstream"], r["task"]): {"softmax": r["lw_softmax"], "corrected": r["lw_corrected"]}
                    for _, r in b.iterrows()}  # fmt: skip
         drawn = plots.layer_heatmaps(weights, hdir)

@@ -32,7 +32,7 @@ def weights(n, task):
 
 
 def write_run(root, corpus, kind, upstream, task, lr, seed, dev, test, n_layers, extra_test=None, lw=True):
-    h = f"h{zlib.crc32(repr((upstream, task, lr, seed)).encode()):08x}"
+    h = f"h{zlib.crc32(repr((upstream, task)).encode()):08x}"  # lr and seed are not in a config hash
     d = run_dir(root, corpus, upstream, task, lr, seed, h)
     primary, hib = TASK_META.get(task, (None, None))
     result = {
