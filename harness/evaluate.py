@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from harness import results
 from harness.config import EvalConfig, ProbeConfig, check_count, config_hash, merge, read_config_file, to_dict
+from harness.environment import environment
 from harness.errors import ConfigError, HarnessError
 from harness.registry import SOURCES, TASKS, UPSTREAMS, load_all
 from upstreams.base import CONFIG_FILE, Upstream
@@ -169,14 +170,18 @@ def evaluate(
             "metrics": {"dev": outcome.dev, "test": outcome.test}, "extra": outcome.extra,
             "layer_weights": outcome.layer_weights, "best_step": outcome.best_step,
             "history": outcome.history, "layer_norm": pcfg.layer_norm, "nan_steps": outcome.nan_steps, "skipped_bad": len(skipped),
+            "learned_nothing": outcome.learned_nothing, "trivial_dev": outcome.trivial_dev,
+            "environment": environment(),
             "timing": {"features_s": round(feat_s, 2), "train_s": round(outcome.train_s, 2),
                        "total_s": round(time.time() - t1 + feat_s, 2), "steps": pcfg.steps},
             "finished_at": results.now_iso(),
         }
         results.atomic_write_json(folder / results.RESULT, res)
         m = task_obj.primary_metric
+        nothing = (f"; learned nothing: dev never beat the trivial answer's {outcome.trivial_dev:.2f}"
+                   if outcome.learned_nothing else "")
         log(f"{spec.name} / {task} lr={lr:g} seed={seed}: dev {m} {outcome.dev[m]:.2f}, "
-            f"test {m} {outcome.test[m]:.2f} ({outcome.train_s:.0f} s)")
+            f"test {m} {outcome.test[m]:.2f} ({outcome.train_s:.0f} s){nothing}")
         out.append(res)
     log(f"{spec.name} / {task}: {len(plan)} run(s) in {time.time() - t_all:.0f} s")
     return out
@@ -227,12 +232,19 @@ def train_subset_probes(task, subsets: Dict[str, Any], sources: Dict[str, Any], 
     extra.update({f"per_{label}_{k}": {n: o.test.get(k) for n, o in outs.items()} for k in test})
     extra[f"per_{label}_layer_weights"] = {n: o.layer_weights["softmax"] for n, o in outs.items()}
     extra[f"per_{label}_best_step"] = {n: o.best_step for n, o in outs.items()}
+    marks = [o.learned_nothing for o in outs.values()]
+    if any(m is not None for m in marks):
+        extra[f"per_{label}_learned_nothing"] = {n: o.learned_nothing for n, o in outs.items()}
+    trivial = [o.trivial_dev for o in outs.values() if o.trivial_dev is not None]
     return ProbeOutcome(
         dev=mean_metrics("dev"), test=test, best_step=max(o.best_step for o in outs.values()),
         layer_weights={"softmax": w, "layer_norm": norms, "corrected": corrected_contributions(w, norms)},
         extra=extra, train_s=sum(o.train_s for o in outs.values()),
         nan_steps=sum(o.nan_steps for o in outs.values()),
         history=[{"subset": n, **h} for n, o in outs.items() for h in o.history],
+        # the run learned nothing when none of its probes did (each subset's mark is in extra)
+        trivial_dev=float(np.mean(trivial)) if trivial else None,
+        learned_nothing=all(marks) if None not in marks else None,
     )
 
 

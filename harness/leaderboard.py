@@ -35,6 +35,7 @@ import pandas as pd
 
 from harness import plots, scores
 from harness.ablation import ablation_tables
+from harness.environment import machine_labels
 from harness.errors import HarnessError
 from harness.results import RESULT, slug
 
@@ -81,6 +82,8 @@ def _row(r: dict, path: Path) -> dict:
     row["per_language_cer"] = extra.get("per_language_cer") or None
     row["per_language_lw"] = extra.get("per_language_layer_weights") or None
     row["trivial"] = extra.get("trivial_baseline") or None
+    row["learned_nothing"] = bool(r.get("learned_nothing"))
+    row["environment"] = r.get("environment") or None
     lw = r.get("layer_weights") or {}
     row["lw_softmax"], row["lw_corrected"] = lw.get("softmax"), lw.get("corrected")
     for split in ("dev", "test"):
@@ -197,6 +200,8 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
                    per_language_cer=_mean_dicts(c["per_language_cer"]) if "per_language_cer" in c else None,
                    per_language_lw=_mean_list_dicts(c["per_language_lw"]) if "per_language_lw" in c else None,
                    trivial=next((x for x in c["trivial"] if x), None) if "trivial" in c else None,
+                   learned_nothing=int(c["learned_nothing"].sum()) if "learned_nothing" in c else 0,
+                   machines=machine_labels(c["environment"]) if "environment" in c else ["unknown"],
                    train_s=float(c["train_s"].mean()) if c["train_s"].notna().any() else None)  # fmt: skip
         for mc in metric_cols:
             vals = c[mc].dropna()
@@ -243,18 +248,26 @@ def _task_table(t: pd.DataFrame) -> str:
     others = [m for m in _metrics(t, "test") if m != primary]
     head = ["upstream", f"test {primary}{_arrow(primary, hib)} (mean ± 95% CI)"]
     head += [f"test {m}{_arrow(m)}" for m in others]
-    head += [f"dev {primary}", "lr", "selected on", "mean per lr", "seeds", "run id", "config hash", "git sha", "torch"]
+    head += [f"dev {primary}", "lr", "selected on", "mean per lr", "seeds", "run id", "config hash", "git sha", "torch",
+             "machine"]
     rows = []
     for _, r in t.iterrows():
-        cells = [r["upstream"], fmt_ci(r.get(f"test.{primary}.mean"), r.get(f"test.{primary}.ci"))]
+        cells = [r["upstream"], fmt_ci(r.get(f"test.{primary}.mean"), r.get(f"test.{primary}.ci")) + _nothing_flag(r)]
         cells += [fmt_ci(r.get(f"test.{m}.mean"), r.get(f"test.{m}.ci")) for m in others]
         cells += [fmt_ci(r.get(f"dev.{primary}.mean"), r.get(f"dev.{primary}.ci")), f"{r['lr']:g}",
                   r["selected_on"] + ("" if r["selected_on"] == "dev" else " (no dev set)"),
                   ", ".join(f"{k:g}: {fmt(v)}" for k, v in sorted(r["lr_scores"].items())),
                   f"{r['n_seeds']} ({', '.join(map(str, r['seeds']))})", ", ".join(r["run_ids"]),
-                  ", ".join(r["config_hashes"]), ", ".join(r["git_shas"]), ", ".join(r["torch"])]  # fmt: skip
+                  ", ".join(r["config_hashes"]), ", ".join(r["git_shas"]), ", ".join(r["torch"]),
+                  "; ".join(r["machines"])]  # fmt: skip
         rows.append(cells)
     return md_table(head, rows)
+
+
+def _nothing_flag(r) -> str:
+    """" ⚠ learned nothing (k/n seeds)" when seeds of a row never beat the trivial answer on dev."""
+    k = int(r.get("learned_nothing") or 0)
+    return f" ⚠ learned nothing ({k}/{r['n_seeds']} seeds)" if k else ""
 
 
 def _set_aside_notes(t: pd.DataFrame) -> List[str]:
@@ -347,7 +360,8 @@ def _summary(b: pd.DataFrame, board: Dict[str, Dict[str, float]]) -> str:
         cells = [u]
         for t in tasks:
             r = b[(b["upstream"] == u) & (b["task"] == t)]
-            cells.append(fmt(r[f"test.{prim[t]}.mean"].iloc[0]) if len(r) and f"test.{prim[t]}.mean" in r else "–")
+            cells.append(fmt(r[f"test.{prim[t]}.mean"].iloc[0]) + (" ⚠" if r["learned_nothing"].iloc[0] else "")
+                         if len(r) and f"test.{prim[t]}.mean" in r else "–")
         cells += [fmt(s.get(u, math.nan)) for s in board.values()]
         rows.append(cells)
     return md_table(head, rows)
@@ -490,6 +504,9 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
             sb = b[~is_ml]
             board, notes = board_scores(sb, kind)
             md += ["### Summary (test primary metrics)", "", _summary(sb, board), ""]
+            if sb["learned_nothing"].any():
+                md += ["⚠: the probe learned nothing in at least one seed (its dev metric never beat the task's "
+                       "trivial answer); see the task tables.", ""]
             md += [n for note in notes for n in (note, "")]
         if is_ml.any():
             ml_md, ml_paths = mlsuperb_sections(b[is_ml], kind, out_dir, hdir)

@@ -11,7 +11,8 @@ Run folder:
     out/iter{k}/upstream                upstream.safetensors + upstream.json (upstreams/base.py,
                                         keyed by family), named "<recipe>-it<k>"; `harness eval
                                         --upstream` loads it
-    out/iter{k}/summary.json            stage times, masked accuracies, label quality
+    out/iter{k}/summary.json            stage times, masked accuracies, label quality, the machine
+                                        (harness.environment) of the process that finished it
 The stages talk to a model family (upstreams/base.py) and an objective (objectives/), so a new
 method is a family and/or objective file plus a recipe. An iteration with `continue` (a second
 stage, WavLabLM) has no features, clusters or labels of its own: it trains from the previous
@@ -34,6 +35,7 @@ import torch
 
 from harness.data.corpora import load_corpus
 from harness.data.corpus import Corpus, Utterance
+from harness.environment import environment
 from harness.errors import HarnessError
 from harness.pretrain import cluster as clus
 from harness.pretrain import dump, labels as lab, loop
@@ -470,6 +472,7 @@ def _summary(rec: Recipe, k: int, root: Path, label_root: Path, stream: str, tim
                        "majority_label": majority},
         "unmasked_acc": {"train": tr.get("train_unmasked_acc"), "dev": tr.get("dev_unmasked_acc")},
         "label_quality": quality,
+        "environment": environment(),  # which CPU / threads / kernels made these weights
         "finished_at": now_iso(),
     }
 
