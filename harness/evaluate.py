@@ -82,7 +82,8 @@ def check_task_tables(tables: Any, where: str) -> None:
         if name not in known:
             close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(f"config file {where}: unknown task {name!r} under 'tasks'{hint}; known: {', '.join(known)}")
+            raise ConfigError(f"config file {where}: unknown task {name!r} under 'tasks'{hint}; "
+                              f"known: {', '.join(known)}")
         if not isinstance(table, dict):
             raise ConfigError(f"config file {where}: 'tasks.{name}' must be a table of probe keys, got {table!r}")
 

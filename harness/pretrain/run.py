@@ -33,6 +33,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from harness.config import check_count
 from harness.data.corpora import load_corpus
 from harness.data.corpus import Corpus, Utterance
 from harness.environment import environment
@@ -101,6 +102,8 @@ def pretrain(recipe: Union[str, Path], corpus: str, out: Path, log: Callable[[st
     iteration's exported upstream folder. `iterations` stops after that many iterations; `noise`
     is a folder of noise clips for objectives that mix in noise (default: the corpus's noise
     subset)."""
+    if iterations is not None:
+        check_count("iterations", iterations)
     rec = load_recipe(recipe)
     out = Path(out)
     d = init_distributed(rec.iterations[0].train.device)

@@ -57,3 +57,11 @@ def test_row05_bad_values_fail_in_one_line_and_leave_no_run_folder(tmp_path, ton
 def test_row05_pretraining_recipe_values_are_checked(cls, kw, message):
     with pytest.raises(ConfigError, match=message):
         cls(**kw)
+
+
+def test_row05_pretraining_iterations_are_checked(tmp_path):
+    from harness.pretrain import pretrain
+
+    with pytest.raises(ConfigError, match="iterations must be an integer >= 1, got 0"):
+        pretrain("hubert_tiny", str(tmp_path / "nowhere"), tmp_path / "out", iterations=0)
+    assert not (tmp_path / "out").exists()
