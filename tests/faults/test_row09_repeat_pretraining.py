@@ -11,6 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -36,6 +37,7 @@ def _recipe(tmp: Path) -> Path:
     return recipe
 
 
+@pytest.mark.slow
 def test_row09_repeat_pretraining_in_fresh_processes_is_bit_identical(tmp_path):
     corpus = make_toy_corpus(tmp_path / "toy", n_train=8, n_dev=2, seed=1)
     recipe = _recipe(tmp_path)
