@@ -179,11 +179,49 @@ def leaderboard(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("
 
 @app.command()
 @friendly
-def report(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leaderboards"))):
-    """Write one CI-ready markdown page with every table and heatmap."""
+def report(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leaderboards")),
+           fmt: str = typer.Option("markdown", "--format", help="markdown (REPORT.md) | github (GITHUB.md, "
+                                   "for $GITHUB_STEP_SUMMARY)"),
+           base: Optional[Path] = typer.Option(None, help="base run store to compare against"),
+           threshold: Optional[float] = typer.Option(None, help="single-seed change that counts, in metric units (default 2)")):
+    """Write a one-screen summary page (summary tables, heatmaps, links, comparison with --base)."""
     from harness.report import write_report
 
-    console.print(f"wrote {write_report(runs, out)}")
+    console.print(f"wrote {write_report(runs, out, fmt, base, threshold)}")
+
+
+@app.command()
+@friendly
+def compare(base: Path = typer.Argument(..., help="base run store"), new: Path = typer.Argument(..., help="new run store"),
+            threshold: Optional[float] = typer.Option(None, help="single-seed change that counts, in metric units (default 2)"),
+            out: Optional[Path] = typer.Option(None, help="also write the markdown table to this file")):
+    """Compare two run stores metric by metric (▲/▼ beyond the seed intervals or the threshold);
+    exit 1 when a primary metric regresses."""
+    from harness.compare import compare as run_compare, regressions, to_markdown
+
+    cells = run_compare(base, new, threshold)
+    md = to_markdown(cells, str(base), str(new))
+    print(md)
+    if out:
+        out.write_text(md + "\n")
+    if regressions(cells):
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def ci(runs: Path = typer.Option(Path("runs-ci")), cache: Path = typer.Option(CACHE),
+       out: Path = typer.Option(Path("board-ci")), base: Optional[Path] = typer.Option(None, help="base run store"),
+       threshold: Optional[float] = typer.Option(None, help="single-seed change that counts, in metric units (default 2)"),
+       seeds: int = typer.Option(3, help="probe seeds per (upstream, task)"),
+       fmt: str = typer.Option("github", "--format", help="github | markdown")):
+    """The CI-sized benchmark: synth tiny -> brief pre-training -> PR/SID/LID/SD probes -> board,
+    report and (with --base) the regression gate; exit 1 on a failed job or a regression."""
+    from harness.ci import benchmark
+
+    o = benchmark(runs, cache, out, base=base, threshold=threshold, seeds=seeds, fmt=fmt, log=console.print)
+    console.print(f"wrote {o.report} in {o.seconds:.0f} s; {o.failed} failed job(s), {o.regressions} regression(s)")
+    raise typer.Exit(o.exit_code)
 
 
 def main() -> None:  # pragma: no cover

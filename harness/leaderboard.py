@@ -346,7 +346,8 @@ def _rank(score: float) -> Tuple[int, float]:
     return (0, -score) if math.isfinite(score) else (1, 0.0)
 
 
-def _summary(b: pd.DataFrame, board: Dict[str, Dict[str, float]]) -> str:
+def summary_table(b: pd.DataFrame, board: Dict[str, Dict[str, float]]) -> str:
+    """One row per upstream (best score first): the test primary metric of each task, then the scores."""
     tasks = sorted(b["task"].unique())
     prim = {t: b.loc[b["task"] == t, "primary_metric"].iloc[0] for t in tasks}
     hib = {t: bool(b.loc[b["task"] == t, "higher_is_better"].iloc[0]) for t in tasks}
@@ -503,7 +504,7 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
         if (~is_ml).any():
             sb = b[~is_ml]
             board, notes = board_scores(sb, kind)
-            md += ["### Summary (test primary metrics)", "", _summary(sb, board), ""]
+            md += ["### Summary (test primary metrics)", "", summary_table(sb, board), ""]
             if sb["learned_nothing"].any():
                 md += ["⚠: the probe learned nothing in at least one seed (its dev metric never beat the task's "
                        "trivial answer); see the task tables.", ""]
