@@ -96,7 +96,7 @@ class EvalConfig:
         probe: the resolved probe configuration.
         cache_budget_gb: largest feature cache (all layers, float16) written to disk; above it
             the upstream is run per batch instead.
-        device: "cpu" or "cuda".
+        device: "cpu", "cuda", "cuda:N" or "mps" (checked against this machine).
         skip_bad: skip (and count) unreadable audio instead of stopping.
         dev_max_items / test_max_items: cap on evaluated items (0 = all).
     """
@@ -111,6 +111,26 @@ class EvalConfig:
         ok = _finite(self.cache_budget_gb) and self.cache_budget_gb >= 0
         if not ok:
             raise ConfigError(f"config key 'cache_budget_gb' must be a number >= 0, got {self.cache_budget_gb!r}")
+        check_device(self.device)
+
+
+def check_device(device: str) -> str:
+    """A torch device this machine has: "cpu", "cuda" / "cuda:N" (a visible GPU) or "mps"."""
+    import re
+
+    import torch
+
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        raise ConfigError(f"config key 'device' must be cpu, cuda, cuda:N or mps, got {device!r}")
+    if device.startswith("cuda"):
+        n = torch.cuda.device_count()
+        idx = int(device.split(":")[1]) if ":" in device else 0
+        if idx >= n:
+            raise ConfigError(f"device {device!r} asked for, but this machine has {n or 'no'} visible CUDA "
+                              "device(s); use --device cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' asked for, but MPS is not available here; use --device cpu")
+    return device
 
 
 def check_count(key: str, value: int) -> int:
