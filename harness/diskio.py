@@ -1,0 +1,120 @@
+"""Writing caches safely, and operating-system failures as one readable line.
+
+A cache folder (a prepared corpus's manifests, a pool of features) is built by one process at a
+time and published whole:
+
+    with locked(folder, "--cache"):            # exclusive lock on the sibling `.<name>.lock`
+        with staging(folder, "--cache") as tmp:  # a fresh sibling `.<name>.tmp-*`, removed on exit
+            ... write everything into tmp ...
+            publish(tmp, folder)               # rename: readers see the old folder or the new one
+
+A reader never sees a partial folder, a second process asking for the same cache waits on the
+lock and then reads what the first published, and a failed or interrupted build leaves no
+temporary folder behind (a killed one leaves it until the next build of that folder, which
+removes it under the lock). The lock files stay: removing a lock file another process may be
+waiting on would let two builders in at once.
+
+`os_failure` turns an OSError into a HarnessError naming the path, the cause (disk full,
+read-only, permission denied, a file where a folder is expected) and what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator, Optional
+
+from harness.errors import HarnessError
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
+DENIED = (errno.EACCES, errno.EPERM)
+
+
+def _file_in_the_way(path: Path) -> Optional[Path]:
+    """The first existing non-folder among `path` and its parents (None: there is none)."""
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():
+            return None if p.is_dir() else p
+    return None
+
+
+def os_failure(e: OSError, path=None, option: Optional[str] = None) -> HarnessError:
+    """A one-line HarnessError for an operating-system failure on `path` (or the file the error
+    names), saying what to do; `option` is the command-line option that chose the folder."""
+    where = Path(e.filename if e.filename else (path if path is not None else "?"))
+    other = f"choose another {option}" if option else "choose another folder"
+    in_the_way = _file_in_the_way(where) if e.errno in (errno.ENOTDIR, errno.EEXIST) else None
+    if e.errno in FULL:
+        msg = f"cannot write to {where}: the disk is full; free some space or {other}"
+    elif e.errno == errno.EROFS:
+        msg = f"cannot write to {where}: read-only file system; {other}"
+    elif e.errno in DENIED:
+        msg = f"cannot use {where}: permission denied; fix its permissions or {other}"
+    elif in_the_way is not None:
+        msg = f"{in_the_way} is a file, not a folder; move it away or {other}"
+    elif e.errno == errno.EISDIR:
+        msg = f"{where} is a folder, not a file"
+    else:
+        msg = f"{where}: {e.strerror or e}; {other}"
+    return HarnessError(msg)
+
+
+@contextlib.contextmanager
+def os_errors(path, option: Optional[str] = None) -> Iterator[None]:
+    """Turn OSErrors raised inside into `os_failure(e, path, option)`."""
+    try:
+        yield
+    except OSError as e:
+        raise os_failure(e, path, option) from None
+
+
+def _sibling(folder: Path, tag: str) -> Path:
+    return folder.parent / f".{folder.name}.{tag}"
+
+
+@contextlib.contextmanager
+def locked(folder: Path, option: Optional[str] = None) -> Iterator[None]:
+    """Hold the exclusive lock of `folder` (the sibling file `.<name>.lock`; waits for it)."""
+    folder = Path(folder)
+    with os_errors(folder.parent, option):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        f = open(_sibling(folder, "lock"), "a")
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def staging(folder: Path, option: Optional[str] = None) -> Iterator[Path]:
+    """A fresh, empty sibling folder to build `folder` in, removed on exit unless published.
+    Call it holding `locked(folder)`: leftovers of killed builds of `folder` are removed first."""
+    folder = Path(folder)
+    for old in folder.parent.glob(f".{folder.name}.tmp-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    with os_errors(folder.parent, option):
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(tmp: Path, folder: Path) -> None:
+    """Put the finished folder `tmp` at `folder` by renames (a previous `folder` is removed)."""
+    remove(folder)
+    os.rename(tmp, folder)
+
+
+def remove(folder: Path) -> None:
+    """Remove a damaged cache folder (renamed away first, so no reader meets it half-deleted)."""
+    folder = Path(folder)
+    if folder.exists() or folder.is_symlink():
+        trash = _sibling(folder, f"old-{uuid.uuid4().hex[:8]}")
+        os.rename(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
