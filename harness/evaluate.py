@@ -150,6 +150,7 @@ def evaluate(
             "metrics": {"dev": outcome.dev, "test": outcome.test}, "extra": outcome.extra,
             "layer_weights": outcome.layer_weights, "best_step": outcome.best_step,
             "history": outcome.history, "layer_norm": pcfg.layer_norm, "nan_steps": outcome.nan_steps, "skipped_bad": len(skipped),
+            "skipped_files": skipped,
             "timing": {"features_s": round(feat_s, 2), "train_s": round(outcome.train_s, 2),
                        "total_s": round(time.time() - t1 + feat_s, 2), "steps": pcfg.steps},
             "finished_at": results.now_iso(),

@@ -290,7 +290,8 @@ def recording_from_file(path: Path, rec_id: str, skipped: Optional[Dict[str, str
     try:
         return Recording.from_file(str(path), recording_id=rec_id)
     except Exception as e:
-        err = BadAudioError(path, f"cannot read the header ({type(e).__name__}: {str(e)[:200]})")
+        detail = " ".join(str(e).split())[:200]  # lhotse's messages span lines; ours are one line
+        err = BadAudioError(path, f"cannot read the header ({type(e).__name__}: {detail})")
         if skipped is None:
             raise err from None
         skipped[rec_id] = f"{err.path}: {err.reason}"

@@ -19,7 +19,7 @@ from harness.evaluate import evaluate
 from tests.conftest import make_tone_corpus
 from tests.unit.test_corpora import make_librispeech
 
-ROUNDS = 4
+ROUNDS = 8  # on the unlocked cache 4 rounds failed 4 times in 5, 8 rounds 6 in 6
 FAST = {"steps": 20, "eval_every": 10, "batch_seconds": 8.0}
 
 
