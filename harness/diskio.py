@@ -45,24 +45,35 @@ def _file_in_the_way(path: Path) -> Optional[Path]:
 
 
 def os_failure(e: OSError, path=None, option: Optional[str] = None) -> HarnessError:
-    """A one-line HarnessError for an operating-system failure on `path` (or the file the error
-    names), saying what to do; `option` is the command-line option that chose the folder."""
-    where = Path(e.filename if e.filename else (path if path is not None else "?"))
-    other = f"choose another {option}" if option else "choose another folder"
-    in_the_way = _file_in_the_way(where) if e.errno in (errno.ENOTDIR, errno.EEXIST) else None
+    """A one-line HarnessError for an operating-system failure: the file the error names (else
+    `path`), the cause and what to do. `option` is the command-line option that chose `path`;
+    it is suggested only when the failing file is `path`, inside it, beside it (a cache's
+    temporary sibling) or one of its parents, not for, say, an unreadable source file met while
+    building a cache."""
+    named = Path(e.filename) if e.filename else None
+    where = named or (Path(path) if path is not None else None)
+    write, use = (f"cannot write to {where}: ", f"cannot use {where}: ") if where else ("", "")
+    ours = bool(option) and (named is None or path is None or _within(named, Path(path).parent)
+                             or _within(Path(path), named))
+    alt = f" or choose another {option}" if ours else ""
+    in_the_way = _file_in_the_way(named) if named and e.errno in (errno.ENOTDIR, errno.EEXIST) else None
     if e.errno in FULL:
-        msg = f"cannot write to {where}: the disk is full; free some space or {other}"
+        msg = f"{write}the disk is full; free some space{alt}"
     elif e.errno == errno.EROFS:
-        msg = f"cannot write to {where}: read-only file system; {other}"
+        msg = f"{write}read-only file system" + (f"; choose another {option}" if ours else "")
     elif e.errno in DENIED:
-        msg = f"cannot use {where}: permission denied; fix its permissions or {other}"
+        msg = f"{use}permission denied; fix its permissions{alt}"
     elif in_the_way is not None:
-        msg = f"{in_the_way} is a file, not a folder; move it away or {other}"
+        msg = f"{in_the_way} is a file, not a folder; move it away{alt}"
     elif e.errno == errno.EISDIR:
         msg = f"{where} is a folder, not a file"
     else:
-        msg = f"{where}: {e.strerror or e}; {other}"
+        msg = f"{use}{e.strerror or e}"
     return HarnessError(msg)
+
+
+def _within(p: Path, folder: Path) -> bool:
+    return p.absolute().is_relative_to(folder.absolute())
 
 
 @contextlib.contextmanager

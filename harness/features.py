@@ -137,7 +137,8 @@ class CachedPool:
         try:
             idx = json.loads((self.folder / "index.json").read_text())
             if idx.get("format") != INDEX_FORMAT:
-                raise DamagedPool(f"index.json has format {idx.get('format')!r}, not {INDEX_FORMAT}")
+                raise DamagedPool(f"index.json is of format {idx.get('format')!r}, not {INDEX_FORMAT}: made by an "
+                                  "older harness")
             self.num_layers, self.dim = idx["num_layers"], idx["dim"]
             self.skipped: Dict[str, str] = idx["skipped"]
             self._loc = {i: (s, o, n) for i, s, o, n in idx["items"]}
@@ -174,14 +175,15 @@ class CachedPool:
 
 def open_pool(folder: Path, log=print) -> Optional[CachedPool]:
     """The pool in `folder` when it is there and sound; None when absent or damaged (a damaged
-    pool is reported in one line and removed, so it is rebuilt)."""
+    pool is reported in one line and removed, so it is rebuilt). Call it holding the pool's lock:
+    a pool being published by another process must not be taken for damaged and removed."""
     folder = Path(folder)
     if not folder.exists():
         return None
     try:
         return CachedPool(folder)
     except DamagedPool as e:
-        log(f"feature cache {folder} is damaged ({e}); rebuilding it")
+        log(f"feature cache {folder} is damaged or outdated ({e}); rebuilding it")
         with os_errors(folder, "--cache"):
             remove(folder)
         return None
@@ -199,9 +201,11 @@ def build_pool(
     """The pool of `utts` in `folder`: opened when it is there and sound, else extracted (all
     layers) in a temporary sibling folder and published by a rename (harness/diskio.py)."""
     folder = Path(folder)
-    pool = open_pool(folder, log) if (folder / "index.json").exists() else None
-    if pool is not None:
-        return pool
+    if (folder / "index.json").exists():
+        try:
+            return CachedPool(folder)
+        except DamagedPool:
+            pass  # judged again under the lock (it may be being replaced right now)
     # Two evaluations of the same upstream may start together: one builds, the other waits.
     with locked(folder, "--cache"):
         pool = open_pool(folder, log)
@@ -211,7 +215,7 @@ def build_pool(
             with os_errors(folder, "--cache"):
                 _extract(upstream, utts, tmp, device, skip_bad, desc)
                 publish(tmp, folder)
-    return CachedPool(folder, verify=False)
+        return CachedPool(folder, verify=False)
 
 
 def _extract(upstream, utts, folder, device, skip_bad, desc) -> None:
