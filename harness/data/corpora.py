@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from harness.data.corpus import Corpus, load_manifest_dir, save_manifests, write_trials
+from harness.diskio import locked, os_errors, publish, staging
 from harness.errors import BadAudioError, HarnessError
 
 # prefix -> canonical corpus name
@@ -136,7 +137,7 @@ def parse_spec(spec: str) -> tuple:
     if not path.exists():
         raise HarnessError(f"corpus folder {path} does not exist (spec {spec!r}; a folder or " + _known_text() + ")")
     existing_folder(path, "corpus folder")
-    if path.is_dir() and not (path / "corpus.json").exists():
+    if not (path / "corpus.json").exists():
         hint = _guess_layout(path)
         if hint:
             raise HarnessError(f"{path} is not a corpus folder (no corpus.json); it looks like {hint}: use {hint}:{path}")
@@ -255,8 +256,6 @@ def build_cached(folder: Path, key: str, build: Callable[[Path], None]) -> Corpu
     harness/diskio.py): a reader never sees a partial cache, and a second process preparing the
     same corpus waits for the first and then reads what it published.
     """
-    from harness.diskio import locked, os_errors, publish, staging
-
     folder = Path(folder)
     cached = read_cached(folder, key)
     if cached is not None:
@@ -269,7 +268,7 @@ def build_cached(folder: Path, key: str, build: Callable[[Path], None]) -> Corpu
             with os_errors(folder, "--cache"):
                 build(tmp)
                 publish(tmp, folder)
-    return load_manifest_dir(folder)
+        return load_manifest_dir(folder)
 
 
 def write_prepared(folder: Path, recordings, supervisions, meta: Dict[str, Any],

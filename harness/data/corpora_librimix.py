@@ -140,8 +140,8 @@ def load_libri2mix(root: Path, cache_dir: Optional[Path] = None, skip_bad: bool 
     parts = select_mix_parts(min_dir)
     md = min_dir / "metadata"
     folder = manifest_folder("libri2mix", min_dir, cache_dir, skip_bad)
-    key = cache_key(loader="libri2mix", version=LOADER_VERSION, source=str(min_dir), parts=parts, skip_bad=skip_bad,
-                    fp=fingerprint([min_dir, md] + [min_dir / p for p in parts.values()]))
+    key = cache_key(loader="libri2mix", version=LOADER_VERSION, source=str(min_dir), parts=parts,
+                    skip_bad=skip_bad, fp=fingerprint([min_dir, md] + [min_dir / p for p in parts.values()]))
     return build_cached(folder, key, lambda tmp: _build_libri2mix(tmp, min_dir, parts, key,
                                                                   {} if skip_bad else None))
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
+from harness.errors import HarnessError
 from harness.evaluate import evaluate
 from tests.conftest import make_tone_corpus
+from tests.unit.test_corpora import make_librispeech
 
 FAST = {"steps": 4, "eval_every": 2, "batch_seconds": 8.0}
 CAUSES = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.ENOSPC: "the disk is full"}
@@ -76,6 +79,23 @@ def test_row10_full_cache_leaves_no_temporary_files(tmp_path, tones, monkeypatch
     assert "the disk is full" in line and str(tmp_path / "cache" / "features") in line and "--cache" in line
     left = [p.name for p in (tmp_path / "cache").rglob("*") if ".tmp" in p.name or p.name.endswith(".npy")]
     assert left == [] and not list((tmp_path / "cache").rglob("index.json"))
+
+
+def test_row10_full_manifest_cache_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    import harness.data.corpora as corpora
+
+    def full_save(folder, *a, **kw):  # part of the manifests, then the disk is full
+        (Path(folder) / "recordings.jsonl.gz").write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setitem(sys.modules, "harness.data.espeak", None)
+    monkeypatch.setattr(corpora, "save_manifests", full_save)
+    root = make_librispeech(tmp_path / "data")
+    with pytest.raises(HarnessError, match=r"cannot write to .*cache/librispeech-\w+: the disk is full; free some "
+                                           r"space or choose another --cache"):
+        corpora.load_corpus(f"librispeech:{root}", cache_dir=tmp_path / "cache")
+    left = [p.name for p in (tmp_path / "cache").iterdir()]
+    assert len(left) == 1 and left[0].endswith(".lock")  # no cache folder, no temporary folder
 
 
 @pytest.mark.parametrize("which", ["runs", "cache"])
