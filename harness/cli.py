@@ -103,7 +103,9 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
              lr: Optional[List[float]] = typer.Option(None, help="learning rate(s), replaces the task's grid"),
              config: Optional[str] = typer.Option(None, help="YAML/TOML config file"),
              steps: Optional[int] = typer.Option(None, help="override the profile's steps"),
-             skip_bad: bool = typer.Option(False, "--skip-bad", help="skip and count unreadable audio"),
+             skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable audio files (when the "
+                                           "corpus is prepared and when it is decoded); the run's result "
+                                           "and the board list them"),
              cache_budget_gb: Optional[float] = typer.Option(None, help="largest feature cache to write"),
              device: str = typer.Option("cpu"),
              runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE)):

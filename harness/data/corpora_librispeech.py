@@ -33,7 +33,7 @@ from harness.data.corpora import (
 from harness.data.corpus import Corpus
 from harness.errors import HarnessError
 
-LOADER_VERSION = 2  # 2: read without lhotse's recipe, skip_bad
+LOADER_VERSION = 1
 TRAIN_PREFERRED = "train-clean-100"
 DEV_PARTS = ("dev-clean", "dev-clean-2")
 TEST_PARTS = ("test-clean",)

@@ -57,7 +57,7 @@ from harness.data.corpora import (
 from harness.data.corpus import SPLITS, Corpus
 from harness.errors import HarnessError
 
-LOADER_VERSION = 2  # 2: FLEURS and Common Voice read without lhotse's recipes, skip_bad
+LOADER_VERSION = 1
 
 # ML-SUPERB's few-shot (reserved) languages, ISO 639-3: 5 train utterances each.
 FEWSHOT_LANGUAGES = ("dan", "lit", "tur", "srp", "vie", "kaz", "zul", "tsn", "epo", "frr",
