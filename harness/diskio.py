@@ -3,16 +3,16 @@
 A cache folder (a prepared corpus's manifests, a pool of features) is built by one process at a
 time and published whole:
 
-    with locked(folder, "--cache"):            # exclusive lock on the sibling `.<name>.lock`
+    with locked(folder, "--cache"):              # exclusive lock on the sibling `.<name>.lock`
         with staging(folder, "--cache") as tmp:  # a fresh sibling `.<name>.tmp-*`, removed on exit
             ... write everything into tmp ...
-            publish(tmp, folder)               # rename: readers see the old folder or the new one
+            publish(tmp, folder)                 # renames: an old folder goes, tmp becomes folder
 
-A reader never sees a partial folder, a second process asking for the same cache waits on the
-lock and then reads what the first published, and a failed or interrupted build leaves no
-temporary folder behind (a killed one leaves it until the next build of that folder, which
-removes it under the lock). The lock files stay: removing a lock file another process may be
-waiting on would let two builders in at once.
+A reader never sees a partial folder: it finds a complete one, or none (then it takes the lock,
+waits for the builder and reads what it published). A failed or interrupted build leaves no
+temporary folder behind; a killed one leaves it (or the renamed-away remains of a removal) until
+the next build of that folder removes it under the lock. The lock files stay: removing a lock
+file another process may be waiting on would let two builders in at once.
 
 `os_failure` turns an OSError into a HarnessError naming the path, the cause (disk full,
 read-only, permission denied, a file where a folder is expected) and what to do.
@@ -104,10 +104,12 @@ def locked(folder: Path, option: Optional[str] = None) -> Iterator[None]:
 @contextlib.contextmanager
 def staging(folder: Path, option: Optional[str] = None) -> Iterator[Path]:
     """A fresh, empty sibling folder to build `folder` in, removed on exit unless published.
-    Call it holding `locked(folder)`: leftovers of killed builds of `folder` are removed first."""
+    Call it holding `locked(folder)`: leftovers of killed builds and removals of `folder` are
+    removed first."""
     folder = Path(folder)
-    for old in folder.parent.glob(f".{folder.name}.tmp-*"):
-        shutil.rmtree(old, ignore_errors=True)
+    for pattern in (f".{folder.name}.tmp-*", f".{folder.name}.old-*"):
+        for old in folder.parent.glob(pattern):
+            shutil.rmtree(old, ignore_errors=True)
     with os_errors(folder.parent, option):
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
