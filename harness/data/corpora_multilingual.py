@@ -45,7 +45,6 @@ ML-SUPERB (the release folder of the ESPnet egs2/ml_superb recipe, e.g. eighth_v
 from __future__ import annotations
 
 import csv
-import dataclasses
 import random
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
