@@ -125,7 +125,7 @@ def test_commonvoice_schema(tmp_path, header):
 
 
 def test_commonvoice_language_folder_and_bad_header(tmp_path):
-    root = make_cv(tmp_path / "cv", "eu", header=CV_V7)  # direct reader: lhotse's spawned workers are slow
+    root = make_cv(tmp_path / "cv", "eu", header=CV_V7)
     c = load_corpus(f"cv:{root / 'eu'}", cache_dir=tmp_path / "cache")  # one language's folder
     assert {u.language for u in c.utterances} == {"eu"} and len(c.utterances) == 4
     (root / "eu" / "dev.tsv").write_text("client_id\tfile\tsentence\nx\ty.mp3\thi\n")
