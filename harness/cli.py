@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from harness.diskio import os_failure
 from harness.errors import HarnessError
 from harness.export import FORMATS as EXPORT_FORMATS
 
@@ -23,14 +24,17 @@ CACHE = Path("cache")
 
 
 def friendly(fn):
-    """Print HarnessErrors as one line (no traceback) and exit 1."""
+    """Print HarnessErrors and operating-system failures (disk full, read-only, permissions, a
+    file where a folder is expected: harness.diskio.os_failure) as one line, without a
+    traceback, and exit 1."""
 
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         try:
             return fn(*a, **kw)
-        except HarnessError as e:
-            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        except (HarnessError, OSError) as e:
+            msg = e if isinstance(e, HarnessError) else os_failure(e)
+            console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
             raise typer.Exit(1)
 
     return wrapper
@@ -95,7 +99,9 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
              lr: Optional[List[float]] = typer.Option(None, help="learning rate(s), replaces the task's grid"),
              config: Optional[str] = typer.Option(None, help="YAML/TOML config file"),
              steps: Optional[int] = typer.Option(None, help="override the profile's steps"),
-             skip_bad: bool = typer.Option(False, "--skip-bad", help="skip and count unreadable audio"),
+             skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable audio files (when the "
+                                           "corpus is prepared and when it is decoded); the run's result "
+                                           "and the board list them"),
              cache_budget_gb: Optional[float] = typer.Option(None, help="largest feature cache to write"),
              device: str = typer.Option("cpu"),
              runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE)):

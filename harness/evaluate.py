@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from harness import results
 from harness.config import EvalConfig, ProbeConfig, check_count, config_hash, merge, read_config_file, to_dict
+from harness.diskio import os_errors
 from harness.environment import environment
 from harness.errors import ConfigError, HarnessError
 from harness.registry import SOURCES, TASKS, UPSTREAMS, load_all
@@ -112,7 +113,7 @@ def evaluate(
     task_obj = build_task(task)
     up = build_upstream(upstream)
     cfg = resolve_config(task_obj, profile, config_file, {**(overrides or {}), **({"lrs": tuple(lrs)} if lrs else {})})
-    corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora")
+    corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora", skip_bad=cfg.skip_bad)
     splits = task_obj.prepare(corp)
     spec = up.spec
     whash = up.weights_hash()
@@ -140,7 +141,7 @@ def evaluate(
                               device=cfg.device, skip_bad=cfg.skip_bad, log=log, weights_hash=whash)
     feat_s = time.time() - t0
     subsets = task_obj.subsets(splits, cfg.profile)  # None: one probe per run (every task but mono_asr)
-    skipped = {}
+    skipped = dict(corp.meta.get("skipped_bad") or {})  # left out of the manifests (--skip-bad)
     for s in sources.values():
         skipped.update(s.skipped.items)
     if skipped:
@@ -149,12 +150,13 @@ def evaluate(
     out = list(done)
     for lr, seed, folder in plan:
         pcfg = dataclasses.replace(cfg.probe, seed=seed)
-        folder.mkdir(parents=True, exist_ok=True)
         resolved = {**to_dict(dataclasses.replace(cfg, probe=pcfg)), "lr": lr, "upstream": spec.name,
                     "upstream_spec": dataclasses.asdict(spec), "task": task, "corpus": corpus}
-        results.atomic_write_json(folder / "config.json", resolved)
-        if skipped:
-            results.atomic_write_json(folder / "skipped.json", skipped)
+        with os_errors(folder, "--runs"):
+            folder.mkdir(parents=True, exist_ok=True)
+            results.atomic_write_json(folder / "config.json", resolved)
+            if skipped:
+                results.atomic_write_json(folder / "skipped.json", skipped)
         t1 = time.time()
         desc = f"{spec.name} / {task} lr={lr:g} seed={seed}"
         if subsets is None:
@@ -172,12 +174,13 @@ def evaluate(
             "layer_weights": outcome.layer_weights, "best_step": outcome.best_step,
             "history": outcome.history, "layer_norm": pcfg.layer_norm, "nan_steps": outcome.nan_steps, "skipped_bad": len(skipped),
             "learned_nothing": outcome.learned_nothing, "trivial_dev": outcome.trivial_dev,
-            "environment": environment(),
+            "environment": environment(), "skipped_files": skipped,
             "timing": {"features_s": round(feat_s, 2), "train_s": round(outcome.train_s, 2),
                        "total_s": round(time.time() - t1 + feat_s, 2), "steps": pcfg.steps},
             "finished_at": results.now_iso(),
         }
-        results.atomic_write_json(folder / results.RESULT, res)
+        with os_errors(folder, "--runs"):
+            results.atomic_write_json(folder / results.RESULT, res)
         m = task_obj.primary_metric
         nothing = (f"; learned nothing: dev never beat the trivial answer's {outcome.trivial_dev:.2f}"
                    if outcome.learned_nothing else "")

@@ -10,7 +10,8 @@
   Where no run of a group has a dev value (SUPERB ASV has no dev set) the lr is chosen on test and
   the table says so.
 - ``build``: one markdown file per corpus (``<out>/<corpus>.md``) plus heatmaps in
-  ``<out>/<corpus>/<profile>/``. Corpora are never mixed, so synth and real numbers never share a
+  ``<out>/<corpus>/<profile>/``; a page ends with the unreadable audio files its runs skipped
+  (--skip-bad, from ``skipped_files`` in result.json), by upstream and task. Corpora are never mixed, so synth and real numbers never share a
   table. Scores: on synth the board-relative SUPERB-style score; on a real corpus the published
   SUPERB and WavLM-paper scores, only for upstreams that have all of their metrics. The summary
   and its score cover the SUPERB tasks (SD and SS included); the ML-SUPERB tasks
@@ -78,6 +79,7 @@ def _row(r: dict, path: Path) -> dict:
     row["torch"] = (r.get("versions") or {}).get("torch", "unknown")
     row["run_dir"] = str(path.parent)
     row["train_s"] = (r.get("timing") or {}).get("train_s")
+    row["skipped_files"] = r.get("skipped_files") or {}
     extra = r.get("extra") or {}
     row["per_language_cer"] = extra.get("per_language_cer") or None
     row["per_language_lw"] = extra.get("per_language_layer_weights") or None
@@ -544,6 +546,18 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
     return "\n".join(md), paths
 
 
+def skipped_section(runs: pd.DataFrame) -> List[str]:
+    """Markdown lines naming, per upstream and task, the unreadable audio files its runs skipped
+    (--skip-bad, at manifest or decode time); [] when none did."""
+    out = []
+    for (up, task), g in runs.groupby(["upstream", "task"], sort=True):
+        files = sorted({Path(v.split(": ", 1)[0]).name for d in g["skipped_files"] for v in d.values()})
+        if files:
+            shown = ", ".join(files[:10]) + (f", ... ({len(files) - 10} more)" if len(files) > 10 else "")
+            out.append(f"- {up} / {task}: {len(files)} unreadable audio file(s) skipped (--skip-bad): {shown}")
+    return ["## Skipped audio files", "", *out, ""] if out else []
+
+
 def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
     """Write the corpus pages of a scan; returns (written paths, {corpus: markdown})."""
     if s.runs.empty:
@@ -555,6 +569,7 @@ def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
     for corpus in sorted(best["corpus"].unique()):
         n = int((s.runs["corpus"] == corpus).sum())
         md, pngs = render_corpus(best, corpus, out_dir, n)
+        md = "\n".join([md, *skipped_section(s.runs[s.runs["corpus"] == corpus])])
         page = out_dir / f"{slug(corpus)}.md"
         page.write_text(md + "\n")
         written += [page] + pngs
