@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from harness.diskio import os_failure
+from harness.data.corpora import kinds_help
 from harness.errors import HarnessError
 from harness.export import FORMATS as EXPORT_FORMATS
 
@@ -19,6 +20,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Make or inspect corpora.")
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
 
+CORPUS_HELP = kinds_help()
 RUNS = Path("runs")
 CACHE = Path("cache")
 
@@ -89,11 +91,26 @@ def data_synth(size: str = typer.Option("small", help="tiny | small | medium"),
     console.print(f"synth corpus ({size}, seed {seed}) in {path}")
 
 
+@data_app.command("prepare")
+@friendly
+def data_prepare(corpus: str = typer.Argument(..., help=CORPUS_HELP),
+                 cache_dir: Optional[Path] = typer.Option(None, help="where the manifests go (default: "
+                                                           ".harness_cache next to the data folder)"),
+                 skip_bad: bool = typer.Option(False, "--skip-bad", help="leave out and count unreadable audio")):
+    """Build a corpus's manifests ahead of time (what `harness eval --corpus` would do first) and
+    show what it holds: utterances per subset and split, trials, skipped files."""
+    from harness.data.corpora import describe, load_corpus
+
+    c = load_corpus(corpus, cache_dir, skip_bad=skip_bad)
+    for line in describe(c):
+        print(line)
+
+
 @app.command("eval")
 @friendly
 def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported folder(s); comma-separated allowed"),
              task: List[str] = typer.Option(..., help="task name(s); comma-separated allowed"),
-             corpus: str = typer.Option("synth", help="synth | DIR | librispeech:DIR | voxceleb1:DIR | speechcommands:DIR"),
+             corpus: str = typer.Option("synth", help=CORPUS_HELP),
              profile: str = typer.Option("quick", help="quick | paper"),
              seeds: int = typer.Option(1, help="number of seeds, from 1337 up"),
              lr: Optional[List[float]] = typer.Option(None, help="learning rate(s), replaces the task's grid"),
@@ -139,7 +156,7 @@ def export_cmd(upstream: str = typer.Argument(..., help="name, exported folder o
 @friendly
 def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert_tiny, wavlm_tiny, wavlablm_tiny, "
                                                           "...) or YAML path"),
-             corpus: str = typer.Option("synth", help="synth | DIR | librispeech:DIR | ..."),
+             corpus: str = typer.Option("synth", help=CORPUS_HELP),
              out: Optional[Path] = typer.Option(None, help="run folder (default runs/pretrain/<recipe>)"),
              iterations: Optional[int] = typer.Option(None, help="stop after this many iterations"),
              noise: Optional[str] = typer.Option(None, help="folder of wav/flac noise clips for denoising "
@@ -158,7 +175,7 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
 @app.command()
 @friendly
 def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhubert"),
-           corpus: str = typer.Option("synth", help="synth | DIR | ..."),
+           corpus: str = typer.Option("synth", help=CORPUS_HELP),
            workers: int = typer.Option(2, help="pre-trainings and probes run side by side"),
            runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE)):
     """Pre-train an ablation's recipes at equal updates and probe them with seeds; the leaderboard

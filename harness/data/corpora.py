@@ -27,9 +27,10 @@ left out instead and listed in meta["skipped_bad"] ({utterance id: "path: reason
 `harness eval --skip-bad` adds to the run's skipped files.
 
 The loaders live in corpora_librispeech.py, corpora_voxceleb.py, corpora_speechcommands.py,
-corpora_librimix.py (Libri2Mix, SUPERB LibriMix diarization) and
-corpora_multilingual.py (FLEURS, Common Voice, ML-SUPERB); this
-module holds the spec parser and the cache helpers they share.
+corpora_librimix.py (Libri2Mix, SUPERB LibriMix diarization) and corpora_multilingual.py (FLEURS,
+Common Voice, ML-SUPERB); each registers its corpus kind (`register_corpus`: aliases and the
+folder layout, shown by `--corpus` help and in errors) and LOADER_MODULES lists them. This
+module holds the spec parser, the schema-folder ("synth") loader and the cache helpers they share.
 """
 
 from __future__ import annotations
@@ -45,26 +46,34 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 from harness.data.corpus import Corpus, load_manifest_dir, save_manifests, write_trials
 from harness.diskio import locked, os_errors, publish, staging
 from harness.errors import BadAudioError, HarnessError
+from harness.registry import CORPORA, register_corpus
 
-# prefix -> canonical corpus name
-KNOWN_PREFIXES = {
-    "synth": "synth",
-    "librispeech": "librispeech",
-    "voxceleb1": "voxceleb1",
-    "voxceleb": "voxceleb1",
-    "speechcommands": "speechcommands",
-    "speech_commands": "speechcommands",
-    "libri2mix": "libri2mix",
-    "librimix": "libri2mix",
-    "librimix_sd": "librimix_sd",
-    "libri2mix_sd": "librimix_sd",
-    "fleurs": "fleurs",
-    "commonvoice": "commonvoice",
-    "common_voice": "commonvoice",
-    "cv": "commonvoice",
-    "mlsuperb": "mlsuperb",
-    "ml_superb": "mlsuperb",
-}
+#: the modules that register corpus kinds (a test checks it names every corpora_*.py)
+LOADER_MODULES = ("harness.data.corpora_librispeech", "harness.data.corpora_voxceleb",
+                  "harness.data.corpora_speechcommands", "harness.data.corpora_librimix",
+                  "harness.data.corpora_multilingual")
+
+
+def corpus_kinds() -> Dict[str, Dict[str, Any]]:
+    """{corpus kind: {"aliases": (...), "layout": "..."}} of every registered loader, synth first."""
+    import importlib
+
+    for m in LOADER_MODULES:
+        importlib.import_module(m)
+    names = sorted(CORPORA.names(), key=lambda n: (n != "synth", n))
+    return {n: {"aliases": tuple(CORPORA.meta(n).get("aliases", ())), "layout": CORPORA.meta(n)["layout"]}
+            for n in names}
+
+
+def prefixes() -> Dict[str, str]:
+    """Every accepted spec prefix (kinds and their aliases) -> its corpus kind."""
+    return {p: n for n, m in corpus_kinds().items() for p in (n, *m["aliases"])}
+
+
+def kinds_help() -> str:
+    """One line for `--corpus` help: `synth | DIR | librispeech:DIR | ...`."""
+    return " | ".join(["synth", "DIR"] + [f"{n}:DIR" for n in corpus_kinds() if n != "synth"])
+
 
 CACHE_FOLDER_NAME = ".harness_cache"
 
@@ -73,10 +82,8 @@ def load_corpus(spec: str, cache_dir: Optional[Path] = None, skip_bad: bool = Fa
     """Load the corpus named by `spec` (see the module docstring).
 
     Args:
-        spec: a schema folder path, or "<prefix>:<path>" with prefix synth, librispeech,
-            voxceleb1 (alias voxceleb), speechcommands (alias speech_commands), libri2mix
-            (alias librimix), librimix_sd (alias libri2mix_sd), fleurs,
-            commonvoice (aliases common_voice, cv), mlsuperb (alias ml_superb).
+        spec: a schema folder path, or "<kind>:<path>" with a registered corpus kind or one of
+            its aliases (`corpus_kinds()`: synth, librispeech, voxceleb1, ...).
         cache_dir: where real corpora's manifests are written (see module docstring).
         skip_bad: a real corpus's unreadable audio files are left out of its manifests and
             listed in its meta["skipped_bad"] ({utterance id: "path: reason"}) instead of
@@ -86,37 +93,31 @@ def load_corpus(spec: str, cache_dir: Optional[Path] = None, skip_bad: bool = Fa
         HarnessError: unknown prefix, missing folder, or a folder not in the expected layout.
     """
     name, path = parse_spec(spec)
-    if name == "synth":
-        existing_folder(path, "corpus folder")
-        from harness.data.synth_plan import with_speech_datasets
+    return CORPORA.get(name)(path, cache_dir, skip_bad=skip_bad)
 
-        return with_speech_datasets(load_manifest_dir(path))
-    if name == "librispeech":
-        from harness.data.corpora_librispeech import load_librispeech
 
-        return load_librispeech(path, cache_dir, skip_bad=skip_bad)
-    if name == "voxceleb1":
-        from harness.data.corpora_voxceleb import load_voxceleb1
+@register_corpus("synth", layout="a folder in the project's schema (corpus.json + manifests): harness data synth, "
+                                  "or one written by harness data prepare")
+def load_schema_folder(path: Path, cache_dir: Optional[Path] = None, skip_bad: bool = False) -> Corpus:
+    """A schema folder: its manifests exist already, so `skip_bad` acts at decode time only."""
+    existing_folder(path, "corpus folder")
+    from harness.data.synth_plan import with_speech_datasets
 
-        return load_voxceleb1(path, cache_dir, skip_bad=skip_bad)
-    if name == "speechcommands":
-        from harness.data.corpora_speechcommands import load_speechcommands
+    return with_speech_datasets(load_manifest_dir(path))
 
-        return load_speechcommands(path, cache_dir, skip_bad=skip_bad)
-    if name == "libri2mix":
-        from harness.data.corpora_librimix import load_libri2mix
 
-        return load_libri2mix(path, cache_dir, skip_bad=skip_bad)
-    if name == "librimix_sd":
-        from harness.data.corpora_librimix import load_librimix_sd
-
-        return load_librimix_sd(path, cache_dir, skip_bad=skip_bad)
-    if name in ("fleurs", "commonvoice", "mlsuperb"):
-        from harness.data import corpora_multilingual as ml
-
-        loader = {"fleurs": ml.load_fleurs, "commonvoice": ml.load_commonvoice, "mlsuperb": ml.load_mlsuperb}[name]
-        return loader(path, cache_dir, skip_bad=skip_bad)
-    raise AssertionError(name)  # parse_spec only returns known names
+def describe(c: Corpus) -> List[str]:
+    """Lines saying what a loaded corpus holds (for `harness data prepare`)."""
+    counts: Dict[str, int] = {}
+    for u in c.utterances:
+        counts[f"{u.subset}/{u.split}"] = counts.get(f"{u.subset}/{u.split}", 0) + 1
+    skipped = c.meta.get("skipped_bad") or {}
+    out = [f"{c.name} ({c.kind}) in {c.root}: {len(c.utterances)} utterances, "
+           f"{sum(u.duration for u in c.utterances) / 3600:.2f} h"]
+    out += [f"  {k}: {n}" for k, n in sorted(counts.items())]
+    out += [f"  trials {s}: {len(t)}" for s, t in sorted(c.trials.items())]
+    out += [f"  skipped unreadable files: {len(skipped)}"] + [f"    {v}" for v in list(skipped.values())[:10]]
+    return out
 
 
 def parse_spec(spec: str) -> tuple:
@@ -127,10 +128,11 @@ def parse_spec(spec: str) -> tuple:
     m = re.match(r"^([A-Za-z][A-Za-z0-9_]+):(.*)$", spec)  # 2+ chars: never a drive letter
     if m:
         prefix, rest = m.group(1).lower(), m.group(2)
-        if prefix in KNOWN_PREFIXES:
+        known = prefixes()
+        if prefix in known:
             if not rest.strip():
                 raise HarnessError(f"corpus spec {spec!r} names no folder; expected {prefix}:PATH")
-            return KNOWN_PREFIXES[prefix], Path(rest.strip()).expanduser()
+            return known[prefix], Path(rest.strip()).expanduser()
         if not Path(spec).expanduser().exists():
             raise HarnessError(f"unknown corpus prefix {m.group(1)!r} in {spec!r}; known: " + _known_text())
     path = Path(spec).expanduser()
@@ -145,7 +147,7 @@ def parse_spec(spec: str) -> tuple:
 
 
 def _known_text() -> str:
-    return ", ".join(f"{p}:PATH" for p in KNOWN_PREFIXES)
+    return ", ".join(f"{p}:PATH" for p in prefixes())
 
 
 def _guess_layout(path: Path) -> Optional[str]:

@@ -46,6 +46,7 @@ from harness.data.corpora import (
 )
 from harness.data.corpus import Corpus, overlap_ratio
 from harness.errors import BadAudioError, HarnessError
+from harness.registry import register_corpus
 
 LOADER_VERSION = 1
 MIX_PARTS = {"train": ("train-100", "train-360"), "dev": ("dev",), "test": ("test",)}
@@ -132,6 +133,8 @@ def source_speakers(mixture_id: str) -> List[str]:
     return [h.split("-")[0] for h in halves]
 
 
+@register_corpus("libri2mix", aliases=("librimix",),
+                 layout="Libri2Mix wav16k/min/<part>/mix_clean + s1 + s2 (SS)")
 def load_libri2mix(root: Path, cache_dir: Optional[Path] = None, skip_bad: bool = False) -> Corpus:
     """Libri2Mix (wav16k, min, mix_clean) at `root` as a Corpus (kind "real", name
     "libri2mix"); see the module docstring. With `skip_bad` a mixture whose mixture or source
@@ -266,6 +269,8 @@ def read_rttm(path: Path) -> Dict[str, List[list]]:
     return out
 
 
+@register_corpus("librimix_sd", aliases=("libri2mix_sd",),
+                 layout="SUPERB LibriMix diarization Kaldi dirs <split>/wav.scp + rttm (SD)")
 def load_librimix_sd(root: Path, cache_dir: Optional[Path] = None, skip_bad: bool = False) -> Corpus:
     """SUPERB's LibriMix diarization data dirs at `root` as a Corpus (kind "real", name
     "librimix_sd", subset "conv"); see the module docstring."""

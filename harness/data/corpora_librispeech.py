@@ -32,6 +32,7 @@ from harness.data.corpora import (
 )
 from harness.data.corpus import Corpus
 from harness.errors import HarnessError
+from harness.registry import register_corpus
 
 LOADER_VERSION = 1
 TRAIN_PREFERRED = "train-clean-100"
@@ -159,6 +160,8 @@ def read_part(part_dir: Path, skipped: Optional[Dict[str, str]], num_jobs: int) 
             for (uid, _, text), r in zip(listed, recs) if r is not None]
 
 
+@register_corpus("librispeech",
+                 layout="LibriSpeech/<part>/<spk>/<chapter>/*.flac + *.trans.txt (PR, ASR)")
 def load_librispeech(root: Path, cache_dir: Optional[Path] = None, num_jobs: int = 0,
                      skip_bad: bool = False) -> Corpus:
     """LibriSpeech at `root` as a Corpus (kind "real", name "librispeech"); see module docstring."""

@@ -55,6 +55,7 @@ from harness.data.corpora import (
 )
 from harness.data.corpus import SPLITS, Corpus
 from harness.errors import HarnessError
+from harness.registry import register_corpus
 
 LOADER_VERSION = 1
 
@@ -146,6 +147,8 @@ def _fleurs_rows(corpus_dir: Path, lang: str, split: str) -> List[Tuple[str, Pat
     return rows
 
 
+@register_corpus("fleurs",
+                 layout="FLEURS metadata/<lang>/*.tsv + <lang>/<split>/*.wav")
 def load_fleurs(root: Path, cache_dir: Optional[Path] = None, languages: Optional[Sequence[str]] = None,
                 skip_bad: bool = False) -> Corpus:
     """FLEURS at `root` as a Corpus (kind "real", name "fleurs"); see module docstring."""
@@ -243,6 +246,8 @@ def _cv_split(lang_dir: Path, lang: str, split: str, skipped: Optional[Dict[str,
     return recs, sups
 
 
+@register_corpus("commonvoice", aliases=("common_voice", "cv"),
+                 layout="Common Voice <lang>/{train,dev,test}.tsv + <lang>/clips/")
 def load_commonvoice(root: Path, cache_dir: Optional[Path] = None, languages: Optional[Sequence[str]] = None,
                      skip_bad: bool = False) -> Corpus:
     """Common Voice at `root` as a Corpus (kind "real", name "commonvoice"); see module docstring."""
@@ -337,6 +342,8 @@ def _fewshot_selection(path: Optional[Path]) -> Optional[set]:
     return {line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
 
 
+@register_corpus("mlsuperb", aliases=("ml_superb",),
+                 layout="the ML-SUPERB release <dataset>/<lang>/wav + transcript_*.txt")
 def load_mlsuperb(root: Path, cache_dir: Optional[Path] = None, seed: int = 0,
                   fewshot_ids_file: Optional[Path] = None, max_train_seconds: float = MAX_TRAIN_SECONDS,
                   fewshot_train_utts: int = FEWSHOT_TRAIN_UTTS, skip_bad: bool = False) -> Corpus:

@@ -32,6 +32,7 @@ from harness.data.corpora import (
 )
 from harness.data.corpus import Corpus
 from harness.errors import HarnessError
+from harness.registry import register_corpus
 
 LOADER_VERSION = 1
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -81,6 +82,8 @@ def silence_offsets(duration: float, sr: int, split: str, n: int, rng: random.Ra
     return [round(rng.uniform(lo, hi) * sr) / sr for _ in range(n)]
 
 
+@register_corpus("speechcommands", aliases=("speech_commands",),
+                 layout="speech_commands_v0.01 with validation_list.txt / testing_list.txt (KS)")
 def load_speechcommands(root: Path, cache_dir: Optional[Path] = None, seed: int = 0,
                         silence_per_file: Optional[Dict[str, int]] = None, skip_bad: bool = False) -> Corpus:
     """Speech Commands v0.01 at `root` as a Corpus (kind "real", name "speechcommands")."""

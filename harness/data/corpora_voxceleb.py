@@ -42,6 +42,7 @@ from harness.data.corpora import (
 )
 from harness.data.corpus import Corpus
 from harness.errors import HarnessError
+from harness.registry import register_corpus
 
 LOADER_VERSION = 1
 TRIAL_FILES = ("veri_test2.txt", "voxceleb1_test_v2.txt", "veri_test.txt", "voxceleb1_test.txt")
@@ -152,6 +153,8 @@ def make_dev_trials(by_spk: Dict[str, List[str]], rng: random.Random, max_per_la
     return trials
 
 
+@register_corpus("voxceleb1", aliases=("voxceleb",),
+                 layout="wav/<spk>/<video>/*.wav + veri_test2.txt + iden_split.txt (SID, ASV)")
 def load_voxceleb1(root: Path, cache_dir: Optional[Path] = None, seed: int = 0,
                    dev_speakers: int = 40, dev_trials_per_label: int = 2000, skip_bad: bool = False) -> Corpus:
     """VoxCeleb1 at `root` as a Corpus (kind "real", name "voxceleb1"); see module docstring."""
