@@ -160,7 +160,10 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
              out: Optional[Path] = typer.Option(None, help="run folder (default runs/pretrain/<recipe>)"),
              iterations: Optional[int] = typer.Option(None, help="stop after this many iterations"),
              noise: Optional[str] = typer.Option(None, help="folder of wav/flac noise clips for denoising "
-                                                 "objectives (default: the corpus's noise subset)")):
+                                                 "objectives (default: the corpus's noise subset)"),
+             set_: Optional[List[str]] = typer.Option(None, "--set", help="TABLE.KEY=VALUE recipe setting, applied "
+                                                      "recipe-wide and to every iteration that sets KEY (repeatable; "
+                                                      "e.g. train.steps=3 for a smoke run)")):
     """Pre-train an upstream iteration by iteration; re-running resumes. Multi-GPU:
     torchrun --nproc_per_node G -m harness.pretrain --recipe R --corpus C --out DIR."""
     from harness.evaluate import resolve_corpus
@@ -168,7 +171,7 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
 
     folder = out or Path("runs/pretrain") / Path(recipe).stem
     up = run_pretrain(recipe, resolve_corpus(corpus, log=console.print), folder, log=console.print,
-                      iterations=iterations, noise=noise)
+                      iterations=iterations, noise=noise, overrides=set_ or ())
     console.print(f"upstream: {up}  (evaluate it with: harness eval --upstream {up} --task pr)")
 
 
