@@ -10,6 +10,8 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from harness.diskio import os_failure
+from harness.data.corpora import kinds_help
 from harness.errors import HarnessError
 from harness.export import FORMATS as EXPORT_FORMATS
 
@@ -18,26 +20,26 @@ data_app = typer.Typer(no_args_is_help=True, help="Make or inspect corpora.")
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
 
+CORPUS_HELP = kinds_help()
 RUNS = Path("runs")
 CACHE = Path("cache")
 
 
 def friendly(fn):
-    """Print HarnessErrors as one line (no traceback) and exit 1."""
+    """Print HarnessErrors and operating-system failures (disk full, read-only, permissions, a
+    file where a folder is expected: harness.diskio.os_failure) as one line, without a
+    traceback, and exit 1."""
 
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         try:
             return fn(*a, **kw)
-        except HarnessError as e:
-            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        except (HarnessError, OSError) as e:
+            msg = e if isinstance(e, HarnessError) else os_failure(e)
+            console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
             raise typer.Exit(1)
 
     return wrapper
-
-
-def _split(values: List[str]) -> List[str]:
-    return [v for x in values for v in x.split(",") if v]
 
 
 @app.command("list")
@@ -89,17 +91,34 @@ def data_synth(size: str = typer.Option("small", help="tiny | small | medium"),
     console.print(f"synth corpus ({size}, seed {seed}) in {path}")
 
 
+@data_app.command("prepare")
+@friendly
+def data_prepare(corpus: str = typer.Argument(..., help=CORPUS_HELP),
+                 cache_dir: Optional[Path] = typer.Option(None, help="where the manifests go (default: "
+                                                           ".harness_cache next to the data folder)"),
+                 skip_bad: bool = typer.Option(False, "--skip-bad", help="leave out and count unreadable audio")):
+    """Build a corpus's manifests ahead of time (what `harness eval --corpus` would do first) and
+    show what it holds: utterances per subset and split, trials, skipped files."""
+    from harness.data.corpora import describe, load_corpus
+
+    c = load_corpus(corpus, cache_dir, skip_bad=skip_bad)
+    for line in describe(c):
+        print(line)
+
+
 @app.command("eval")
 @friendly
 def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported folder(s); comma-separated allowed"),
              task: List[str] = typer.Option(..., help="task name(s); comma-separated allowed"),
-             corpus: str = typer.Option("synth", help="synth | DIR | librispeech:DIR | voxceleb1:DIR | speechcommands:DIR"),
+             corpus: str = typer.Option("synth", help=CORPUS_HELP),
              profile: str = typer.Option("quick", help="quick | paper"),
              seeds: int = typer.Option(1, help="number of seeds, from 1337 up"),
              lr: Optional[List[float]] = typer.Option(None, help="learning rate(s), replaces the task's grid"),
              config: Optional[str] = typer.Option(None, help="YAML/TOML config file"),
              steps: Optional[int] = typer.Option(None, help="override the profile's steps"),
-             skip_bad: bool = typer.Option(False, "--skip-bad", help="skip and count unreadable audio"),
+             skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable audio files (when the "
+                                           "corpus is prepared and when it is decoded); the run's result "
+                                           "and the board list them"),
              cache_budget_gb: Optional[float] = typer.Option(None, help="largest feature cache to write"),
              device: str = typer.Option("cpu"),
              runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE),
@@ -114,10 +133,13 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
              launcher_dir: Optional[Path] = typer.Option(None, help="submitit logs (default RUNS/_launcher)")):
     """Probe frozen upstream(s) on task(s); one run folder per (lr, seed). Finished runs are skipped.
     Launcher resources come from these flags over the config file's `launcher:` section."""
-    from harness.evaluate import build_task, build_upstream, evaluate, resolve_corpus
+    from harness.config import check_count, split_names
+    from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
 
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
-                                  device=device).items() if v is not None}
+                                  device=device, lrs=tuple(lr) if lr else None).items() if v is not None}
+    ups, tasks = split_names(upstream, "--upstream"), split_names(task, "--task")
+    check_count("--seeds", seeds)
     resources = dict(partition=partition, time_min=time_min, gpus=gpus, cpus=cpus, mem_gb=mem_gb, workers=workers,
                      launcher_dir=launcher_dir)
     if launcher is None and any(v is not None for v in resources.values()):
@@ -129,20 +151,19 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
 
         check_launcher(launcher)
         lcfg = launcher_config(config, {k: v for k, v in resources.items() if k != "launcher_dir"})
-    ups, tasks = _split(upstream), _split(task)
-    for t in tasks:  # a misspelt name fails here, before a corpus is generated or read
-        build_task(t)
+    for t in tasks:  # a misspelt name or a bad value fails here, before a corpus is generated or read
+        resolve_config(build_task(t), profile, config, over)
     for u in ups:
         build_upstream(u)
     spec = resolve_corpus(corpus, log=console.print)
     if launcher is None:
         for u in ups:
             for t in tasks:
-                evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, lrs=lr or None,
-                         config_file=config, overrides=over, log=console.print)
+                evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, config_file=config, overrides=over,
+                         log=console.print)
         return
-    jobs = [EvalJob(u, t, spec, runs, cache, seeds=seeds, lrs=tuple(lr) if lr else None, profile=profile,
-                    config_file=config, overrides=over) for u in ups for t in tasks]
+    jobs = [EvalJob(u, t, spec, runs, cache, seeds=seeds, profile=profile, config_file=config, overrides=over)
+            for u in ups for t in tasks]
     if launch(jobs, launcher, lcfg, launcher_dir, log=console.print):
         raise typer.Exit(1)
 
@@ -163,11 +184,14 @@ def export_cmd(upstream: str = typer.Argument(..., help="name, exported folder o
 @friendly
 def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert_tiny, wavlm_tiny, wavlablm_tiny, "
                                                           "...) or YAML path"),
-             corpus: str = typer.Option("synth", help="synth | DIR | librispeech:DIR | ..."),
+             corpus: str = typer.Option("synth", help=CORPUS_HELP),
              out: Optional[Path] = typer.Option(None, help="run folder (default runs/pretrain/<recipe>)"),
              iterations: Optional[int] = typer.Option(None, help="stop after this many iterations"),
              noise: Optional[str] = typer.Option(None, help="folder of wav/flac noise clips for denoising "
-                                                 "objectives (default: the corpus's noise subset)")):
+                                                 "objectives (default: the corpus's noise subset)"),
+             set_: Optional[List[str]] = typer.Option(None, "--set", help="TABLE.KEY=VALUE recipe setting, applied "
+                                                      "recipe-wide and to every iteration that sets KEY (repeatable; "
+                                                      "e.g. train.steps=3 for a smoke run)")):
     """Pre-train an upstream iteration by iteration; re-running resumes. Multi-GPU:
     torchrun --nproc_per_node G -m harness.pretrain --recipe R --corpus C --out DIR."""
     from harness.evaluate import resolve_corpus
@@ -175,14 +199,14 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
 
     folder = out or Path("runs/pretrain") / Path(recipe).stem
     up = run_pretrain(recipe, resolve_corpus(corpus, log=console.print), folder, log=console.print,
-                      iterations=iterations, noise=noise)
+                      iterations=iterations, noise=noise, overrides=set_ or ())
     console.print(f"upstream: {up}  (evaluate it with: harness eval --upstream {up} --task pr)")
 
 
 @app.command()
 @friendly
 def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhubert"),
-           corpus: str = typer.Option("synth", help="synth | DIR | ..."),
+           corpus: str = typer.Option("synth", help=CORPUS_HELP),
            workers: int = typer.Option(2, help="pre-trainings and probes run side by side"),
            runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE)):
     """Pre-train an ablation's recipes at equal updates and probe them with seeds; the leaderboard
@@ -209,11 +233,49 @@ def leaderboard(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("
 
 @app.command()
 @friendly
-def report(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leaderboards"))):
-    """Write one CI-ready markdown page with every table and heatmap."""
+def report(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leaderboards")),
+           fmt: str = typer.Option("markdown", "--format", help="markdown (REPORT.md) | github (GITHUB.md, "
+                                   "for $GITHUB_STEP_SUMMARY)"),
+           base: Optional[Path] = typer.Option(None, help="base run store to compare against"),
+           threshold: Optional[float] = typer.Option(None, help="single-seed change that counts, in metric units (default 2)")):
+    """Write a one-screen summary page (summary tables, heatmaps, links, comparison with --base)."""
     from harness.report import write_report
 
-    console.print(f"wrote {write_report(runs, out)}")
+    console.print(f"wrote {write_report(runs, out, fmt, base, threshold)}")
+
+
+@app.command()
+@friendly
+def compare(base: Path = typer.Argument(..., help="base run store"), new: Path = typer.Argument(..., help="new run store"),
+            threshold: Optional[float] = typer.Option(None, help="single-seed change that counts, in metric units (default 2)"),
+            out: Optional[Path] = typer.Option(None, help="also write the markdown table to this file")):
+    """Compare two run stores metric by metric (▲/▼ beyond the seed intervals or the threshold);
+    exit 1 when a primary metric regresses."""
+    from harness.compare import compare as run_compare, regressions, to_markdown
+
+    cells = run_compare(base, new, threshold)
+    md = to_markdown(cells, str(base), str(new))
+    print(md)
+    if out:
+        out.write_text(md + "\n")
+    if regressions(cells):
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def ci(runs: Path = typer.Option(Path("runs-ci")), cache: Path = typer.Option(CACHE),
+       out: Path = typer.Option(Path("board-ci")), base: Optional[Path] = typer.Option(None, help="base run store"),
+       threshold: Optional[float] = typer.Option(None, help="single-seed change that counts, in metric units (default 2)"),
+       seeds: int = typer.Option(3, help="probe seeds per (upstream, task)"),
+       fmt: str = typer.Option("github", "--format", help="github | markdown")):
+    """The CI-sized benchmark: synth tiny -> brief pre-training -> PR/SID/LID/SD probes -> board,
+    report and (with --base) the regression gate; exit 1 on a failed job or a regression."""
+    from harness.ci import benchmark
+
+    o = benchmark(runs, cache, out, base=base, threshold=threshold, seeds=seeds, fmt=fmt, log=console.print)
+    console.print(f"wrote {o.report} in {o.seconds:.0f} s; {o.failed} failed job(s), {o.regressions} regression(s)")
+    raise typer.Exit(o.exit_code)
 
 
 def main() -> None:  # pragma: no cover

@@ -11,12 +11,22 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple, Type, TypeVar
 
 from harness.errors import ConfigError
 
 T = TypeVar("T")
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _require(cfg: "ProbeConfig", name: str, ok: bool, what: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key 'probe.{name}' must be {what}, got {getattr(cfg, name)!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +69,23 @@ class ProbeConfig:
     dropout: float = 0.0
     seed: int = 1337
 
+    def __post_init__(self):
+        for name in ("steps", "eval_every", "max_batch_items", "grad_accum", "head_dim", "head_layers"):
+            _require(self, name, getattr(self, name) >= 1, "an integer >= 1")
+        _require(self, "batch_seconds", _finite(self.batch_seconds) and self.batch_seconds > 0, "a positive number")
+        _require(self, "grad_clip", _finite(self.grad_clip) and self.grad_clip > 0, "a positive number")
+        for name in ("weight_decay", "crop_seconds"):
+            _require(self, name, _finite(getattr(self, name)) and getattr(self, name) >= 0, "a number >= 0")
+        _require(self, "dropout", _finite(self.dropout) and 0 <= self.dropout < 1, "in [0, 1)")
+        _require(self, "seed", self.seed >= 0, "an integer >= 0")
+        _require(self, "optimizer", self.optimizer in ("adam", "adamw"), "'adam' or 'adamw'")
+        # an empty grid is allowed here (the config hash is taken without lrs); resolve_config
+        # rejects it for a run
+        for lr in self.lrs:
+            if not (_finite(lr) and lr > 0):
+                raise ConfigError(f"config key 'probe.lrs': every learning rate must be a positive finite number, "
+                                  f"got {lr!r}")
+
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
@@ -69,7 +96,7 @@ class EvalConfig:
         probe: the resolved probe configuration.
         cache_budget_gb: largest feature cache (all layers, float16) written to disk; above it
             the upstream is run per batch instead.
-        device: "cpu" or "cuda".
+        device: "cpu", "cuda", "cuda:N" or "mps" (checked against this machine).
         skip_bad: skip (and count) unreadable audio instead of stopping.
         dev_max_items / test_max_items: cap on evaluated items (0 = all).
     """
@@ -79,6 +106,47 @@ class EvalConfig:
     cache_budget_gb: float = 20.0
     device: str = "cpu"
     skip_bad: bool = False
+
+    def __post_init__(self):
+        ok = _finite(self.cache_budget_gb) and self.cache_budget_gb >= 0
+        if not ok:
+            raise ConfigError(f"config key 'cache_budget_gb' must be a number >= 0, got {self.cache_budget_gb!r}")
+        check_device(self.device)
+
+
+def check_device(device: str) -> str:
+    """A torch device this machine has: "cpu", "cuda" / "cuda:N" (a visible GPU) or "mps"."""
+    import re
+
+    import torch
+
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        raise ConfigError(f"config key 'device' must be cpu, cuda, cuda:N or mps, got {device!r}")
+    if device.startswith("cuda"):
+        n = torch.cuda.device_count()
+        idx = int(device.split(":")[1]) if ":" in device else 0
+        if idx >= n:
+            raise ConfigError(f"device {device!r} asked for, but this machine has {n or 'no'} visible CUDA "
+                              "device(s); use --device cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' asked for, but MPS is not available here; use --device cpu")
+    return device
+
+
+def check_count(key: str, value: int) -> int:
+    """A count asked for on the command line (e.g. seeds): an integer >= 1."""
+    if not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def split_names(values, key: str) -> list:
+    """Names given as repeated and/or comma-separated options ("a,b" "c" -> [a, b, c]); none at all
+    (e.g. `--task ","`) is an error naming the option."""
+    names = [v.strip() for x in values for v in str(x).split(",") if v.strip()]
+    if not names:
+        raise ConfigError(f"{key}: no name given (got {', '.join(map(repr, values)) or 'nothing'})")
+    return names
 
 
 def _check_keys(cls: Type, data: Mapping[str, Any], where: str) -> None:

@@ -4,14 +4,17 @@ folders; skip finished runs. The probe itself lives in harness/probe.py."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from harness import results
-from harness.config import EvalConfig, ProbeConfig, config_hash, merge, read_config_file, to_dict
-from harness.errors import HarnessError
+from harness.config import EvalConfig, ProbeConfig, check_count, config_hash, merge, read_config_file, to_dict
+from harness.diskio import os_errors
+from harness.environment import environment
+from harness.errors import ConfigError, HarnessError
 from harness.registry import SOURCES, TASKS, UPSTREAMS, load_all
 from upstreams.base import CONFIG_FILE, Upstream
 
@@ -56,15 +59,35 @@ def resolve_config(task, profile: str, config_file: Optional[str] = None,
         data = read_config_file(config_file)
         data.pop("launcher", None)  # where jobs run (harness/launch.py), not what they compute
         task_tables = data.pop("tasks", {}) or {}
+        check_task_tables(task_tables, config_file)
         cfg = merge(cfg, data)
         if task.name in task_tables:
-            cfg = merge(cfg, {"probe": task_tables[task.name]})
+            cfg = dataclasses.replace(cfg, probe=merge(cfg.probe, task_tables[task.name], f"tasks.{task.name}."))
     if overrides:
         probe_keys = {f.name for f in dataclasses.fields(ProbeConfig)}
         top = {k: v for k, v in overrides.items() if k not in probe_keys}
         probe = {k: v for k, v in overrides.items() if k in probe_keys}
         cfg = merge(cfg, {**top, "probe": probe} if probe else top)
+    if not cfg.probe.lrs:
+        raise ConfigError("config key 'probe.lrs' must hold at least one learning rate, got none")
     return cfg
+
+
+def check_task_tables(tables: Any, where: str) -> None:
+    """A config file's `tasks:` section: a table per registered task name (a misspelt name is an
+    error with the closest names, not a table silently ignored)."""
+    load_all()
+    if not isinstance(tables, dict):
+        raise ConfigError(f"config file {where}: 'tasks' must be a table of task names, got {tables!r}")
+    known = TASKS.names()
+    for name, table in tables.items():
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"config file {where}: unknown task {name!r} under 'tasks'{hint}; "
+                              f"known: {', '.join(known)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {where}: 'tasks.{name}' must be a table of probe keys, got {table!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,10 +130,11 @@ def plan_runs(
     Seeds are config seed, +1, ... (`seed` in `overrides` moves the first)."""
     from harness.data.corpora import load_corpus
 
+    check_count("seeds", seeds)
     task_obj = build_task(task)
     up = build_upstream(upstream)
     cfg = resolve_config(task_obj, profile, config_file, {**(overrides or {}), **({"lrs": tuple(lrs)} if lrs else {})})
-    corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora")
+    corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora", skip_bad=cfg.skip_bad)
     spec = up.spec
     whash = up.weights_hash()
     # lr and seed name the folder; the hash covers everything else that changes a result, the
@@ -162,7 +186,7 @@ def evaluate(
                               device=cfg.device, skip_bad=cfg.skip_bad, log=log, weights_hash=whash)
     feat_s = time.time() - t0
     subsets = task_obj.subsets(splits, cfg.profile)  # None: one probe per run (every task but mono_asr)
-    skipped = {}
+    skipped = dict(corp.meta.get("skipped_bad") or {})  # left out of the manifests (--skip-bad)
     for s in sources.values():
         skipped.update(s.skipped.items)
     if skipped:
@@ -171,12 +195,13 @@ def evaluate(
     out = list(done)
     for lr, seed, folder in plan:
         pcfg = dataclasses.replace(cfg.probe, seed=seed)
-        folder.mkdir(parents=True, exist_ok=True)
         resolved = {**to_dict(dataclasses.replace(cfg, probe=pcfg)), "lr": lr, "upstream": spec.name,
                     "upstream_spec": dataclasses.asdict(spec), "task": task, "corpus": corpus}
-        results.atomic_write_json(folder / "config.json", resolved)
-        if skipped:
-            results.atomic_write_json(folder / "skipped.json", skipped)
+        with os_errors(folder, "--runs"):
+            folder.mkdir(parents=True, exist_ok=True)
+            results.atomic_write_json(folder / "config.json", resolved)
+            if skipped:
+                results.atomic_write_json(folder / "skipped.json", skipped)
         t1 = time.time()
         desc = f"{spec.name} / {task} lr={lr:g} seed={seed}"
         if subsets is None:
@@ -193,14 +218,19 @@ def evaluate(
             "metrics": {"dev": outcome.dev, "test": outcome.test}, "extra": outcome.extra,
             "layer_weights": outcome.layer_weights, "best_step": outcome.best_step,
             "history": outcome.history, "layer_norm": pcfg.layer_norm, "nan_steps": outcome.nan_steps, "skipped_bad": len(skipped),
+            "learned_nothing": outcome.learned_nothing, "trivial_dev": outcome.trivial_dev,
+            "environment": environment(), "skipped_files": skipped,
             "timing": {"features_s": round(feat_s, 2), "train_s": round(outcome.train_s, 2),
                        "total_s": round(time.time() - t1 + feat_s, 2), "steps": pcfg.steps},
             "finished_at": results.now_iso(),
         }
-        results.atomic_write_json(folder / results.RESULT, res)
+        with os_errors(folder, "--runs"):
+            results.atomic_write_json(folder / results.RESULT, res)
         m = task_obj.primary_metric
+        nothing = (f"; learned nothing: dev never beat the trivial answer's {outcome.trivial_dev:.2f}"
+                   if outcome.learned_nothing else "")
         log(f"{spec.name} / {task} lr={lr:g} seed={seed}: dev {m} {outcome.dev[m]:.2f}, "
-            f"test {m} {outcome.test[m]:.2f} ({outcome.train_s:.0f} s)")
+            f"test {m} {outcome.test[m]:.2f} ({outcome.train_s:.0f} s){nothing}")
         out.append(res)
     log(f"{spec.name} / {task}: {len(plan)} run(s) in {time.time() - t_all:.0f} s")
     return out
@@ -251,12 +281,19 @@ def train_subset_probes(task, subsets: Dict[str, Any], sources: Dict[str, Any], 
     extra.update({f"per_{label}_{k}": {n: o.test.get(k) for n, o in outs.items()} for k in test})
     extra[f"per_{label}_layer_weights"] = {n: o.layer_weights["softmax"] for n, o in outs.items()}
     extra[f"per_{label}_best_step"] = {n: o.best_step for n, o in outs.items()}
+    marks = [o.learned_nothing for o in outs.values()]
+    if any(m is not None for m in marks):
+        extra[f"per_{label}_learned_nothing"] = {n: o.learned_nothing for n, o in outs.items()}
+    trivial = [o.trivial_dev for o in outs.values() if o.trivial_dev is not None]
     return ProbeOutcome(
         dev=mean_metrics("dev"), test=test, best_step=max(o.best_step for o in outs.values()),
         layer_weights={"softmax": w, "layer_norm": norms, "corrected": corrected_contributions(w, norms)},
         extra=extra, train_s=sum(o.train_s for o in outs.values()),
         nan_steps=sum(o.nan_steps for o in outs.values()),
         history=[{"subset": n, **h} for n, o in outs.items() for h in o.history],
+        # the run learned nothing when none of its probes did (each subset's mark is in extra)
+        trivial_dev=float(np.mean(trivial)) if trivial else None,
+        learned_nothing=all(marks) if None not in marks else None,
     )
 
 

@@ -4,14 +4,19 @@ A pool is every utterance of one (corpus, subset, split); tasks that read overla
 ASR, LID and SID all read the `speech` subset) share it. On disk, under
 `CACHE/<upstream weights hash>/<pool manifest hash>/`:
   shard_00000.npy ...   float16 arrays (frames, L+1, D), one utterance = a contiguous block
-  index.json            ids, shard, frame offset and length per utterance, skipped ids, spec
-`index.json` is written last (atomically), so a killed extraction is redone, never half-used.
-Above the size budget nothing is written and `UpstreamSource` runs the upstream per batch.
+  index.json            ids, shard, frame offset and length per utterance, skipped ids, spec,
+                        and per shard its frames, size in bytes and blake2b hash
+A pool is extracted under an exclusive lock into a temporary sibling folder and published by a
+rename (harness/diskio.py): a killed or failed extraction (a full disk included) leaves nothing
+half-written in its place, and its temporary folder is removed. Opening a pool checks index.json
+and every shard's size, hash and shape (reading a pool costs one pass over its bytes, about a
+second per GB); a damaged pool is reported in one line naming its folder, removed and extracted
+again, never read. Above the size budget nothing is written and the upstream runs per batch
+(`FeatureSource` without pools).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -23,6 +28,7 @@ import numpy as np
 import torch
 
 from harness.audio import load_audio, pad_batch
+from harness.diskio import locked, os_errors, publish, remove, staging
 from harness.data.corpus import Utterance
 from harness.errors import BadAudioError, HarnessError
 from harness.progress import progress_bar
@@ -30,6 +36,7 @@ from harness.results import atomic_write_json
 from upstreams.base import Upstream
 
 SHARD_BYTES = 256 * 2**20
+INDEX_FORMAT = 2  # 2: shards listed with frames, bytes and blake2b
 EXTRACT_BATCH_SECONDS = 80.0
 
 
@@ -104,16 +111,54 @@ def run_upstream(upstream: Upstream, wavs: List[torch.Tensor], device: str = "cp
     return torch.stack([h.float() for h in hs.layers], 0).cpu(), hs.lengths.cpu()
 
 
-class CachedPool:
-    """A finished pool on disk: memory-mapped shards plus the id -> location index."""
+class DamagedPool(Exception):
+    """A pool folder that cannot be trusted; the message says why."""
 
-    def __init__(self, folder: Path):
+
+def file_digest(path: Path) -> str:
+    """blake2b (128-bit) of a file's bytes, read in 16 MiB chunks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(16 * 2**20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class CachedPool:
+    """A finished pool on disk: memory-mapped shards plus the id -> location index.
+
+    Opening checks the pool (index.json readable and complete, every shard of the recorded size
+    and content hash, of the recorded shape) and raises DamagedPool otherwise: a damaged pool is
+    never read. `verify=False` skips the hashes (for a pool this process has just written).
+    """
+
+    def __init__(self, folder: Path, verify: bool = True):
         self.folder = Path(folder)
-        idx = json.loads((self.folder / "index.json").read_text())
-        self.num_layers, self.dim = idx["num_layers"], idx["dim"]
-        self.skipped: Dict[str, str] = idx["skipped"]
-        self._loc = {i: (s, o, n) for i, s, o, n in idx["items"]}
-        self._shards = [np.load(self.folder / f, mmap_mode="r") for f in idx["shards"]]
+        try:
+            idx = json.loads((self.folder / "index.json").read_text())
+            if idx.get("format") != INDEX_FORMAT:
+                raise DamagedPool(f"index.json is of format {idx.get('format')!r}, not {INDEX_FORMAT}: made by an "
+                                  "older harness")
+            self.num_layers, self.dim = idx["num_layers"], idx["dim"]
+            self.skipped: Dict[str, str] = idx["skipped"]
+            self._loc = {i: (s, o, n) for i, s, o, n in idx["items"]}
+            shards = [(e["name"], e["bytes"], e["blake2b"], e["frames"]) for e in idx["shards"]]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise DamagedPool(f"index.json unreadable ({type(e).__name__}: {str(e)[:100]})") from None
+        self._shards = []
+        for name, size, digest, frames in shards:
+            path = self.folder / name
+            try:
+                if path.stat().st_size != size:
+                    raise DamagedPool(f"{name} has {path.stat().st_size} bytes, index.json says {size}")
+                if verify and file_digest(path) != digest:
+                    raise DamagedPool(f"{name} does not match its blake2b hash in index.json")
+                arr = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise DamagedPool(f"{name} unreadable ({type(e).__name__}: {str(e)[:100]})") from None
+            if arr.shape != (frames, self.num_layers, self.dim):
+                raise DamagedPool(f"{name} has shape {arr.shape}, index.json says {(frames, self.num_layers, self.dim)}")
+            self._shards.append(arr)
 
     def __contains__(self, uid: str) -> bool:
         return uid in self._loc
@@ -128,6 +173,22 @@ class CachedPool:
         return self._shards[s][o + start : o + start + length]
 
 
+def open_pool(folder: Path, log=print) -> Optional[CachedPool]:
+    """The pool in `folder` when it is there and sound; None when absent or damaged (a damaged
+    pool is reported in one line and removed, so it is rebuilt). Call it holding the pool's lock:
+    a pool being published by another process must not be taken for damaged and removed."""
+    folder = Path(folder)
+    if not folder.exists():
+        return None
+    try:
+        return CachedPool(folder)
+    except DamagedPool as e:
+        log(f"feature cache {folder} is damaged or outdated ({e}); rebuilding it")
+        with os_errors(folder, "--cache"):
+            remove(folder)
+        return None
+
+
 def build_pool(
     upstream: Upstream,
     utts: Sequence[Utterance],
@@ -135,21 +196,30 @@ def build_pool(
     device: str = "cpu",
     skip_bad: bool = False,
     desc: str = "features",
+    log=print,
 ) -> CachedPool:
-    """Extract all layers for `utts` into `folder` (skipped when already complete)."""
+    """The pool of `utts` in `folder`: opened when it is there and sound, else extracted (all
+    layers) in a temporary sibling folder and published by a rename (harness/diskio.py)."""
     folder = Path(folder)
     if (folder / "index.json").exists():
-        return CachedPool(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    # Two evaluations of the same upstream may start together: one builds, the other waits.
-    with open(folder / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (folder / "index.json").exists():
+        try:
             return CachedPool(folder)
-        return _build_pool_locked(upstream, utts, folder, device, skip_bad, desc)
+        except DamagedPool:
+            pass  # judged again under the lock (it may be being replaced right now)
+    # Two evaluations of the same upstream may start together: one builds, the other waits.
+    with locked(folder, "--cache"):
+        pool = open_pool(folder, log)
+        if pool is not None:
+            return pool
+        with staging(folder, "--cache") as tmp:
+            with os_errors(folder, "--cache"):
+                _extract(upstream, utts, tmp, device, skip_bad, desc)
+                publish(tmp, folder)
+        return CachedPool(folder, verify=False)
 
 
-def _build_pool_locked(upstream, utts, folder, device, skip_bad, desc) -> CachedPool:
+def _extract(upstream, utts, folder, device, skip_bad, desc) -> None:
+    """Write the shards and (last) index.json of a pool into the empty folder `folder`."""
     L1, D = upstream.spec.num_layers, upstream.spec.hidden_size
     frames_per_shard = max(1, SHARD_BYTES // (L1 * D * 2))
     skips = SkipCounter()
@@ -162,10 +232,10 @@ def _build_pool_locked(upstream, utts, folder, device, skip_bad, desc) -> Cached
         if not buf:
             return
         name = f"shard_{len(shards):05d}.npy"
-        tmp = folder / (name + ".tmp.npy")
-        np.save(tmp, np.concatenate(buf, 0))
-        os.replace(tmp, folder / name)
-        shards.append(name)
+        arr = np.concatenate(buf, 0)
+        np.save(folder / name, arr)
+        shards.append({"name": name, "frames": int(arr.shape[0]), "bytes": (folder / name).stat().st_size,
+                       "blake2b": file_digest(folder / name)})
         buf, buf_frames = [], 0
 
     upstream.eval().to(device)
@@ -188,10 +258,9 @@ def _build_pool_locked(upstream, utts, folder, device, skip_bad, desc) -> Cached
     flush()
     atomic_write_json(
         folder / "index.json",
-        {"num_layers": L1, "dim": D, "items": items, "shards": shards, "skipped": skips.items,
-         "upstream": upstream.spec.name},
+        {"format": INDEX_FORMAT, "num_layers": L1, "dim": D, "items": items, "shards": shards,
+         "skipped": skips.items, "upstream": upstream.spec.name},
     )
-    return CachedPool(folder)
 
 
 class FeatureSource:
@@ -296,7 +365,7 @@ def prepare_sources(
     built = {}
     for h, p in all_pools.items():
         built[h] = build_pool(upstream, p, Path(cache_dir) / uhash / h, device, skip_bad,
-                              desc=f"{upstream.spec.name}: features ({len(p)} utts)")
+                              desc=f"{upstream.spec.name}: features ({len(p)} utts)", log=log)
     return {
         s: FeatureSource(u, pools=[built[manifest_hash(p)] for p in pools_of[s]], upstream=upstream,
                          device=device, skip_bad=skip_bad)

@@ -3,12 +3,15 @@
 - ``scan`` / ``collect``: every finished run as one DataFrame row (metrics flattened to
   ``dev.<metric>`` / ``test.<metric>`` columns); unfinished folders and unreadable result.json
   files are counted, not read.
-- ``select_best``: per (corpus, profile, upstream, task) the learning rate whose mean dev primary
-  metric over seeds is best (ties: the smaller lr), then mean and 95% interval over that lr's seeds.
+- ``select_best``: per (corpus, profile, upstream, task) the runs of the newest config hash only
+  (runs of other configs are never pooled as seeds; the board counts those set aside), the
+  learning rate whose mean dev primary metric over seeds is best (ties: the smaller lr), then
+  mean and 95% interval over that lr's seeds.
   Where no run of a group has a dev value (SUPERB ASV has no dev set) the lr is chosen on test and
   the table says so.
 - ``build``: one markdown file per corpus (``<out>/<corpus>.md``) plus heatmaps in
-  ``<out>/<corpus>/<profile>/``. Corpora are never mixed, so synth and real numbers never share a
+  ``<out>/<corpus>/<profile>/``; a page ends with the unreadable audio files its runs skipped
+  (--skip-bad, from ``skipped_files`` in result.json), by upstream and task. Corpora are never mixed, so synth and real numbers never share a
   table. Scores: on synth the board-relative SUPERB-style score; on a real corpus the published
   SUPERB and WavLM-paper scores, only for upstreams that have all of their metrics. The summary
   and its score cover the SUPERB tasks (SD and SS included); the ML-SUPERB tasks
@@ -33,6 +36,7 @@ import pandas as pd
 
 from harness import plots, scores
 from harness.ablation import ablation_tables
+from harness.environment import machine_labels
 from harness.errors import HarnessError
 from harness.results import RESULT, slug
 
@@ -75,10 +79,13 @@ def _row(r: dict, path: Path) -> dict:
     row["torch"] = (r.get("versions") or {}).get("torch", "unknown")
     row["run_dir"] = str(path.parent)
     row["train_s"] = (r.get("timing") or {}).get("train_s")
+    row["skipped_files"] = r.get("skipped_files") or {}
     extra = r.get("extra") or {}
     row["per_language_cer"] = extra.get("per_language_cer") or None
     row["per_language_lw"] = extra.get("per_language_layer_weights") or None
     row["trivial"] = extra.get("trivial_baseline") or None
+    row["learned_nothing"] = bool(r.get("learned_nothing"))
+    row["environment"] = r.get("environment") or None
     lw = r.get("layer_weights") or {}
     row["lw_softmax"], row["lw_corrected"] = lw.get("softmax"), lw.get("corrected")
     for split in ("dev", "test"):
@@ -143,12 +150,31 @@ def _mean_list_dicts(dicts) -> Dict[str, List[float]] | None:
     return {k: v for k, v in out.items() if v is not None} or None
 
 
+def newest_config(g: pd.DataFrame) -> Tuple[pd.DataFrame, Dict[str, int]]:
+    """The runs of one (corpus, profile, upstream, task) group made with its newest config, and
+    {config hash: runs} of the older configs set aside.
+
+    Runs of different config hashes (different steps, batch, head, upstream weights, ...) are not
+    seeds of one experiment and are never pooled; the config whose latest run finished last wins.
+    The lr and the seed are not in the hash: the lr grid is searched within the winning config.
+    """
+    hashes = g["config_hash"].astype(str)
+    if hashes.nunique() <= 1:
+        return g, {}
+    latest = g.assign(_h=hashes, _t=g["finished_at"].fillna("").astype(str)).groupby("_h")["_t"].max()
+    newest = max(latest.index, key=lambda h: (latest[h], h))
+    older = hashes[hashes != newest].value_counts()
+    return g[hashes == newest], {str(h): int(n) for h, n in sorted(older.items())}
+
+
 def select_best(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (corpus, profile, upstream, task): the dev-best lr (by mean over seeds) and
+    """One row per (corpus, profile, upstream, task), from its newest config's runs only
+    (``newest_config``; older configs are counted in ``set_aside``): the dev-best lr (by mean over seeds) and
     ``<split>.<metric>.mean`` / ``.ci`` over its seeds, the runs' ids, hashes, shas, versions."""
     metric_cols = [c for c in df.columns if c.startswith(("dev.", "test."))]
     out = []
     for key, g in df.groupby(GROUP, sort=True):
+        g, set_aside = newest_config(g)
         primary = g["primary_metric"].iloc[0]
         hib = bool(g["higher_is_better"].iloc[0])
         if g["primary_metric"].nunique() != 1 or g["higher_is_better"].nunique() != 1:
@@ -169,13 +195,15 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
         row.update(corpus_kind=c["corpus_kind"].iloc[0], upstream_family=c["upstream_family"].iloc[0],
                    primary_metric=primary, higher_is_better=hib, lr=lr, selected_on=split,
                    n_seeds=len(c), seeds=c["seed"].tolist(), run_ids=c["run_id"].tolist(),
-                   config_hashes=sorted(set(c["config_hash"].astype(str))),
+                   config_hashes=sorted(set(c["config_hash"].astype(str))), set_aside=set_aside,
                    git_shas=sorted(set(c["git_sha"].astype(str))), torch=sorted(set(c["torch"].astype(str))),
                    lr_scores={float(k): float(v) for k, v in by_lr.items()},
                    lw_softmax=_mean_lists(c["lw_softmax"]), lw_corrected=_mean_lists(c["lw_corrected"]),
                    per_language_cer=_mean_dicts(c["per_language_cer"]) if "per_language_cer" in c else None,
                    per_language_lw=_mean_list_dicts(c["per_language_lw"]) if "per_language_lw" in c else None,
                    trivial=next((x for x in c["trivial"] if x), None) if "trivial" in c else None,
+                   learned_nothing=int(c["learned_nothing"].sum()) if "learned_nothing" in c else 0,
+                   machines=machine_labels(c["environment"]) if "environment" in c else ["unknown"],
                    train_s=float(c["train_s"].mean()) if c["train_s"].notna().any() else None)  # fmt: skip
         for mc in metric_cols:
             vals = c[mc].dropna()
@@ -222,18 +250,39 @@ def _task_table(t: pd.DataFrame) -> str:
     others = [m for m in _metrics(t, "test") if m != primary]
     head = ["upstream", f"test {primary}{_arrow(primary, hib)} (mean ± 95% CI)"]
     head += [f"test {m}{_arrow(m)}" for m in others]
-    head += [f"dev {primary}", "lr", "selected on", "mean per lr", "seeds", "run id", "config hash", "git sha", "torch"]
+    head += [f"dev {primary}", "lr", "selected on", "mean per lr", "seeds", "run id", "config hash", "git sha", "torch",
+             "machine"]
     rows = []
     for _, r in t.iterrows():
-        cells = [r["upstream"], fmt_ci(r.get(f"test.{primary}.mean"), r.get(f"test.{primary}.ci"))]
+        cells = [r["upstream"], fmt_ci(r.get(f"test.{primary}.mean"), r.get(f"test.{primary}.ci")) + _nothing_flag(r)]
         cells += [fmt_ci(r.get(f"test.{m}.mean"), r.get(f"test.{m}.ci")) for m in others]
         cells += [fmt_ci(r.get(f"dev.{primary}.mean"), r.get(f"dev.{primary}.ci")), f"{r['lr']:g}",
                   r["selected_on"] + ("" if r["selected_on"] == "dev" else " (no dev set)"),
                   ", ".join(f"{k:g}: {fmt(v)}" for k, v in sorted(r["lr_scores"].items())),
                   f"{r['n_seeds']} ({', '.join(map(str, r['seeds']))})", ", ".join(r["run_ids"]),
-                  ", ".join(r["config_hashes"]), ", ".join(r["git_shas"]), ", ".join(r["torch"])]  # fmt: skip
+                  ", ".join(r["config_hashes"]), ", ".join(r["git_shas"]), ", ".join(r["torch"]),
+                  "; ".join(r["machines"])]  # fmt: skip
         rows.append(cells)
     return md_table(head, rows)
+
+
+def _nothing_flag(r) -> str:
+    """" ⚠ learned nothing (k/n seeds)" when seeds of a row never beat the trivial answer on dev."""
+    k = int(r.get("learned_nothing") or 0)
+    return f" ⚠ learned nothing ({k}/{r['n_seeds']} seeds)" if k else ""
+
+
+def _set_aside_notes(t: pd.DataFrame) -> List[str]:
+    """One line per row of a task table whose group had runs of older configs (not pooled)."""
+    out = []
+    for _, r in t.sort_values("upstream").iterrows():
+        older = r.get("set_aside") or {}
+        if older:
+            runs = sum(older.values())
+            out.append(f"{r['upstream']}: {len(older)} older config(s) set aside ({runs} run(s), config hash "
+                       f"{', '.join(older)}); only the newest config ({', '.join(r['config_hashes'])}) is shown, "
+                       "runs of different configs are never pooled as seeds.")
+    return out
 
 
 MIN_SEEDS_COMPARED = 3
@@ -299,7 +348,8 @@ def _rank(score: float) -> Tuple[int, float]:
     return (0, -score) if math.isfinite(score) else (1, 0.0)
 
 
-def _summary(b: pd.DataFrame, board: Dict[str, Dict[str, float]]) -> str:
+def summary_table(b: pd.DataFrame, board: Dict[str, Dict[str, float]]) -> str:
+    """One row per upstream (best score first): the test primary metric of each task, then the scores."""
     tasks = sorted(b["task"].unique())
     prim = {t: b.loc[b["task"] == t, "primary_metric"].iloc[0] for t in tasks}
     hib = {t: bool(b.loc[b["task"] == t, "higher_is_better"].iloc[0]) for t in tasks}
@@ -313,7 +363,8 @@ def _summary(b: pd.DataFrame, board: Dict[str, Dict[str, float]]) -> str:
         cells = [u]
         for t in tasks:
             r = b[(b["upstream"] == u) & (b["task"] == t)]
-            cells.append(fmt(r[f"test.{prim[t]}.mean"].iloc[0]) if len(r) and f"test.{prim[t]}.mean" in r else "–")
+            cells.append(fmt(r[f"test.{prim[t]}.mean"].iloc[0]) + (" ⚠" if r["learned_nothing"].iloc[0] else "")
+                         if len(r) and f"test.{prim[t]}.mean" in r else "–")
         cells += [fmt(s.get(u, math.nan)) for s in board.values()]
         rows.append(cells)
     return md_table(head, rows)
@@ -455,7 +506,10 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
         if (~is_ml).any():
             sb = b[~is_ml]
             board, notes = board_scores(sb, kind)
-            md += ["### Summary (test primary metrics)", "", _summary(sb, board), ""]
+            md += ["### Summary (test primary metrics)", "", summary_table(sb, board), ""]
+            if sb["learned_nothing"].any():
+                md += ["⚠: the probe learned nothing in at least one seed (its dev metric never beat the task's "
+                       "trivial answer); see the task tables.", ""]
             md += [n for note in notes for n in (note, "")]
         if is_ml.any():
             ml_md, ml_paths = mlsuperb_sections(b[is_ml], kind, out_dir, hdir)
@@ -477,6 +531,7 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
             pm = t["primary_metric"].iloc[0]
             direction = "higher is better" if t["higher_is_better"].iloc[0] else "lower is better"
             md += [f"### Task {task} (primary: {pm}, {direction})", "", _task_table(t), ""]
+            md += [n for line in _set_aside_notes(t) for n in (line, "")]
         weights = {(r["upstream"], r["task"]): {"softmax": r["lw_softmax"], "corrected": r["lw_corrected"]}
                    for _, r in b.iterrows()}  # fmt: skip
         drawn = plots.layer_heatmaps(weights, hdir)
@@ -491,6 +546,18 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
     return "\n".join(md), paths
 
 
+def skipped_section(runs: pd.DataFrame) -> List[str]:
+    """Markdown lines naming, per upstream and task, the unreadable audio files its runs skipped
+    (--skip-bad, at manifest or decode time); [] when none did."""
+    out = []
+    for (up, task), g in runs.groupby(["upstream", "task"], sort=True):
+        files = sorted({Path(v.split(": ", 1)[0]).name for d in g["skipped_files"] for v in d.values()})
+        if files:
+            shown = ", ".join(files[:10]) + (f", ... ({len(files) - 10} more)" if len(files) > 10 else "")
+            out.append(f"- {up} / {task}: {len(files)} unreadable audio file(s) skipped (--skip-bad): {shown}")
+    return ["## Skipped audio files", "", *out, ""] if out else []
+
+
 def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
     """Write the corpus pages of a scan; returns (written paths, {corpus: markdown})."""
     if s.runs.empty:
@@ -502,6 +569,7 @@ def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
     for corpus in sorted(best["corpus"].unique()):
         n = int((s.runs["corpus"] == corpus).sum())
         md, pngs = render_corpus(best, corpus, out_dir, n)
+        md = "\n".join([md, *skipped_section(s.runs[s.runs["corpus"] == corpus])])
         page = out_dir / f"{slug(corpus)}.md"
         page.write_text(md + "\n")
         written += [page] + pngs

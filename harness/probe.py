@@ -1,7 +1,10 @@
 """The probe loop: a frozen upstream's cached layers -> WeightedSum -> task head.
 
 Read top to bottom: `train_probe` trains one (lr, seed) probe, evaluates on dev every
-`eval_every` updates, keeps the dev-best weights and scores them on test (PROTOCOL section 2).
+`eval_every` updates, keeps the dev-best weights (ties: the task's secondary metric, then the later
+step) and scores them on test (PROTOCOL section 2). A probe whose dev metric never beats the task's
+trivial answer (an empty transcript, the majority class, all silence, the mixture) is marked
+`learned_nothing`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -19,6 +22,7 @@ from harness.config import ProbeConfig
 from harness.featurizer import WeightedSum, corrected_contributions
 from harness.features import FeatureSource
 from harness.progress import progress_bar
+from harness.scores import METRIC_HIGHER_IS_BETTER
 from tasks.base import Batch, Splits, Task
 from tasks.heads import init_seed
 from upstreams.base import UpstreamSpec
@@ -38,6 +42,10 @@ class ProbeOutcome:
     train_s: float
     nan_steps: int
     history: List[Dict[str, float]] = field(default_factory=list)
+    #: the trivial answer's dev primary metric (Task.trivial_preds scored on dev; None: the task has none)
+    trivial_dev: Optional[float] = None
+    #: no dev evaluation beat trivial_dev (None when there is no trivial answer)
+    learned_nothing: Optional[bool] = None
 
 
 class TrainSampler:
@@ -144,8 +152,9 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
         weights = [by_id[i] for i in train_src.ids]
     sampler = TrainSampler(train_src, spec.frame_rate_hz, cfg, weights, seed=cfg.seed)
 
-    better = (lambda a, b: a > b) if task.higher_is_better else (lambda a, b: a < b)
-    best_val, best_state, best_step, best_dev = None, None, 0, {}
+    dev_refs = {i: refs[i] for i in sources["dev"].ids}
+    trivial_dev = trivial_score(task, dev_refs, info, "dev")
+    best_key, best_state, best_step, best_dev = None, None, 0, {}
     history, nan_steps, t0 = [], 0, time.time()
     running = None
     with progress_bar(desc, total=cfg.steps, unit="steps", status=True) as bar:
@@ -173,8 +182,9 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
                 dev, _ = evaluate_split(task, featurizer, head, sources["dev"], refs, info, "dev", spec.frame_rate_hz)
                 val = dev[task.primary_metric]
                 history.append({"step": step, "train_loss": running, **{f"dev_{k}": v for k, v in dev.items()}})
-                if best_val is None or better(val, best_val):
-                    best_val, best_step, best_dev = val, step, dev
+                key = dev_rank(task, dev, step)
+                if best_key is None or key > best_key:
+                    best_key, best_step, best_dev = key, step, dev
                     best_state = copy.deepcopy((featurizer.state_dict(), head.state_dict()))
                 bar.update(status=f"loss {running:.3f} dev {task.primary_metric} {val:.2f}")
     train_s = time.time() - t0
@@ -190,9 +200,37 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
     extra = task.extra_results(test_preds, test_refs, info)
     trivial = task.trivial_preds(test_refs, info)
     if trivial is not None:  # the floor this probe has to beat, scored the same way
-        extra["trivial_baseline"] = {"what": trivial[0], "test": task.score(trivial[1], test_refs, info, "test")}
+        extra["trivial_baseline"] = {"what": trivial[0], "test": task.score(trivial[1], test_refs, info, "test"),
+                                     "dev": {task.primary_metric: trivial_dev}}
+    learned_nothing = None
+    if trivial_dev is not None:
+        best = best_dev.get(task.primary_metric, math.nan)
+        beat = best > trivial_dev if task.higher_is_better else best < trivial_dev  # False for NaN
+        learned_nothing = not beat
     return ProbeOutcome(
         dev=best_dev, test=test, best_step=best_step,
         layer_weights={"softmax": w, "layer_norm": norms, "corrected": corrected_contributions(w, norms)},
-        extra=extra, train_s=train_s, nan_steps=nan_steps, history=history,
+        extra=extra, train_s=train_s, nan_steps=nan_steps, history=history, trivial_dev=trivial_dev,
+        learned_nothing=learned_nothing,
     )
+
+
+def trivial_score(task: Task, refs: Dict[str, Any], info: Dict[str, Any], split: str) -> Optional[float]:
+    """The primary metric of the task's trivial answer (Task.trivial_preds) on `refs`; None
+    when the task has none."""
+    trivial = task.trivial_preds(refs, info)
+    return None if trivial is None else float(task.score(trivial[1], refs, info, split)[task.primary_metric])
+
+
+def dev_rank(task: Task, dev: Dict[str, float], step: int) -> Tuple[float, float, int]:
+    """Sort key of a dev evaluation, larger = better: the primary metric, then (ties) the task's
+    secondary metric, then the later step (a probe stuck at one value keeps its last weights,
+    not its first). NaN ranks below every number."""
+
+    def signed(metric: str, higher_is_better: bool) -> float:
+        v = dev.get(metric, math.nan)
+        return (v if higher_is_better else -v) if math.isfinite(v) else -math.inf
+
+    sec = task.secondary_metric
+    sec_key = signed(sec, METRIC_HIGHER_IS_BETTER.get(sec, task.higher_is_better)) if sec else 0.0
+    return signed(task.primary_metric, task.higher_is_better), sec_key, step

@@ -62,12 +62,16 @@ FAMILIES = Registry("model family")
 OBJECTIVES = Registry("pre-training objective")
 #: upstream sources: "<prefix>:<rest>" names (e.g. hf:DIR) -> a function rest -> Upstream
 SOURCES = Registry("upstream source")
+#: corpus kinds: "<name>:DIR" -> a loader (path, cache_dir, skip_bad=...) -> Corpus; meta: aliases
+#: (other prefixes accepted) and layout (what the folder holds), shown in help and errors
+CORPORA = Registry("corpus kind")
 
 register_upstream = UPSTREAMS.register
 register_task = TASKS.register
 register_family = FAMILIES.register
 register_objective = OBJECTIVES.register
 register_source = SOURCES.register
+register_corpus = CORPORA.register
 
 
 def load_all() -> None:

@@ -1,52 +1,106 @@
-"""The CI report: one markdown page (``<out>/REPORT.md``) with every leaderboard table and heatmap.
+"""The CI report: a one-screen summary of a run store, optionally compared with a base store.
 
-It writes the per-corpus leaderboards (``harness.leaderboard``) into the same folder and embeds
-their content, so every image link is relative to ``<out>`` and resolves beside the page. The
-page also says how many runs were read, how many run folders were skipped as unfinished (no
-result.json yet) and which result.json files could not be read.
+``write_report`` writes the full corpus pages (``harness.leaderboard``) and their heatmaps into
+``out_dir``, then one summary page beside them, so every image link is relative to ``out_dir``:
+
+- ``REPORT.md`` (format ``markdown``): per corpus and profile the summary table (test primary
+  metrics and scores), the task heatmaps (norm-corrected weights), links to the full pages, the
+  run counts (unfinished and unreadable folders named) and, with a base store, the comparison.
+- ``GITHUB.md`` (format ``github``): the same for ``$GITHUB_STEP_SUMMARY``: a status line first
+  (regressions or none), the comparison, then the summary tables; the heatmaps are embedded by
+  the same relative paths and named as files of the uploaded board artifact (a step summary
+  cannot carry images of its own).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional
 
+from harness import compare as cmp
 from harness import leaderboard
+from harness.errors import HarnessError
 from harness.results import now_iso, slug
 
 LIST_AT_MOST = 20  # unfinished folders named on the page; the count is always complete
+FORMATS = {"markdown": "REPORT.md", "github": "GITHUB.md"}
 
 
-def _demote(md: str) -> str:
-    """Push every markdown heading one level down (the corpus title becomes a section)."""
-    return "\n".join("#" + line if line.startswith("#") else line for line in md.splitlines())
+def _summaries(best, corpus: str, out_dir: Path) -> List[str]:
+    """Summary tables and task heatmap links of one corpus (every profile)."""
+    c = best[best["corpus"] == corpus]
+    kind = c["corpus_kind"].iloc[0]
+    md = []
+    for profile, b in c.groupby("profile", sort=True):
+        md += [f"### {corpus}, profile {profile}", ""]
+        is_ml = b["task"].map(leaderboard.is_mlsuperb_task)
+        for part, label in ((b[~is_ml], "SUPERB tasks"), (b[is_ml], "ML-SUPERB tasks")):
+            if part.empty:
+                continue
+            board = leaderboard.board_scores(part, kind)[0] if label == "SUPERB tasks" else {}
+            md += [f"{label}:", "", leaderboard.summary_table(part, board), ""]
+        hdir = out_dir / slug(corpus) / slug(str(profile))
+        imgs = [hdir / f"heatmap_task_{slug(t)}_corrected.png" for t in sorted(b["task"].unique())]
+        imgs = [p for p in imgs if p.is_file()]
+        if imgs:
+            md += ["Layer weights per task (norm-corrected, percent):", "",
+                   " ".join(f"![{p.stem}]({p.relative_to(out_dir).as_posix()})" for p in imgs), ""]
+    return md
 
 
-def write_report(runs_root, out_dir) -> Path:
-    """Write ``out_dir/REPORT.md`` (and the corpus pages and heatmaps it links); return its path.
-    Raises HarnessError when no finished run exists under ``runs_root``."""
+def write_report(runs_root, out_dir, fmt: str = "markdown", base_runs=None,
+                 threshold: Optional[float] = None) -> Path:
+    """Write the summary page (``REPORT.md`` or ``GITHUB.md``) and the corpus pages it links.
+
+    Args:
+        runs_root: the run store to report.
+        out_dir: where the pages and heatmaps go (every link is relative to it).
+        fmt: "markdown" or "github".
+        base_runs: a base run store to compare against (``harness.compare``), or None.
+        threshold: the single-seed threshold of the comparison (metric units).
+
+    Returns:
+        The summary page's path.
+
+    Raises:
+        HarnessError: an unknown format, or no finished run under ``runs_root``.
+    """
+    if fmt not in FORMATS:
+        raise HarnessError(f"unknown report format {fmt!r}: use {' | '.join(FORMATS)}")
     s = leaderboard.scan(runs_root)
     if s.runs.empty:
         leaderboard.collect(runs_root)  # raises "no finished runs were found under <path>"
     out_dir = Path(out_dir)
     _, pages = leaderboard.build_from_scan(s, out_dir)
-    n = len(s.runs)
+    best = leaderboard.select_best(s.runs)
+    cells = cmp.compare(base_runs, runs_root, threshold) if base_runs is not None else None
     corpora = sorted(pages)
-    md = ["# Benchmark report", "",
-          f"Generated {now_iso()} from `{s.root}`.", "",
-          f"- runs read: {n} finished (result.json) across {len(corpora)} corpus(es): {', '.join(corpora)}",
-          f"- skipped as unfinished (run folder without result.json): {len(s.unfinished)}",
-          f"- skipped as unreadable result.json: {len(s.broken)}", ""]  # fmt: skip
-    for p in s.unfinished[:LIST_AT_MOST]:
-        md.append(f"  - unfinished: `{p.relative_to(s.root).as_posix()}`")
+    counts = [f"- runs read: {len(s.runs)} finished (result.json) across {len(corpora)} corpus(es): "
+              f"{', '.join(corpora)}",
+              f"- skipped as unfinished (run folder without result.json): {len(s.unfinished)}",
+              f"- skipped as unreadable result.json: {len(s.broken)}"]
+    counts += [f"  - unfinished: `{p.relative_to(s.root).as_posix()}`" for p in s.unfinished[:LIST_AT_MOST]]
     if len(s.unfinished) > LIST_AT_MOST:
-        md.append(f"  - ... and {len(s.unfinished) - LIST_AT_MOST} more unfinished")
-    for p, why in s.broken:
-        md.append(f"  - unreadable: `{p.relative_to(s.root).as_posix()}` ({why})")
-    if s.unfinished or s.broken:
-        md.append("")
-    md += ["Corpus pages: " + ", ".join(f"[{c}]({slug(c)}.md)" for c in corpora), ""]
-    for c in corpora:
-        md += [_demote(pages[c]), ""]
-    path = out_dir / "REPORT.md"
+        counts.append(f"  - ... and {len(s.unfinished) - LIST_AT_MOST} more unfinished")
+    counts += [f"  - unreadable: `{p.relative_to(s.root).as_posix()}` ({why})" for p, why in s.broken]
+    links = "Full boards (every metric, interval, lr, seed and run id): " + ", ".join(
+        f"[{c}]({slug(c)}.md)" for c in corpora)
+    comparison = []
+    if cells is not None:
+        reg = cmp.regressions(cells)
+        comparison = [f"## Compared with the base store `{base_runs}`", "", cmp.to_markdown(cells), ""]
+    summaries = [x for c in corpora for x in _summaries(best, c, out_dir)]
+    if fmt == "markdown":
+        md = ["# Benchmark report", "", f"Generated {now_iso()} from `{s.root}`.", "", *counts, "", links, "",
+              "## Summary (test primary metrics)", "", *summaries, *comparison]
+    else:
+        status = ("No base store to compare with." if cells is None else
+                  f"**{len(reg)} regression(s)** {cmp.DOWN} of a primary metric beyond its interval or threshold."
+                  if reg else "No regression of a primary metric against the base store.")
+        md = ["## Speech SSL benchmark", "", status, "", *comparison,
+              "## Summary (test primary metrics)", "", *summaries,
+              f"The heatmaps and the full boards ({', '.join(f'`{slug(c)}.md`' for c in corpora)}) are files of "
+              "the uploaded board artifact, at the relative paths used above.", "", *counts]
+    path = out_dir / FORMATS[fmt]
     path.write_text("\n".join(md) + "\n")
     return path

@@ -11,8 +11,12 @@ result.json keys:
   primary_metric, higher_is_better, metrics {"dev": {...}, "test": {...}},
   extra {task-specific tables, e.g. per-language CER},
   layer_weights {"softmax": [L+1], "layer_norm": [L+1], "corrected": [L+1]},
-  timing {"features_s", "train_s", "total_s", "steps"}, best_step, skipped_bad, nan_steps,
-  finished_at (ISO time)
+  timing {"features_s", "train_s", "total_s", "steps"}, best_step, nan_steps, skipped_bad (count of
+  unreadable audio files skipped, at manifest and decode time), skipped_files {utterance id:
+  "path: reason"},
+  learned_nothing (the dev metric never beat the task's trivial answer; null: the task has none),
+  trivial_dev (that answer's dev primary metric), environment (harness.environment: CPU, ISA,
+  threads, torch and its backend flags), finished_at (ISO time)
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ def normalize_text(text: str) -> str:
 class SpeechRecognition(CTCTask):
     name = "asr"
     primary_metric = "wer"
+    secondary_metric = "cer"
     char_level = True
     profiles = {
         # quick: one lr for the demo budget (3e-3 was dev-best for all four demo upstreams)

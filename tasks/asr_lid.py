@@ -20,6 +20,7 @@ from tasks.base import MLSuperbTask, register_mlsuperb
 @register_mlsuperb("asr_lid")
 class ASRWithLID(MLSuperbTask):
     primary_metric = "cer_normal"
+    secondary_metric = "lid_acc"
     higher_is_better = False
     with_tag = True
     quick = dict(steps=1500, lrs=(7e-4,), batch_seconds=32.0, max_batch_items=16, eval_every=250, grad_clip=5.0,

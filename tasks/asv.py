@@ -17,6 +17,7 @@ from tasks.metrics import cosine_trial_scores, eer_and_mindcf
 class SpeakerVerification(Task):
     name = "asv"
     primary_metric = "eer"
+    secondary_metric = "mindcf"
     higher_is_better = False
     level = "utterance"
     profiles = {

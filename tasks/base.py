@@ -62,6 +62,9 @@ class Task(abc.ABC):
     name: str = ""
     primary_metric: str = ""
     higher_is_better: bool = True
+    #: breaks ties on the dev primary metric when picking the dev-best step ("" = none: the later
+    #: step wins); its direction is harness.scores.METRIC_HIGHER_IS_BETTER's
+    secondary_metric: str = ""
     level: str = "utterance"  # utterance | frame | sequence | mixture
     #: profile name -> ProbeConfig overrides (a dict of ProbeConfig fields)
     profiles: Dict[str, Dict[str, Any]] = {}

@@ -16,6 +16,7 @@ from tasks.metrics import split_tokens, token_error_rate
 @register_mlsuperb("lid_ctc")
 class CTCLanguageID(MLSuperbTask):
     primary_metric = "acc"
+    secondary_metric = "macro_acc"
     higher_is_better = True
     with_tag = True
     with_text = False

@@ -11,6 +11,7 @@ from tasks.base import MLSuperbTask, register_mlsuperb
 @register_mlsuperb("ml_asr")
 class MultilingualASR(MLSuperbTask):
     primary_metric = "cer_normal"
+    secondary_metric = "cer_fewshot"
     higher_is_better = False
     quick = dict(steps=300, lrs=(2e-3,), batch_seconds=32.0, max_batch_items=16, eval_every=100,
                  head_dim=96, head_layers=1, head="lite", dropout=0.1, optimizer="adam", weight_decay=1e-6)

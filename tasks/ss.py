@@ -74,6 +74,7 @@ class Mixture:
 class SourceSeparation(Task):
     name = "ss"
     primary_metric = "si_sdri"
+    secondary_metric = "si_sdr"
     higher_is_better = True
     level = "mixture"
     profiles = {

@@ -15,9 +15,10 @@ def tiny_corpus(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("synth") / "tiny", size="tiny", seed=0, workers=1, progress=False)
 
 
-def make_tone_corpus(root, n_per_class=12, classes=("aa", "bb", "cc"), bad_ids=()):
+def make_tone_corpus(root, n_per_class=12, classes=("aa", "bb", "cc"), bad_ids=(), text=lambda uid: "x"):
     """A corpus of noisy tones: class k is a tone at 300 * (k + 1) Hz. Written in the harness
-    schema as a 'speech' subset whose `language` is the class, so LID can be learned on it."""
+    schema as a 'speech' subset whose `language` is the class, so LID can be learned on it;
+    `text(uid)` is each utterance's transcript."""
     import numpy as np
     import soundfile as sf
     from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
@@ -41,7 +42,7 @@ def make_tone_corpus(root, n_per_class=12, classes=("aa", "bb", "cc"), bad_ids=(
                 path.write_text("not audio any more")
             recs.append(rec)
             sups.append(SupervisionSegment(id=uid, recording_id=uid, start=0, duration=rec.duration, channel=0,
-                                           language=c, speaker=f"spk{i % 4}", text="x",
+                                           language=c, speaker=f"spk{i % 4}", text=text(uid),
                                            custom={"split": split, "subset": "speech"}))
     save_manifests(root, RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups),
                    {"name": "tones", "kind": "synth", "size": "test", "seed": 0})

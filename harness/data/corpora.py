@@ -12,16 +12,25 @@
     load_corpus("mlsuperb:/data/eighth_version")        ML-SUPERB release (<dataset>/<lang>/wav + transcript_*.txt)
 
 A real corpus is turned into lhotse manifests in the schema once, written to
-`<cache_dir>/<name>-<hash of the source path>/`, and read back from there on the next load. The
+`<cache_dir>/<name>-<hash of the source path>/` (`...-skip-bad/` when prepared with skip_bad),
+and read back from there on the next load. The
 cache is rebuilt when the source folder's top-level entries, the loader version or its options
 change (files added deep inside a folder are not noticed: delete the cache folder to force it).
+It is built under an exclusive lock in a temporary sibling folder and published by a rename
+(`build_cached`, harness/diskio.py): concurrent loads of one corpus build it once, and no load
+ever reads a half-written cache.
 Default cache_dir: `.harness_cache` next to the data folder when writable, else
 `<tmp>/harness_cache`. Nothing here downloads anything.
 
+An unreadable audio file stops the preparation with one line naming it; with skip_bad it is
+left out instead and listed in meta["skipped_bad"] ({utterance id: "path: reason"}), which
+`harness eval --skip-bad` adds to the run's skipped files.
+
 The loaders live in corpora_librispeech.py, corpora_voxceleb.py, corpora_speechcommands.py,
-corpora_librimix.py (Libri2Mix, SUPERB LibriMix diarization) and
-corpora_multilingual.py (FLEURS, Common Voice, ML-SUPERB); this
-module holds the spec parser and the cache helpers they share.
+corpora_librimix.py (Libri2Mix, SUPERB LibriMix diarization) and corpora_multilingual.py (FLEURS,
+Common Voice, ML-SUPERB); each registers its corpus kind (`register_corpus`: aliases and the
+folder layout, shown by `--corpus` help and in errors) and LOADER_MODULES lists them. This
+module holds the spec parser, the schema-folder ("synth") loader and the cache helpers they share.
 """
 
 from __future__ import annotations
@@ -32,80 +41,83 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from harness.data.corpus import Corpus, load_manifest_dir, save_manifests, write_trials
+from harness.diskio import locked, os_errors, publish, staging
 from harness.errors import BadAudioError, HarnessError
+from harness.registry import CORPORA, register_corpus
 
-# prefix -> canonical corpus name
-KNOWN_PREFIXES = {
-    "synth": "synth",
-    "librispeech": "librispeech",
-    "voxceleb1": "voxceleb1",
-    "voxceleb": "voxceleb1",
-    "speechcommands": "speechcommands",
-    "speech_commands": "speechcommands",
-    "libri2mix": "libri2mix",
-    "librimix": "libri2mix",
-    "librimix_sd": "librimix_sd",
-    "libri2mix_sd": "librimix_sd",
-    "fleurs": "fleurs",
-    "commonvoice": "commonvoice",
-    "common_voice": "commonvoice",
-    "cv": "commonvoice",
-    "mlsuperb": "mlsuperb",
-    "ml_superb": "mlsuperb",
-}
+#: the modules that register corpus kinds (a test checks it names every corpora_*.py)
+LOADER_MODULES = ("harness.data.corpora_librispeech", "harness.data.corpora_voxceleb",
+                  "harness.data.corpora_speechcommands", "harness.data.corpora_librimix",
+                  "harness.data.corpora_multilingual")
+
+
+def corpus_kinds() -> Dict[str, Dict[str, Any]]:
+    """{corpus kind: {"aliases": (...), "layout": "..."}} of every registered loader, synth first."""
+    import importlib
+
+    for m in LOADER_MODULES:
+        importlib.import_module(m)
+    names = sorted(CORPORA.names(), key=lambda n: (n != "synth", n))
+    return {n: {"aliases": tuple(CORPORA.meta(n).get("aliases", ())), "layout": CORPORA.meta(n)["layout"]}
+            for n in names}
+
+
+def prefixes() -> Dict[str, str]:
+    """Every accepted spec prefix (kinds and their aliases) -> its corpus kind."""
+    return {p: n for n, m in corpus_kinds().items() for p in (n, *m["aliases"])}
+
+
+def kinds_help() -> str:
+    """One line for `--corpus` help: `synth | DIR | librispeech:DIR | ...`."""
+    return " | ".join(["synth", "DIR"] + [f"{n}:DIR" for n in corpus_kinds() if n != "synth"])
+
 
 CACHE_FOLDER_NAME = ".harness_cache"
 
 
-def load_corpus(spec: str, cache_dir: Optional[Path] = None) -> Corpus:
+def load_corpus(spec: str, cache_dir: Optional[Path] = None, skip_bad: bool = False) -> Corpus:
     """Load the corpus named by `spec` (see the module docstring).
 
     Args:
-        spec: a schema folder path, or "<prefix>:<path>" with prefix synth, librispeech,
-            voxceleb1 (alias voxceleb), speechcommands (alias speech_commands), libri2mix
-            (alias librimix), librimix_sd (alias libri2mix_sd), fleurs,
-            commonvoice (aliases common_voice, cv), mlsuperb (alias ml_superb).
+        spec: a schema folder path, or "<kind>:<path>" with a registered corpus kind or one of
+            its aliases (`corpus_kinds()`: synth, librispeech, voxceleb1, ...).
         cache_dir: where real corpora's manifests are written (see module docstring).
+        skip_bad: a real corpus's unreadable audio files are left out of its manifests and
+            listed in its meta["skipped_bad"] ({utterance id: "path: reason"}) instead of
+            stopping with an error naming the file (schema folders already have manifests).
 
     Raises:
         HarnessError: unknown prefix, missing folder, or a folder not in the expected layout.
     """
     name, path = parse_spec(spec)
-    if name == "synth":
-        if not path.is_dir():
-            raise HarnessError(f"corpus folder {path} does not exist")
-        from harness.data.synth_plan import with_speech_datasets
+    return CORPORA.get(name)(path, cache_dir, skip_bad=skip_bad)
 
-        return with_speech_datasets(load_manifest_dir(path))
-    if name == "librispeech":
-        from harness.data.corpora_librispeech import load_librispeech
 
-        return load_librispeech(path, cache_dir)
-    if name == "voxceleb1":
-        from harness.data.corpora_voxceleb import load_voxceleb1
+@register_corpus("synth", layout="a folder in the project's schema (corpus.json + manifests): harness data synth, "
+                                  "or one written by harness data prepare")
+def load_schema_folder(path: Path, cache_dir: Optional[Path] = None, skip_bad: bool = False) -> Corpus:
+    """A schema folder: its manifests exist already, so `skip_bad` acts at decode time only."""
+    existing_folder(path, "corpus folder")
+    from harness.data.synth_plan import with_speech_datasets
 
-        return load_voxceleb1(path, cache_dir)
-    if name == "speechcommands":
-        from harness.data.corpora_speechcommands import load_speechcommands
+    return with_speech_datasets(load_manifest_dir(path))
 
-        return load_speechcommands(path, cache_dir)
-    if name == "libri2mix":
-        from harness.data.corpora_librimix import load_libri2mix
 
-        return load_libri2mix(path, cache_dir)
-    if name == "librimix_sd":
-        from harness.data.corpora_librimix import load_librimix_sd
-
-        return load_librimix_sd(path, cache_dir)
-    if name in ("fleurs", "commonvoice", "mlsuperb"):
-        from harness.data import corpora_multilingual as ml
-
-        loader = {"fleurs": ml.load_fleurs, "commonvoice": ml.load_commonvoice, "mlsuperb": ml.load_mlsuperb}[name]
-        return loader(path, cache_dir)
-    raise AssertionError(name)  # parse_spec only returns known names
+def describe(c: Corpus) -> List[str]:
+    """Lines saying what a loaded corpus holds (for `harness data prepare`)."""
+    counts: Dict[str, int] = {}
+    for u in c.utterances:
+        counts[f"{u.subset}/{u.split}"] = counts.get(f"{u.subset}/{u.split}", 0) + 1
+    skipped = c.meta.get("skipped_bad") or {}
+    out = [f"{c.name} ({c.kind}) in {c.root}: {len(c.utterances)} utterances, "
+           f"{sum(u.duration for u in c.utterances) / 3600:.2f} h"]
+    out += [f"  {k}: {n}" for k, n in sorted(counts.items())]
+    out += [f"  trials {s}: {len(t)}" for s, t in sorted(c.trials.items())]
+    out += [f"  skipped unreadable files: {len(skipped)}"] + [f"    {v}" for v in list(skipped.values())[:10]]
+    return out
 
 
 def parse_spec(spec: str) -> tuple:
@@ -116,16 +128,18 @@ def parse_spec(spec: str) -> tuple:
     m = re.match(r"^([A-Za-z][A-Za-z0-9_]+):(.*)$", spec)  # 2+ chars: never a drive letter
     if m:
         prefix, rest = m.group(1).lower(), m.group(2)
-        if prefix in KNOWN_PREFIXES:
+        known = prefixes()
+        if prefix in known:
             if not rest.strip():
                 raise HarnessError(f"corpus spec {spec!r} names no folder; expected {prefix}:PATH")
-            return KNOWN_PREFIXES[prefix], Path(rest.strip()).expanduser()
+            return known[prefix], Path(rest.strip()).expanduser()
         if not Path(spec).expanduser().exists():
             raise HarnessError(f"unknown corpus prefix {m.group(1)!r} in {spec!r}; known: " + _known_text())
     path = Path(spec).expanduser()
     if not path.exists():
         raise HarnessError(f"corpus folder {path} does not exist (spec {spec!r}; a folder or " + _known_text() + ")")
-    if path.is_dir() and not (path / "corpus.json").exists():
+    existing_folder(path, "corpus folder")
+    if not (path / "corpus.json").exists():
         hint = _guess_layout(path)
         if hint:
             raise HarnessError(f"{path} is not a corpus folder (no corpus.json); it looks like {hint}: use {hint}:{path}")
@@ -133,7 +147,7 @@ def parse_spec(spec: str) -> tuple:
 
 
 def _known_text() -> str:
-    return ", ".join(f"{p}:PATH" for p in KNOWN_PREFIXES)
+    return ", ".join(f"{p}:PATH" for p in prefixes())
 
 
 def _guess_layout(path: Path) -> Optional[str]:
@@ -163,13 +177,25 @@ def _guess_layout(path: Path) -> Optional[str]:
 # ---------------------------------------------------------------- cache helpers (shared by loaders)
 
 
-def manifest_folder(name: str, source: Path, cache_dir: Optional[Path]) -> Path:
-    """The folder that holds (or will hold) the prepared manifests of `source`."""
+def manifest_folder(name: str, source: Path, cache_dir: Optional[Path], skip_bad: bool = False) -> Path:
+    """The folder that holds (or will hold) the prepared manifests of `source`; a corpus prepared
+    with --skip-bad has its own (`-skip-bad`), so neither is ever used in place of the other."""
     source = Path(source).resolve()
     digest = hashlib.sha1(str(source).encode()).hexdigest()[:10]
     if cache_dir is None:
         cache_dir = default_cache_dir(source)
-    return Path(cache_dir) / f"{name}-{digest}"
+    return Path(cache_dir) / (f"{name}-{digest}" + ("-skip-bad" if skip_bad else ""))
+
+
+def existing_folder(path: Path, what: str) -> Path:
+    """`path` when it is a folder; else a HarnessError: "<what> <path> does not exist" or
+    "... is a file, not a folder"."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise HarnessError(f"{what} {path} is a file, not a folder")
+    raise HarnessError(f"{what} {path} does not exist")
 
 
 def default_cache_dir(source: Path) -> Path:
@@ -223,35 +249,59 @@ def read_cached(folder: Path, key: str) -> Optional[Corpus]:
         return None
 
 
-def start_build(folder: Path) -> None:
-    """Invalidate a previous build: corpus.json goes first (it is written last by `finish`)."""
+def build_cached(folder: Path, key: str, build: Callable[[Path], None]) -> Corpus:
+    """The prepared corpus in `folder` when its corpus.json carries `key`, else `build(tmp)`
+    (which writes the manifests into the empty folder `tmp` with `write_prepared`) published
+    as `folder`.
+
+    One process builds at a time, in a temporary sibling folder published by a rename (see
+    harness/diskio.py): a reader never sees a partial cache, and a second process preparing the
+    same corpus waits for the first and then reads what it published.
+    """
     folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise HarnessError(f"cannot create the manifest cache folder {folder}: {e}") from None
-    for n in ("corpus.json", "trials_dev.txt", "trials_test.txt"):
-        (folder / n).unlink(missing_ok=True)
+    cached = read_cached(folder, key)
+    if cached is not None:
+        return cached
+    with locked(folder, "--cache"):
+        cached = read_cached(folder, key)
+        if cached is not None:
+            return cached
+        with staging(folder, "--cache") as tmp:
+            with os_errors(folder, "--cache"):
+                build(tmp)
+                publish(tmp, folder)
+        return load_manifest_dir(folder)
 
 
-def finish(folder: Path, recordings, supervisions, meta: Dict[str, Any],
-           trials: Optional[Dict[str, List[tuple]]] = None) -> Corpus:
-    """Write trials, manifests and (last) corpus.json into `folder`, then load it back."""
+def write_prepared(folder: Path, recordings, supervisions, meta: Dict[str, Any],
+                   trials: Optional[Dict[str, List[tuple]]] = None) -> None:
+    """Write trials, manifests and corpus.json into `folder` (a `build_cached` staging folder)."""
     folder = Path(folder)
     for split, tr in (trials or {}).items():
         write_trials(folder / f"trials_{split}.txt", tr)
     save_manifests(folder, recordings, supervisions, meta)
-    return load_manifest_dir(folder)
 
 
-def recording_from_file(path: Path, rec_id: str):
-    """lhotse Recording of an audio file; unreadable files raise BadAudioError naming the file."""
+def recording_from_file(path: Path, rec_id: str, skipped: Optional[Dict[str, str]] = None):
+    """lhotse Recording of an audio file. An unreadable file raises BadAudioError naming it;
+    with `skipped` (a dict: --skip-bad) it is recorded there instead, as {rec_id: "path: reason"}
+    (the form of the decode-time skips, features.SkipCounter), and None is returned."""
     from lhotse import Recording
 
     try:
         return Recording.from_file(str(path), recording_id=rec_id)
     except Exception as e:
-        raise BadAudioError(path, f"cannot read the header ({type(e).__name__}: {str(e)[:200]})") from None
+        detail = " ".join(str(e).split())[:200]  # lhotse's messages span lines; ours are one line
+        err = BadAudioError(path, f"cannot read the header ({type(e).__name__}: {detail})")
+        if skipped is None:
+            raise err from None
+        skipped[rec_id] = f"{err.path}: {err.reason}"
+        return None
+
+
+def skip_meta(skip_bad: bool, skipped: Dict[str, str]) -> Dict[str, Any]:
+    """The meta entries of a prepared corpus about --skip-bad: the flag and the skipped files."""
+    return {"skip_bad": skip_bad, "skipped_bad": dict(sorted(skipped.items()))}
 
 
 def split_counts(supervisions) -> Dict[str, int]:

@@ -41,11 +41,12 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from harness.data.corpora import (
-    cache_key, finish, fingerprint, manifest_folder, read_cached, recording_from_file,
-    split_counts, start_build,
+    build_cached, cache_key, existing_folder, fingerprint, manifest_folder, recording_from_file,
+    skip_meta, split_counts, write_prepared,
 )
 from harness.data.corpus import Corpus, overlap_ratio
 from harness.errors import BadAudioError, HarnessError
+from harness.registry import register_corpus
 
 LOADER_VERSION = 1
 MIX_PARTS = {"train": ("train-100", "train-360"), "dev": ("dev",), "test": ("test",)}
@@ -58,9 +59,7 @@ MIX_COLUMNS = ("mixture_ID", "source_1_path", "source_2_path")
 
 def find_libri2mix_dir(root: Path) -> Path:
     """The `wav16k/min` folder of Libri2Mix under `root` (or `root` itself)."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise HarnessError(f"Libri2Mix folder {root} does not exist")
+    root = existing_folder(root, "Libri2Mix folder")
     for cand in (root / "Libri2Mix" / "wav16k" / "min", root / "wav16k" / "min", root / "min", root):
         if any((cand / p / "mix_clean").is_dir() for ps in MIX_PARTS.values() for p in ps):
             return cand.resolve()
@@ -134,22 +133,28 @@ def source_speakers(mixture_id: str) -> List[str]:
     return [h.split("-")[0] for h in halves]
 
 
-def load_libri2mix(root: Path, cache_dir: Optional[Path] = None) -> Corpus:
+@register_corpus("libri2mix", aliases=("librimix",),
+                 layout="Libri2Mix wav16k/min/<part>/mix_clean + s1 + s2 (SS)")
+def load_libri2mix(root: Path, cache_dir: Optional[Path] = None, skip_bad: bool = False) -> Corpus:
     """Libri2Mix (wav16k, min, mix_clean) at `root` as a Corpus (kind "real", name
-    "libri2mix"); see the module docstring."""
+    "libri2mix"); see the module docstring. With `skip_bad` a mixture whose mixture or source
+    file cannot be read is left out and listed in meta["skipped_bad"]."""
     min_dir = find_libri2mix_dir(root)
     parts = select_mix_parts(min_dir)
     md = min_dir / "metadata"
-    folder = manifest_folder("libri2mix", min_dir, cache_dir)
+    folder = manifest_folder("libri2mix", min_dir, cache_dir, skip_bad)
     key = cache_key(loader="libri2mix", version=LOADER_VERSION, source=str(min_dir), parts=parts,
-                    fp=fingerprint([min_dir, md] + [min_dir / p for p in parts.values()]))
-    cached = read_cached(folder, key)
-    if cached is not None:
-        return cached
+                    skip_bad=skip_bad, fp=fingerprint([min_dir, md] + [min_dir / p for p in parts.values()]))
+    return build_cached(folder, key, lambda tmp: _build_libri2mix(tmp, min_dir, parts, key,
+                                                                  {} if skip_bad else None))
 
+
+def _build_libri2mix(tmp: Path, min_dir: Path, parts: Dict[str, str], key: str,
+                     skipped: Optional[Dict[str, str]]) -> None:
+    """Write the manifests of `load_libri2mix` into `tmp` (`skipped`: see recording_from_file)."""
     from lhotse import RecordingSet, SupervisionSegment, SupervisionSet
 
-    start_build(folder)
+    md = min_dir / "metadata"
     recs, sups, notes = [], [], []
     for split, part in parts.items():
         rows = read_mix_csv(md / f"mixture_{part}_mix_clean.csv")
@@ -164,8 +169,16 @@ def load_libri2mix(root: Path, cache_dir: Optional[Path] = None) -> Corpus:
                 if not f.is_file():
                     raise HarnessError(f"{md / f'mixture_{part}_mix_clean.csv'} lists {mid}, but "
                                        f"{f} is missing")
-            rec = recording_from_file(mix, mid)
-            rel = metrics[mid] if mid in metrics else measured_rel_level_db(*srcs)
+            rec = recording_from_file(mix, mid, skipped)
+            if rec is None:
+                continue
+            try:
+                rel = metrics[mid] if mid in metrics else measured_rel_level_db(*srcs)
+            except BadAudioError as e:
+                if skipped is None:
+                    raise
+                skipped[mid] = f"{e.path}: {e.reason}"
+                continue
             spk = source_speakers(mid)
             recs.append(rec)
             sups.append(SupervisionSegment(
@@ -182,10 +195,9 @@ def load_libri2mix(root: Path, cache_dir: Optional[Path] = None) -> Corpus:
         "name": "libri2mix", "kind": "real", "source": str(min_dir), "cache_key": key,
         "loader_version": LOADER_VERSION, "version": LOADER_VERSION, "size": "full",
         "languages": ["en"], "parts": parts, "mix": {"mode": "min", "sample_rate": 16000},
-        "counts": split_counts(sups), "notes": notes,
+        "counts": split_counts(sups), "notes": notes, **skip_meta(skipped is not None, skipped or {}),
     }
-    return finish(folder, RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups),
-                  meta)
+    write_prepared(tmp, RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups), meta)
 
 
 # ---------------------------------------------------------------- SUPERB LibriMix diarization
@@ -193,9 +205,7 @@ def load_libri2mix(root: Path, cache_dir: Optional[Path] = None) -> Corpus:
 
 def find_sd_dirs(root: Path) -> Dict[str, Path]:
     """split -> Kaldi data dir under `root`."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise HarnessError(f"LibriMix diarization folder {root} does not exist")
+    root = existing_folder(root, "LibriMix diarization folder")
     out = {}
     for split, names in SD_DIRS.items():
         for n in names:
@@ -259,7 +269,9 @@ def read_rttm(path: Path) -> Dict[str, List[list]]:
     return out
 
 
-def load_librimix_sd(root: Path, cache_dir: Optional[Path] = None) -> Corpus:
+@register_corpus("librimix_sd", aliases=("libri2mix_sd",),
+                 layout="SUPERB LibriMix diarization Kaldi dirs <split>/wav.scp + rttm (SD)")
+def load_librimix_sd(root: Path, cache_dir: Optional[Path] = None, skip_bad: bool = False) -> Corpus:
     """SUPERB's LibriMix diarization data dirs at `root` as a Corpus (kind "real", name
     "librimix_sd", subset "conv"); see the module docstring."""
     root = Path(root).expanduser()
@@ -269,18 +281,20 @@ def load_librimix_sd(root: Path, cache_dir: Optional[Path] = None) -> Corpus:
             if not (d / n).is_file():
                 raise HarnessError(f"LibriMix diarization data dir {d} has no {n} "
                                    "(expected wav.scp, segments, utt2spk, reco2dur, rttm)")
-    folder = manifest_folder("librimix_sd", root, cache_dir)
+    folder = manifest_folder("librimix_sd", root, cache_dir, skip_bad)
     key = cache_key(loader="librimix_sd", version=LOADER_VERSION, source=str(root.resolve()),
-                    dirs={k: str(v) for k, v in dirs.items()},
+                    dirs={k: str(v) for k, v in dirs.items()}, skip_bad=skip_bad,
                     fp=fingerprint([root] + list(dirs.values())
                                    + [d / n for d in dirs.values() for n in ("wav.scp", "rttm")]))
-    cached = read_cached(folder, key)
-    if cached is not None:
-        return cached
+    return build_cached(folder, key, lambda tmp: _build_librimix_sd(tmp, root, dirs, key,
+                                                                    {} if skip_bad else None))
 
+
+def _build_librimix_sd(tmp: Path, root: Path, dirs: Dict[str, Path], key: str,
+                       skipped: Optional[Dict[str, str]]) -> None:
+    """Write the manifests of `load_librimix_sd` into `tmp` (`skipped`: see recording_from_file)."""
     from lhotse import RecordingSet, SupervisionSegment, SupervisionSet
 
-    start_build(folder)
     recs, sups, notes = [], [], []
     for split, d in dirs.items():
         wavs = read_wav_scp(d / "wav.scp", [d, root.resolve(), root.resolve().parent])
@@ -295,7 +309,9 @@ def load_librimix_sd(root: Path, cache_dir: Optional[Path] = None) -> Corpus:
             if not segs:  # nothing to diarize: SD tasks need at least one segment
                 empty += 1
                 continue
-            rec = recording_from_file(path, rid)
+            rec = recording_from_file(path, rid, skipped)
+            if rec is None:
+                continue
             speakers: List[str] = []
             for spk, _, _ in segs:
                 if spk not in speakers:
@@ -316,7 +332,6 @@ def load_librimix_sd(root: Path, cache_dir: Optional[Path] = None) -> Corpus:
         "name": "librimix_sd", "kind": "real", "source": str(root.resolve()), "cache_key": key,
         "loader_version": LOADER_VERSION, "version": LOADER_VERSION, "size": "full",
         "languages": ["en"], "data_dirs": {k: str(v) for k, v in dirs.items()},
-        "counts": split_counts(sups), "notes": notes,
+        "counts": split_counts(sups), "notes": notes, **skip_meta(skipped is not None, skipped or {}),
     }
-    return finish(folder, RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups),
-                  meta)
+    write_prepared(tmp, RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups), meta)

@@ -1,4 +1,9 @@
-"""LibriSpeech -> corpus schema, through lhotse's `prepare_librispeech` (reads local files only).
+"""LibriSpeech -> corpus schema, read directly from the local files.
+
+lhotse's `prepare_librispeech` is not used: it stops at the first unreadable audio file, so
+`--skip-bad` could not leave such a file out; what it makes is what `read_part` makes (one
+recording and one supervision per transcript line whose .flac exists, speaker = the id's first
+field).
 
 Layout: `<root>/LibriSpeech/<part>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac` and
 `<spk>-<chapter>.trans.txt`, or the same with `<root>` being the LibriSpeech folder itself.
@@ -22,10 +27,12 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from harness.data.corpora import (
-    cache_key, finish, fingerprint, manifest_folder, read_cached, split_counts, start_build,
+    build_cached, cache_key, existing_folder, fingerprint, manifest_folder, recording_from_file,
+    skip_meta, split_counts, write_prepared,
 )
 from harness.data.corpus import Corpus
 from harness.errors import HarnessError
+from harness.registry import register_corpus
 
 LOADER_VERSION = 1
 TRAIN_PREFERRED = "train-clean-100"
@@ -41,9 +48,7 @@ log = logging.getLogger(__name__)
 
 def find_librispeech_dir(root: Path) -> Path:
     """The folder that holds the LibriSpeech parts (`root/LibriSpeech` or `root`)."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise HarnessError(f"LibriSpeech folder {root} does not exist")
+    root = existing_folder(root, "LibriSpeech folder")
     for cand in (root / "LibriSpeech", root):
         if cand.is_dir() and any((cand / p).is_dir() for p in KNOWN_PARTS):
             return cand.resolve()
@@ -133,90 +138,96 @@ def phonemizer() -> Tuple[Optional[Callable[[str], List[str]]], str]:
     return None, "harness.data.espeak exposes neither text_to_phones nor get_engine/text_to_phonemes"
 
 
-def load_librispeech(root: Path, cache_dir: Optional[Path] = None, num_jobs: int = 0) -> Corpus:
+def read_part(part_dir: Path, skipped: Optional[Dict[str, str]], num_jobs: int) -> list:
+    """[(Recording, SupervisionSegment)] of one part: every transcript line whose .flac exists
+    (text as written, speaker = the id's first field). Unreadable audio raises BadAudioError
+    naming the file, or with `skipped` is recorded there and left out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lhotse import SupervisionSegment
+
+    listed = []
+    for trans in sorted(part_dir.rglob("*.trans.txt")):
+        for line in trans.read_text().splitlines():
+            if line.strip():
+                uid, _, text = line.strip().partition(" ")
+                listed.append((uid, trans.parent / f"{uid}.flac", text.strip()))
+    listed = [x for x in listed if x[1].is_file()]
+    with ThreadPoolExecutor(max(1, num_jobs)) as pool:  # header reads: I/O bound
+        recs = list(pool.map(lambda x: recording_from_file(x[1], x[0], skipped), listed))
+    return [(r, SupervisionSegment(id=uid, recording_id=uid, start=0.0, duration=r.duration, channel=0,
+                                   speaker=uid.split("-")[0], text=text))
+            for (uid, _, text), r in zip(listed, recs) if r is not None]
+
+
+@register_corpus("librispeech",
+                 layout="LibriSpeech/<part>/<spk>/<chapter>/*.flac + *.trans.txt (PR, ASR)")
+def load_librispeech(root: Path, cache_dir: Optional[Path] = None, num_jobs: int = 0,
+                     skip_bad: bool = False) -> Corpus:
     """LibriSpeech at `root` as a Corpus (kind "real", name "librispeech"); see module docstring."""
     corpus_dir = find_librispeech_dir(root)
     parts = select_parts(corpus_dir)
     if not parts:
         raise HarnessError(f"{corpus_dir} holds no usable LibriSpeech part (expected train-clean-100, dev-clean, test-clean)")
     phon, phon_note = phonemizer()
-    folder = manifest_folder("librispeech", corpus_dir, cache_dir)
+    folder = manifest_folder("librispeech", corpus_dir, cache_dir, skip_bad)
     key = cache_key(
         loader="librispeech", version=LOADER_VERSION, source=str(corpus_dir), parts=parts,
-        phones=phon_note if phon else None,
+        phones=phon_note if phon else None, skip_bad=skip_bad,
         fp=fingerprint([corpus_dir] + [corpus_dir / p for p in parts]),
     )
-    cached = read_cached(folder, key)
-    if cached is not None:
-        return cached
 
-    from lhotse import RecordingSet, SupervisionSet
-    from lhotse.recipes.librispeech import prepare_librispeech
+    def build(tmp: Path) -> None:
+        from lhotse import RecordingSet, SupervisionSet
 
-    start_build(folder)
-    lhotse_dir = folder / "lhotse"
-    if lhotse_dir.exists():  # stale per-part manifests of an older build
-        import shutil
+        usable = [p for p in parts if next((corpus_dir / p).rglob("*.trans.txt"), None) is not None]
+        if not usable:
+            raise HarnessError(
+                f"{corpus_dir}: no <spk>/<chapter>/<spk>-<chapter>.trans.txt under {', '.join(sorted(parts))}"
+            )
+        notes = [f"part {p} has no transcripts; skipped" for p in parts if p not in usable]
+        skipped: Optional[Dict[str, str]] = {} if skip_bad else None
+        recs, sups = [], []
+        phone_cache: Dict[str, str] = {}
+        n_phone_fail = 0
+        for part in usable:
+            pairs = read_part(corpus_dir / part, skipped, num_jobs or min(8, os.cpu_count() or 1))
+            if not pairs:
+                notes.append(f"part {part}: no utterance with an existing, readable .flac; skipped")
+                continue
+            for rec, s in pairs:
+                recs.append(rec)
+                text = " ".join((s.text or "").upper().split())
+                custom = {"split": parts[part], "subset": "speech", "part": part}
+                if phon is not None:
+                    if text not in phone_cache:
+                        try:
+                            phone_cache[text] = " ".join(phon(text))
+                        except Exception as e:  # one bad text must not sink the corpus
+                            n_phone_fail += 1
+                            log.warning("espeak failed on %s: %s", s.id, e)
+                            phone_cache[text] = ""
+                    if phone_cache[text]:
+                        custom["phones"] = phone_cache[text]
+                sups.append(dataclasses.replace(s, text=text, language="en", custom=custom))
+        if not sups:
+            raise HarnessError(f"{corpus_dir}: the transcripts list no utterance whose .flac exists")
+        if phon is None:
+            notes.append(f"no phones: {phon_note}; the PR task cannot run on this corpus")
+        elif n_phone_fail:
+            notes.append(f"espeak failed on {n_phone_fail} texts; those utterances have no phones")
+        splits_present = sorted({(s.custom or {})["split"] for s in sups})
+        for sp in ("train", "dev", "test"):
+            if sp not in splits_present:
+                notes.append(f"no {sp} split (expected part: {dict(train=TRAIN_PREFERRED, dev='dev-clean', test='test-clean')[sp]})")
+        meta = {
+            "name": "librispeech", "kind": "real", "source": str(corpus_dir), "cache_key": key,
+            "loader_version": LOADER_VERSION, "version": LOADER_VERSION, "size": "full", "parts": parts, "languages": ["en"],
+            "num_speakers": len({s.speaker for s in sups}),
+            "phones": phon_note if phon else None,
+            "phone_set": "espeak-ng mnemonics (not the 70-phone SUPERB lexicon)" if phon else None,
+            "counts": split_counts(sups), "notes": notes, **skip_meta(skip_bad, skipped or {}),
+        }
+        write_prepared(tmp, RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups), meta)
 
-        shutil.rmtree(lhotse_dir, ignore_errors=True)
-    usable = [p for p in parts if next((corpus_dir / p).rglob("*.trans.txt"), None) is not None]
-    if not usable:
-        raise HarnessError(
-            f"{corpus_dir}: no <spk>/<chapter>/<spk>-<chapter>.trans.txt under {', '.join(sorted(parts))}"
-        )
-    notes = [f"part {p} has no transcripts; skipped" for p in parts if p not in usable]
-    try:
-        manifests = prepare_librispeech(
-            corpus_dir, dataset_parts=usable, output_dir=lhotse_dir,
-            num_jobs=num_jobs or min(8, os.cpu_count() or 1),
-        )
-    except HarnessError:
-        raise
-    except Exception as e:
-        raise HarnessError(f"lhotse could not prepare LibriSpeech from {corpus_dir}: {type(e).__name__}: {e}") from None
-
-    recs, sups = [], []
-    phone_cache: Dict[str, str] = {}
-    n_phone_fail = 0
-    for part in usable:
-        m = manifests.get(part) or {}
-        if not m or len(m["supervisions"]) == 0:
-            notes.append(f"part {part}: no utterance with an existing .flac; skipped")
-            continue
-        recs.extend(m["recordings"])
-        for s in m["supervisions"]:
-            text = " ".join((s.text or "").upper().split())
-            custom = dict(s.custom or {})
-            custom.update(split=parts[part], subset="speech", part=part)
-            if phon is not None:
-                if text not in phone_cache:
-                    try:
-                        phone_cache[text] = " ".join(phon(text))
-                    except Exception as e:  # one bad text must not sink the corpus
-                        n_phone_fail += 1
-                        log.warning("espeak failed on %s: %s", s.id, e)
-                        phone_cache[text] = ""
-                if phone_cache[text]:
-                    custom["phones"] = phone_cache[text]
-            sups.append(dataclasses.replace(s, text=text, language="en", custom=custom))
-    if not sups:
-        raise HarnessError(f"{corpus_dir}: the transcripts list no utterance whose .flac exists")
-    if phon is None:
-        notes.append(f"no phones: {phon_note}; the PR task cannot run on this corpus")
-    elif n_phone_fail:
-        notes.append(f"espeak failed on {n_phone_fail} texts; those utterances have no phones")
-    splits_present = sorted({parts[p] for p in usable})
-    for sp in ("train", "dev", "test"):
-        if sp not in splits_present:
-            notes.append(f"no {sp} split (expected part: {dict(train=TRAIN_PREFERRED, dev='dev-clean', test='test-clean')[sp]})")
-    recordings = RecordingSet.from_recordings(recs)
-    supervisions = SupervisionSet.from_segments(sups)
-    meta = {
-        "name": "librispeech", "kind": "real", "source": str(corpus_dir), "cache_key": key,
-        "loader_version": LOADER_VERSION, "version": LOADER_VERSION, "size": "full", "parts": parts, "languages": ["en"],
-        "num_speakers": len({s.speaker for s in sups}),
-        "phones": phon_note if phon else None,
-        "phone_set": "espeak-ng mnemonics (not the 70-phone SUPERB lexicon)" if phon else None,
-        "counts": split_counts(sups), "notes": notes,
-    }
-    return finish(folder, recordings, supervisions, meta)
+    return build_cached(folder, key, build)

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from harness.data.corpora import (
-    cache_key, finish, fingerprint, manifest_folder, read_cached, recording_from_file,
-    split_counts, start_build,
+    build_cached, cache_key, existing_folder, fingerprint, manifest_folder, recording_from_file,
+    skip_meta, split_counts, write_prepared,
 )
 from harness.data.corpus import Corpus
 from harness.errors import HarnessError
+from harness.registry import register_corpus
 
 LOADER_VERSION = 1
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -42,9 +43,7 @@ DEFAULT_SILENCE_PER_FILE = {"train": 100, "dev": 10, "test": 10}
 
 
 def find_main_dir(root: Path) -> Path:
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise HarnessError(f"Speech Commands folder {root} does not exist")
+    root = existing_folder(root, "Speech Commands folder")
     for cand in (root, root / MAIN_NAME):
         if (cand / "validation_list.txt").is_file() and (cand / "testing_list.txt").is_file() \
                 and any((cand / w).is_dir() for w in KEYWORDS):
@@ -83,24 +82,28 @@ def silence_offsets(duration: float, sr: int, split: str, n: int, rng: random.Ra
     return [round(rng.uniform(lo, hi) * sr) / sr for _ in range(n)]
 
 
+@register_corpus("speechcommands", aliases=("speech_commands",),
+                 layout="speech_commands_v0.01 with validation_list.txt / testing_list.txt (KS)")
 def load_speechcommands(root: Path, cache_dir: Optional[Path] = None, seed: int = 0,
-                        silence_per_file: Optional[Dict[str, int]] = None) -> Corpus:
+                        silence_per_file: Optional[Dict[str, int]] = None, skip_bad: bool = False) -> Corpus:
     """Speech Commands v0.01 at `root` as a Corpus (kind "real", name "speechcommands")."""
     main = find_main_dir(root)
     testset = find_testset_dir(root, main)
     sil_n = dict(DEFAULT_SILENCE_PER_FILE, **(silence_per_file or {}))
-    folder = manifest_folder("speechcommands", main, cache_dir)
+    folder = manifest_folder("speechcommands", main, cache_dir, skip_bad)
     key = cache_key(
         loader="speechcommands", version=LOADER_VERSION, source=str(main), testset=str(testset),
-        seed=seed, silence=sil_n,
+        seed=seed, silence=sil_n, skip_bad=skip_bad,
         fp=fingerprint([main, main / "validation_list.txt", main / "testing_list.txt", main / NOISE_DIR]
                        + ([testset] if testset else [])),
     )
-    cached = read_cached(folder, key)
-    if cached is not None:
-        return cached
+    return build_cached(folder, key, lambda tmp: _build(tmp, main, testset, key, seed, sil_n,
+                                                        {} if skip_bad else None))
 
-    start_build(folder)
+
+def _build(tmp: Path, main: Path, testset: Optional[Path], key: str, seed: int, sil_n: Dict[str, int],
+           skipped: Optional[Dict[str, str]]) -> None:
+    """Write the manifests of `load_speechcommands` into `tmp` (`skipped`: see recording_from_file)."""
     valid = read_list(main / "validation_list.txt")
     testing = read_list(main / "testing_list.txt")
     notes: List[str] = []
@@ -135,7 +138,9 @@ def load_speechcommands(root: Path, cache_dir: Optional[Path] = None, seed: int 
 
     recs, sups = [], []
     for uid, path, split, kw, spk, text in items:
-        r = recording_from_file(path, uid)
+        r = recording_from_file(path, uid, skipped)
+        if r is None:
+            continue
         recs.append(r)
         sups.append(SupervisionSegment(id=uid, recording_id=uid, start=0.0, duration=r.duration, channel=0,
                                        text=text, language="en", speaker=spk,
@@ -147,7 +152,9 @@ def load_speechcommands(root: Path, cache_dir: Optional[Path] = None, seed: int 
     if not noise:
         notes.append(f"no {NOISE_DIR}/*.wav: no {SILENCE} clips in train/dev" + ("" if testset else "/test"))
     for f in noise:
-        base = recording_from_file(f, f.stem)
+        base = recording_from_file(f, f.stem, skipped)
+        if base is None:
+            continue
         if base.duration < 1.0:
             notes.append(f"{f.name} is shorter than 1 s: no {SILENCE} clips from it")
             continue
@@ -168,6 +175,6 @@ def load_speechcommands(root: Path, cache_dir: Optional[Path] = None, seed: int 
         "keywords": list(KEYWORDS), "labels": list(KEYWORDS) + [UNKNOWN, SILENCE],
         "testset": str(testset) if testset else None, "silence_per_file": sil_n,
         "num_speakers": len({s.speaker for s in sups if s.speaker}),
-        "counts": split_counts(sups), "notes": notes,
+        "counts": split_counts(sups), "notes": notes, **skip_meta(skipped is not None, skipped or {}),
     }
-    return finish(folder, RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups), meta)
+    write_prepared(tmp, RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups), meta)

@@ -37,11 +37,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from harness.data.corpora import (
-    cache_key, finish, fingerprint, manifest_folder, read_cached, recording_from_file,
-    split_counts, start_build,
+    build_cached, cache_key, existing_folder, fingerprint, manifest_folder, recording_from_file,
+    skip_meta, split_counts, write_prepared,
 )
 from harness.data.corpus import Corpus
 from harness.errors import HarnessError
+from harness.registry import register_corpus
 
 LOADER_VERSION = 1
 TRIAL_FILES = ("veri_test2.txt", "voxceleb1_test_v2.txt", "veri_test.txt", "voxceleb1_test.txt")
@@ -61,9 +62,7 @@ def _has_speakers(d: Path) -> bool:
 
 def find_wav_roots(root: Path) -> List[Path]:
     """Folders holding <id1xxxx>/<youtube id>/<n>.wav speaker folders."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise HarnessError(f"VoxCeleb1 folder {root} does not exist")
+    root = existing_folder(root, "VoxCeleb1 folder")
     cands = [root / "wav", root / "dev" / "wav", root / "test" / "wav", root / "vox1_dev_wav" / "wav",
              root / "vox1_test_wav" / "wav", root / "vox1_dev_wav", root / "vox1_test_wav", root]
     out, seen = [], set()
@@ -154,29 +153,43 @@ def make_dev_trials(by_spk: Dict[str, List[str]], rng: random.Random, max_per_la
     return trials
 
 
+@register_corpus("voxceleb1", aliases=("voxceleb",),
+                 layout="wav/<spk>/<video>/*.wav + veri_test2.txt + iden_split.txt (SID, ASV)")
 def load_voxceleb1(root: Path, cache_dir: Optional[Path] = None, seed: int = 0,
-                   dev_speakers: int = 40, dev_trials_per_label: int = 2000) -> Corpus:
+                   dev_speakers: int = 40, dev_trials_per_label: int = 2000, skip_bad: bool = False) -> Corpus:
     """VoxCeleb1 at `root` as a Corpus (kind "real", name "voxceleb1"); see module docstring."""
     root = Path(root).expanduser()
     wav_roots = find_wav_roots(root)
     trial_path = find_list(root, TRIAL_FILES)
     iden_path = find_list(root, (IDEN_FILE,))
     src = root.resolve()
-    folder = manifest_folder("voxceleb1", src, cache_dir)
+    folder = manifest_folder("voxceleb1", src, cache_dir, skip_bad)
     key = cache_key(
         loader="voxceleb1", version=LOADER_VERSION, source=str(src), seed=seed, dev_speakers=dev_speakers,
-        dev_trials=dev_trials_per_label, trials=str(trial_path), iden=str(iden_path),
+        dev_trials=dev_trials_per_label, trials=str(trial_path), iden=str(iden_path), skip_bad=skip_bad,
         fp=fingerprint([src, *wav_roots] + [p for p in (trial_path, iden_path) if p]),
     )
-    cached = read_cached(folder, key)
-    if cached is not None:
-        return cached
+    return build_cached(folder, key, lambda tmp: _build(
+        tmp, root, src, wav_roots, trial_path, iden_path, key, seed, dev_speakers, dev_trials_per_label,
+        {} if skip_bad else None))
 
-    start_build(folder)
+
+def _build(tmp: Path, root: Path, src: Path, wav_roots: List[Path], trial_path: Optional[Path],
+           iden_path: Optional[Path], key: str, seed: int, dev_speakers: int, dev_trials_per_label: int,
+           skipped: Optional[Dict[str, str]]) -> None:
+    """Write the manifests of `load_voxceleb1` into `tmp` (`skipped`: see recording_from_file)."""
     files = scan_files(wav_roots)
     if not files:
         raise HarnessError(f"{root}: no <id1xxxx>/<youtube id>/<nnnnn>.wav files under {', '.join(map(str, wav_roots))}")
     notes: List[str] = []
+    base: Dict[str, object] = {}  # key -> Recording, read once
+    bad = set()
+    if skipped is not None:  # read every header first: the lists below must leave skipped files out
+        for k in list(files):
+            base[k] = recording_from_file(files[k], utt_id(k), skipped)
+            if base[k] is None:
+                bad.add(k)
+                del files[k], base[k]
     spk_of = {k: k.split("/")[0] for k in files}
     by_spk: Dict[str, List[str]] = {}
     for k, s in spk_of.items():
@@ -184,6 +197,11 @@ def load_voxceleb1(root: Path, cache_dir: Optional[Path] = None, seed: int = 0,
 
     # ASV test: the trial list
     trial_list = read_trial_list(trial_path) if trial_path else []
+    if bad:
+        n = len(trial_list)
+        trial_list = [t for t in trial_list if t[1] not in bad and t[2] not in bad]
+        if n > len(trial_list):
+            notes.append(f"{n - len(trial_list)} test trials name a skipped (unreadable) file; left out")
     missing = sorted({k for _, a, b in trial_list for k in (a, b) if k not in files})
     if missing:
         raise HarnessError(
@@ -197,7 +215,7 @@ def load_voxceleb1(root: Path, cache_dir: Optional[Path] = None, seed: int = 0,
     # SID: iden_split
     iden = read_iden_split(iden_path) if iden_path else None
     if iden is not None:
-        absent = [k for k in iden if k not in files]
+        absent = [k for k in iden if k not in files and k not in bad]
         if len(absent) == len(iden):
             raise HarnessError(f"{iden_path}: none of its files exist under {', '.join(map(str, wav_roots))}")
         if absent:
@@ -219,8 +237,6 @@ def load_voxceleb1(root: Path, cache_dir: Optional[Path] = None, seed: int = 0,
     dev_trials_keys = make_dev_trials({s: by_spk[s] for s in dev_spks}, rng, dev_trials_per_label)
 
     from lhotse import RecordingSet, SupervisionSet, SupervisionSegment
-
-    base = {}
 
     def rec_of(k: str):
         if k not in base:
@@ -269,6 +285,6 @@ def load_voxceleb1(root: Path, cache_dir: Optional[Path] = None, seed: int = 0,
             "dev_speakers": dev_spks,
             "exclude_from_training": sorted(heldout),
         },
-        "counts": split_counts(sups), "notes": notes,
+        "counts": split_counts(sups), "notes": notes, **skip_meta(skipped is not None, skipped or {}),
     }
-    return finish(folder, RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups), meta, trials)
+    write_prepared(tmp, RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups), meta, trials)

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, Mapping, Tuple, Union
+from typing import Any, Dict, Mapping, Sequence, Tuple, Union
 
 from harness.config import merge, read_config_file
 from harness.errors import ConfigError, HarnessError
@@ -81,6 +82,10 @@ class FeatureConfig:
     source: str = "mfcc"
     layer: int = 6
     batch_seconds: float = 20.0
+
+    def __post_init__(self):
+        if not (math.isfinite(self.batch_seconds) and self.batch_seconds > 0):
+            raise ConfigError(f"features.batch_seconds must be a positive number, got {self.batch_seconds!r}")
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,14 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if self.steps < 1:
             raise ConfigError(f"train.steps must be >= 1, got {self.steps}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"train.lr must be a positive finite number, got {self.lr!r}")
+        for name in ("batch_samples", "max_sample_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("weight_decay", "grad_clip", "feature_pen", "pred_nomask_weight"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ConfigError(f"train.{name} must be a finite number >= 0, got {getattr(self, name)!r}")
         if not 0.0 <= self.warmup_frac < 1.0:
             raise ConfigError(f"train.warmup_frac must be in [0, 1), got {self.warmup_frac}")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -358,11 +371,12 @@ def available_recipes() -> Tuple[str, ...]:
     return tuple(sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml")))
 
 
-def load_recipe(recipe: Union[str, Path]) -> Recipe:
-    """A recipe by packaged name ("hubert_tiny") or by path to a YAML file."""
+def load_recipe(recipe: Union[str, Path], overrides: Sequence[str] = ()) -> Recipe:
+    """A recipe by packaged name ("hubert_tiny") or by path to a YAML file, with `overrides`
+    ("train.steps=3", see `apply_overrides`) applied before it is resolved."""
     p = Path(recipe)
     if p.suffix in (".yaml", ".yml") or p.exists():
-        return recipe_from_dict(read_config_file(p), default_name=p.stem)
+        return recipe_from_dict(apply_overrides(read_config_file(p), overrides), default_name=p.stem)
     name = str(recipe)
     if name not in available_recipes():
         raise ConfigError(f"unknown recipe {name!r}: not a file, and not one of {', '.join(available_recipes())}")
@@ -372,7 +386,32 @@ def load_recipe(recipe: Union[str, Path]) -> Recipe:
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"recipe {name}: expected a mapping at the top level")
-    return recipe_from_dict(data, default_name=name)
+    return recipe_from_dict(apply_overrides(data, overrides), default_name=name)
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
+    """`TABLE.KEY=VALUE` settings (VALUE parsed as YAML) applied to a parsed recipe: the recipe-wide
+    table gets the value, and so does every iteration that sets the key itself, so that e.g.
+    `train.steps=3` shortens every iteration (a smoke run of a Base recipe on the CPU). Unknown
+    keys still fail when the recipe is resolved."""
+    import copy
+
+    import yaml
+
+    out = copy.deepcopy(dict(data))
+    for item in overrides:
+        key, sep, raw = str(item).partition("=")
+        table, dot, field = key.strip().partition(".")
+        if not sep or not dot or table not in TABLES or not field or "." in field:
+            raise ConfigError(f"recipe override {item!r} must read TABLE.KEY=VALUE with TABLE one of "
+                              f"{', '.join(TABLES)}")
+        value = yaml.safe_load(raw)
+        top = out.get(table) or {}
+        out[table] = {**top, field: value}
+        for it in out.get("iterations") or []:
+            if isinstance(it, dict) and isinstance(it.get(table), Mapping) and field in it[table]:
+                it[table] = {**it[table], field: value}
+    return out
 
 
 def recipe_to_dict(recipe: Recipe) -> Dict[str, Any]:

@@ -11,7 +11,8 @@ Run folder:
     out/iter{k}/upstream                upstream.safetensors + upstream.json (upstreams/base.py,
                                         keyed by family), named "<recipe>-it<k>"; `harness eval
                                         --upstream` loads it
-    out/iter{k}/summary.json            stage times, masked accuracies, label quality
+    out/iter{k}/summary.json            stage times, masked accuracies, label quality, the machine
+                                        (harness.environment) of the process that finished it
 The stages talk to a model family (upstreams/base.py) and an objective (objectives/), so a new
 method is a family and/or objective file plus a recipe. An iteration with `continue` (a second
 stage, WavLabLM) has no features, clusters or labels of its own: it trains from the previous
@@ -32,8 +33,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from harness.config import check_count
 from harness.data.corpora import load_corpus
 from harness.data.corpus import Corpus, Utterance
+from harness.environment import environment
 from harness.errors import HarnessError
 from harness.pretrain import cluster as clus
 from harness.pretrain import dump, labels as lab, loop
@@ -94,12 +97,14 @@ def noise_clips(corpus: Corpus, noise: Optional[str], split: str) -> List[str]:
 
 
 def pretrain(recipe: Union[str, Path], corpus: str, out: Path, log: Callable[[str], None] = print,
-             iterations: Optional[int] = None, noise: Optional[str] = None) -> Path:
+             iterations: Optional[int] = None, noise: Optional[str] = None, overrides: Sequence[str] = ()) -> Path:
     """Run (or resume) every iteration of `recipe` on `corpus` in folder `out`; returns the last
     iteration's exported upstream folder. `iterations` stops after that many iterations; `noise`
     is a folder of noise clips for objectives that mix in noise (default: the corpus's noise
     subset)."""
-    rec = load_recipe(recipe)
+    if iterations is not None:
+        check_count("iterations", iterations)
+    rec = load_recipe(recipe, overrides)
     out = Path(out)
     d = init_distributed(rec.iterations[0].train.device)
     c = load_corpus(corpus)
@@ -470,12 +475,13 @@ def _summary(rec: Recipe, k: int, root: Path, label_root: Path, stream: str, tim
                        "majority_label": majority},
         "unmasked_acc": {"train": tr.get("train_unmasked_acc"), "dev": tr.get("dev_unmasked_acc")},
         "label_quality": quality,
+        "environment": environment(),  # which CPU / threads / kernels made these weights
         "finished_at": now_iso(),
     }
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """python -m harness.pretrain --recipe R --corpus C --out DIR [--iterations N] [--threads N]
+    """python -m harness.pretrain --recipe R --corpus C --out DIR [--iterations N] [--threads N] [--set K=V]
     (also under torchrun: torchrun --nproc_per_node G -m harness.pretrain ...)."""
     import argparse
 
@@ -488,11 +494,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--noise", default=None, help="folder of wav/flac noise clips (denoising objectives)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="TABLE.KEY=VALUE",
+                    help="recipe setting, recipe-wide and in every iteration that sets KEY (repeatable)")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
-        up = pretrain(a.recipe, a.corpus, a.out, iterations=a.iterations, noise=a.noise)
+        up = pretrain(a.recipe, a.corpus, a.out, iterations=a.iterations, noise=a.noise, overrides=a.overrides)
     except _HE as e:
         print(f"error: {e}")
         return 1

@@ -14,6 +14,7 @@ from harness.cli import app
 from harness.errors import ConfigError, HarnessError
 from harness.launch import LauncherConfig, launch, launcher_config, make_executor
 from harness.sweep import EvalJob
+from tests.conftest import make_tone_corpus
 
 
 def _runs(root):
@@ -50,16 +51,17 @@ def test_two_jobs_then_resubmission_skips_both(tiny_corpus, tmp_path):
     assert {p for p in logs.iterdir() if p.name.isdigit()} == jobs  # nothing submitted
 
 
-def test_failed_job_is_reported_with_its_log_and_others_finish(tiny_corpus, tmp_path):
+def test_failed_job_is_reported_with_its_log_and_others_finish(tmp_path):
     runs, logs = tmp_path / "runs", tmp_path / "logs"
-    base = dict(task="lid", corpus=str(tiny_corpus), runs=runs, cache=tmp_path / "cache", lrs=(3e-3,))
-    jobs = [EvalJob("fbank", overrides={"steps": 4, "device": "nodevice"}, **base),  # fails inside the job
-            EvalJob("mfcc", overrides={"steps": 4}, seeds=2, **base)]  # two grid points
+    tones = str(make_tone_corpus(tmp_path / "tones"))  # speech only: no mixtures for ss
+    base = dict(corpus=tones, runs=runs, cache=tmp_path / "cache", lrs=(3e-3,), overrides={"steps": 4})
+    jobs = [EvalJob("fbank", "ss", **base),  # planned fine, fails inside its job (task.prepare)
+            EvalJob("mfcc", "lid", seeds=2, **base)]  # two grid points, two jobs
     lines = []
     failed = launch(jobs, "local", LauncherConfig(time_min=5), logs, log=lines.append)
     assert failed == 1
     (bad,) = [ln for ln in lines if "FAILED" in ln]
-    assert "fbank / lid lr=0.003 seed=1337" in bad and "nodevice" in bad
+    assert "fbank / ss lr=0.003 seed=1337" in bad and "no train mixtures" in bad
     log_out = re.search(r"logs: (\S+), (\S+)\)", bad)
     assert log_out and log_out.group(1).endswith("_log.out") and log_out.group(2).endswith("_log.err")
     assert "Traceback" in open(log_out.group(2)).read()  # the log tells why

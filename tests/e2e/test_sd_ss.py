@@ -20,7 +20,9 @@ def _run(task, corpus, root):
 def test_sd_learns_to_beat_silence(tiny_corpus, tmp_path):
     r = _run("sd", tiny_corpus, tmp_path)
     dev, test, extra = r["metrics"]["dev"], r["metrics"]["test"], r["extra"]
-    assert extra["trivial_baseline"] == {"what": "all silence", "test": {"der": 100.0, "der_dev_setting": 100.0}}
+    assert extra["trivial_baseline"] == {"what": "all silence", "test": {"der": 100.0, "der_dev_setting": 100.0},
+                                         "dev": {"der": 100.0}}
+    assert r["trivial_dev"] == 100.0 and r["learned_nothing"] is False
     assert dev["der"] < 60 and test["der"] < 60, (dev, test)
     # der is the grid minimum: the dev-chosen setting cannot beat it on test
     assert test["der_dev_setting"] >= test["der"] - 1e-9
@@ -43,6 +45,7 @@ def test_ss_learns_to_beat_the_mixture(tiny_corpus, tmp_path):
     triv = r["extra"]["trivial_baseline"]
     assert triv["what"] == "the mixture as every source" and triv["test"]["si_sdri"] == pytest.approx(0.0, abs=1e-6)
     assert triv["test"]["si_sdr"] == pytest.approx(r["extra"]["si_sdr_mixture"], abs=1e-6)
+    assert r["trivial_dev"] == pytest.approx(0.0, abs=1e-6) and r["learned_nothing"] is False
     assert len(r["extra"]["per_utterance_si_sdri"]) == len(
         [u for u in _mixtures(tiny_corpus) if u.split == "test"])
 

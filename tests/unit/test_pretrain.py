@@ -531,3 +531,17 @@ def test_run_folder_made_before_a_config_field_existed_still_matches():
     unknown["recipe"]["data"]["removed_field"] = 1
     assert not same_run(unknown, ident, rec)
     assert not same_run({**ident, "corpus": "other"}, ident, rec)
+
+
+def test_recipe_overrides_reach_every_iteration():
+    base = load_recipe("mshubert_base")
+    short = load_recipe("mshubert_base", ["train.steps=3", "train.batch_samples=32000", "cluster.niter=5"])
+    assert [it.train.steps for it in base.iterations] == [250000, 400000]
+    assert [it.train.steps for it in short.iterations] == [3, 3]
+    assert {it.train.batch_samples for it in short.iterations} == {32000}
+    assert {it.cluster.niter for it in short.iterations} == {5}
+    # everything not overridden is the recipe's
+    assert short.iterations[1].model == base.iterations[1].model
+    for bad, msg in (("steps=3", "TABLE.KEY=VALUE"), ("train.stepz=3", "stepz"), ("train.steps=-1", "steps")):
+        with pytest.raises(ConfigError, match=msg):
+            load_recipe("hubert_tiny", [bad])

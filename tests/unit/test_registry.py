@@ -50,3 +50,15 @@ def test_unknown_name_suggests_closest():
         UPSTREAMS.get("fbnk")
     with pytest.raises(HarnessError, match="asr"):
         TASKS.get("asrr")
+
+
+def test_corpus_loader_list_names_every_module():
+    from harness.data.corpora import LOADER_MODULES, corpus_kinds
+
+    files = {p.stem for p in (ROOT / "harness" / "data").glob("corpora_*.py")}
+    assert {f"harness.data.{f}" for f in files} == set(LOADER_MODULES)
+    kinds = corpus_kinds()
+    assert list(kinds)[0] == "synth"
+    assert set(kinds) == {"synth", "librispeech", "voxceleb1", "speechcommands", "libri2mix", "librimix_sd",
+                          "fleurs", "commonvoice", "mlsuperb"}
+    assert all(m["layout"] for m in kinds.values())
