@@ -13,7 +13,7 @@ from harness import results
 from harness.cli import app
 from harness.errors import ConfigError, HarnessError
 from harness.launch import LauncherConfig, launch, launcher_config, make_executor
-from harness.sweep import EvalJob
+from harness.sweep import EvalJob, run_jobs
 from tests.conftest import make_tone_corpus
 
 
@@ -67,6 +67,22 @@ def test_failed_job_is_reported_with_its_log_and_others_finish(tmp_path):
     assert "Traceback" in open(log_out.group(2)).read()  # the log tells why
     done = sorted((r["upstream"], r["seed"]) for r in results.iter_results(runs))
     assert done == [("mfcc", 1337), ("mfcc", 1338)]
+
+
+def test_worker_pool_and_launcher_share_runs(tmp_path):
+    """The demo's pool runs a whole (upstream, task) grid in one job; the launcher then finds every
+    point finished: same job function, same run folders."""
+    runs, logs = tmp_path / "runs", tmp_path / "logs"
+    tones = str(make_tone_corpus(tmp_path / "tones"))
+    jobs = [EvalJob("mfcc", "lid", tones, runs, tmp_path / "cache", seeds=2, lrs=(3e-3,), overrides={"steps": 4}),
+            EvalJob("fbank", "lid", tones, runs, tmp_path / "cache", lrs=(3e-3,), overrides={"steps": 4})]
+    assert run_jobs(jobs, workers=2, log=lambda _: None) == 0
+    first = _runs(runs)
+    assert len(first) == 3
+    lines = []
+    assert launch(jobs, "local", LauncherConfig(), logs, log=lines.append) == 0
+    assert sum(ln.startswith("skipped ") for ln in lines) == 3 and "nothing to run" in lines[-1]
+    assert _runs(runs) == first and not any(p.name.isdigit() for p in logs.iterdir())
 
 
 def test_launcher_options_are_checked_first(tmp_path):
