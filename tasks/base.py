@@ -123,6 +123,13 @@ class Task(abc.ABC):
         default) = one probe on `splits`. See harness.evaluate.train_subset_probes."""
         return None
 
+    def combine_subsets(self, values: Dict[str, float], subsets: Dict[str, "Splits"]) -> float:
+        """One metric of a run from its subsets' values (subset name -> value): the unweighted
+        mean, NaNs left out. See harness.evaluate.train_subset_probes."""
+        from tasks.metrics import macro_mean
+
+        return macro_mean(values)
+
 
 def most_frequent(values) -> Any:
     """The most frequent value (ties: the smallest), e.g. the best constant answer for a split."""
@@ -294,7 +301,8 @@ class CTCTask(Task):
 class MLSuperbTask(CTCTask):
     """The ML-SUPERB tasks (PROTOCOL section 3: mono_asr, ml_asr, lid_ctc, asr_lid): the ML-SUPERB
     head, CTC over characters of normalised text (space is a token) and/or one `[lang]` token per
-    language, greedy decoding, scores macro-averaged over languages.
+    language, greedy decoding; CER pooled over the utterances of the normal and of the few-shot
+    languages (`grouped_cer`), LID accuracy over utterances.
 
     Training data follow a budget (harness/data/budgets.py): per language up to 10 min or 1 h of
     speech (scaled on synth), few-shot languages 5 utterances. Each subclass is registered twice
@@ -326,10 +334,14 @@ class MLSuperbTask(CTCTask):
     paper_steps: Dict[str, int] = {"10min": 75_000, "1h": 150_000}
 
     # -- targets ---------------------------------------------------------------------------
+    #: the multilingual prep's bracket regex (ESPnet local/data_prep.py); the monolingual prep
+    #: (local/single_lang_data_prep.py) has none
+    remove_brackets: bool = True
+
     def transcript(self, utt: Utterance) -> str:
         from tasks.metrics import mlsuperb_normalize
 
-        return mlsuperb_normalize(utt.text)
+        return mlsuperb_normalize(utt.text, brackets=self.remove_brackets)
 
     def tokens(self, utt):
         from tasks.metrics import lang_token
@@ -401,21 +413,30 @@ class MLSuperbTask(CTCTask):
 
     def language_cer(self, preds, refs, info) -> Dict[str, float]:
         """CER per language on transcripts, language tags removed (percent)."""
-        from tasks.metrics import char_error_rate, strip_lang_tokens
+        from tasks.metrics import char_error_rate
 
-        return {lang: char_error_rate([strip_lang_tokens(refs[i]) for i in ids],
-                                      [strip_lang_tokens(preds[i]) for i in ids])
+        return {lang: char_error_rate([self.text_part(refs[i]) for i in ids], [self.text_part(preds[i]) for i in ids])
                 for lang, ids in self.by_language(refs, info).items()}
 
     def grouped_cer(self, preds, refs, info) -> Dict[str, float]:
-        """cer_normal / cer_fewshot: macro over the languages of each group; cer: over all."""
-        from tasks.metrics import macro_mean
+        """CER in percent pooled over the utterances of a group, as ML-SUPERB's sclite runs on the
+        hypotheses of the "trained" and the "reserved" (few-shot) languages (ESPnet
+        egs2/ml_superb/asr1/local/split_results.py, score_type normal): cer_normal, cer_fewshot,
+        and cer over all utterances. Language tags are removed first."""
+        from tasks.metrics import char_error_rate
 
-        per = self.language_cer(preds, refs, info)
         few = set(info["fewshot_languages"])
-        return {"cer": macro_mean(per),
-                "cer_normal": macro_mean({k: v for k, v in per.items() if k not in few}),
-                "cer_fewshot": macro_mean({k: v for k, v in per.items() if k in few})}
+        groups: Dict[str, List[str]] = {"cer": list(refs), "cer_normal": [], "cer_fewshot": []}
+        for uid in refs:
+            groups["cer_fewshot" if info["language_of"][uid] in few else "cer_normal"].append(uid)
+        return {name: char_error_rate([self.text_part(refs[i]) for i in ids], [self.text_part(preds[i]) for i in ids])
+                for name, ids in groups.items()}
+
+    def text_part(self, target: str) -> str:
+        """The transcript of a target or output string (language tags removed where targets have them)."""
+        from tasks.metrics import strip_lang_tokens
+
+        return strip_lang_tokens(target) if self.with_tag else target
 
     def decoded_language(self, text: str) -> str:
         from tasks.metrics import first_lang_token, split_tokens
