@@ -129,56 +129,57 @@ class FrameVoteClassifier(nn.Module):
         return masked_mean(self.out(h), lengths)
 
 
-class TDNN(nn.Module):
-    """One x-vector TDNN layer: dilated 1-D conv + ReLU + batch norm, 'same' length."""
-
-    def __init__(self, cin: int, cout: int, context: int, dilation: int):
-        super().__init__()
-        self.conv = nn.Conv1d(cin, cout, context, dilation=dilation, padding=dilation * (context - 1) // 2)
-        self.bn = nn.BatchNorm1d(cout)
-
-    def forward(self, x):  # (B, C, T)
-        return self.bn(F.relu(self.conv(x)))
-
-
 class XVectorHead(nn.Module):
-    """SUPERB ASV head: Linear(D, hidden) -> 5 TDNN (context 5/3/3/1/1, dilation 1/2/3/1/1,
-    last `stats_dim` wide) -> mean+std pooling over valid frames -> Linear -> Linear = embedding.
+    """SUPERB ASV head (s3prl downstream/sv_voxceleb1, configs/amsoftmax.yaml): Linear(D, hidden)
+    -> 5 TDNN layers (context 5/3/3/1/1, dilation 1/2/3/1/1, the last `stats_dim` wide; each a
+    dilated convolution without padding and a ReLU, `batch_norm: False`, `dropout_p: 0`) ->
+    mean and standard deviation over the valid frames -> linear1 -> ReLU -> linear2 -> ReLU.
 
-    Output: embeddings (B, emb_dim).
+    The TDNN stack reads 14 frames of context, so an item of n frames has n - 14 valid output
+    frames, none of which reads padding; an item shorter than 15 frames is zero-padded to 15 and
+    keeps one output frame. The standard deviation is torch.std's (unbiased), as s3prl's
+    statistics pooling.
+
+    Output: (train_emb, trial_emb), each (B, emb_dim): train_emb = relu(linear2(relu(linear1(stats))))
+    feeds the AM-softmax loss (s3prl UtteranceExtractor.forward), trial_emb = relu(linear1(stats))
+    is what trials are scored on (UtteranceExtractor.inference).
     """
+
+    CONTEXT = (5, 3, 3, 1, 1)
+    DILATION = (1, 2, 3, 1, 1)
+    #: frames of context the stack consumes: sum of (context - 1) x dilation
+    SHRINK = sum((k - 1) * d for k, d in zip(CONTEXT, DILATION))
 
     def __init__(self, dim: int, hidden: int = 512, stats_dim: int = 1500, emb_dim: int = 512):
         super().__init__()
         self.proj = nn.Linear(dim, hidden)
-        ctx, dil = (5, 3, 3, 1, 1), (1, 2, 3, 1, 1)
         chans = [hidden] * 4 + [stats_dim]
         layers, cin = [], hidden
-        for c, k, d in zip(chans, ctx, dil):
-            layers.append(TDNN(cin, c, k, d))
+        for c, k, d in zip(chans, self.CONTEXT, self.DILATION):
+            layers += [nn.Conv1d(cin, c, k, dilation=d), nn.ReLU()]
             cin = c
         self.tdnn = nn.Sequential(*layers)
-        self.seg1 = nn.Linear(2 * stats_dim, emb_dim)
-        self.seg2 = nn.Linear(emb_dim, emb_dim)
+        self.linear1 = nn.Linear(2 * stats_dim, emb_dim)
+        self.linear2 = nn.Linear(emb_dim, emb_dim)
 
     def forward(self, x, lengths):
-        m = length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
-        h = (self.proj(x) * m).transpose(1, 2)  # (B, C, T)
-        for layer in self.tdnn:
-            # re-zero padding so each conv sees what the item alone would (zero padding)
-            h = layer(h) * m.transpose(1, 2)
-        h = h.transpose(1, 2)  # (B, T, C)
-        n = m.sum(1).clamp(min=1)
+        if x.shape[1] <= self.SHRINK:
+            x = F.pad(x, (0, 0, 0, self.SHRINK + 1 - x.shape[1]))
+        h = self.tdnn(self.proj(x).transpose(1, 2)).transpose(1, 2)  # (B, T - 14, C)
+        n_valid = (lengths - self.SHRINK).clamp(min=1)
+        m = length_mask(n_valid, h.shape[1]).unsqueeze(-1).to(h.dtype)
+        n = n_valid.to(h.dtype).unsqueeze(-1)
         mean = (h * m).sum(1) / n
-        var = (((h - mean.unsqueeze(1)) ** 2) * m).sum(1) / n
-        stats = torch.cat([mean, var.clamp(min=1e-6).sqrt()], -1)
-        return self.seg2(F.relu(self.seg1(stats)))
+        var = (((h - mean.unsqueeze(1)) ** 2) * m).sum(1) / (n - 1).clamp(min=1)
+        stats = torch.cat([mean, var.sqrt()], -1)
+        trial = F.relu(self.linear1(stats))
+        return F.relu(self.linear2(trial)), trial
 
 
 class ECAPAHead(nn.Module):
     """ECAPA-TDNN from speechbrain on the weighted features (an option for ASV).
 
-    Output: embeddings (B, emb_dim).
+    Output: (train_emb, trial_emb), the same (B, emb_dim) embedding twice (see XVectorHead).
     """
 
     def __init__(self, dim: int, channels: int = 512, emb_dim: int = 192):
@@ -189,7 +190,8 @@ class ECAPAHead(nn.Module):
 
     def forward(self, x, lengths):
         rel = lengths.float() / x.shape[1]
-        return self.net(x, rel).squeeze(1)
+        emb = self.net(x, rel).squeeze(1)
+        return emb, emb
 
 
 class AMSoftmax(nn.Module):
