@@ -33,6 +33,7 @@ class MonolingualASR(MLSuperbTask):
     #: how evaluate names the subsets in its per-subset extras (per_language_cer, ...)
     subset_label = "language"
     remove_brackets = False
+    max_train_seconds = None
     #: languages whose monolingual score is a word error rate (mono_superb_score.py)
     WER_LANGUAGES = ("cmn", "jpn")
     quick = dict(steps=150, lrs=(2e-3,), batch_seconds=24.0, max_batch_items=16, eval_every=50,
