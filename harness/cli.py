@@ -102,12 +102,15 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
              skip_bad: bool = typer.Option(False, "--skip-bad", help="skip and count unreadable audio"),
              cache_budget_gb: Optional[float] = typer.Option(None, help="largest feature cache to write"),
              device: str = typer.Option("cpu"),
+             lexicon: Optional[Path] = typer.Option(None, help="PR phone targets from this lexicon (SUPERB's "
+                                                    "LibriSpeech lexicon: WORD PH1 PH2 ... per line); without "
+                                                    "it PR uses espeak phones, marked as a substitute"),
              runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE)):
     """Probe frozen upstream(s) on task(s); one run folder per (lr, seed)."""
     from harness.evaluate import build_task, build_upstream, evaluate, resolve_corpus
 
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
-                                  device=device).items() if v is not None}
+                                  device=device, lexicon=str(lexicon) if lexicon else None).items() if v is not None}
     ups, tasks = _split(upstream), _split(task)
     for t in tasks:  # a misspelt name fails here, before a corpus is generated or read
         build_task(t)

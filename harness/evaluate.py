@@ -89,6 +89,8 @@ def evaluate(
     task_obj = build_task(task)
     up = build_upstream(upstream)
     cfg = resolve_config(task_obj, profile, config_file, {**(overrides or {}), **({"lrs": tuple(lrs)} if lrs else {})})
+    if cfg.lexicon:
+        task_obj.set_lexicon(cfg.lexicon)
     corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora")
     splits = task_obj.prepare(corp)
     spec = up.spec
@@ -143,6 +145,7 @@ def evaluate(
             "corpus": corp.name, "corpus_kind": corp.kind, "corpus_size": corp.meta.get("size"),
             "upstream": spec.name, "upstream_family": spec.family, "num_layers": spec.num_layers,
             "task": task, "profile": cfg.profile, "lr": lr, "seed": seed, "config_hash": chash,
+            "departures": list(task_obj.departures),
             "git_sha": results.git_sha(), "versions": results.versions(),
             "primary_metric": task_obj.primary_metric, "higher_is_better": task_obj.higher_is_better,
             "metrics": {"dev": outcome.dev, "test": outcome.test}, "extra": outcome.extra,
