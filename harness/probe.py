@@ -216,10 +216,11 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
         best_state = tuple(average_states([e[2][k] for e in nbest]) for k in (0, 1))
     featurizer.load_state_dict(best_state[0])
     head.load_state_dict(best_state[1])
-    if nbest:
-        best_dev, _ = evaluate_split(task, featurizer, head, sources["dev"], refs, info, "dev", spec.frame_rate_hz)
     norms: List[float] = []
-    evaluate_split(task, featurizer, head, sources["dev"], refs, info, "dev", spec.frame_rate_hz, layer_norms=norms)
+    dev, _ = evaluate_split(task, featurizer, head, sources["dev"], refs, info, "dev", spec.frame_rate_hz,
+                            layer_norms=norms)
+    if nbest:  # the averaged weights' own dev scores
+        best_dev = dev
     test, test_preds = evaluate_split(task, featurizer, head, sources["test"], refs, info, "test", spec.frame_rate_hz)
     w = featurizer.softmax_weights()
     test_refs = {i: refs[i] for i in sources["test"].ids}
