@@ -121,6 +121,9 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
                                            "and the board list them"),
              cache_budget_gb: Optional[float] = typer.Option(None, help="largest feature cache to write"),
              device: str = typer.Option("cpu"),
+             lexicon: Optional[Path] = typer.Option(None, help="PR phone targets from this lexicon (SUPERB's "
+                                                    "LibriSpeech lexicon: WORD PH1 PH2 ... per line); without "
+                                                    "it PR uses espeak phones, marked as a substitute"),
              runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE),
              launcher: Optional[str] = typer.Option(None, help="local | slurm: one submitit job per (upstream, task, "
                                                     "lr, seed); default: run here, one after the other"),
@@ -137,7 +140,8 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
 
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
-                                  device=device, lrs=tuple(lr) if lr else None).items() if v is not None}
+                                  device=device, lrs=tuple(lr) if lr else None,
+                                  lexicon=str(lexicon) if lexicon else None).items() if v is not None}
     ups, tasks = split_names(upstream, "--upstream"), split_names(task, "--task")
     check_count("--seeds", seeds)
     resources = dict(partition=partition, time_min=time_min, gpus=gpus, cpus=cpus, mem_gb=mem_gb, workers=workers,

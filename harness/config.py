@@ -47,8 +47,15 @@ class ProbeConfig:
         head_layers: depth of the head's recurrent/TDNN part where it has one.
         layer_norm: per-layer parameter-free LN before the weighted sum (off, as in SUPERB).
         crop_seconds: random crop of utterances at training time (0 = off), e.g. SID's 8 s.
+        crop_frames: the crop in frames of the upstream instead (0 = use crop_seconds), e.g.
+            SD's 2000-frame chunks, whose length in seconds follows the upstream's frame rate.
         head: head variant name where a task offers several (e.g. ASV "xvector" | "ecapa").
         dropout: dropout inside the head.
+        specaug: SpecAugment on the weighted features in training, with the task's recipe values
+            (ASR: s3prl asr/config.yaml; ML-SUPERB: the ESPnet recipe's specaug_conf).
+        average_best: test the average of the weights of the N evaluations with the lowest dev
+            loss (ESPnet's best_model_criterion valid loss, keep_nbest_models N); 1 = the single
+            evaluation best on the task's primary metric.
         seed: random seed.
     """
 
@@ -65,8 +72,11 @@ class ProbeConfig:
     head_layers: int = 1
     layer_norm: bool = False
     crop_seconds: float = 0.0
+    crop_frames: int = 0
     head: str = "default"
     dropout: float = 0.0
+    specaug: bool = False
+    average_best: int = 1
     seed: int = 1337
 
     def __post_init__(self):
@@ -98,6 +108,8 @@ class EvalConfig:
             the upstream is run per batch instead.
         device: "cpu", "cuda", "cuda:N" or "mps" (checked against this machine).
         skip_bad: skip (and count) unreadable audio instead of stopping.
+        lexicon: a pronunciation lexicon file for PR (s3prl's LibriSpeech lexicon format); "" =
+            the corpus's espeak phones, recorded as a substitute (see tasks/pr.py).
         dev_max_items / test_max_items: cap on evaluated items (0 = all).
     """
 
@@ -106,6 +118,7 @@ class EvalConfig:
     cache_budget_gb: float = 20.0
     device: str = "cpu"
     skip_bad: bool = False
+    lexicon: str = ""
 
     def __post_init__(self):
         ok = _finite(self.cache_budget_gb) and self.cache_budget_gb >= 0

@@ -134,6 +134,8 @@ def plan_runs(
     task_obj = build_task(task)
     up = build_upstream(upstream)
     cfg = resolve_config(task_obj, profile, config_file, {**(overrides or {}), **({"lrs": tuple(lrs)} if lrs else {})})
+    if cfg.lexicon:
+        task_obj.set_lexicon(cfg.lexicon)
     corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora", skip_bad=cfg.skip_bad)
     spec = up.spec
     whash = up.weights_hash()
@@ -213,6 +215,7 @@ def evaluate(
             "corpus": corp.name, "corpus_kind": corp.kind, "corpus_size": corp.meta.get("size"),
             "upstream": spec.name, "upstream_family": spec.family, "num_layers": spec.num_layers,
             "task": task, "profile": cfg.profile, "lr": lr, "seed": seed, "config_hash": chash,
+            "departures": list(task_obj.departures),
             "git_sha": results.git_sha(), "versions": results.versions(),
             "primary_metric": task_obj.primary_metric, "higher_is_better": task_obj.higher_is_better,
             "metrics": {"dev": outcome.dev, "test": outcome.test}, "extra": outcome.extra,
@@ -242,7 +245,8 @@ def train_subset_probes(task, subsets: Dict[str, Any], sources: Dict[str, Any], 
     into one outcome for the run.
 
     Each subset's feature sources are views of the split's (same cache, fewer ids). Combined:
-    dev/test metrics = unweighted mean over subsets (NaNs left out); layer weights = the mean of
+    dev/test metrics = task.combine_subsets of the subsets' values (by default their unweighted
+    mean, NaNs left out); layer weights = the mean of
     the subsets' softmax weights and layer norms; extra = per_<label>_<metric> (test) and
     per_<label>_layer_weights / per_<label>_best_step, label = task.subset_label; best_step = the
     latest of the subsets' best steps; history rows carry their subset's name. The subsets' own
@@ -253,7 +257,6 @@ def train_subset_probes(task, subsets: Dict[str, Any], sources: Dict[str, Any], 
     from harness.featurizer import corrected_contributions
     from harness.features import FeatureSource
     from harness.probe import ProbeOutcome, train_probe
-    from tasks.metrics import macro_mean
 
     def view(src: FeatureSource, utts) -> FeatureSource:
         return FeatureSource(utts, pools=src.pools, upstream=src.upstream, device=src.device, skip_bad=src.skip_bad)
@@ -265,7 +268,8 @@ def train_subset_probes(task, subsets: Dict[str, Any], sources: Dict[str, Any], 
 
     def mean_metrics(split: str) -> Dict[str, float]:
         keys = sorted({k for o in outs.values() for k in getattr(o, split)})
-        return {k: macro_mean({n: getattr(o, split).get(k, float("nan")) for n, o in outs.items()}) for k in keys}
+        return {k: task.combine_subsets({n: getattr(o, split).get(k, float("nan")) for n, o in outs.items()}, subsets)
+                for k in keys}
 
     label = task.subset_label
     w = np.mean([o.layer_weights["softmax"] for o in outs.values()], axis=0).tolist()

@@ -57,7 +57,7 @@ class TrainSampler:
         self.source, self.cfg, self.weights = source, cfg, weights
         self.rng = random.Random(seed)
         self.frames = {i: source.frames(i) for i in source.ids}
-        self.crop = int(round(cfg.crop_seconds * frame_rate)) if cfg.crop_seconds > 0 else 0
+        self.crop = cfg.crop_frames or (int(round(cfg.crop_seconds * frame_rate)) if cfg.crop_seconds > 0 else 0)
         self.frame_rate = frame_rate
         self._order: List[str] = []
 
@@ -129,10 +129,36 @@ def evaluate_split(task: Task, featurizer: WeightedSum, head: torch.nn.Module, s
     return task.score(preds, kept, info, split), preds
 
 
+@torch.no_grad()
+def dev_loss(task: Task, featurizer: WeightedSum, head: torch.nn.Module, source: FeatureSource,
+             refs: Dict[str, Any], info: Dict[str, Any], frame_rate: float) -> float:
+    """The task's training loss on whole dev utterances in eval mode, averaged over batches
+    weighted by their items (the validation loss that picks checkpoints to average)."""
+    featurizer.eval()
+    head.eval()
+    total, n = 0.0, 0
+    for ids in _batches_for_eval(source, frame_rate):
+        layers, lengths = source.get_batch(ids)
+        out = head(featurizer(layers), lengths)
+        total += float(task.loss(out, Batch(ids, lengths, task.collate([refs[i] for i in ids])))) * len(ids)
+        n += len(ids)
+    return total / max(n, 1)
+
+
+def average_states(states: List[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    """The element-wise mean of state dicts (integer buffers: the first one's)."""
+    return {k: torch.stack([s[k] for s in states]).mean(0) if states[0][k].is_floating_point() else states[0][k]
+            for k in states[0]}
+
+
 def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], spec: UpstreamSpec,
                 cfg: ProbeConfig, lr: float, log: Callable[[str], None] = print,
                 desc: str = "probe") -> ProbeOutcome:
     """Train WeightedSum + head on cached layers with one learning rate; score dev-best on test."""
+    if cfg.average_best < 1:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"config key 'average_best' must be at least 1, got {cfg.average_best}")
     init_seed(cfg.seed)
     info = splits.info
     featurizer = WeightedSum(spec.num_layers, layer_norm=cfg.layer_norm)
@@ -155,6 +181,7 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
     dev_refs = {i: refs[i] for i in sources["dev"].ids}
     trivial_dev = trivial_score(task, dev_refs, info, "dev")
     best_key, best_state, best_step, best_dev = None, None, 0, {}
+    nbest: List[tuple] = []  # (dev loss, step, state) of the lowest dev losses (cfg.average_best)
     history, nan_steps, t0 = [], 0, time.time()
     running = None
     with progress_bar(desc, total=cfg.steps, unit="steps", status=True) as bar:
@@ -186,18 +213,30 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
                 if best_key is None or key > best_key:
                     best_key, best_step, best_dev = key, step, dev
                     best_state = copy.deepcopy((featurizer.state_dict(), head.state_dict()))
+                if cfg.average_best > 1:
+                    loss = dev_loss(task, featurizer, head, sources["dev"], refs, info, spec.frame_rate_hz)
+                    history[-1]["dev_loss"] = loss
+                    nbest = sorted(nbest + [(loss, step, copy.deepcopy((featurizer.state_dict(), head.state_dict())))],
+                                   key=lambda e: (e[0], e[1]))[: cfg.average_best]
                 bar.update(status=f"loss {running:.3f} dev {task.primary_metric} {val:.2f}")
     train_s = time.time() - t0
     if best_state is None:
         raise RuntimeError(f"probe never produced a finite update ({nan_steps} NaN steps at lr {lr:g})")
+    if nbest:  # ESPnet's valid.loss.ave: the average of the n-best weights replaces the dev-best
+        best_state = tuple(average_states([e[2][k] for e in nbest]) for k in (0, 1))
     featurizer.load_state_dict(best_state[0])
     head.load_state_dict(best_state[1])
     norms: List[float] = []
-    evaluate_split(task, featurizer, head, sources["dev"], refs, info, "dev", spec.frame_rate_hz, layer_norms=norms)
+    dev, _ = evaluate_split(task, featurizer, head, sources["dev"], refs, info, "dev", spec.frame_rate_hz,
+                            layer_norms=norms)
+    if nbest:  # the averaged weights' own dev scores
+        best_dev = dev
     test, test_preds = evaluate_split(task, featurizer, head, sources["test"], refs, info, "test", spec.frame_rate_hz)
     w = featurizer.softmax_weights()
     test_refs = {i: refs[i] for i in sources["test"].ids}
     extra = task.extra_results(test_preds, test_refs, info)
+    if nbest:
+        extra["averaged_checkpoints"] = {"steps": sorted(e[1] for e in nbest), "by": "lowest dev loss"}
     trivial = task.trivial_preds(test_refs, info)
     if trivial is not None:  # the floor this probe has to beat, scored the same way
         extra["trivial_baseline"] = {"what": trivial[0], "test": task.score(trivial[1], test_refs, info, "test"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -75,19 +75,24 @@ class BiLSTM(nn.Module):
 
 
 class BLSTMCTCHead(nn.Module):
-    """ASR head: Linear(D, hidden) -> BLSTM (layers, hidden per direction) -> Linear(2 hidden, V).
+    """ASR head: [SpecAugment in training] -> Linear(D, hidden) -> BLSTM (layers, hidden per
+    direction) -> Linear(2 hidden, V).
 
     Output: (log_probs (B, T, V), lengths (B,)).
     """
 
-    def __init__(self, dim: int, hidden: int, vocab: int, layers: int = 2, dropout: float = 0.2):
+    def __init__(self, dim: int, hidden: int, vocab: int, layers: int = 2, dropout: float = 0.2,
+                 specaug: Optional[dict] = None):
         super().__init__()
+        self.specaug = SpecAugment(**specaug) if specaug is not None else None
         self.proj = nn.Linear(dim, hidden)
         self.lstm = BiLSTM(hidden, hidden, layers=layers, dropout=dropout)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(2 * hidden, vocab)
 
     def forward(self, x, lengths):
+        if self.specaug is not None:
+            x = self.specaug(x, lengths)
         h = self.lstm(self.proj(x), lengths)
         return F.log_softmax(self.out(self.drop(h)), dim=-1), lengths
 
@@ -129,56 +134,62 @@ class FrameVoteClassifier(nn.Module):
         return masked_mean(self.out(h), lengths)
 
 
-class TDNN(nn.Module):
-    """One x-vector TDNN layer: dilated 1-D conv + ReLU + batch norm, 'same' length."""
-
-    def __init__(self, cin: int, cout: int, context: int, dilation: int):
-        super().__init__()
-        self.conv = nn.Conv1d(cin, cout, context, dilation=dilation, padding=dilation * (context - 1) // 2)
-        self.bn = nn.BatchNorm1d(cout)
-
-    def forward(self, x):  # (B, C, T)
-        return self.bn(F.relu(self.conv(x)))
-
-
 class XVectorHead(nn.Module):
-    """SUPERB ASV head: Linear(D, hidden) -> 5 TDNN (context 5/3/3/1/1, dilation 1/2/3/1/1,
-    last `stats_dim` wide) -> mean+std pooling over valid frames -> Linear -> Linear = embedding.
+    """SUPERB ASV head (s3prl downstream/sv_voxceleb1, configs/amsoftmax.yaml): Linear(D, hidden)
+    -> 5 TDNN layers (context 5/3/3/1/1, dilation 1/2/3/1/1, the last `stats_dim` wide; each a
+    dilated convolution without padding and a ReLU, `batch_norm: False`, `dropout_p: 0`) ->
+    mean and standard deviation over the valid frames -> linear1 -> ReLU -> linear2 -> ReLU.
+    `batch_norm=True` adds s3prl's optional BatchNorm after each TDNN ReLU (`batch_norm: True`;
+    the SUPERB config has False).
 
-    Output: embeddings (B, emb_dim).
+    The TDNN stack reads 14 frames of context, so an item of n frames has n - 14 valid output
+    frames, none of which reads padding; an item shorter than 15 frames is zero-padded to 15 and
+    keeps one output frame. The standard deviation is torch.std's (unbiased), as s3prl's
+    statistics pooling, with the variance floored at 1e-6.
+
+    Output: (train_emb, trial_emb), each (B, emb_dim): train_emb = relu(linear2(relu(linear1(stats))))
+    feeds the AM-softmax loss (s3prl UtteranceExtractor.forward), trial_emb = relu(linear1(stats))
+    is what trials are scored on (UtteranceExtractor.inference).
     """
 
-    def __init__(self, dim: int, hidden: int = 512, stats_dim: int = 1500, emb_dim: int = 512):
+    CONTEXT = (5, 3, 3, 1, 1)
+    DILATION = (1, 2, 3, 1, 1)
+    #: frames of context the stack consumes: sum of (context - 1) x dilation
+    SHRINK = sum((k - 1) * d for k, d in zip(CONTEXT, DILATION))
+
+    def __init__(self, dim: int, hidden: int = 512, stats_dim: int = 1500, emb_dim: int = 512,
+                 batch_norm: bool = False):
         super().__init__()
         self.proj = nn.Linear(dim, hidden)
-        ctx, dil = (5, 3, 3, 1, 1), (1, 2, 3, 1, 1)
         chans = [hidden] * 4 + [stats_dim]
         layers, cin = [], hidden
-        for c, k, d in zip(chans, ctx, dil):
-            layers.append(TDNN(cin, c, k, d))
+        for c, k, d in zip(chans, self.CONTEXT, self.DILATION):
+            layers += [nn.Conv1d(cin, c, k, dilation=d), nn.ReLU()] + ([nn.BatchNorm1d(c)] if batch_norm else [])
             cin = c
         self.tdnn = nn.Sequential(*layers)
-        self.seg1 = nn.Linear(2 * stats_dim, emb_dim)
-        self.seg2 = nn.Linear(emb_dim, emb_dim)
+        self.linear1 = nn.Linear(2 * stats_dim, emb_dim)
+        self.linear2 = nn.Linear(emb_dim, emb_dim)
 
     def forward(self, x, lengths):
-        m = length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
-        h = (self.proj(x) * m).transpose(1, 2)  # (B, C, T)
-        for layer in self.tdnn:
-            # re-zero padding so each conv sees what the item alone would (zero padding)
-            h = layer(h) * m.transpose(1, 2)
-        h = h.transpose(1, 2)  # (B, T, C)
-        n = m.sum(1).clamp(min=1)
+        if x.shape[1] <= self.SHRINK:
+            x = F.pad(x, (0, 0, 0, self.SHRINK + 1 - x.shape[1]))
+        h = self.tdnn(self.proj(x).transpose(1, 2)).transpose(1, 2)  # (B, T - 14, C)
+        n_valid = (lengths - self.SHRINK).clamp(min=1)
+        m = length_mask(n_valid, h.shape[1]).unsqueeze(-1).to(h.dtype)
+        n = n_valid.to(h.dtype).unsqueeze(-1)
         mean = (h * m).sum(1) / n
-        var = (((h - mean.unsqueeze(1)) ** 2) * m).sum(1) / n
+        var = (((h - mean.unsqueeze(1)) ** 2) * m).sum(1) / (n - 1).clamp(min=1)
+        # a ReLU channel that is zero on every frame has variance 0, where sqrt's gradient is
+        # infinite: the floor keeps such steps finite (without it most quick-profile updates were NaN)
         stats = torch.cat([mean, var.clamp(min=1e-6).sqrt()], -1)
-        return self.seg2(F.relu(self.seg1(stats)))
+        trial = F.relu(self.linear1(stats))
+        return F.relu(self.linear2(trial)), trial
 
 
 class ECAPAHead(nn.Module):
     """ECAPA-TDNN from speechbrain on the weighted features (an option for ASV).
 
-    Output: embeddings (B, emb_dim).
+    Output: (train_emb, trial_emb), the same (B, emb_dim) embedding twice (see XVectorHead).
     """
 
     def __init__(self, dim: int, channels: int = 512, emb_dim: int = 192):
@@ -189,7 +200,8 @@ class ECAPAHead(nn.Module):
 
     def forward(self, x, lengths):
         rel = lengths.float() / x.shape[1]
-        return self.net(x, rel).squeeze(1)
+        emb = self.net(x, rel).squeeze(1)
+        return emb, emb
 
 
 class AMSoftmax(nn.Module):
@@ -234,12 +246,25 @@ class RepeatFrames(nn.Module):
         return self.head(x.repeat_interleave(self.factor, dim=1), lengths * self.factor)
 
 
-def ctc_loss(log_probs: torch.Tensor, out_lens: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:
-    """Mean-over-batch CTC loss (blank = 0), each item normalised by its target length."""
+def ctc_loss(log_probs: torch.Tensor, out_lens: torch.Tensor, targets: list[list[int]],
+             reduction: str = "mean") -> torch.Tensor:
+    """CTC loss (blank = 0) of a batch; an unalignable item adds 0 (zero_infinity).
+
+    Args:
+        log_probs: (B, T, V).
+        out_lens: (B,) valid frames.
+        targets: per item, the target ids.
+        reduction: "mean" = each item divided by its target length, then the batch mean (torch's
+            default, s3prl's CTC heads); "batch" = summed over items, divided by the batch size
+            (ESPnet's espnet2/asr/ctc.py, the ML-SUPERB head).
+    """
     flat = torch.tensor([t for seq in targets for t in seq], dtype=torch.long)
     tlens = torch.tensor([len(s) for s in targets], dtype=torch.long)
-    return F.ctc_loss(log_probs.transpose(0, 1), flat, out_lens.cpu(), tlens, blank=0, reduction="mean",
-                      zero_infinity=True)
+    if reduction not in ("mean", "batch"):
+        raise ValueError(f"ctc_loss reduction {reduction!r}: use 'mean' or 'batch'")
+    loss = F.ctc_loss(log_probs.transpose(0, 1), flat, out_lens.cpu(), tlens, blank=0,
+                      reduction="mean" if reduction == "mean" else "sum", zero_infinity=True)
+    return loss if reduction == "mean" else loss / log_probs.shape[0]
 
 
 def init_seed(seed: int) -> None:
@@ -255,39 +280,91 @@ def init_seed(seed: int) -> None:
 
 
 class SpecAugment(nn.Module):
-    """Time and frequency masking of (B, T, D) features, in training mode only.
+    """SpecAugment of (B, T, D) features in training mode (identity in eval mode), the
+    algorithm of ESPnet's espnet2/asr/specaug/specaug.py, which s3prl's downstream/specaug.py
+    copies: time warp, then frequency masks, then time masks, each mask set to zero.
 
-    Each item gets `time_masks` spans of up to `max_time` frames and `freq_masks` bands of up to
-    `max_freq` dimensions set to zero; time masks fall inside the item's valid frames. Widths are
-    also capped at a fifth of the item in time, so short utterances keep most of their frames,
-    and at a tenth of D in frequency: 4 masks of up to 50 suit D = 768..1024 but would blank much
-    of a 240-dim filterbank. Time warping (ESPnet's window 5) is left out: it would interpolate
-    every layer and matters little next to the masks.
+    - Time warp (window W, bicubic): per item, on its valid frames t (skipped when t <= 2 W), a
+      centre c ~ U[W, t - W) moves to w ~ U[c - W, c + W) + 1 by resizing [0, c) to w frames
+      and [c, t) to t - w frames.
+    - `freq_masks` bands per item, widths ~ U[freq_width[0], freq_width[1]) dimensions, starts
+      ~ U[0, max(1, D - widest band of the batch)).
+    - `time_masks` spans per item over the padded length T, widths ~ U[time_width[0],
+      time_width[1]) frames, or with `time_width_ratio` (lo, hi) ~ U[floor(lo T), floor(hi T))
+      (none when that range is empty); starts as for the bands.
+
+    Draws come from torch's global generator (seeded per probe by init_seed).
+
+    Args:
+        time_warp: window W in frames (0 = no warping).
+        freq_masks, freq_width: number and width range of frequency masks.
+        time_masks, time_width: number and width range (frames) of time masks.
+        time_width_ratio: width range as fractions of T, replacing `time_width`.
     """
 
-    def __init__(self, time_masks: int = 2, max_time: int = 40, freq_masks: int = 4, max_freq: int = 50):
+    def __init__(self, time_warp: int = 5, freq_masks: int = 2, freq_width: Tuple[int, int] = (0, 27),
+                 time_masks: int = 2, time_width: Tuple[int, int] = (0, 40),
+                 time_width_ratio: Optional[Tuple[float, float]] = None):
         super().__init__()
-        self.time_masks, self.max_time = time_masks, max_time
-        self.freq_masks, self.max_freq = freq_masks, max_freq
+        self.time_warp, self.freq_masks, self.freq_width = time_warp, freq_masks, tuple(freq_width)
+        self.time_masks, self.time_width = time_masks, tuple(time_width)
+        self.time_width_ratio = None if time_width_ratio is None else tuple(time_width_ratio)
+
+    def extra_repr(self) -> str:
+        t = f"time_width_ratio={self.time_width_ratio}" if self.time_width_ratio else f"time_width={self.time_width}"
+        return (f"time_warp={self.time_warp}, freq_masks={self.freq_masks}, freq_width={self.freq_width}, "
+                f"time_masks={self.time_masks}, {t}")
+
+    def warp(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Time warping of each item's valid frames: (B, T, D) -> (B, T, D)."""
+        W = self.time_warp
+        out = []
+        for b in range(x.shape[0]):
+            t = int(lengths[b])
+            item = x[b]
+            if t - W > W:
+                c = int(torch.randint(W, t - W, ()))
+                w = int(torch.randint(c - W, c + W, ())) + 1
+                v = item[None, None, :t]  # (1, 1, t, D)
+                D = x.shape[2]
+                left = F.interpolate(v[:, :, :c], (w, D), mode="bicubic", align_corners=False)
+                right = F.interpolate(v[:, :, c:], (t - w, D), mode="bicubic", align_corners=False)
+                item = torch.cat([left[0, 0], right[0, 0], item[t:]], 0)
+            out.append(item)
+        return torch.stack(out)
+
+    @staticmethod
+    def mask(x: torch.Tensor, dim: int, num: int, width: Tuple[int, int]) -> torch.Tensor:
+        """Zero `num` spans per item along `dim` (1 = time, 2 = freq), widths ~ U[width)."""
+        B, size = x.shape[0], x.shape[dim]
+        lens = torch.randint(width[0], width[1], (B, num), device=x.device).unsqueeze(2)
+        pos = torch.randint(0, max(1, size - int(lens.max())), (B, num), device=x.device).unsqueeze(2)
+        ar = torch.arange(size, device=x.device)[None, None, :]
+        hit = ((pos <= ar) & (ar < pos + lens)).any(1)  # (B, size)
+        return x.masked_fill(hit.unsqueeze(2) if dim == 1 else hit.unsqueeze(1), 0.0)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if not self.training or (self.time_masks == 0 and self.freq_masks == 0):
+        if not self.training:
             return x
-        B, T, D = x.shape
-        keep = torch.ones(B, T, D, dtype=x.dtype, device=x.device)
-        for b in range(B):
-            n = int(lengths[b])
-            wt = min(self.max_time, max(n // 5, 0))
-            for _ in range(self.time_masks if wt > 0 else 0):
-                w = int(torch.randint(0, wt + 1, ()))
-                s = int(torch.randint(0, max(n - w, 0) + 1, ()))
-                keep[b, s : s + w, :] = 0
-            wf = min(self.max_freq, D // 10)
-            for _ in range(self.freq_masks if wf > 0 else 0):
-                w = int(torch.randint(0, wf + 1, ()))
-                s = int(torch.randint(0, D - w + 1, ()))
-                keep[b, :, s : s + w] = 0
-        return x * keep
+        if self.time_warp > 0:
+            x = self.warp(x, lengths)
+        if self.freq_masks > 0:
+            x = self.mask(x, 2, self.freq_masks, self.freq_width)
+        if self.time_masks > 0:
+            width = self.time_width
+            if self.time_width_ratio is not None:
+                T = x.shape[1]
+                lo, hi = self.time_width_ratio
+                width = (max(0, math.floor(T * lo)), min(T, math.floor(T * hi)))
+            if width[1] > width[0]:
+                x = self.mask(x, 1, self.time_masks, width)
+        return x
+
+
+#: s3prl downstream/asr/config.yaml `specaug` (on the weighted features, in training)
+SUPERB_ASR_SPECAUG = dict(time_warp=5, freq_masks=4, freq_width=(0, 50), time_masks=2, time_width=(0, 40))
+#: ESPnet egs2/ml_superb/asr1/conf/tuning/train_asr_s3prl_{10min,1h}.yaml `specaug_conf`
+MLSUPERB_SPECAUG = dict(time_warp=5, freq_masks=2, freq_width=(0, 27), time_masks=10, time_width_ratio=(0.0, 0.05))
 
 
 def utterance_mvn(x: torch.Tensor, lengths: torch.Tensor, norm_vars: bool = True, eps: float = 1e-5) -> torch.Tensor:
@@ -346,11 +423,12 @@ class Conv2dSubsampling2(nn.Module):
 class MLSuperbHead(nn.Module):
     """The ML-SUPERB CTC head (PROTOCOL section 3), on the weighted features:
 
-    SpecAugment (train only) -> utterance mean/variance norm -> Linear(D, 80) -> conv2d
-    subsampling x2 -> `layers` pre-LN Transformer blocks (d, heads, ffn, dropout) -> LayerNorm ->
-    Linear(d, V) -> log-softmax. `conv_channels` (default d, as in ESPnet) sets the width of the
-    subsampling convolutions, the costliest part on a CPU. `norm_vars=False` normalises means only,
-    which is what ESPnet's `utterance_mvn` does unless configured otherwise.
+    SpecAugment (train only, `specaug` = SpecAugment's arguments, None = off) -> utterance mean
+    normalisation -> Linear(D, 80) -> conv2d subsampling x2 -> `layers` pre-LN Transformer blocks
+    (d, heads, ffn, dropout) -> LayerNorm -> Linear(d, V) -> log-softmax. `conv_channels`
+    (default d, as in ESPnet) sets the width of the subsampling convolutions, the costliest part
+    on a CPU. `norm_vars=False` (the default) normalises means only, as ESPnet's `utterance_mvn`
+    does in the recipe, which configures no `normalize_conf`.
 
     Inputs shorter than 7 frames have no output frame of their own; they get one (length 1), so
     CTC still sees them (a one-token target such as a language tag fits).
@@ -359,11 +437,11 @@ class MLSuperbHead(nn.Module):
     """
 
     def __init__(self, dim: int, vocab: int, d_model: int = 256, heads: int = 8, ffn: int = 1024,
-                 layers: int = 2, dropout: float = 0.1, specaug: bool = True, feat_dim: int = 80,
-                 conv_channels: Optional[int] = None, norm_vars: bool = True):
+                 layers: int = 2, dropout: float = 0.1, specaug: Optional[dict] = None, feat_dim: int = 80,
+                 conv_channels: Optional[int] = None, norm_vars: bool = False):
         super().__init__()
         self.norm_vars = norm_vars
-        self.specaug = SpecAugment() if specaug else None
+        self.specaug = SpecAugment(**specaug) if specaug is not None else None
         self.proj = nn.Linear(dim, feat_dim)
         self.subsample = Conv2dSubsampling2(feat_dim, d_model, dropout, channels=conv_channels)
         self.blocks = nn.ModuleList(

@@ -1,10 +1,11 @@
-"""Metrics shared by tasks. Edit distances come from jiwer, EER/minDCF from speechbrain: the
-reference implementations the protocol names. Values are percentages where SUPERB reports them."""
+"""Metrics shared by tasks. Edit distances come from jiwer (the reference implementation the
+protocol names); EER and minDCF are computed here from one sorted ROC pass and tested against
+s3prl's and Kaldi's definitions. Values are percentages where SUPERB reports them."""
 
 from __future__ import annotations
 
 import re
-import unicodedata
+import string
 from collections import defaultdict
 from typing import Dict, Hashable, List, Optional, Sequence
 
@@ -62,18 +63,72 @@ def per_class_accuracy(refs: Sequence[Hashable], preds: Sequence[Hashable]) -> D
     return {k: 100.0 * hit[k] / tot[k] for k in sorted(tot, key=str)}
 
 
-def eer_and_mindcf(scores: Sequence[float], labels: Sequence[int], p_target: float = 0.01) -> Dict[str, float]:
-    """Equal error rate (percent) and minDCF (c_miss = c_fa = 1) via speechbrain."""
-    from speechbrain.utils.metric_stats import EER, minDCF
+#: minDCF's operating point (NIST SRE 2008 and VoxSRC 2019: P_target 0.01, C_miss = C_fa = 1)
+DCF_P_TARGET = 0.01
+DCF_C_MISS = 1.0
+DCF_C_FA = 1.0
 
-    s = torch.tensor(list(scores), dtype=torch.float32)
-    y = torch.tensor(list(labels), dtype=torch.bool)
-    pos, neg = s[y], s[~y]
-    if len(pos) == 0 or len(neg) == 0:
+
+def roc_points(scores: Sequence[float], labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The detection trade-off of a trial list, from one sort: (FNR, FPR) at every threshold
+    between distinct scores, from "reject all" (FNR 1, FPR 0) to "accept all" (FNR 0, FPR 1).
+
+    A trial is accepted when its score is >= the threshold; tied scores are accepted or
+    rejected together (no threshold separates them). Memory is O(trials).
+
+    Args:
+        scores: (N,) trial scores, higher = more likely the same speaker.
+        labels: (N,) 1 for target trials, 0 for non-target trials.
+
+    Returns:
+        fnr, fpr: (K + 1,) each, K = the number of distinct scores, as fractions.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel().astype(bool)
+    if s.shape != y.shape:
+        raise ValueError(f"{s.size} scores but {y.size} labels")
+    n_tar, n_non = int(y.sum()), int((~y).sum())
+    if n_tar == 0 or n_non == 0:
         raise ValueError("a trial list needs both target and non-target trials")
-    eer, _ = EER(pos, neg)
-    dcf, _ = minDCF(pos, neg, p_target=p_target)
-    return {"eer": 100.0 * float(eer), "mindcf": float(dcf)}
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(s[1:] != s[:-1]), s.size - 1]  # last trial of each tied group
+    tp = np.r_[0, np.cumsum(y)[last]]
+    fp = np.r_[0, np.cumsum(~y)[last]]
+    return 1.0 - tp / n_tar, fp / n_non
+
+
+def eer_and_mindcf(scores: Sequence[float], labels: Sequence[int], p_target: float = DCF_P_TARGET,
+                   c_miss: float = DCF_C_MISS, c_fa: float = DCF_C_FA) -> Dict[str, float]:
+    """Equal error rate (percent) and normalised minimum detection cost of a trial list.
+
+    EER: where the ROC, linear between its points, crosses FNR = FPR (s3prl's sv_voxceleb1 EER:
+    sklearn's roc_curve, interpolated, root of 1 - FPR - TPR). minDCF: the lowest
+    C_miss P_target FNR + C_fa (1 - P_target) FPR over the thresholds, divided by the cost of
+    the best decision without scores, min(C_miss P_target, C_fa (1 - P_target)) (NIST SRE,
+    Kaldi's compute_min_dcf.py), so 1.0 = no better than always rejecting. Both come from one
+    sorted pass (`roc_points`), memory O(trials).
+
+    Args:
+        scores: (N,) trial scores.
+        labels: (N,) 1 target, 0 non-target.
+        p_target: prior of a target trial.
+        c_miss, c_fa: costs of a miss and of a false alarm.
+
+    Returns:
+        eer (percent) and mindcf (normalised, no unit).
+    """
+    fnr, fpr = roc_points(scores, labels)
+    d = fnr - fpr  # 1 at "reject all", -1 at "accept all", non-increasing
+    k = int(np.argmax(d <= 0))
+    if d[k] == 0:
+        eer = fpr[k]
+    else:  # the crossing lies on the segment from point k - 1 to point k
+        t = d[k - 1] / (d[k - 1] - d[k])
+        eer = fpr[k - 1] + t * (fpr[k] - fpr[k - 1])
+    cost = c_miss * p_target * fnr + c_fa * (1.0 - p_target) * fpr
+    c_default = min(c_miss * p_target, c_fa * (1.0 - p_target))
+    return {"eer": 100.0 * float(eer), "mindcf": float(cost.min() / c_default)}
 
 
 def cosine_trial_scores(emb: Dict[str, torch.Tensor], trials: List[tuple]) -> tuple[List[float], List[int]]:
@@ -271,29 +326,28 @@ def si_sdr_improvement(est: torch.Tensor, ref: torch.Tensor, mix: torch.Tensor) 
     return {"si_sdr": s, "si_sdr_mix": s_mix, "si_sdri": s - s_mix}
 
 
-_BRACKETED = re.compile(r"\[[^\]]*\]|\([^)]*\)|\{[^}]*\}|<[^>]*>")
+# ESPnet egs2/ml_superb/asr1/local/data_prep.py, process_text: a "[" up to the last "]" after it
+# with no parenthesis in between (greedy: "[a] b [c]" goes whole), then ASCII punctuation
+_MLSUPERB_BRACKETS = re.compile(r"\[[^()]*\]")
+_ASCII_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
-def mlsuperb_normalize(text: Optional[str]) -> str:
-    """ML-SUPERB text normalisation: drop bracketed content ([noise], (laughs), {x}, <unk>),
-    delete punctuation and symbols, upper-case, single spaces.
+def mlsuperb_normalize(text: Optional[str], brackets: bool = True) -> str:
+    """ML-SUPERB's transcript normalisation, as ESPnet's recipe writes its `text` files.
 
-    Letters of every script are kept, with their combining marks (Devanagari vowel signs, Arabic
-    harakat) and digits; text is NFC-composed first so an accented letter is one character
-    whichever way the source encoded it. Punctuation is deleted rather than replaced by a space
-    ("don't" -> "DONT", "well-known" -> "WELLKNOWN"), as ML-SUPERB does; brackets, being word-like
-    annotations, leave a space.
+    Multilingual prep (`local/data_prep.py`): remove every match of the bracket regex (greedy
+    from a "[" to the last "]" with no parenthesis between), delete the 32 ASCII punctuation
+    characters of Python's `string.punctuation`, upper-case (`str.upper`, so "ß" -> "SS").
+    Monolingual prep (`local/single_lang_data_prep.py`, `brackets=False`): the same without the
+    bracket regex. Everything else stays: other scripts' punctuation ("¿", "¡", "。", "।"),
+    combining marks, runs of spaces inside the text (each a CTC space token, as ESPnet's char
+    tokenizer makes them). Leading and trailing whitespace is dropped, as reading the Kaldi-style
+    `text` file (`utt_id text`) does. No Unicode normalisation (the recipe applies none).
     """
-    text = unicodedata.normalize("NFC", text or "")
-    text = _BRACKETED.sub(" ", text)
-    kept = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if ch.isspace():
-            kept.append(" ")
-        elif cat[0] in "LMN":
-            kept.append(ch)
-    return " ".join("".join(kept).upper().split())
+    text = text or ""
+    if brackets:
+        text = _MLSUPERB_BRACKETS.sub("", text)
+    return text.translate(_ASCII_PUNCTUATION).upper().strip()
 
 
 def lang_token(code: str) -> str:

@@ -1,5 +1,9 @@
 """ML-SUPERB monolingual ASR: one probe per language (its own vocabulary, head and layer
-weights), character CTC; CER per language, metric "cer" = the mean over languages.
+weights), character CTC. Each probe's error rate is pooled over its test utterances: CER, or WER
+for cmn and jpn (ESPnet egs2/ml_superb/asr1/local/mono_superb_score.py reads score_wer for those);
+metric "cer" = the mean over a language's probes, then over languages (the same script: eng1,
+eng2 and eng3 are averaged into one "eng" value first). Transcripts follow the monolingual prep,
+which has no bracket regex (`remove_brackets = False`).
 
 Languages: every normal (non-few-shot) language of the corpus. The quick profile keeps the
 `QUICK_LANGUAGES` languages with the most training speech (ties: code order) so that the
@@ -28,6 +32,10 @@ class MonolingualASR(MLSuperbTask):
     fewshot = False
     #: how evaluate names the subsets in its per-subset extras (per_language_cer, ...)
     subset_label = "language"
+    remove_brackets = False
+    max_train_seconds = None
+    #: languages whose monolingual score is a word error rate (mono_superb_score.py)
+    WER_LANGUAGES = ("cmn", "jpn")
     quick = dict(steps=150, lrs=(2e-3,), batch_seconds=24.0, max_batch_items=16, eval_every=50,
                  head_dim=96, head_layers=1, head="lite", dropout=0.1, optimizer="adam", weight_decay=1e-6)
 
@@ -37,7 +45,32 @@ class MonolingualASR(MLSuperbTask):
         return splits
 
     def score(self, preds, refs, info, split):
+        """One probe's test: "cer" = pooled CER, or pooled WER for a WER_LANGUAGES probe."""
+        from tasks.metrics import error_rate
+
+        langs = info["languages"]
+        if len(langs) == 1 and langs[0] in self.WER_LANGUAGES:
+            ids = list(refs)
+            return {"cer": error_rate([refs[i] for i in ids], [preds[i] for i in ids])}
         return {"cer": self.grouped_cer(preds, refs, info)["cer"]}
+
+    def extra_results(self, preds, refs, info):
+        # one probe's extras; per_language_cer is keyed by the probe's subset (eng1, eng2, ... each
+        # its own) and written by harness.evaluate.train_subset_probes
+        out = super().extra_results(preds, refs, info)
+        out.pop("per_language_cer", None)
+        lang = info["languages"][0]
+        out["mono_metric"] = {lang: "wer" if lang in self.WER_LANGUAGES else "cer"}
+        return out
+
+    def combine_subsets(self, values, subsets):
+        """Mean over each language's probes, then over languages (NaN probes left out)."""
+        from tasks.metrics import macro_mean
+
+        by_lang = {}
+        for name, v in values.items():
+            by_lang.setdefault(subsets[name].info["languages"][0], {})[name] = v
+        return macro_mean({lang: macro_mean(vs) for lang, vs in by_lang.items()})
 
     def languages(self, info, profile: str):
         langs = list(info["normal_languages"])

@@ -1,14 +1,17 @@
 """Baseline upstreams: filter banks and MFCCs (one "layer" each, 10 ms frames).
 
 They are the zero point of every leaderboard (the SUPERB score's FBANK row), so they follow
-s3prl's baselines (upstream/baseline/{fbank,mfcc}.yaml): Kaldi features on float waveforms
-(25 ms windows, 10 ms shift, snip edges), deltas and delta-deltas (window 5), then per-utterance
-mean and variance normalisation (CMVN) for `fbank_cmvn`.
+s3prl's baselines exactly (upstream/baseline/fbank.yaml and mfcc.yaml): Kaldi features on float
+waveforms (25 ms windows, 10 ms shift, snip edges), deltas and delta-deltas (window 5), then
+per-utterance mean and variance normalisation (CMVN, `use_cmvn: True` in both files).
 
-`fbank` and `mfcc` skip CMVN (s3prl's `fbank_no_cmvn`): per-utterance CMVN makes every feature's
-time average zero, so a Linear -> mean-pool head sees a constant. That is why SUPERB's FBANK row
-sits at chance on KS and SID; our leaderboard's zero point should carry information on every
-task, so CMVN is opt-in here.
+CMVN makes every feature's time average zero, so a Linear -> mean-pool head (KS, SID) sees a
+constant: that is why SUPERB's FBANK row sits at chance on those tasks, and a board that uses
+`fbank` as its zero point inherits it. CMVN also brings every dimension to unit scale; without it
+the MFCCs (std 20-30 per cepstrum after Kaldi's liftering) overwhelm a linear CTC head, which
+stayed on the blank plateau (PR, quick profile, synth small: PER 91.98 without CMVN). The
+un-normalised filter banks remain available as `fbank_no_cmvn` (s3prl's name), an informative
+but non-standard zero point.
 """
 
 from __future__ import annotations
@@ -27,14 +30,16 @@ HOP = 160  # 10 ms
 class KaldiFeatureUpstream(Upstream):
     """Kaldi-style features + deltas + delta-deltas, computed per item on its valid samples."""
 
-    def __init__(self, name: str, kind: str, base_dim: int, cmvn: bool = False):
+    def __init__(self, name: str, kind: str, base_dim: int, cmvn: bool = True):
         super().__init__()
         self.kind = kind
         self.cmvn = cmvn
         self.base_dim = base_dim
         self.spec = UpstreamSpec(
             name=name, family=kind, sample_rate=SAMPLE_RATE, num_layers=1,
-            hidden_size=base_dim * 3, frame_rate_hz=SAMPLE_RATE / HOP, source=f"torchaudio.compliance.kaldi.{kind}",
+            hidden_size=base_dim * 3, frame_rate_hz=SAMPLE_RATE / HOP,
+            # the source names the CMVN, so the feature cache (keyed by the spec) tells them apart
+            source=f"torchaudio.compliance.kaldi.{kind}" + ("+cmvn" if cmvn else ""),
         )
 
     def num_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
@@ -69,17 +74,18 @@ class KaldiFeatureUpstream(Upstream):
 
 @register_upstream("fbank")
 def fbank() -> Upstream:
-    """80 log-mel filter banks + deltas + delta-deltas (240-d, 10 ms), s3prl's `fbank_no_cmvn`."""
+    """s3prl's `fbank`: 80 log-mel filter banks + deltas + delta-deltas (240-d, 10 ms), per-utterance
+    CMVN (SUPERB's FBANK row)."""
     return KaldiFeatureUpstream("fbank", "fbank", 80)
 
 
-@register_upstream("fbank_cmvn")
-def fbank_cmvn() -> Upstream:
-    """s3prl's `fbank` exactly: as `fbank`, then per-utterance CMVN (SUPERB's FBANK row)."""
-    return KaldiFeatureUpstream("fbank_cmvn", "fbank", 80, cmvn=True)
+@register_upstream("fbank_no_cmvn")
+def fbank_no_cmvn() -> Upstream:
+    """s3prl's `fbank_no_cmvn`: as `fbank` without CMVN (not SUPERB's zero point)."""
+    return KaldiFeatureUpstream("fbank_no_cmvn", "fbank", 80, cmvn=False)
 
 
 @register_upstream("mfcc")
 def mfcc() -> Upstream:
-    """13 MFCCs + deltas + delta-deltas (39-d, 10 ms), Kaldi defaults, no CMVN."""
+    """s3prl's `mfcc`: 13 MFCCs + deltas + delta-deltas (39-d, 10 ms), Kaldi defaults, per-utterance CMVN."""
     return KaldiFeatureUpstream("mfcc", "mfcc", 13)

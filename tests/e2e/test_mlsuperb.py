@@ -62,8 +62,11 @@ def test_languages_and_per_language_extras(runs):
     ml = out["ml_asr_10min"]
     per, test = ml["extra"]["per_language_cer"], ml["metrics"]["test"]
     assert test["cer_fewshot"] == pytest.approx(per["es"])
-    assert test["cer_normal"] == pytest.approx((per["en"] + per["de"] + per["fr"]) / 3)
-    assert test["cer"] == pytest.approx(sum(per.values()) / 4)
+    # pooled over the normal languages' utterances (a weighted mean of theirs; exact pooling is
+    # checked against jiwer in tests/unit/test_metric_references.py)
+    normal = [per["en"], per["de"], per["fr"]]
+    assert min(normal) - 1e-9 <= test["cer_normal"] <= max(normal) + 1e-9
+    assert min(per.values()) - 1e-9 <= test["cer"] <= max(per.values()) + 1e-9
     for task in ("lid_ctc_10min", "asr_lid_10min"):
         assert set(out[task]["extra"]["per_language_acc" if task.startswith("lid") else "per_language_lid_acc"]) == {
             "en", "de", "fr", "es"}

@@ -83,11 +83,12 @@ def test_ctc_targets_longer_than_the_frames_are_recorded_or_an_error():
     head = task.build_head(8, 12.5, {"vocab": ["<blank>", "a", "b"]}, ProbeConfig(head_dim=8))
     out = head(torch.randn(2, 2, 8), torch.tensor([2, 1]))  # 8 and 4 head frames
     ok = Batch(["u1", "u2"], torch.tensor([2, 1]), ["a b a b a b a b", "a a b"])  # a a b: 4 frames with the blank
-    assert torch.isfinite(task.loss(out, ok)) and task.extra_results({}, {}, {}) == {}
+    info = {"phones_source": "espeak", "lexicon_file": ""}
+    assert torch.isfinite(task.loss(out, ok)) and task.extra_results({}, {}, info) == {"phones_source": "espeak"}
     one_bad = Batch(["u1", "u2"], torch.tensor([2, 1]), ["a b", "a a b b"])  # u2 needs 6 frames, has 4
     loss = task.loss(out, one_bad)
     assert torch.isfinite(loss) and float(loss) > 0
-    assert task.extra_results({}, {}, {}) == {"ctc_unalignable_train": {
+    assert task.extra_results({}, {}, info) == {"phones_source": "espeak", "ctc_unalignable_train": {
         "u2": "needs 6 CTC frames (4 tokens + repeats), the head outputs 4 (features at 50 Hz)"}}
     all_bad = Batch(["u1", "u2"], torch.tensor([2, 1]), ["a b a b a b a b a", "a a b b"])
     with pytest.raises(HarnessError, match=r"no target of a training batch fits CTC: utterance u1 needs 9"):

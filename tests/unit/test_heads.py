@@ -27,11 +27,21 @@ def test_reverse_padded_and_masked_mean():
     assert masked_mean(x, torch.tensor([4, 2]))[:, 0].tolist() == [1.5, 4.5]
 
 
-def test_xvector_head_ignores_padding():
+def test_xvector_head_ignores_padding_and_scores_trials_on_linear1():
     torch.manual_seed(0)
     head = XVectorHead(8, hidden=16, stats_dim=24, emb_dim=12).eval()
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in head.modules())  # batch_norm: False
+    assert all(c.padding == (0,) for c in head.modules() if isinstance(c, torch.nn.Conv1d))  # unpadded
     a = torch.randn(1, 30, 8)
     padded = torch.cat([a, torch.randn(1, 10, 8)], 1)
-    e1 = head(a, torch.tensor([30]))
-    e2 = head(padded, torch.tensor([30]))
-    assert torch.allclose(e1, e2, atol=1e-5)
+    t1, e1 = head(a, torch.tensor([30]))
+    t2, e2 = head(padded, torch.tensor([30]))
+    assert torch.allclose(e1, e2, atol=1e-5) and torch.allclose(t1, t2, atol=1e-5)
+    # 30 frames -> 16 TDNN frames; statistics = mean and unbiased std of those
+    h = head.tdnn(head.proj(a).transpose(1, 2)).transpose(1, 2)[0]
+    assert h.shape[0] == 30 - 14
+    stats = torch.cat([h.mean(0), h.var(0).clamp(min=1e-6).sqrt()])  # unbiased, floored
+    assert torch.allclose(e1[0], torch.relu(head.linear1(stats)), atol=1e-5)
+    assert torch.allclose(t1[0], torch.relu(head.linear2(torch.relu(head.linear1(stats)))), atol=1e-5)
+    # shorter than the 15 frames of context: still one embedding
+    assert head(torch.randn(2, 9, 8), torch.tensor([9, 4]))[1].shape == (2, 12)

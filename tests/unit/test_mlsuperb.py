@@ -7,7 +7,7 @@ from harness.data.budgets import BUDGETS, budget_scale, pick_within, select_budg
 from harness.data.corpus import Corpus, Utterance
 from harness.errors import HarnessError
 from tasks.heads import Conv2dSubsampling2, MLSuperbHead, SpecAugment, ctc_loss, utterance_mvn
-from tasks.metrics import (first_lang_token, mlsuperb_normalize, split_tokens, strip_lang_tokens,
+from tasks.metrics import (first_lang_token, split_tokens, strip_lang_tokens,
                            token_error_rate)
 
 
@@ -84,18 +84,50 @@ def test_utterance_mvn_uses_valid_frames_only():
     assert torch.allclose(y[0], utterance_mvn(x[:1], torch.tensor([10]))[0])
 
 
-def test_specaugment_masks_in_training_only():
-    aug = SpecAugment()
-    x = torch.ones(2, 400, 240)
-    assert torch.equal(aug.eval()(x, torch.tensor([400, 100])), x)
+def _spans(mask_1d):
+    """Lengths of the runs of True in a 1-D bool tensor."""
+    runs, n = [], 0
+    for v in mask_1d.tolist() + [False]:
+        if v:
+            n += 1
+        elif n:
+            runs.append(n)
+            n = 0
+    return runs
+
+
+@pytest.mark.parametrize("recipe", ["superb_asr", "mlsuperb"])
+def test_specaugment_follows_the_recipe_widths_in_training_only(recipe):
+    from tasks.heads import MLSUPERB_SPECAUG, SUPERB_ASR_SPECAUG
+
+    conf = {"superb_asr": SUPERB_ASR_SPECAUG, "mlsuperb": MLSUPERB_SPECAUG}[recipe]
+    aug = SpecAugment(**{**conf, "time_warp": 0})
+    x = torch.ones(4, 400, 240)
+    assert torch.equal(aug.eval()(x, torch.tensor([400, 300, 200, 100])), x)
     torch.manual_seed(0)
-    y = aug.train()(x, torch.tensor([400, 100]))
+    y = aug.train()(x, torch.tensor([400, 300, 200, 100]))
     zero = y == 0
-    rows, cols = zero.all(-1), zero.all(1)  # time-masked frames, frequency-masked dims
-    assert rows.any() and cols.any()
-    assert rows[1, 100:].sum() == 0  # time masks stay inside the valid frames
-    assert rows[1].sum() <= 2 * 20 and cols.sum(-1).max() <= 4 * 24  # caps: a fifth of 100, a tenth of 240
-    assert zero.float().mean() < 0.5
+    for b in range(4):
+        rows, cols = zero[b].all(-1), zero[b].all(0)  # time-masked frames, frequency-masked dims
+        f_spans, t_spans = _spans(cols), _spans(rows)
+        assert len(f_spans) <= conf["freq_masks"] and max(f_spans, default=0) < conf["freq_width"][1] * conf["freq_masks"]
+        t_max = conf.get("time_width", (0, 0))[1] if "time_width" in conf else int(400 * conf["time_width_ratio"][1])
+        assert len(t_spans) <= conf["time_masks"] and max(t_spans, default=0) < t_max * conf["time_masks"]
+        # the only zeros are whole masked frames or whole masked dims
+        assert torch.equal(zero[b], rows[:, None] | cols[None, :])
+    assert zero.any()
+
+
+def test_time_warp_moves_frames_within_the_valid_part():
+    aug = SpecAugment(time_warp=5, freq_masks=0, time_masks=0).train()
+    ramp = torch.arange(60, dtype=torch.float32)[None, :, None].repeat(2, 1, 3)
+    torch.manual_seed(1)
+    y = aug(ramp, torch.tensor([60, 40]))
+    assert y.shape == ramp.shape and not torch.equal(y, ramp)
+    assert torch.equal(y[1, 40:], ramp[1, 40:])  # padding untouched
+    assert (y[:, 1:40] - y[:, :39] >= -1e-4).all()  # a ramp stays non-decreasing
+    short = torch.randn(1, 10, 3)  # t <= 2 W: not warped
+    assert torch.equal(aug(short, torch.tensor([10])), short)
 
 
 def test_conv2d_subsampling_lengths():
@@ -103,25 +135,6 @@ def test_conv2d_subsampling_lengths():
 
 
 # -- text ----------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("raw, expected", [
-    ("Hello, world! [noise] (laughs) don't", "HELLO WORLD DONT"),
-    ("Straße «Ça va?» — <unk> 2024", "STRASSE ÇA VA 2024"),
-    ("Всеобщая декларация, прав человека.", "ВСЕОБЩАЯ ДЕКЛАРАЦИЯ ПРАВ ЧЕЛОВЕКА"),
-    ("Ὅτι πάντες ἄνθρωποι;", "ὍΤΙ ΠΆΝΤΕΣ ἌΝΘΡΩΠΟΙ"),
-    ("सभी मनुष्यों को, गौरव।", "सभी मनुष्यों को गौरव"),  # vowel signs (combining marks) stay
-    ("لكل إنسان، حق التمتع.", "لكل إنسان حق التمتع"),
-    ("人人生而自由，在尊严和权利上一律平等。", "人人生而自由在尊严和权利上一律平等"),
-    ("e\u0301te\u0301  {breath}\tok", "ÉTÉ OK"),  # NFC: É is one character
-    ("[only noise]", ""),
-])
-def test_mlsuperb_normalize(raw, expected):
-    assert mlsuperb_normalize(raw) == expected
-
-
-def test_normalize_composes_to_single_characters():
-    assert len(mlsuperb_normalize("e\u0301")) == 1
-
 
 def test_tags_are_single_tokens():
     assert split_tokens("[de] HALLO WELT") == ["[de]", " ", *"HALLO", " ", *"WELT"]
@@ -304,3 +317,18 @@ def test_mono_asr_uses_the_release_language_dataset_pairs():
     assert {u.custom["dataset"] for u in subs["eng1"].dev} == {"mls"}
     assert {u.custom["dataset"] for u in subs["eng1"].test} == {"mls", "voxpopuli"}
     assert "without data: rus" in splits.info["mono_languages_note"]
+
+
+def test_ctc_loss_reductions():
+    """"mean": torch's default (each item / its target length, then the batch mean, s3prl);
+    "batch": summed over items / batch size (ESPnet's CTC, the ML-SUPERB head)."""
+    torch.manual_seed(0)
+    lp = torch.randn(3, 20, 5).log_softmax(-1)
+    lens, targets = torch.tensor([20, 15, 10]), [[1, 2, 3], [4, 4], [2]]
+    per_item = torch.stack([torch.nn.functional.ctc_loss(lp[i, : lens[i]].unsqueeze(1), torch.tensor([t]),
+                                                         lens[i : i + 1], torch.tensor([len(t)]), reduction="sum")
+                            for i, t in enumerate(targets)])
+    assert torch.allclose(ctc_loss(lp, lens, targets, reduction="batch"), per_item.sum() / 3)
+    assert torch.allclose(ctc_loss(lp, lens, targets), (per_item / torch.tensor([3.0, 2.0, 1.0])).mean())
+    with pytest.raises(ValueError, match="reduction"):
+        ctc_loss(lp, lens, targets, reduction="sum")
