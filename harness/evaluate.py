@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from harness import results
+from harness.catalog import upstream_facts
 from harness.config import EvalConfig, ProbeConfig, check_count, config_hash, merge, read_config_file, to_dict
 from harness.environment import environment
 from harness.errors import ConfigError, HarnessError
@@ -165,6 +166,7 @@ def evaluate(
             "run_id": f"{results.slug(spec.name)}/{task}/{folder.name}",
             "corpus": corp.name, "corpus_kind": corp.kind, "corpus_size": corp.meta.get("size"),
             "upstream": spec.name, "upstream_family": spec.family, "num_layers": spec.num_layers,
+            "upstream_facts": upstream_facts(up),  # what the board's summary shows (it never opens weights)
             "task": task, "profile": cfg.profile, "lr": lr, "seed": seed, "config_hash": chash,
             "git_sha": results.git_sha(), "versions": results.versions(),
             "primary_metric": task_obj.primary_metric, "higher_is_better": task_obj.higher_is_better,
