@@ -347,3 +347,25 @@ def test_heatmap_families_share_one_colour_scale(tmp_path, monkeypatch):
     assert plots.above_uniform(asr).tolist() == [[False, False, True, False, False],
                                                  [False, False, False, True, False]]
     assert np.isnan(asr[0, 3:]).all()
+
+
+def test_pretraining_provenance_counts_continued_updates(tmp_path):
+    """What an iteration's export records: the corpus pretrain was given, the utterances and hours
+    trained on, and the updates behind the weights (a continued iteration adds its predecessor's;
+    one trained from scratch does not)."""
+    import json
+
+    from harness.pretrain.loop import Item
+    from harness.pretrain.recipe import DataConfig, IterationConfig, Recipe, TrainConfig
+    from harness.pretrain.run import provenance
+
+    its = (IterationConfig(train=TrainConfig(steps=100)),
+           IterationConfig(train=TrainConfig(steps=50), continue_previous=True),
+           IterationConfig(train=TrainConfig(steps=30)))
+    rec = Recipe(name="r", data=DataConfig(), iterations=its)
+    (tmp_path / "recipe.json").write_text(json.dumps({"corpus": "data/synth/small"}))
+    kept = [Item(id=f"u{i}", path="a.wav", offset=0.0, num_samples=16000 * 1800) for i in range(2)]  # 2 x 30 min
+    p = [provenance(rec, k, kept, tmp_path) for k in (1, 2, 3)]
+    assert [x["updates"] for x in p] == [100, 150, 30]
+    assert p[1] == {"corpus": "data/synth/small", "utterances": 2, "hours": 1.0, "updates": 150, "recipe": "r",
+                    "iteration": 2, "objective": "masked_prediction"}
