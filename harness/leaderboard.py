@@ -415,16 +415,20 @@ def _rank(score: float) -> Tuple[int, float]:
     return (0, -score) if math.isfinite(score) else (1, 0.0)
 
 
+def metric_ranks(t: pd.DataFrame, metric: str, hib: bool) -> Dict[str, int]:
+    """{upstream: rank} on the test mean of `metric` over the rows of one task, 1 = best; ties
+    share the better rank (1, 2, 2, 4); upstreams without a finite value have none."""
+    col = f"test.{metric}.mean"
+    vals = {r["upstream"]: float(r[col]) for _, r in t.iterrows() if col in t and pd.notna(r[col])}
+    return {u: 1 + sum((w > v) if hib else (w < v) for w in vals.values()) for u, v in vals.items()}
+
+
 def task_ranks(b: pd.DataFrame) -> Dict[Tuple[str, str], int]:
-    """{(upstream, task): rank} on each task's test primary metric, 1 = best; ties share the better
-    rank (1, 2, 2, 4); upstreams without a finite value have none."""
+    """{(upstream, task): rank} on each task's test primary metric (``metric_ranks``)."""
     out = {}
     for task, t in b.groupby("task", sort=True):
-        pm, hib = t["primary_metric"].iloc[0], bool(t["higher_is_better"].iloc[0])
-        col = f"test.{pm}.mean"
-        vals = {r["upstream"]: float(r[col]) for _, r in t.iterrows() if col in t and pd.notna(r[col])}
-        for u, v in vals.items():
-            out[(u, task)] = 1 + sum((w > v) if hib else (w < v) for w in vals.values())
+        ranks = metric_ranks(t, t["primary_metric"].iloc[0], bool(t["higher_is_better"].iloc[0]))
+        out.update({(u, task): k for u, k in ranks.items()})
     return out
 
 
@@ -614,21 +618,26 @@ def mlsuperb_sections(b: pd.DataFrame, kind: str, out_dir: Path, hdir: Path) -> 
         n_used = len(s.tasks_used)
         score_col = "ML-SUPERB score" + ("" if n_used == len(groups) else f" (partial: {n_used}/{len(groups)} tasks)")
         ups = sorted(bb["upstream"].unique(), key=lambda u: (_rank(s.get(u, math.nan)), u))
-        head = ["upstream"] + [f"{t} {m}{_arrow(m)}" for t, m in keys]
+        head = ["upstream"] + UPSTREAM_HEAD + [f"{t} {m}{_arrow(m)}" for t, m in keys]
         if n_used:  # without a single scaled metric the score columns would be all dashes
             head += [MLSUPERB_GROUP_NAMES[g] for g in groups] + [score_col]
+        ranks = {(t, m): metric_ranks(bb[bb["task"] == t], m, bool(scores.METRIC_HIGHER_IS_BETTER.get(m)))
+                 for t, m in keys}
         rows = []
         for u in ups:
-            cells = [u]
+            mine = bb[bb["upstream"] == u]
+            cells = [u] + upstream_cells(next((f for f in mine["facts"] if isinstance(f, dict) and f), {}))
             for t, m in keys:
-                r = bb[(bb["upstream"] == u) & (bb["task"] == t)]
+                r = mine[mine["task"] == t]
                 col = f"test.{m}.mean"
-                cells.append(fmt(r[col].iloc[0]) if len(r) and col in r else "–")
+                rank = f" #{ranks[(t, m)][u]}" if u in ranks[(t, m)] else ""
+                cells.append(fmt(r[col].iloc[0]) + rank if len(r) and col in r else "–")
             if n_used:
                 cells += [fmt(task_scores[g].get(u, math.nan)) if g in task_scores else "–" for g in groups]
                 cells.append(fmt(s.get(u, math.nan)))
             rows.append(cells)
-        md += [f"### ML-SUPERB ({budget} train budget)", "", f"> {header}", "", md_table(head, rows), ""]
+        md += [f"### ML-SUPERB ({budget} train budget)", "", f"> {header}", "", md_table(head, rows), "",
+               "Each metric cell: test mean and #rank on that metric (1 = best).", ""]
         if n_used:
             md += [f"Score: per metric fbank = 0 and the best upstream here = 1000; mean over a task's metrics, "
                    f"then over the tasks used ({', '.join(MLSUPERB_GROUP_NAMES[g] for g in s.tasks_used)}); an "

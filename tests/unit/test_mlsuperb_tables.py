@@ -194,7 +194,9 @@ def test_leaderboard_mlsuperb_sections(runs, tmp_path):
     part = md[md.index(sec):]
     head = next(ln for ln in part.splitlines() if ln.startswith("| upstream"))
     assert "mono_asr_10min cer ↓" in head and "asr_lid_10min lid_acc ↑" in head and head.endswith("| ML-SUPERB score |")
-    assert _row(md, sec, A)[1:] == ["20.00", "30.00", "60.00", "60.00", "90.00", "30.00", "70.00",
+    # upstream facts (layers only in these runs), each metric with its rank among the three, the scores
+    assert _row(md, sec, A)[1:] == ["–", "5", "–", "–", "–", "20.00 #1", "30.00 #2", "60.00 #1", "60.00 #2",
+                                    "90.00 #1", "30.00 #1", "70.00 #2",
                                     "1000.00", "750.00", "500.00", "833.33", "770.83"]
     assert _row(md, sec, B)[-1] == "729.17" and _row(md, sec, "fbank")[-1] == "0.00"
     rows = [ln.split("|")[1].strip() for ln in part.split("####")[0].splitlines() if ln.startswith("| ")][1:]
@@ -202,7 +204,7 @@ def test_leaderboard_mlsuperb_sections(runs, tmp_path):
     # 1 h: mono only, marked partial
     sec1 = "### ML-SUPERB (1h train budget)"
     assert "ML-SUPERB score (partial: 1/4 tasks)" in md[md.index(sec1):]
-    assert _row(md, sec1, A)[1] == "15.00" and _row(md, sec1, A)[-1] == "1000.00"
+    assert _row(md, sec1, A)[6] == "15.00 #1" and _row(md, sec1, A)[-1] == "1000.00"
     assert "Not in the score: lid: lid_ctc_1h acc: no result on the board." in md
 
     # per-language CER of ml_asr_10min: columns de en es fr it sv tr, then mean, worst-5 mean, worst 5, std, max-min
@@ -294,7 +296,7 @@ def test_mlsuperb_board_where_fbank_is_best_everywhere(tmp_path):
     part = md[md.index(sec):]
     head = next(ln for ln in part.splitlines() if ln.startswith("| upstream"))
     assert "ML-SUPERB score" not in head and head.endswith("| asr_lid_10min cer_fewshot ↓ |")
-    assert len(_row(md, sec, A)) == 8 and _row(md, sec, "fbank")[1] == "40.00"
+    assert len(_row(md, sec, A)) == 13 and _row(md, sec, "fbank")[6] == "40.00 #1"
     assert "No ML-SUPERB score on this board" in part
     assert "Not in the score: mono: mono_asr_10min cer: fbank is the best run (no scale)." in part
     # the report's ML-SUPERB summary: metrics and ranks, no empty score column
