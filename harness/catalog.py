@@ -52,6 +52,23 @@ def _row(up: Upstream, name: str, source: str) -> UpstreamRow:
                        sum(p.numel() for p in up.parameters()), source)
 
 
+def upstream_facts(up: Upstream) -> dict:
+    """What a result.json records about its upstream, so that boards never open a checkpoint:
+    family, layers (L+1), width D, frame rate (Hz), parameter count, source and `pretraining`
+    (an export's upstream.json record of corpus, hours and updates; a fusion's: its members'
+    records in order; None where the weights say nothing about it)."""
+    s = up.spec
+    members = getattr(up, "members", None)
+    if members is not None:
+        pre = [upstream_facts(m)["pretraining"] for m in members]
+        pretraining = {"members": pre} if any(p is not None for p in pre) else None
+    else:
+        cfg = Path(s.source) / CONFIG_FILE if s.source else None
+        pretraining = read_export_config(cfg.parent)[2].get("pretraining") if cfg and cfg.is_file() else None
+    return {"family": s.family, "layers": s.num_layers, "width": s.hidden_size, "frame_rate_hz": s.frame_rate_hz,
+            "params": sum(p.numel() for p in up.parameters()), "source": s.source, "pretraining": pretraining}
+
+
 def registered_row(name: str) -> UpstreamRow:
     """Registered upstream `name`, described without weights (built on the meta device)."""
     load_all()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from harness import results
+from harness.catalog import upstream_facts
 from harness.config import EvalConfig, ProbeConfig, check_count, config_hash, merge, read_config_file, to_dict
 from harness.diskio import os_errors
 from harness.environment import environment
@@ -214,6 +215,7 @@ def evaluate(
             "run_id": f"{results.slug(spec.name)}/{task}/{folder.name}",
             "corpus": corp.name, "corpus_kind": corp.kind, "corpus_size": corp.meta.get("size"),
             "upstream": spec.name, "upstream_family": spec.family, "num_layers": spec.num_layers,
+            "upstream_facts": upstream_facts(up),  # what the board's summary shows (it never opens weights)
             "task": task, "profile": cfg.profile, "lr": lr, "seed": seed, "config_hash": chash,
             "departures": list(task_obj.departures),
             "git_sha": results.git_sha(), "versions": results.versions(),

@@ -12,14 +12,21 @@
 - ``build``: one markdown file per corpus (``<out>/<corpus>.md``) plus heatmaps in
   ``<out>/<corpus>/<profile>/``; a page ends with the unreadable audio files its runs skipped
   (--skip-bad, from ``skipped_files`` in result.json), by upstream and task. Corpora are never mixed, so synth and real numbers never share a
-  table. Scores: on synth the board-relative SUPERB-style score; on a real corpus the published
-  SUPERB and WavLM-paper scores, only for upstreams that have all of their metrics. The summary
-  and its score cover the SUPERB tasks (SD and SS included); the ML-SUPERB tasks
+  table. The summary has one row per upstream: its facts from result.json's ``upstream_facts``
+  (parameters, layers, frame rate, what it was pre-trained on and for how many updates), then
+  each task's test primary metric with its rank on that task, then the scores. Scores: on synth
+  the board-relative SUPERB-style score, explained under the table; on a real corpus the
+  published SUPERB and WavLM-paper scores, only for upstreams that have all of their metrics. The
+  summary and its score cover the SUPERB tasks (SD and SS included); the ML-SUPERB tasks
   (``mono_asr_<budget>``, ``ml_asr_<budget>``, ``lid_ctc_<budget>``, ``asr_lid_<budget>``) get a
-  section per budget instead: the ML-SUPERB score (fbank = 0, best on the board = 1000) with its
-  7 metrics, per-language CER tables with the worst-5 mean and the spread across languages
-  (from ``extra["per_language_cer"]``), and languages x layers heatmaps of the mono_asr runs
-  (from ``extra["per_language_layer_weights"]``).
+  section per budget instead: the ML-SUPERB score (fbank = 0, best on the board = 1000; no score
+  columns when no metric has a scale) with its 7 metrics, per-language tables (CER; accuracy for
+  lid_ctc) with the spread across languages and, with more than 5 languages, the worst-5 mean,
+  and languages x layers heatmaps of the mono_asr runs (``extra["per_language_layer_weights"]``).
+  Task tables show the bare mean for one seed and flag rows that learned nothing, emitted
+  near-empty transcripts (``extra["test_output_tokens"]``) or hit NaN; the runs behind each row
+  (ids, config hashes, git shas, versions, machines) are in the "Run details" section at the
+  bottom of the page.
 """
 
 from __future__ import annotations
@@ -53,6 +60,10 @@ MLSUPERB_REAL_HEADER = ("ML-SUPERB score: fbank = 0, best run per metric on this
                         "\"SOTA\" is the best value on the current leaderboard)")  # fmt: skip
 MLSUPERB_GROUP_NAMES = {"mono": "mono", "multi": "multi", "lid": "LID", "asr_lid": "ASR+LID"}
 WORST_K = 5
+#: a transcription probe whose test output holds fewer tokens than this fraction of the references'
+#: is flagged "near-empty output": it never left the CTC blank plateau for most items, whatever its
+#: error rate says (at 0.2 the error rate is at least 80%)
+NEAR_EMPTY = 0.2
 
 
 def is_mlsuperb_task(task: str) -> bool:
@@ -69,6 +80,15 @@ class Scan:
     broken: List[Tuple[Path, str]] = field(default_factory=list)
 
 
+def output_ratio(tokens) -> float:
+    """Output tokens / reference tokens over a run's test set, from its
+    ``extra["test_output_tokens"]`` ({utterance: [hypothesis, reference]}); NaN without one."""
+    if not isinstance(tokens, dict) or not tokens:
+        return math.nan
+    hyp, ref = (sum(int(v[i]) for v in tokens.values()) for i in (0, 1))
+    return hyp / ref if ref > 0 else math.nan
+
+
 def _row(r: dict, path: Path) -> dict:
     row = {k: r.get(k) for k in ("run_id", "corpus", "corpus_kind", "upstream", "upstream_family", "task",
                                  "profile", "lr", "seed", "config_hash", "git_sha", "primary_metric",
@@ -76,15 +96,20 @@ def _row(r: dict, path: Path) -> dict:
     row["profile"] = row["profile"] or "default"
     row["lr"], row["seed"] = float(r["lr"]), int(r["seed"])
     row["higher_is_better"] = bool(r["higher_is_better"])
-    row["torch"] = (r.get("versions") or {}).get("torch", "unknown")
+    row["versions"] = ", ".join(f"{k} {v}" for k, v in sorted((r.get("versions") or {}).items())) or "unknown"
     row["run_dir"] = str(path.parent)
     row["train_s"] = (r.get("timing") or {}).get("train_s")
     row["skipped_files"] = r.get("skipped_files") or {}
     extra = r.get("extra") or {}
     row["per_language_cer"] = extra.get("per_language_cer") or None
+    row["per_language_acc"] = extra.get("per_language_acc") or None
     row["per_language_lw"] = extra.get("per_language_layer_weights") or None
     row["trivial"] = extra.get("trivial_baseline") or None
     row["learned_nothing"] = bool(r.get("learned_nothing"))
+    row["output_ratio"] = output_ratio(extra.get("test_output_tokens"))
+    test_primary = ((r["metrics"] or {}).get("test") or {}).get(r["primary_metric"])
+    row["nan"] = bool(r.get("nan_steps")) or test_primary is None or not math.isfinite(float(test_primary))
+    row["facts"] = r.get("upstream_facts") or {"family": r.get("upstream_family"), "layers": r.get("num_layers")}
     row["environment"] = r.get("environment") or None
     lw = r.get("layer_weights") or {}
     row["lw_softmax"], row["lw_corrected"] = lw.get("softmax"), lw.get("corrected")
@@ -196,13 +221,18 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
                    primary_metric=primary, higher_is_better=hib, lr=lr, selected_on=split,
                    n_seeds=len(c), seeds=c["seed"].tolist(), run_ids=c["run_id"].tolist(),
                    config_hashes=sorted(set(c["config_hash"].astype(str))), set_aside=set_aside,
-                   git_shas=sorted(set(c["git_sha"].astype(str))), torch=sorted(set(c["torch"].astype(str))),
+                   git_shas=sorted(set(c["git_sha"].astype(str))), versions=sorted(set(c["versions"].astype(str))),
                    lr_scores={float(k): float(v) for k, v in by_lr.items()},
                    lw_softmax=_mean_lists(c["lw_softmax"]), lw_corrected=_mean_lists(c["lw_corrected"]),
                    per_language_cer=_mean_dicts(c["per_language_cer"]) if "per_language_cer" in c else None,
+                   per_language_acc=_mean_dicts(c["per_language_acc"]) if "per_language_acc" in c else None,
                    per_language_lw=_mean_list_dicts(c["per_language_lw"]) if "per_language_lw" in c else None,
                    trivial=next((x for x in c["trivial"] if x), None) if "trivial" in c else None,
                    learned_nothing=int(c["learned_nothing"].sum()) if "learned_nothing" in c else 0,
+                   empty_output=int((c["output_ratio"] < NEAR_EMPTY).sum()) if "output_ratio" in c else 0,
+                   output_ratio=float(c["output_ratio"].mean()) if "output_ratio" in c else math.nan,
+                   nan_runs=int(c["nan"].sum()) if "nan" in c else 0,
+                   facts=next((f for f in c["facts"] if isinstance(f, dict)), {}) if "facts" in c else {},
                    machines=machine_labels(c["environment"]) if "environment" in c else ["unknown"],
                    train_s=float(c["train_s"].mean()) if c["train_s"].notna().any() else None)  # fmt: skip
         for mc in metric_cols:
@@ -224,6 +254,9 @@ def fmt(x) -> str:
 
 
 def fmt_ci(mean, ci) -> str:
+    """"mean ± ci"; the bare mean where there is no interval (one seed)."""
+    if ci is None or (isinstance(ci, float) and not math.isfinite(ci)):
+        return fmt(mean)
     return f"{fmt(mean)} ± {fmt(ci)}"
 
 
@@ -245,31 +278,57 @@ def _metrics(b: pd.DataFrame, split: str) -> List[str]:
 
 
 def _task_table(t: pd.DataFrame) -> str:
+    """One row per upstream (best test primary first): test metrics, dev primary, the lr choice and
+    the seed count; the runs behind each row are in the page's run details (``details_table``)."""
     primary, hib = t["primary_metric"].iloc[0], bool(t["higher_is_better"].iloc[0])
     t = t.sort_values(f"test.{primary}.mean", ascending=not hib, na_position="last")
     others = [m for m in _metrics(t, "test") if m != primary]
     head = ["upstream", f"test {primary}{_arrow(primary, hib)} (mean ± 95% CI)"]
     head += [f"test {m}{_arrow(m)}" for m in others]
-    head += [f"dev {primary}", "lr", "selected on", "mean per lr", "seeds", "run id", "config hash", "git sha", "torch",
-             "machine"]
+    head += [f"dev {primary}", "lr", "selected on", "mean per lr", "seeds"]
     rows = []
     for _, r in t.iterrows():
-        cells = [r["upstream"], fmt_ci(r.get(f"test.{primary}.mean"), r.get(f"test.{primary}.ci")) + _nothing_flag(r)]
+        cells = [r["upstream"], fmt_ci(r.get(f"test.{primary}.mean"), r.get(f"test.{primary}.ci")) + flags(r)]
         cells += [fmt_ci(r.get(f"test.{m}.mean"), r.get(f"test.{m}.ci")) for m in others]
         cells += [fmt_ci(r.get(f"dev.{primary}.mean"), r.get(f"dev.{primary}.ci")), f"{r['lr']:g}",
                   r["selected_on"] + ("" if r["selected_on"] == "dev" else " (no dev set)"),
-                  ", ".join(f"{k:g}: {fmt(v)}" for k, v in sorted(r["lr_scores"].items())),
-                  f"{r['n_seeds']} ({', '.join(map(str, r['seeds']))})", ", ".join(r["run_ids"]),
-                  ", ".join(r["config_hashes"]), ", ".join(r["git_shas"]), ", ".join(r["torch"]),
-                  "; ".join(r["machines"])]  # fmt: skip
+                  ", ".join(f"{k:g}: {fmt(v)}" for k, v in sorted(r["lr_scores"].items())), str(r["n_seeds"])]
         rows.append(cells)
     return md_table(head, rows)
 
 
-def _nothing_flag(r) -> str:
-    """" ⚠ learned nothing (k/n seeds)" when seeds of a row never beat the trivial answer on dev."""
+def details_table(b: pd.DataFrame) -> str:
+    """The runs behind every task-table row of a board, keyed by (task, upstream): lr, seeds, run
+    ids, config hashes, git shas, versions and machines."""
+    rows = []
+    for _, r in b.sort_values(["task", "upstream"]).iterrows():
+        rows.append([r["task"], r["upstream"], f"{r['lr']:g}", ", ".join(map(str, r["seeds"])), ", ".join(r["run_ids"]),
+                     ", ".join(r["config_hashes"]), ", ".join(r["git_shas"]), "; ".join(r["versions"]),
+                     "; ".join(r["machines"])])  # fmt: skip
+    return md_table(["task", "upstream", "lr", "seeds", "run ids", "config hash", "git sha", "versions", "machine"],
+                    rows)
+
+
+FLAG_LEGEND = ("⚠ flags on a row (k/n = seeds of the selected lr): *learned nothing*: its dev metric never beat "
+               "the task's trivial answer; *near-empty output*: its test transcripts hold fewer than "
+               f"{NEAR_EMPTY:.0%} of the reference tokens (it never left the CTC blank plateau; the ratio is "
+               "shown); *NaN*: non-finite loss steps were skipped or a test metric is NaN.")
+
+
+def flags(r) -> str:
+    """" ⚠ ..." for the seeds of a row that learned nothing, emitted (near-)empty output or hit NaN."""
+    n = r["n_seeds"]
+    out = []
     k = int(r.get("learned_nothing") or 0)
-    return f" ⚠ learned nothing ({k}/{r['n_seeds']} seeds)" if k else ""
+    if k:
+        out.append(f"learned nothing ({k}/{n} seeds)")
+    k = int(r.get("empty_output") or 0)
+    if k:
+        out.append(f"near-empty output ({k}/{n} seeds; output/reference tokens {fmt(r['output_ratio'])})")
+    k = int(r.get("nan_runs") or 0)
+    if k:
+        out.append(f"NaN ({k}/{n} seeds)")
+    return "".join(f" ⚠ {x}" for x in out)
 
 
 def _set_aside_notes(t: pd.DataFrame) -> List[str]:
@@ -326,9 +385,7 @@ def board_scores(b: pd.DataFrame, kind: str) -> Tuple[Dict[str, Dict[str, float]
                              "value": [r.get(f"test.{r['primary_metric']}.mean", math.nan) for _, r in b.iterrows()],
                              "higher_is_better": b["higher_is_better"]})  # fmt: skip
         s = scores.synth_superb_scores(long)
-        notes = [f"SUPERB-style score over tasks: {', '.join(s.tasks_used) or 'none'} (test primary metric of "
-                 f"each task; mean per task, then over tasks; an upstream missing one of them has no score)."]
-        notes += [f"Task {t} not in the score: {why}." for t, why in s.tasks_skipped.items()]
+        notes = [score_note(s.tasks_used, s.tasks_skipped)]
         return ({"SUPERB-style score (synth)": dict(s)} if s.tasks_used else {}), notes
     mets = {u: {(r["task"], c.split(".")[1]): r[c] for _, r in b[b["upstream"] == u].iterrows()
                 for c in b.columns if c.startswith("test.") and c.endswith(".mean") and pd.notna(r[c])}
@@ -344,27 +401,112 @@ def board_scores(b: pd.DataFrame, kind: str) -> Tuple[Dict[str, Dict[str, float]
                  "half each); WavLM-paper score: plain mean of the 11 metrics; QbE MTWV scaled x100."]
 
 
+def score_note(used: List[str], skipped: Dict[str, str]) -> str:
+    """What the board-relative SUPERB-style score means, for the line under the summary table."""
+    if not used:
+        return ("No SUPERB-style score on this board: it puts fbank at 0 and the best upstream at 1000 per task, "
+                "and no task has both apart (" + "; ".join(f"{t}: {why}" for t, why in skipped.items()) + ").")
+    out = (f"SUPERB-style score (synth): on each task, fbank's test primary metric scores 0 and the best upstream's "
+           f"on this board 1000, linear in between (below 0: worse than fbank); the score is the mean over the tasks "
+           f"{', '.join(used)}. An upstream missing one of them has no score (n/a). The references are this board's "
+           "own runs, so a new best run moves every score; not comparable with published SUPERB scores.")
+    return out + "".join(f" Task {t} not in the score: {why}." for t, why in skipped.items())
+
+
 def _rank(score: float) -> Tuple[int, float]:
     return (0, -score) if math.isfinite(score) else (1, 0.0)
 
 
+def metric_ranks(t: pd.DataFrame, metric: str, hib: bool) -> Dict[str, int]:
+    """{upstream: rank} on the test mean of `metric` over the rows of one task, 1 = best; ties
+    share the better rank (1, 2, 2, 4); upstreams without a finite value have none."""
+    col = f"test.{metric}.mean"
+    vals = {r["upstream"]: float(r[col]) for _, r in t.iterrows() if col in t and pd.notna(r[col])}
+    return {u: 1 + sum((w > v) if hib else (w < v) for w in vals.values()) for u, v in vals.items()}
+
+
+def task_ranks(b: pd.DataFrame) -> Dict[Tuple[str, str], int]:
+    """{(upstream, task): rank} on each task's test primary metric (``metric_ranks``)."""
+    out = {}
+    for task, t in b.groupby("task", sort=True):
+        ranks = metric_ranks(t, t["primary_metric"].iloc[0], bool(t["higher_is_better"].iloc[0]))
+        out.update({(u, task): k for u, k in ranks.items()})
+    return out
+
+
+def fmt_params(n) -> str:
+    """Parameter count as 0, 12.3k, 1.21M, 94.4M, 1.2G ("–" when unknown)."""
+    if n is None or (isinstance(n, float) and not math.isfinite(n)):
+        return "–"
+    n = int(n)
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return str(n)
+
+
+def _pretraining(p) -> Tuple[str, str]:
+    """(what, updates) of an upstream_facts["pretraining"] record (a fusion's: its members')."""
+    if isinstance(p, dict) and isinstance(p.get("members"), list):
+        parts = [_pretraining(m) for m in p["members"]]
+        return " + ".join(w for w, _ in parts), " + ".join(n for _, n in parts)
+    if not isinstance(p, dict):
+        return "–", "–"
+    hours = f"{p['hours']:g} h" if p.get("hours") is not None else None
+    utts = f"{p['utterances']} utts" if p.get("utterances") is not None else None
+    size = ", ".join(x for x in (hours, utts) if x)
+    what = f"{p.get('corpus') or '?'}" + (f" ({size})" if size else "")
+    return what, (str(p["updates"]) if p.get("updates") is not None else "–")
+
+
+UPSTREAM_HEAD = ["params", "layers (L+1)", "frame rate", "pre-trained on", "updates"]
+
+
+def upstream_cells(facts: dict) -> List[str]:
+    """The summary's upstream columns (UPSTREAM_HEAD) from a result's upstream_facts."""
+    f = facts or {}
+    what, updates = _pretraining(f.get("pretraining"))
+    if what == "–" and f.get("params") == 0:
+        what = "none (no weights)"
+    elif what == "–" and str(f.get("source") or "").startswith("random init"):
+        what = "none (random init)"
+    elif what == "–" and f.get("source"):
+        what = Path(str(f["source"])).name
+    rate = f.get("frame_rate_hz")
+    return [fmt_params(f.get("params")), str(f["layers"]) if f.get("layers") else "–",
+            f"{rate:g} Hz" if rate else "–", what, updates]
+
+
+RANK_NOTE = ("Each task cell: test primary metric (mean over the seeds of the dev-best lr) and #rank on that task "
+             "(1 = best); ⚠: a seed of it is flagged in the task table. Layers: hidden states L+1; updates: "
+             "pre-training optimiser updates behind the weights.")
+
+
 def summary_table(b: pd.DataFrame, board: Dict[str, Dict[str, float]]) -> str:
-    """One row per upstream (best score first): the test primary metric of each task, then the scores."""
+    """One row per upstream (best score first): its facts (params, layers, frame rate, pre-training),
+    the test primary metric of each task with its rank, then the scores."""
     tasks = sorted(b["task"].unique())
     prim = {t: b.loc[b["task"] == t, "primary_metric"].iloc[0] for t in tasks}
     hib = {t: bool(b.loc[b["task"] == t, "higher_is_better"].iloc[0]) for t in tasks}
+    ranks = task_ranks(b)
     ups = sorted(b["upstream"].unique())
     if board:  # best score first, upstreams without a score last
         first = next(iter(board.values()))
         ups.sort(key=lambda u: _rank(first.get(u, math.nan)))
-    head = ["upstream"] + [f"{t} {prim[t]}{_arrow(prim[t], hib[t])}" for t in tasks] + list(board)
+    head = ["upstream"] + UPSTREAM_HEAD + [f"{t} {prim[t]}{_arrow(prim[t], hib[t])}" for t in tasks] + list(board)
     rows = []
     for u in ups:
-        cells = [u]
+        mine = b[b["upstream"] == u]
+        facts = next((f for f in mine["facts"] if isinstance(f, dict) and f), {}) if "facts" in mine else {}
+        cells = [u] + upstream_cells(facts)
         for t in tasks:
-            r = b[(b["upstream"] == u) & (b["task"] == t)]
-            cells.append(fmt(r[f"test.{prim[t]}.mean"].iloc[0]) + (" ⚠" if r["learned_nothing"].iloc[0] else "")
-                         if len(r) and f"test.{prim[t]}.mean" in r else "–")
+            r = mine[mine["task"] == t]
+            col = f"test.{prim[t]}.mean"
+            if not len(r) or col not in r:
+                cells.append("–")
+                continue
+            rank = f" #{ranks[(u, t)]}" if (u, t) in ranks else ""
+            cells.append(fmt(r[col].iloc[0]) + rank + (" ⚠" if flags(r.iloc[0]) else ""))
         cells += [fmt(s.get(u, math.nan)) for s in board.values()]
         rows.append(cells)
     return md_table(head, rows)
@@ -397,32 +539,68 @@ def _long_test_table(b: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["upstream", "task", "metric", "value", "higher_is_better"])
 
 
-def language_spread(per_lang: Dict[str, float], k: int = WORST_K) -> Dict[str, object]:
-    """Macro mean, worst-k mean (the k highest CERs; all when fewer), their languages, population
-    std (ddof 0) and max - min of per-language CERs."""
+def language_spread(per_lang: Dict[str, float], k: int = WORST_K, higher_is_better: bool = False) -> Dict[str, object]:
+    """Macro mean, worst-k mean (the k highest CERs, or lowest accuracies; all when fewer), their
+    languages, population std (ddof 0) and max - min of per-language values."""
     vals = {lg: float(v) for lg, v in per_lang.items() if v is not None and math.isfinite(float(v))}
     if not vals:
         return {"mean": math.nan, "worst_mean": math.nan, "worst": [], "std": math.nan, "range": math.nan}
     x = np.array(list(vals.values()))
-    worst = sorted(vals, key=lambda lg: (-vals[lg], lg))[:k]
+    sign = 1.0 if higher_is_better else -1.0
+    worst = sorted(vals, key=lambda lg: (sign * vals[lg], lg))[:k]
     return {"mean": float(x.mean()), "worst_mean": float(np.mean([vals[lg] for lg in worst])), "worst": worst,
             "std": float(x.std()), "range": float(x.max() - x.min())}  # fmt: skip
 
 
-def _per_language_table(t: pd.DataFrame) -> str:
-    """Rows upstreams (lowest macro CER first), columns languages, then the spread columns."""
-    per_up = {r["upstream"]: r["per_language_cer"] for _, r in t.iterrows() if isinstance(r["per_language_cer"], dict)}
+#: the per-language table of each ML-SUPERB task: (result extra, metric name, higher is better).
+#: lid_ctc is a language decision, so its table is accuracy; its extra["per_language_cer"] is the
+#: tag sequence's token error rate, which counts insertions and so runs past 100%.
+PER_LANGUAGE = {"lid_ctc": ("per_language_acc", "accuracy", True)}
+PER_LANGUAGE_DEFAULT = ("per_language_cer", "CER", False)
+
+
+def per_language_kind(task: str) -> Tuple[str, str, bool]:
+    """(row column, metric name, higher is better) of a task's per-language table."""
+    return PER_LANGUAGE.get(str(task).rsplit("_", 1)[0], PER_LANGUAGE_DEFAULT)
+
+
+def _per_language_table(t: pd.DataFrame) -> Tuple[str, str]:
+    """(note, table) of one task: rows upstreams (best macro mean first), columns languages, then
+    the spread columns; the worst-k columns only with more than k languages."""
+    key, metric, hib = per_language_kind(t["task"].iloc[0])
+    per_up = {r["upstream"]: r[key] for _, r in t.iterrows() if isinstance(r.get(key), dict)}
     langs = sorted({lg for d in per_up.values() for lg in d})
-    spread = {u: language_spread(d) for u, d in per_up.items()}
-    ups = sorted(per_up, key=lambda u: (not math.isfinite(spread[u]["mean"]), spread[u]["mean"], u))
-    head = ["upstream"] + langs + ["mean", f"worst-{WORST_K} mean", f"worst {WORST_K}", "std", "max−min"]
+    spread = {u: language_spread(d, higher_is_better=hib) for u, d in per_up.items()}
+    ups = sorted(per_up, key=lambda u: (not math.isfinite(spread[u]["mean"]),
+                                        -spread[u]["mean"] if hib else spread[u]["mean"], u))
+    worst = len(langs) > WORST_K
+    head = ["upstream"] + langs + ["mean"] + ([f"worst-{WORST_K} mean", f"worst {WORST_K}"] if worst else [])
     rows = []
     for u in ups:
         d, sp = per_up[u], spread[u]
-        rows.append([u] + [fmt(d[lg]) if lg in d and d[lg] is not None else "–" for lg in langs]
-                    + [fmt(sp["mean"]), fmt(sp["worst_mean"]), ", ".join(sp["worst"]), fmt(sp["std"]),
-                       fmt(sp["range"])])  # fmt: skip
-    return md_table(head, rows)
+        rows.append([u] + [fmt(d[lg]) if lg in d and d[lg] is not None else "–" for lg in langs] + [fmt(sp["mean"])]
+                    + ([fmt(sp["worst_mean"]), ", ".join(sp["worst"])] if worst else [])
+                    + [fmt(sp["std"]), fmt(sp["range"])])  # fmt: skip
+    extreme = "lowest accuracy" if hib else "highest CER"
+    note = ((f"Worst-{WORST_K} mean: mean {metric} of the {WORST_K} languages with the {extreme}; " if worst else "")
+            + f"std: population standard deviation of the per-language {metric}; max−min: their range.")
+    return note, md_table(head + ["std", "max−min"], rows)
+
+
+def mlsuperb_board_scores(b: pd.DataFrame) -> Dict[str, Dict[str, float]]:
+    """{"ML-SUPERB score (<budget>)": {upstream: score}} of the budgets of a board's ML-SUPERB
+    tasks that have a score (at least one metric with fbank and the best run apart), for a summary
+    table; "(partial: k/4 tasks)" when some tasks are left out."""
+    out = {}
+    for budget in scores.MLSUPERB_BUDGETS:
+        bb = b[b["task"].astype(str).str.endswith("_" + budget) & b["task"].map(is_mlsuperb_task)]
+        if bb.empty:
+            continue
+        s = scores.mlsuperb_score(_long_test_table(bb), budget, require_all=False)
+        n, total = len(s.tasks_used), len(scores.mlsuperb_metrics(budget))
+        if n:
+            out[f"ML-SUPERB score ({budget}" + ("" if n == total else f", partial: {n}/{total} tasks") + ")"] = dict(s)
+    return out
 
 
 def mlsuperb_sections(b: pd.DataFrame, kind: str, out_dir: Path, hdir: Path) -> Tuple[List[str], List[Path]]:
@@ -442,21 +620,26 @@ def mlsuperb_sections(b: pd.DataFrame, kind: str, out_dir: Path, hdir: Path) -> 
         n_used = len(s.tasks_used)
         score_col = "ML-SUPERB score" + ("" if n_used == len(groups) else f" (partial: {n_used}/{len(groups)} tasks)")
         ups = sorted(bb["upstream"].unique(), key=lambda u: (_rank(s.get(u, math.nan)), u))
-        head = ["upstream"] + [f"{t} {m}{_arrow(m)}" for t, m in keys]
+        head = ["upstream"] + UPSTREAM_HEAD + [f"{t} {m}{_arrow(m)}" for t, m in keys]
         if n_used:  # without a single scaled metric the score columns would be all dashes
             head += [MLSUPERB_GROUP_NAMES[g] for g in groups] + [score_col]
+        ranks = {(t, m): metric_ranks(bb[bb["task"] == t], m, bool(scores.METRIC_HIGHER_IS_BETTER.get(m)))
+                 for t, m in keys}
         rows = []
         for u in ups:
-            cells = [u]
+            mine = bb[bb["upstream"] == u]
+            cells = [u] + upstream_cells(next((f for f in mine["facts"] if isinstance(f, dict) and f), {}))
             for t, m in keys:
-                r = bb[(bb["upstream"] == u) & (bb["task"] == t)]
+                r = mine[mine["task"] == t]
                 col = f"test.{m}.mean"
-                cells.append(fmt(r[col].iloc[0]) if len(r) and col in r else "–")
+                rank = f" #{ranks[(t, m)][u]}" if u in ranks[(t, m)] else ""
+                cells.append(fmt(r[col].iloc[0]) + rank if len(r) and col in r else "–")
             if n_used:
                 cells += [fmt(task_scores[g].get(u, math.nan)) if g in task_scores else "–" for g in groups]
                 cells.append(fmt(s.get(u, math.nan)))
             rows.append(cells)
-        md += [f"### ML-SUPERB ({budget} train budget)", "", f"> {header}", "", md_table(head, rows), ""]
+        md += [f"### ML-SUPERB ({budget} train budget)", "", f"> {header}", "", md_table(head, rows), "",
+               "Each metric cell: test mean and #rank on that metric (1 = best).", ""]
         if n_used:
             md += [f"Score: per metric fbank = 0 and the best upstream here = 1000; mean over a task's metrics, "
                    f"then over the tasks used ({', '.join(MLSUPERB_GROUP_NAMES[g] for g in s.tasks_used)}); an "
@@ -467,11 +650,10 @@ def mlsuperb_sections(b: pd.DataFrame, kind: str, out_dir: Path, hdir: Path) -> 
         md += [n for g, why in s.tasks_skipped.items() for n in (f"Not in the score: {g}: {why}.", "")]
         for task in sorted(bb["task"].unique()):
             t = bb[bb["task"] == task]
-            if any(isinstance(x, dict) for x in t["per_language_cer"]):
-                md += [f"#### Per-language CER: {task} (test, %)", "",
-                       f"Worst-{WORST_K} mean: mean CER of the {WORST_K} languages with the highest CER; std: population "
-                       "standard deviation of the per-language CERs; max−min: their range.", "",
-                       _per_language_table(t), ""]  # fmt: skip
+            key, metric, _ = per_language_kind(task)
+            if key in t and any(isinstance(x, dict) for x in t[key]):
+                note, table = _per_language_table(t)
+                md += [f"#### Per-language {metric}: {task} (test, %)", "", note, "", table, ""]
         lw = {(r["upstream"], r["task"]): r["per_language_lw"] for _, r in bb.iterrows()
               if r["task"].startswith("mono_asr_") and isinstance(r["per_language_lw"], dict)}  # fmt: skip
         drawn = plots.language_layer_heatmaps(lw, hdir)
@@ -495,8 +677,11 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
     if kind == "synth":
         md += [f"> {SYNTH_HEADER}", ""]
     md += [f"{n_runs} finished runs. Each cell: test mean ± 95% Student-t half-width over the seeds of the "
-           "learning rate whose mean dev primary metric is best (\"mean per lr\" lists those means).", ""]
+           "learning rate whose mean dev primary metric is best (\"mean per lr\" lists those means); the bare "
+           "mean where that lr has one seed. The runs behind every row (run ids, config hashes, git shas, "
+           "versions, machines) are listed under [Run details](#run-details) at the bottom.", ""]
     paths: List[Path] = []
+    details: List[str] = []
     for profile, b in c.groupby("profile", sort=True):
         hdir = out_dir / slug(corpus) / slug(str(profile))
         for old in hdir.glob("heatmap_*.png") if hdir.is_dir() else []:
@@ -506,11 +691,10 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
         if (~is_ml).any():
             sb = b[~is_ml]
             board, notes = board_scores(sb, kind)
-            md += ["### Summary (test primary metrics)", "", summary_table(sb, board), ""]
-            if sb["learned_nothing"].any():
-                md += ["⚠: the probe learned nothing in at least one seed (its dev metric never beat the task's "
-                       "trivial answer); see the task tables.", ""]
+            md += ["### Summary (test primary metrics)", "", summary_table(sb, board), "", RANK_NOTE, ""]
             md += [n for note in notes for n in (note, "")]
+        if any(flags(r) for _, r in b.iterrows()):
+            md += [FLAG_LEGEND, ""]
         if is_ml.any():
             ml_md, ml_paths = mlsuperb_sections(b[is_ml], kind, out_dir, hdir)
             md += ml_md
@@ -536,13 +720,23 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
                    for _, r in b.iterrows()}  # fmt: skip
         drawn = plots.layer_heatmaps(weights, hdir)
         if drawn:
-            md += ["### Layer weights (percent; raw softmax, then norm-corrected)", ""]
+            single = sorted({u for (u, _), w in weights.items() if 0 < len(w["softmax"] or []) <= 1})
+            md += ["### Layer weights (percent; raw softmax, then norm-corrected)", "",
+                   "All task heatmaps share one colour scale, and all upstream heatmaps another, so a colour is the "
+                   f"same percentage across them. A red dot marks a weight above its row's uniform weight 1/(L+1) "
+                   "(what every layer would get if the probe had no preference)."
+                   + (f" Single-layer upstreams ({', '.join(single)}) weigh nothing and are not drawn."
+                      if single else ""),
+                   ""]
             for label, files in drawn.items():
                 what, name = label.split(":", 1)
                 md += [f"#### {'Upstream' if what == 'upstream' else 'Task'} {name}", ""]
                 md += [" ".join(f"![{name} {p.stem.rsplit('_', 1)[-1]}]({p.relative_to(out_dir).as_posix()})"
                                 for p in files), ""]  # fmt: skip
                 paths += files
+        details += [f"### Profile: {profile}", "", details_table(b), ""]
+    md += ["## Run details", "", "The runs behind each task-table row, keyed by task and upstream (the selected lr's "
+           "seeds).", ""] + details
     return "\n".join(md), paths
 
 

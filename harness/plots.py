@@ -6,8 +6,14 @@ Two views, each drawn from the raw softmax weights and from the norm-corrected c
   - per task: upstreams x layers        -> ``heatmap_task_<task>_{raw,corrected}.png``
 ML-SUPERB's analysis view, from the monolingual ASR runs' per-language softmax weights:
   - per (upstream, mono_asr task): languages x layers -> ``heatmap_langs_<upstream slug>_<task>.png``
-Upstreams differ in their number of layers (L+1: fbank 1, a 4-layer model 5): shorter rows are
-padded with NaN and drawn blank. The x axis is "layer 0..L" (0 = the input to the first block).
+Upstreams differ in their number of layers (L+1: a 4-layer model 5): shorter rows are padded with
+NaN and drawn blank. The x axis is "layer 0..L" (0 = the input to the first block).
+
+A single-layer upstream (fbank, mfcc: L+1 = 1) always puts 100% on its one layer: it gets no
+heatmap and no row in a task heatmap. Every heatmap of one family (all upstream views, all task
+views, all language views of a board) shares one colour scale (``family_scale``), so a colour
+means the same percentage in each. A dot marks each cell whose weight exceeds the uniform
+weight 1/(L+1) of its row (what an untrained weighted sum would give every layer).
 Only pyplot-free ``matplotlib.figure.Figure`` objects are used, so no global backend is touched.
 """
 
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import matplotlib
 import numpy as np
@@ -25,12 +31,14 @@ from harness.results import slug
 
 KINDS = {"raw": "softmax", "corrected": "corrected"}  # file suffix -> result.json layer_weights key
 TITLES = {"raw": "softmax layer weights (%)", "corrected": "norm-corrected layer contributions (%)"}
+UNIFORM_NOTE = "red dot: weight above uniform 1/(L+1)"
+DOT_COLOR = "#e6194b"  # red: legible on every viridis shade
 
 
 def pad_rows(rows: Mapping[str, Optional[Sequence[float]]]) -> Tuple[List[str], np.ndarray]:
     """Labels and a (rows x max layers) float matrix in percent; missing layers are NaN.
-    Rows whose weights are None or empty are left out."""
-    kept = [(k, np.asarray(v, dtype=float)) for k, v in rows.items() if v is not None and len(v) > 0]
+    Rows whose weights are None or hold fewer than two layers (nothing to weigh) are left out."""
+    kept = [(k, np.asarray(v, dtype=float)) for k, v in rows.items() if v is not None and len(v) > 1]
     width = max((len(v) for _, v in kept), default=0)
     mat = np.full((len(kept), width), np.nan)
     for i, (_, v) in enumerate(kept):
@@ -38,31 +46,49 @@ def pad_rows(rows: Mapping[str, Optional[Sequence[float]]]) -> Tuple[List[str], 
     return [k for k, _ in kept], mat
 
 
-def heatmap(matrix: np.ndarray, row_labels: Sequence[str], title: str, path: Path, row_axis: str) -> Path:
-    """Draw an annotated heatmap (rows x layers, percent) to ``path`` (PNG)."""
+def family_scale(matrices: Iterable[np.ndarray]) -> Tuple[float, float]:
+    """(vmin, vmax) in percent shared by a family of heatmaps: 0 to the largest finite value of any
+    of them (1 when there is none)."""
+    top = [float(np.nanmax(m)) for m in matrices if m.size and np.isfinite(m).any()]
+    return 0.0, max(top, default=1.0)
+
+
+def above_uniform(matrix: np.ndarray) -> np.ndarray:
+    """Boolean mask (rows x layers): the weight exceeds its row's uniform weight 100 / (L+1) %,
+    L+1 = the row's finite entries."""
+    n = np.isfinite(matrix).sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.isfinite(matrix) & (matrix > 100.0 / np.maximum(n, 1) + 1e-9)
+
+
+def heatmap(matrix: np.ndarray, row_labels: Sequence[str], title: str, path: Path, row_axis: str,
+            vmin: float, vmax: float) -> Path:
+    """Draw an annotated heatmap (rows x layers, percent) on the colour scale [vmin, vmax] to
+    ``path`` (PNG); cells above their row's uniform weight carry a dot."""
     n_rows, n_cols = matrix.shape
     fig = Figure(figsize=(max(4.5, 0.6 * n_cols + 2.5), max(2.2, 0.5 * n_rows + 1.6)), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    masked = np.ma.masked_invalid(matrix)
-    # single-layer rows (fbank: always 100%) would flatten the colours of every other row
-    multi = matrix[np.isfinite(matrix).sum(axis=1) > 1] if n_cols > 1 else matrix
-    scale = multi if np.isfinite(multi).any() else matrix
-    vmax = float(np.nanmax(scale)) if np.isfinite(scale).any() else 1.0
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
-    im = ax.imshow(masked, aspect="auto", cmap=cmap, vmin=0.0, vmax=max(vmax, 1e-9), interpolation="nearest")
+    vmax = max(vmax, vmin + 1e-9)
+    im = ax.imshow(np.ma.masked_invalid(matrix), aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+                   interpolation="nearest")
     ax.set_xticks(range(n_cols), [str(i) for i in range(n_cols)])
     ax.set_yticks(range(n_rows), list(row_labels))
-    ax.set_xlabel(f"layer 0..{n_cols - 1}")
+    ax.set_xlabel(f"layer 0..{n_cols - 1}   ({UNIFORM_NOTE})")
     ax.set_ylabel(row_axis)
     ax.set_title(title, fontsize=10)
     digits = 1 if n_cols <= 13 else 0
     size = 8 if n_cols <= 13 else 6
+    dots = above_uniform(matrix)
     for i in range(n_rows):
         for j in range(n_cols):
             v = matrix[i, j]
             if math.isfinite(v):
-                color = "white" if v < 0.6 * vmax else "black"
-                ax.text(j, i, f"{v:.{digits}f}", ha="center", va="center", fontsize=size, color=color)
+                color = "white" if v < vmin + 0.6 * (vmax - vmin) else "black"
+                ax.text(j, i + 0.05, f"{v:.{digits}f}", ha="center", va="center", fontsize=size, color=color)
+            if dots[i, j]:
+                ax.plot(j + 0.32, i - 0.28, marker="o", markersize=5, color=DOT_COLOR, markeredgecolor="white",
+                        markeredgewidth=0.5)
     fig.colorbar(im, ax=ax, label="%")
     fig.tight_layout()
     path = Path(path)
@@ -85,25 +111,30 @@ def layer_heatmaps(weights: Mapping[Tuple[str, str], Mapping[str, Optional[Seque
 
     ``weights``: {(upstream, task): {"softmax": [...], "corrected": [...]}} (fractions summing to 1,
     e.g. the seed mean of the selected runs). Returns {"upstream:<name>" | "task:<name>": [paths]}
-    with the raw heatmap first, then the corrected one; views with no data are not drawn."""
+    with the raw heatmap first, then the corrected one; views with no multi-layer data are not
+    drawn. All upstream views share one colour scale, all task views another (``family_scale``)."""
     out_dir = Path(out_dir)
     upstreams = sorted({u for u, _ in weights})
     tasks = sorted({t for _, t in weights})
-    written: Dict[str, List[Path]] = {}
+    views: Dict[str, List[Tuple[str, str, List[str], np.ndarray]]] = {"upstream": [], "task": []}
     for kind, key in KINDS.items():
         for u in upstreams:
             labels, mat = pad_rows({t: weights[(u, t)].get(key) for t in tasks if (u, t) in weights})
             if labels:
-                title = f"{title_prefix}{u}: {TITLES[kind]}"
-                p = heatmap(mat, labels, title, out_dir / upstream_heatmap_name(u, kind), "task")
-                written.setdefault(f"upstream:{u}", []).append(p)
+                views["upstream"].append((u, kind, labels, mat))
         for t in tasks:
             labels, mat = pad_rows({u: weights[(u, t)].get(key) for u in upstreams if (u, t) in weights})
             if labels:
-                title = f"{title_prefix}{t}: {TITLES[kind]}"
-                p = heatmap(mat, labels, title, out_dir / task_heatmap_name(t, kind), "upstream")
-                written.setdefault(f"task:{t}", []).append(p)
-    return written
+                views["task"].append((t, kind, labels, mat))
+    written: Dict[str, List[Path]] = {}
+    for view, drawn in views.items():
+        vmin, vmax = family_scale(m for *_, m in drawn)
+        name_of = upstream_heatmap_name if view == "upstream" else task_heatmap_name
+        for name, kind, labels, mat in drawn:
+            p = heatmap(mat, labels, f"{title_prefix}{name}: {TITLES[kind]}", out_dir / name_of(name, kind),
+                        "task" if view == "upstream" else "upstream", vmin, vmax)
+            written.setdefault(f"{view}:{name}", []).append(p)
+    return {k: sorted(v, key=lambda p: not p.stem.endswith("_raw")) for k, v in sorted(written.items())}
 
 
 def language_heatmap_name(upstream: str, task: str) -> str:
@@ -112,18 +143,18 @@ def language_heatmap_name(upstream: str, task: str) -> str:
 
 def language_layer_heatmaps(weights: Mapping[Tuple[str, str], Optional[Mapping[str, Sequence[float]]]],
                             out_dir: Path, title_prefix: str = "") -> Dict[Tuple[str, str], Path]:
-    """Languages x layers heatmaps (softmax weights, percent), one per (upstream, task).
+    """Languages x layers heatmaps (softmax weights, percent), one per (upstream, task), on one
+    shared colour scale.
 
     ``weights``: {(upstream, task): {language: [L+1 softmax weights]}} (e.g. a mono_asr run's
     ``extra["per_language_layer_weights"]``, seed-averaged). Languages are rows in sorted order;
-    entries that are None or empty are not drawn. Returns {(upstream, task): path}."""
-    out: Dict[Tuple[str, str], Path] = {}
+    entries that are None, empty or single-layer are not drawn. Returns {(upstream, task): path}."""
+    drawn = []
     for (u, t), per_lang in sorted(weights.items()):
-        if not per_lang:
-            continue
-        labels, mat = pad_rows({lang: per_lang[lang] for lang in sorted(per_lang)})
-        if not labels:
-            continue
-        title = f"{title_prefix}{u} / {t}\nsoftmax layer weights per language (%)"
-        out[(u, t)] = heatmap(mat, labels, title, Path(out_dir) / language_heatmap_name(u, t), "language")
-    return out
+        labels, mat = pad_rows({lang: per_lang[lang] for lang in sorted(per_lang or {})})
+        if labels:
+            drawn.append((u, t, labels, mat))
+    vmin, vmax = family_scale(m for *_, m in drawn)
+    return {(u, t): heatmap(mat, labels, f"{title_prefix}{u} / {t}\nsoftmax layer weights per language (%)",
+                            Path(out_dir) / language_heatmap_name(u, t), "language", vmin, vmax)
+            for u, t, labels, mat in drawn}

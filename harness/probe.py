@@ -4,7 +4,9 @@ Read top to bottom: `train_probe` trains one (lr, seed) probe, evaluates on dev 
 `eval_every` updates, keeps the dev-best weights (ties: the task's secondary metric, then the later
 step) and scores them on test (PROTOCOL section 2). A probe whose dev metric never beats the task's
 trivial answer (an empty transcript, the majority class, all silence, the mixture) is marked
-`learned_nothing`.
+`learned_nothing`. A transcription probe also saves the length of each test output against its
+reference (`extra["test_output_tokens"]`): a probe that beat the empty answer on dev may still
+emit next to nothing on test (the CTC blank plateau), and the board flags that from these counts.
 """
 
 from __future__ import annotations
@@ -237,6 +239,9 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
     extra = task.extra_results(test_preds, test_refs, info)
     if nbest:
         extra["averaged_checkpoints"] = {"steps": sorted(e[1] for e in nbest), "by": "lowest dev loss"}
+    lengths = output_tokens(task, test_preds, test_refs)
+    if lengths is not None:
+        extra["test_output_tokens"] = lengths
     trivial = task.trivial_preds(test_refs, info)
     if trivial is not None:  # the floor this probe has to beat, scored the same way
         extra["trivial_baseline"] = {"what": trivial[0], "test": task.score(trivial[1], test_refs, info, "test"),
@@ -252,6 +257,20 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
         extra=extra, train_s=train_s, nan_steps=nan_steps, history=history, trivial_dev=trivial_dev,
         learned_nothing=learned_nothing,
     )
+
+
+def output_tokens(task: Task, preds: Dict[str, Any], refs: Dict[str, Any]) -> Optional[Dict[str, List[int]]]:
+    """{utterance: [hypothesis tokens, reference tokens]} of a transcription task's output (None for
+    other tasks). Tokens are non-space characters for character-level tasks, space-separated
+    symbols otherwise. Keyed by utterance so that the per-language probes of one run (mono_asr)
+    merge into one table."""
+    if task.level != "sequence" or not all(isinstance(p, str) for p in preds.values()):
+        return None
+
+    def count(text: str) -> int:
+        return len(text.replace(" ", "")) if getattr(task, "char_level", False) else len(text.split())
+
+    return {i: [count(preds[i]), count(str(refs[i]))] for i in sorted(preds)}
 
 
 def trivial_score(task: Task, refs: Dict[str, Any], info: Dict[str, Any], split: str) -> Optional[float]:

@@ -3,9 +3,11 @@
 ``write_report`` writes the full corpus pages (``harness.leaderboard``) and their heatmaps into
 ``out_dir``, then one summary page beside them, so every image link is relative to ``out_dir``:
 
-- ``REPORT.md`` (format ``markdown``): per corpus and profile the summary table (test primary
-  metrics and scores), the task heatmaps (norm-corrected weights), links to the full pages, the
-  run counts (unfinished and unreadable folders named) and, with a base store, the comparison.
+- ``REPORT.md`` (format ``markdown``): per corpus and profile the board's summary tables (the
+  upstreams' facts, test primary metrics with per-task ranks, the SUPERB-style score with the line
+  saying what it means, the ML-SUPERB score per budget), the task heatmaps (norm-corrected
+  weights), links to the full pages, the run counts (unfinished and unreadable folders named)
+  and, with a base store, the comparison.
 - ``GITHUB.md`` (format ``github``): the same for ``$GITHUB_STEP_SUMMARY``: a status line first
   (regressions or none), the comparison, then the summary tables; the heatmaps are embedded by
   the same relative paths and named as files of the uploaded board artifact (a step summary
@@ -37,8 +39,12 @@ def _summaries(best, corpus: str, out_dir: Path) -> List[str]:
         for part, label in ((b[~is_ml], "SUPERB tasks"), (b[is_ml], "ML-SUPERB tasks")):
             if part.empty:
                 continue
-            board = leaderboard.board_scores(part, kind)[0] if label == "SUPERB tasks" else {}
-            md += [f"{label}:", "", leaderboard.summary_table(part, board), ""]
+            if label == "SUPERB tasks":
+                board, notes = leaderboard.board_scores(part, kind)
+            else:
+                board, notes = leaderboard.mlsuperb_board_scores(part), []
+            md += [f"{label}:", "", leaderboard.summary_table(part, board), ""] + [*notes[:1], ""] * bool(notes)
+        md += [leaderboard.RANK_NOTE, ""]
         hdir = out_dir / slug(corpus) / slug(str(profile))
         imgs = [hdir / f"heatmap_task_{slug(t)}_corrected.png" for t in sorted(b["task"].unique())]
         imgs = [p for p in imgs if p.is_file()]

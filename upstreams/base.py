@@ -171,9 +171,11 @@ def register_family_upstreams(family: Family) -> Family:
     return family
 
 
-def export_encoder(encoder: nn.Module, family: str, path: Union[str, Path], name: str) -> Path:
-    """Write `upstream.safetensors` + `upstream.json` (family, name, config) into folder `path`,
-    each through a temporary file and a rename; returns the folder."""
+def export_encoder(encoder: nn.Module, family: str, path: Union[str, Path], name: str,
+                   pretraining: Optional[Dict[str, Any]] = None) -> Path:
+    """Write `upstream.safetensors` + `upstream.json` (family, name, config and, when given,
+    `pretraining`: what the weights were trained on, e.g. corpus, hours, updates) into folder
+    `path`, each through a temporary file and a rename; returns the folder."""
     from safetensors.torch import save_file
 
     folder = Path(path)
@@ -183,6 +185,8 @@ def export_encoder(encoder: nn.Module, family: str, path: Union[str, Path], name
     save_file(sd, str(tmp), metadata={"format": "pt"})
     tmp.replace(folder / WEIGHTS_FILE)
     meta = {"format_version": 1, "family": family, "name": name, "config": encoder.config.to_dict()}
+    if pretraining is not None:
+        meta["pretraining"] = pretraining
     tmp = folder / (CONFIG_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     tmp.replace(folder / CONFIG_FILE)

@@ -286,7 +286,7 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
     up = root / "upstream"
     if d.is_main and not (up / "upstream.json").is_file():
         t0 = time.perf_counter()
-        export_iteration(root / "train", it, up, name)
+        export_iteration(root / "train", it, up, name, pretraining=provenance(rec, k, kept, out))
         times["export"] = time.perf_counter() - t0
     barrier(d)
     if d.is_main:
@@ -436,13 +436,30 @@ def _dump(it: IterationConfig, k: int, out: Path, utts: List[Utterance], folder:
                     batch_seconds=it.features.batch_seconds)
 
 
-def export_iteration(train_dir: Path, it: IterationConfig, folder: Path, name: str) -> Path:
-    """The trained encoder (the objective's heads dropped) -> an export of its family."""
+def provenance(rec: Recipe, k: int, kept: List[Item], out: Path) -> dict:
+    """What iteration k's weights were trained on, for its export's upstream.json (the board's
+    summary reads it from the runs' result.json): the corpus (as given to `pretrain`, from
+    out/recipe.json), the training utterances and hours actually used, and the optimiser updates
+    behind the weights (this iteration's, plus those of the iterations it continues from)."""
+    updates = 0
+    for it in rec.iterations[:k]:
+        updates = (updates if it.continue_previous else 0) + it.train.steps
+    ident = out / "recipe.json"
+    corpus = json.loads(ident.read_text()).get("corpus") if ident.is_file() else None
+    return {"corpus": corpus, "utterances": len(kept),
+            "hours": round(sum(x.num_samples for x in kept) / dump.SAMPLE_RATE / 3600, 3), "updates": updates,
+            "recipe": rec.name, "iteration": k, "objective": rec.iterations[k - 1].objective}
+
+
+def export_iteration(train_dir: Path, it: IterationConfig, folder: Path, name: str,
+                     pretraining: Optional[dict] = None) -> Path:
+    """The trained encoder (the objective's heads dropped) -> an export of its family, with what
+    it was trained on (`provenance`) in its upstream.json."""
     sd = loop.final_model_state(train_dir)
     enc_sd = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
     encoder = get_family(it.family).encoder_cls(it.model)
     encoder.load_state_dict(enc_sd)
-    return export_encoder(encoder, it.family, folder, name)
+    return export_encoder(encoder, it.family, folder, name, pretraining=pretraining)
 
 
 def _summary(rec: Recipe, k: int, root: Path, label_root: Path, stream: str, times: Dict[str, float], tr: dict,

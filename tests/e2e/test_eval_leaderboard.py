@@ -37,6 +37,11 @@ def test_every_run_finished_with_metrics(board):
         assert m == m  # not NaN
         assert len(r["layer_weights"]["softmax"]) == r["num_layers"]
         assert abs(sum(r["layer_weights"]["softmax"]) - 1) < 1e-5
+        facts = r["upstream_facts"]  # what the board's summary shows, copied at eval time
+        assert facts["layers"] == r["num_layers"] and (facts["params"] == 0) == (r["upstream"] == "fbank")
+        tokens = r["extra"].get("test_output_tokens")  # transcription tasks only: (output, reference) per item
+        assert (tokens is not None) == (r["task"] in ("pr", "asr"))
+        assert tokens is None or all(ref > 0 and hyp >= 0 for hyp, ref in tokens.values())
 
 
 def test_runs_save_their_trivial_baseline(board, tiny_corpus):
@@ -73,6 +78,8 @@ def test_leaderboard_and_report(board):
     for t in TASKS:
         assert t in md
     assert "fbank = 0" in md and "random:hubert_tiny" in md
+    assert "| random:hubert_tiny | 1.21M | 5 | 50 Hz | none (random init) | – | " in md
+    assert "| fbank | 0 | 1 | 100 Hz | none (no weights) | – | " in md
     pngs = list((root / "boards").rglob("*.png"))
     assert len(pngs) >= 4
     text = report.read_text()

@@ -87,7 +87,8 @@ def test_github_report_shows_regressions_and_relative_images(tmp_path):
     assert page == out / "GITHUB.md"
     md = page.read_text()
     assert md.splitlines()[2].startswith("**1 regression(s)** ▼")
-    assert "**▼**" in md and "| up | 35.00 |" in md  # the summary row of the new store
+    # the summary row of the new store: value #rank per task
+    assert "**▼**" in md and re.search(r"^\| up \|.*\| 35\.00 #1 \| 80\.00 #1 \|", md, re.M)
     images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", md)
     assert images and all(not Path(i).is_absolute() and (out / i).is_file() for i in images)
     assert {Path(i).name for i in images} == {"heatmap_task_asr_corrected.png", "heatmap_task_ks_corrected.png"}

@@ -23,6 +23,12 @@ PRIMARY = {
     ("fbank", "ks"): {1e-3: [(40.0, 41.0), (42.0, 43.0)], 1e-4: [(30.0, 31.0), (32.0, 33.0)]},
 }
 TASK_META = {"asr": ("wer", False), "ks": ("acc", True)}
+# result.json's upstream_facts (harness.catalog.upstream_facts), as eval writes them
+FACTS = {"fbank": {"family": "fbank", "layers": 1, "width": 240, "frame_rate_hz": 100.0, "params": 0,
+                   "source": "torchaudio.compliance.kaldi.fbank", "pretraining": None},
+         "random:hubert_tiny": {"family": "hubert", "layers": 5, "width": 128, "frame_rate_hz": 50.0,
+                                "params": 1205248, "source": "random init, hubert preset tiny, seed 0",
+                                "pretraining": None}}
 
 
 def weights(n, task):
@@ -31,7 +37,8 @@ def weights(n, task):
     return [x / s for x in w]
 
 
-def write_run(root, corpus, kind, upstream, task, lr, seed, dev, test, n_layers, extra_test=None, lw=True):
+def write_run(root, corpus, kind, upstream, task, lr, seed, dev, test, n_layers, extra_test=None, lw=True,
+              extra=None, **fields):
     h = f"h{zlib.crc32(repr((upstream, task)).encode()):08x}"  # lr and seed are not in a config hash
     d = run_dir(root, corpus, upstream, task, lr, seed, h)
     primary, hib = TASK_META.get(task, (None, None))
@@ -42,9 +49,11 @@ def write_run(root, corpus, kind, upstream, task, lr, seed, dev, test, n_layers,
         "versions": {"python": "3.12", "torch": "2.11.0", "torchaudio": "2.11.0", "harness": "0.1.0"},
         "primary_metric": primary, "higher_is_better": hib,
         "metrics": {"dev": {primary: dev}, "test": {primary: test, **(extra_test or {})}},
-        "extra": {}, "timing": {"features_s": 1.0, "train_s": 2.0, "total_s": 3.0, "steps": 10}, "best_step": 10,
-        "finished_at": "2025-01-01T00:00:00+00:00",
+        "extra": extra or {}, "timing": {"features_s": 1.0, "train_s": 2.0, "total_s": 3.0, "steps": 10}, "best_step": 10,
+        "finished_at": "2025-01-01T00:00:00+00:00", **fields,
     }
+    if upstream in FACTS and "upstream_facts" not in fields:
+        result["upstream_facts"] = FACTS[upstream]
     if lw:
         w = weights(n_layers, task)
         result["layer_weights"] = {"softmax": w, "layer_norm": [1.0] * n_layers, "corrected": list(reversed(w))}
@@ -103,25 +112,29 @@ def test_build_markdown_and_heatmaps(runs, tmp_path):
     assert "80.00 ± 38.12" in md  # hubert ks test acc at lr 1e-4: mean 80, s = 4.243
     assert "54.00 ± 25.41" in md  # fbank asr at lr 1e-3
     assert "8.00 ± 12.71" in md  # hubert asr test CER (other metric)
-    assert "random-hubert_tiny-asr-lr0.0001-s1, random-hubert_tiny-asr-lr0.0001-s2" in md
+    # run ids live in the run details at the bottom, not in the task tables
+    details = md[md.index("## Run details"):]
+    assert "random-hubert_tiny-asr-lr0.0001-s1, random-hubert_tiny-asr-lr0.0001-s2" in details
+    assert "random-hubert_tiny-asr-lr0.0001-s1" not in md[:md.index("## Run details")]
     assert "lr0.01" not in md and "unfin01" not in md
-    # summary row: synth score fbank 0, hubert 1000 (best on both tasks)
-    row = next(line for line in md.splitlines() if line.startswith("| random:hubert_tiny | 16.00 |"))
-    assert row.endswith("| 1000.00 |")
-    assert next(line for line in md.splitlines() if line.startswith("| fbank | 54.00 |")).endswith("| 0.00 |")
+    # summary row: upstream facts, then each task's value with its rank, then the synth score (fbank 0,
+    # hubert 1000: best on both tasks)
+    summary = md[md.index("### Summary"):].split("\n\n")[1]
+    rows = {line.split(" | ")[0][2:]: line for line in summary.splitlines()}
+    assert rows["random:hubert_tiny"] == ("| random:hubert_tiny | 1.21M | 5 | 50 Hz | none (random init) | – | "
+                                          "16.00 #1 | 80.00 #1 | 1000.00 |")
+    assert rows["fbank"] == "| fbank | 0 | 1 | 100 Hz | none (no weights) | – | 54.00 #2 | 42.00 #2 | 0.00 |"
+    assert "fbank's test primary metric scores 0 and the best upstream's on this board 1000" in md
     pngs = [p for p in paths if p.suffix == ".png"]
     names = {p.name for p in pngs}
-    for kind in ("raw", "corrected"):
-        assert {f"heatmap_upstream_fbank_{kind}.png", f"heatmap_upstream_random-hubert_tiny_{kind}.png",
-                f"heatmap_task_asr_{kind}.png", f"heatmap_task_ks_{kind}.png"} <= names
-    assert len(pngs) == 8
+    # fbank has one layer: no upstream heatmap of its own and no row to draw in the task heatmaps
+    assert names == {f"heatmap_{v}_{kind}.png" for kind in ("raw", "corrected")
+                     for v in ("upstream_random-hubert_tiny", "task_asr", "task_ks")}
+    assert not list((out / "synth" / "quick").glob("heatmap_upstream_fbank_*"))
+    assert "Single-layer upstreams (fbank) weigh nothing and are not drawn." in md
     for p in pngs:
         img = mpimg.imread(p)
         assert img.ndim == 3 and img.shape[2] in (3, 4) and img.shape[0] > 100 and img.shape[1] > 100
-    # wider upstream -> wider task heatmap than the 1-layer fbank heatmap
-    w_task = mpimg.imread(out / "synth" / "quick" / "heatmap_task_asr_raw.png").shape[1]
-    w_fbank = mpimg.imread(out / "synth" / "quick" / "heatmap_upstream_fbank_raw.png").shape[1]
-    assert w_task > w_fbank
 
 
 def test_report_links_resolve(runs, tmp_path):
@@ -140,8 +153,10 @@ def test_report_links_resolve(runs, tmp_path):
     assert sorted(images) == ["synth/quick/heatmap_task_asr_corrected.png", "synth/quick/heatmap_task_ks_corrected.png"]
     for link in links:
         assert (out / link).is_file(), link
-    # a one-screen summary: the summary table, not the full board (which it links)
-    assert "| random:hubert_tiny | 16.00 | 80.00 | 1000.00 |" in md and "(synth.md)" in md
+    # a one-screen summary: the board's summary table (same row), not the full board (which it links)
+    row = "| random:hubert_tiny | 1.21M | 5 | 50 Hz | none (random init) | – | 16.00 #1 | 80.00 #1 | 1000.00 |"
+    assert row in md and row in (out / "synth.md").read_text() and "(synth.md)" in md
+    assert "## Run details" not in md
     assert "16.00 ± 25.41" not in md and "16.00 ± 25.41" in (out / "synth.md").read_text()
 
 
@@ -203,3 +218,154 @@ def test_seed_comparisons_say_which_way_it_falls():
     ss = next(x for x in lines if x.startswith("| ss"))
     assert "within the intervals (hubert_tiny-it1 ahead by 0.2)" in ss
     assert seed_comparisons(pd.DataFrame(rows[2:3])) == ""
+
+
+# ---------------------------------------------------------------- what a researcher reads
+
+
+def _lines(md, start):
+    """Rows of the first table after heading `start`, as {first cell: [cells]}."""
+    part = md[md.index(start):]
+    table = part.split("\n\n")[1]
+    return {ln.strip("|").split("|")[0].strip(): [c.strip() for c in ln.strip("|").split("|")]
+            for ln in table.splitlines()[2:]}
+
+
+def test_one_seed_bare_mean_flags_and_details(tmp_path):
+    """One seed: the bare mean, no "±"; a transcription probe whose test output is near-empty, one that
+    learned nothing and one with NaN steps are flagged on their rows; the details section keys runs
+    by task and upstream."""
+    root = tmp_path / "runs"
+    near_empty = {"test_output_tokens": {"u1": [0, 40], "u2": [3, 20]}}  # 3 of 60 reference tokens
+    healthy = {"test_output_tokens": {"u1": [38, 40], "u2": [21, 20]}}
+    write_run(root, "synth", "synth", "fbank", "asr", 1e-3, 1, 50.0, 52.0, 1, extra=healthy)
+    write_run(root, "synth", "synth", "random:hubert_tiny", "asr", 1e-3, 1, 97.0, 96.0, 5, extra=near_empty)
+    write_run(root, "synth", "synth", "fbank", "ks", 1e-3, 1, 40.0, 41.0, 1, learned_nothing=True)
+    for seed, steps in ((1, 0), (2, 3)):
+        write_run(root, "synth", "synth", "random:hubert_tiny", "ks", 1e-3, seed, 60.0, 61.0, 5, nan_steps=steps)
+    leaderboard.build(root, tmp_path / "out")
+    md = (tmp_path / "out" / "synth.md").read_text()
+    asr = _lines(md, "### Task asr")
+    assert asr["fbank"][1] == "52.00" and "±" not in " ".join(asr["fbank"])
+    assert asr["random:hubert_tiny"][1] == "96.00 ⚠ near-empty output (1/1 seeds; output/reference tokens 0.05)"
+    ks = _lines(md, "### Task ks")
+    assert ks["fbank"][1] == "41.00 ⚠ learned nothing (1/1 seeds)"
+    assert ks["random:hubert_tiny"][1] == "61.00 ± 0.00 ⚠ NaN (1/2 seeds)"  # two seeds: an interval
+    assert leaderboard.FLAG_LEGEND in md
+    summary = _lines(md, "### Summary")
+    assert summary["random:hubert_tiny"][6:8] == ["96.00 #2 ⚠", "61.00 #1 ⚠"]
+    assert summary["fbank"][6:8] == ["52.00 #1", "41.00 #2 ⚠"]
+    # no run id, hash, sha or version in a task table; all of them in the details, keyed by task and upstream
+    for head in ("run id", "config hash", "git sha", "torch", "machine"):
+        assert head not in md[md.index("### Task asr"):md.index("## Run details")].split("\n\n")[1].splitlines()[0]
+    details = md[md.index("## Run details"):]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in details.splitlines() if ln.startswith("| ks |")]
+    assert rows[1][:5] == ["ks", "random:hubert_tiny", "0.001", "1, 2",
+                           "random-hubert_tiny-ks-lr0.001-s1, random-hubert_tiny-ks-lr0.001-s2"]
+    assert rows[1][7] == "harness 0.1.0, python 3.12, torch 2.11.0, torchaudio 2.11.0"
+
+
+def test_task_ranks_on_a_hand_made_board():
+    import pandas as pd
+
+    rows = [("a", "asr", "wer", False, 10.0), ("b", "asr", "wer", False, 30.0), ("c", "asr", "wer", False, 10.0),
+            ("d", "asr", "wer", False, float("nan")),
+            ("a", "ks", "acc", True, 50.0), ("b", "ks", "acc", True, 90.0), ("c", "ks", "acc", True, 70.0)]
+    b = pd.DataFrame([{"upstream": u, "task": t, "primary_metric": m, "higher_is_better": h, f"test.{m}.mean": v}
+                      for u, t, m, h, v in rows])
+    assert leaderboard.task_ranks(b) == {("a", "asr"): 1, ("c", "asr"): 1, ("b", "asr"): 3,
+                                         ("b", "ks"): 1, ("c", "ks"): 2, ("a", "ks"): 3}
+
+
+def test_summary_shows_the_pretraining_an_export_recorded(tmp_path):
+    """An export's upstream.json pre-training record reaches result.json through
+    catalog.upstream_facts and the summary through the run folder alone."""
+    from harness.catalog import upstream_facts
+    from upstreams.base import export_encoder, get_family, load_exported
+
+    fam = get_family("hubert")
+    record = {"corpus": "data/synth/small", "utterances": 120, "hours": 0.25, "updates": 2000,
+              "recipe": "hubert_tiny", "iteration": 2, "objective": "masked_prediction"}
+    folder = export_encoder(fam.random_encoder(fam.preset("tiny")), "hubert", tmp_path / "up", "hubert_tiny-it2",
+                            pretraining=record)
+    facts = upstream_facts(load_exported(folder))
+    assert facts["pretraining"] == record and facts["layers"] == 5 and facts["frame_rate_hz"] == 50.0
+    assert facts["params"] == FACTS["random:hubert_tiny"]["params"]
+    root = tmp_path / "runs"
+    write_run(root, "synth", "synth", "hubert_tiny-it2", "ks", 1e-3, 1, 60.0, 61.0, 5, upstream_facts=facts)
+    write_run(root, "synth", "synth", "fbank", "ks", 1e-3, 1, 40.0, 41.0, 1)
+    leaderboard.build(root, tmp_path / "out")
+    row = _lines((tmp_path / "out" / "synth.md").read_text(), "### Summary")["hubert_tiny-it2"]
+    assert row[1:7] == ["1.21M", "5", "50 Hz", "data/synth/small (0.25 h, 120 utts)", "2000", "61.00 #1"]
+    fusion = {"members": [record, None]}
+    assert leaderboard.upstream_cells({"params": 5, "layers": 5, "frame_rate_hz": 50.0, "pretraining": fusion})[3:] \
+        == ["data/synth/small (0.25 h, 120 utts) + –", "2000 + –"]
+
+
+def test_transcription_output_lengths():
+    """probe.output_tokens: per test utterance, the output's and the reference's tokens (characters
+    without spaces for character-level tasks, symbols otherwise); None for other tasks."""
+    from types import SimpleNamespace
+
+    from harness.probe import output_tokens
+
+    chars = SimpleNamespace(level="sequence", char_level=True)
+    assert output_tokens(chars, {"b": "", "a": "HI YOU"}, {"a": "HELLO YOU", "b": "NO"}) == {"a": [5, 8], "b": [0, 2]}
+    phones = SimpleNamespace(level="sequence", char_level=False)
+    assert output_tokens(phones, {"a": "ah b"}, {"a": "ah b k"}) == {"a": [2, 3]}
+    assert output_tokens(SimpleNamespace(level="utterance"), {"a": "x"}, {"a": "x"}) is None
+    assert leaderboard.output_ratio({"a": [5, 8], "b": [0, 2]}) == pytest.approx(0.5)
+
+
+def test_heatmap_families_share_one_colour_scale(tmp_path, monkeypatch):
+    """Every task heatmap of a board gets the same vmin / vmax (plots.family_scale over all of
+    them), so do the upstream heatmaps; single-layer rows are left out; a dot marks each weight
+    above its row's uniform 1/(L+1)."""
+    import numpy as np
+
+    from harness import plots
+
+    seen = []
+    draw = plots.heatmap
+    monkeypatch.setattr(plots, "heatmap", lambda m, labels, title, path, axis, vmin, vmax:
+                        seen.append((path.name, vmin, vmax, m)) or draw(m, labels, title, path, axis, vmin, vmax))
+    weights = {("a", "asr"): {"softmax": [0.1, 0.2, 0.7], "corrected": [0.2, 0.3, 0.5]},
+               ("a", "ks"): {"softmax": [0.3, 0.3, 0.4], "corrected": [0.25, 0.25, 0.5]},
+               ("b", "asr"): {"softmax": [0.05, 0.05, 0.1, 0.8, 0.0], "corrected": [0.2] * 5},
+               ("fbank", "asr"): {"softmax": [1.0], "corrected": [1.0]}}
+    drawn = plots.layer_heatmaps(weights, tmp_path)
+    assert set(drawn) == {"task:asr", "task:ks", "upstream:a", "upstream:b"}
+    task = [(v0, v1) for name, v0, v1, _ in seen if name.startswith("heatmap_task_")]
+    ups = [(v0, v1) for name, v0, v1, _ in seen if name.startswith("heatmap_upstream_")]
+    assert task == [(0.0, pytest.approx(80.0))] * 4  # b's 80% on layer 3
+    assert ups == [(0.0, pytest.approx(80.0))] * 4
+    assert set(task) == {plots.family_scale(m for name, *_, m in seen if name.startswith("heatmap_task_"))}
+    only_a = plots.layer_heatmaps({k: v for k, v in weights.items() if k[0] == "a"}, tmp_path / "a")
+    assert only_a and seen[-1][2] == pytest.approx(70.0)  # the family's own maximum: a / asr's 70%
+    asr = next(m for name, *_, m in seen if name == "heatmap_task_asr_raw.png")
+    assert asr.shape == (2, 5)  # rows a and b; fbank's single layer is not a row
+    assert plots.above_uniform(asr).tolist() == [[False, False, True, False, False],
+                                                 [False, False, False, True, False]]
+    assert np.isnan(asr[0, 3:]).all()
+
+
+def test_pretraining_provenance_counts_continued_updates(tmp_path):
+    """What an iteration's export records: the corpus pretrain was given, the utterances and hours
+    trained on, and the updates behind the weights (a continued iteration adds its predecessor's;
+    one trained from scratch does not)."""
+    import json
+
+    from harness.pretrain.loop import Item
+    from harness.pretrain.recipe import DataConfig, IterationConfig, Recipe, TrainConfig
+    from harness.pretrain.run import provenance
+
+    its = (IterationConfig(train=TrainConfig(steps=100)),
+           IterationConfig(train=TrainConfig(steps=50), continue_previous=True),
+           IterationConfig(train=TrainConfig(steps=30)))
+    rec = Recipe(name="r", data=DataConfig(), iterations=its)
+    (tmp_path / "recipe.json").write_text(json.dumps({"corpus": "data/synth/small"}))
+    kept = [Item(id=f"u{i}", path="a.wav", offset=0.0, num_samples=16000 * 1800) for i in range(2)]  # 2 x 30 min
+    p = [provenance(rec, k, kept, tmp_path) for k in (1, 2, 3)]
+    assert [x["updates"] for x in p] == [100, 150, 30]
+    assert p[1] == {"corpus": "data/synth/small", "utterances": 2, "hours": 1.0, "updates": 150, "recipe": "r",
+                    "iteration": 2, "objective": "masked_prediction"}

@@ -44,6 +44,9 @@ TEN = {
 PRIMARY = {"mono_asr": ("cer", False), "ml_asr": ("cer_normal", False), "lid_ctc": ("acc", True),
            "asr_lid": ("lid_acc", True), "sd": ("der", False), "ss": ("si_sdri", True)}
 A_ML_LANG_CER = {"de": 10.0, "en": 5.0, "es": 80.0, "fr": 40.0, "it": 20.0, "sv": 90.0, "tr": 60.0}
+# lid_ctc: per-language accuracy, and the tag sequence's token error rate (insertions count: up to 230%)
+A_LID_LANG_ACC = {"de": 80.0, "en": 40.0, "fr": 60.0}
+A_LID_LANG_TAG_ERR = {"de": 230.0, "en": 120.0, "fr": 60.0}
 B_ML_LANG_CER = {"de": 12.0, "en": 8.0, "es": 30.0, "fr": 14.0, "it": 16.0, "sv": 20.0}  # no "tr"
 
 
@@ -140,6 +143,8 @@ def runs(tmp_path):
             extra = {}
             if task == "ml_asr_10min" and up in (A, B):
                 extra["per_language_cer"] = A_ML_LANG_CER if up == A else B_ML_LANG_CER
+            if task == "lid_ctc_10min" and up == A:
+                extra.update(per_language_acc=A_LID_LANG_ACC, per_language_cer=A_LID_LANG_TAG_ERR)
             if task == "mono_asr_10min":
                 extra["per_language_cer"] = {"de": m["cer"] - 5, "en": m["cer"] + 5}
                 extra["per_language_layer_weights"] = lang_lw(LAYERS[up], 0)
@@ -178,8 +183,9 @@ def test_leaderboard_mlsuperb_sections(runs, tmp_path):
     summary = md[md.index("### Summary"):md.index("### ML-SUPERB")]
     head = next(ln for ln in summary.splitlines() if ln.startswith("| upstream"))
     assert "sd der ↓" in head and "ss si_sdri ↑" in head and "mono_asr" not in head
-    assert _row(md, "### Summary", A)[1:] == ["10.00", "6.00", "1000.00"]
-    assert _row(md, "### Summary", "fbank")[1:] == ["20.00", "2.00", "0.00"]
+    # upstream facts (only the layers are in these result.json files), then value #rank per task, the score
+    assert _row(md, "### Summary", A)[1:] == ["–", "5", "–", "–", "–", "10.00 #1", "6.00 #1", "1000.00"]
+    assert _row(md, "### Summary", "fbank")[1:] == ["–", "1", "–", "–", "–", "20.00 #2", "2.00 #2", "0.00"]
     assert "Task ss (primary: si_sdri, higher is better)" in md and "Task sd (primary: der, lower is better)" in md
 
     # ML-SUPERB 10 min: the 7 metrics, 4 task scores and the score
@@ -188,7 +194,9 @@ def test_leaderboard_mlsuperb_sections(runs, tmp_path):
     part = md[md.index(sec):]
     head = next(ln for ln in part.splitlines() if ln.startswith("| upstream"))
     assert "mono_asr_10min cer ↓" in head and "asr_lid_10min lid_acc ↑" in head and head.endswith("| ML-SUPERB score |")
-    assert _row(md, sec, A)[1:] == ["20.00", "30.00", "60.00", "60.00", "90.00", "30.00", "70.00",
+    # upstream facts (layers only in these runs), each metric with its rank among the three, the scores
+    assert _row(md, sec, A)[1:] == ["–", "5", "–", "–", "–", "20.00 #1", "30.00 #2", "60.00 #1", "60.00 #2",
+                                    "90.00 #1", "30.00 #1", "70.00 #2",
                                     "1000.00", "750.00", "500.00", "833.33", "770.83"]
     assert _row(md, sec, B)[-1] == "729.17" and _row(md, sec, "fbank")[-1] == "0.00"
     rows = [ln.split("|")[1].strip() for ln in part.split("####")[0].splitlines() if ln.startswith("| ")][1:]
@@ -196,7 +204,7 @@ def test_leaderboard_mlsuperb_sections(runs, tmp_path):
     # 1 h: mono only, marked partial
     sec1 = "### ML-SUPERB (1h train budget)"
     assert "ML-SUPERB score (partial: 1/4 tasks)" in md[md.index(sec1):]
-    assert _row(md, sec1, A)[1] == "15.00" and _row(md, sec1, A)[-1] == "1000.00"
+    assert _row(md, sec1, A)[6] == "15.00 #1" and _row(md, sec1, A)[-1] == "1000.00"
     assert "Not in the score: lid: lid_ctc_1h acc: no result on the board." in md
 
     # per-language CER of ml_asr_10min: columns de en es fr it sv tr, then mean, worst-5 mean, worst 5, std, max-min
@@ -210,21 +218,30 @@ def test_leaderboard_mlsuperb_sections(runs, tmp_path):
     assert cells[11] == f"{statistics.pstdev(vals):.2f}" and cells[12] == "85.00"
     cb = _row(md, pl, B)
     assert cb[7] == "–" and cb[9] == f"{(30 + 20 + 16 + 14 + 12) / 5:.2f}" and cb[12] == "22.00"
-    # mono_asr: A's two seeds averaged per language (de: 13/17 -> 15; en 23/27 -> 25)
-    assert _row(md, "#### Per-language CER: mono_asr_10min", A)[1:3] == ["15.00", "25.00"]
+    # mono_asr: A's two seeds averaged per language (de: 13/17 -> 15; en 23/27 -> 25); 2 languages: no worst-5
+    mono = "#### Per-language CER: mono_asr_10min"
+    assert _row(md, mono, A)[1:] == ["15.00", "25.00", "20.00", "5.00", "10.00"]  # de, en, mean, std, max−min
+    mono_part = md[md.index(mono):].split("####")[1]
+    assert "worst" not in mono_part.lower()
 
-    # languages x layers heatmaps: per (upstream, mono_asr task), linked, PNG on disk
+    # lid_ctc: a language decision, so its table is accuracy (A's tag error of 230% is not shown);
+    # 3 languages: no worst-5 columns
+    lid = "#### Per-language accuracy: lid_ctc_10min (test, %)"
+    assert lid in md and "Per-language CER: lid_ctc" not in md
+    assert _row(md, lid, A)[1:] == ["80.00", "40.00", "60.00", "60.00", f"{statistics.pstdev([80, 40, 60]):.2f}",
+                                    "40.00"]  # de, en, fr, mean, std, max−min
+    assert "230" not in md[md.index(lid):].split("####")[1] and "worst" not in md[md.index(lid):].split("####")[1]
+
+    # languages x layers heatmaps: per (upstream, mono_asr task), linked, PNG on disk; fbank and mfcc
+    # have one layer (nothing to weigh): none for them
     hdir = out / "synth" / "quick"
-    expected = {f"heatmap_langs_{slug(u)}_{t}.png" for u, t in
-                ((A, "mono_asr_10min"), (B, "mono_asr_10min"), ("fbank", "mono_asr_10min"), (A, "mono_asr_1h"))}
+    expected = {f"heatmap_langs_{slug(A)}_{t}.png" for t in ("mono_asr_10min", "mono_asr_1h")}
     names = {p.name for p in paths if p.name.startswith("heatmap_langs_")}
     assert names == expected
+    assert not list(hdir.glob("heatmap_langs_fbank_*")) and not list(hdir.glob("heatmap_langs_mfcc_*"))
     for n in expected:
         img = mpimg.imread(hdir / n)
         assert img.ndim == 3 and img.shape[0] > 100 and f"(synth/quick/{n})" in md
-    wide = mpimg.imread(hdir / f"heatmap_langs_{slug(A)}_mono_asr_10min.png").shape[1]
-    narrow = mpimg.imread(hdir / "heatmap_langs_fbank_mono_asr_10min.png").shape[1]
-    assert wide > narrow  # 5 layers vs 1
     best = leaderboard.select_best(leaderboard.collect(runs)).set_index(["upstream", "task"])
     lw = best.loc[(A, "mono_asr_10min"), "per_language_lw"]
     s1, s2 = lang_lw(5, 1), lang_lw(5, 2)
@@ -233,13 +250,20 @@ def test_leaderboard_mlsuperb_sections(runs, tmp_path):
 
 
 def test_report_shows_mlsuperb(runs, tmp_path):
+    """REPORT.md is the one-screen summary: the ML-SUPERB summary table with the ML-SUPERB score of
+    each budget; the per-language tables and language heatmaps stay on the full board it links."""
     out = tmp_path / "ci"
     md = write_report(runs, out).read_text()
-    for s in ("### ML-SUPERB (10min train budget)", "#### Per-language CER: ml_asr_10min", "770.83",
-              "Layer weights per language (mono_asr_10min"):
-        assert s in md
+    part = md[md.index("ML-SUPERB tasks:"):]
+    head = next(ln for ln in part.splitlines() if ln.startswith("| upstream"))
+    assert head.endswith("| ML-SUPERB score (10min) | ML-SUPERB score (1h, partial: 1/4 tasks) |")
+    assert _row(md, "ML-SUPERB tasks:", A)[-2:] == ["770.83", "1000.00"]
+    assert _row(md, "ML-SUPERB tasks:", B)[-2:] == ["729.17", "n/a"]
+    assert "Per-language" not in md and "heatmap_langs_" not in md
+    board = (out / "synth.md").read_text()
+    assert "#### Per-language CER: ml_asr_10min" in board and "Layer weights per language (mono_asr_10min" in board
     links = re.findall(r"\]\(([^)]+)\)", md)
-    assert sum("heatmap_langs_" in link for link in links) == 4
+    assert "synth.md" in links
     for link in links:
         assert (out / link).is_file(), link
 
@@ -272,6 +296,11 @@ def test_mlsuperb_board_where_fbank_is_best_everywhere(tmp_path):
     part = md[md.index(sec):]
     head = next(ln for ln in part.splitlines() if ln.startswith("| upstream"))
     assert "ML-SUPERB score" not in head and head.endswith("| asr_lid_10min cer_fewshot ↓ |")
-    assert len(_row(md, sec, A)) == 8 and _row(md, sec, "fbank")[1] == "40.00"
+    assert len(_row(md, sec, A)) == 13 and _row(md, sec, "fbank")[6] == "40.00 #1"
     assert "No ML-SUPERB score on this board" in part
     assert "Not in the score: mono: mono_asr_10min cer: fbank is the best run (no scale)." in part
+    # the report's ML-SUPERB summary: metrics and ranks, no empty score column
+    report = write_report(root, tmp_path / "ci").read_text()
+    head = next(ln for ln in report[report.index("ML-SUPERB tasks:"):].splitlines() if ln.startswith("| upstream"))
+    assert "score" not in head and head.endswith("| mono_asr_10min cer ↓ |")
+    assert _row(report, "ML-SUPERB tasks:", "fbank")[-1] == "40.00 #1"

@@ -421,6 +421,9 @@ def test_pipeline_two_iterations_resumes_and_exports(toy, tmp_path):
     up = pretrain(recipe, str(toy.root), tmp_path / "run", log=lines.append)
     assert up == tmp_path / "run" / "iter2" / "upstream"
     assert load_exported(up).spec.name == "micro-it2"
+    pre = json.loads((up / "upstream.json").read_text())["pretraining"]  # what the board's summary shows
+    assert pre["corpus"] == str(toy.root) and pre["updates"] == 12 and pre["iteration"] == 2
+    assert pre["utterances"] > 0 and pre["hours"] > 0
     for k in (1, 2):
         s = json.loads((tmp_path / "run" / f"iter{k}" / "summary.json").read_text())
         assert s["name"] == f"micro-it{k}" and s["k"] == 12
