@@ -103,7 +103,7 @@ def versions() -> Dict[str, str]:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def load_results(root: Path) -> List[Dict[str, Any]]:
