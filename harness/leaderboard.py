@@ -111,6 +111,8 @@ def _row(r: dict, path: Path) -> dict:
     row["nan"] = bool(r.get("nan_steps")) or test_primary is None or not math.isfinite(float(test_primary))
     row["facts"] = r.get("upstream_facts") or {"family": r.get("upstream_family"), "layers": r.get("num_layers")}
     row["environment"] = r.get("environment") or None
+    row["departures"] = tuple(r.get("departures") or ())
+    row["phones_source"] = extra.get("phones_source")
     lw = r.get("layer_weights") or {}
     row["lw_softmax"], row["lw_corrected"] = lw.get("softmax"), lw.get("corrected")
     for split in ("dev", "test"):
@@ -229,6 +231,8 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
                    per_language_lw=_mean_list_dicts(c["per_language_lw"]) if "per_language_lw" in c else None,
                    trivial=next((x for x in c["trivial"] if x), None) if "trivial" in c else None,
                    learned_nothing=int(c["learned_nothing"].sum()) if "learned_nothing" in c else 0,
+                   departures=sorted({d for ds in c["departures"] for d in ds}) if "departures" in c else [],
+                   substitute_phones=int((c["phones_source"] == "espeak").sum()) if "phones_source" in c else 0,
                    empty_output=int((c["output_ratio"] < NEAR_EMPTY).sum()) if "output_ratio" in c else 0,
                    output_ratio=float(c["output_ratio"].mean()) if "output_ratio" in c else math.nan,
                    nan_runs=int(c["nan"].sum()) if "nan" in c else 0,
@@ -288,7 +292,8 @@ def _task_table(t: pd.DataFrame) -> str:
     head += [f"dev {primary}", "lr", "selected on", "mean per lr", "seeds"]
     rows = []
     for _, r in t.iterrows():
-        cells = [r["upstream"], fmt_ci(r.get(f"test.{primary}.mean"), r.get(f"test.{primary}.ci")) + flags(r)]
+        mark = " †" if r.get("departures") else ""
+        cells = [r["upstream"], fmt_ci(r.get(f"test.{primary}.mean"), r.get(f"test.{primary}.ci")) + mark + flags(r)]
         cells += [fmt_ci(r.get(f"test.{m}.mean"), r.get(f"test.{m}.ci")) for m in others]
         cells += [fmt_ci(r.get(f"dev.{primary}.mean"), r.get(f"dev.{primary}.ci")), f"{r['lr']:g}",
                   r["selected_on"] + ("" if r["selected_on"] == "dev" else " (no dev set)"),
@@ -312,7 +317,9 @@ def details_table(b: pd.DataFrame) -> str:
 FLAG_LEGEND = ("⚠ flags on a row (k/n = seeds of the selected lr): *learned nothing*: its dev metric never beat "
                "the task's trivial answer; *near-empty output*: its test transcripts hold fewer than "
                f"{NEAR_EMPTY:.0%} of the reference tokens (it never left the CTC blank plateau; the ratio is "
-               "shown); *NaN*: non-finite loss steps were skipped or a test metric is NaN.")
+               "shown); *NaN*: non-finite loss steps were skipped or a test metric is NaN; *substitute phones*: PR on a "
+               "real corpus scored on espeak phones instead of SUPERB's lexicon. †: a stated departure from the "
+               "reference recipe, given under the task table.")
 
 
 def flags(r) -> str:
@@ -328,6 +335,9 @@ def flags(r) -> str:
     k = int(r.get("nan_runs") or 0)
     if k:
         out.append(f"NaN ({k}/{n} seeds)")
+    k = int(r.get("substitute_phones") or 0)
+    if k and r.get("corpus_kind") == "real":  # synth's reference phones are espeak's by construction
+        out.append(f"substitute phones ({k}/{n} seeds: espeak, not SUPERB's lexicon; pass --lexicon FILE)")
     return "".join(f" ⚠ {x}" for x in out)
 
 
@@ -715,6 +725,9 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
             pm = t["primary_metric"].iloc[0]
             direction = "higher is better" if t["higher_is_better"].iloc[0] else "lower is better"
             md += [f"### Task {task} (primary: {pm}, {direction})", "", _task_table(t), ""]
+            deps = sorted({d for ds in t["departures"] for d in ds}) if "departures" in t else []
+            if deps:
+                md += ["† Departure from the reference recipe kept by this harness: " + "; ".join(deps) + ".", ""]
             md += [n for line in _set_aside_notes(t) for n in (line, "")]
         weights = {(r["upstream"], r["task"]): {"softmax": r["lw_softmax"], "corrected": r["lw_corrected"]}
                    for _, r in b.iterrows()}  # fmt: skip

@@ -369,3 +369,24 @@ def test_pretraining_provenance_counts_continued_updates(tmp_path):
     assert [x["updates"] for x in p] == [100, 150, 30]
     assert p[1] == {"corpus": "data/synth/small", "utterances": 2, "hours": 1.0, "updates": 150, "recipe": "r",
                     "iteration": 2, "objective": "masked_prediction"}
+
+
+def test_departures_and_substitute_phones_are_marked_next_to_the_number(tmp_path):
+    import json
+
+    root = tmp_path / "runs"
+    TASK_META.setdefault("pr", ("per", False))
+    for kind, corpus in (("real", "librispeech"), ("synth", "synth")):
+        d = write_run(root, corpus, kind, "fbank", "pr", 1e-3, 1, 40.0, 41.0, 1)
+        r = json.loads((d / "result.json").read_text())
+        r["departures"] = ["crops from cached features"]
+        r["extra"] = {"phones_source": "espeak"}
+        (d / "result.json").write_text(json.dumps(r))
+    out = tmp_path / "b"
+    leaderboard.build(root, out)
+    real, synth = (out / "librispeech.md").read_text(), (out / "synth.md").read_text()
+    row = next(ln for ln in real.split("### Task pr")[1].splitlines() if ln.startswith("| fbank |"))
+    assert "41.00 †" in row and "substitute phones (1/1 seeds: espeak" in row
+    assert "† Departure from the reference recipe kept by this harness: crops from cached features." in real
+    # synth's phones are espeak's by construction: no substitute mark there, the departure still shown
+    assert "substitute phones (" not in synth and "41.00 †" in synth
