@@ -309,8 +309,8 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
     up = root / "upstream"
     if d.is_main and not (up / "upstream.json").is_file():
         t0 = time.perf_counter()
-        export_iteration(root / "train", it, up, name,
-                         pretraining=provenance(rec, k, kept, out, step=it.train.steps, train_seconds=tr["train_seconds"]))
+        pre = provenance(rec, k, kept, out, train_seconds=tr["train_seconds"])
+        export_iteration(root / "train", it, up, name, pretraining=pre)
         times["export"] = time.perf_counter() - t0
     barrier(d)
     if d.is_main:
