@@ -724,7 +724,7 @@ def learning_curve_section(b: pd.DataFrame, out_dir: Path, hdir: Path) -> Tuple[
                     if pd.notna(r.get(f"{col}.mean"))}
             metric = g["metric"].iloc[0]
             panels[task] = {"metric": f"test {metric}{_arrow(metric, bool(g['higher_is_better'].iloc[0]))}",
-                            "points": list(zip(g["updates"], g["mean"], g["ci"])), "baselines": base}
+                            "points": list(zip(g["updates"], g["mean"], g["ci"], g["minutes"])), "baselines": base}
             for _, p in g.iterrows():
                 rows.append([task, metric, str(p["updates"]), fmt(p["minutes"]), p["upstream"],
                              fmt_ci(p["mean"], p["ci"]), str(p["n_seeds"])]

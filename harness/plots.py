@@ -214,8 +214,9 @@ def learning_curve(panels: Mapping[str, Mapping], path: Path, title: str = "") -
     pre-training updates behind it, and each baseline as a horizontal line with its interval as a
     band.
 
-    ``panels``: {task: {"metric": label, "points": [(updates, mean, ci)], "baselines": {name:
-    (mean, ci)}}}; a NaN ci (one seed) draws no bar or band."""
+    ``panels``: {task: {"metric": label, "points": [(updates, mean, ci[, minutes])], "baselines":
+    {name: (mean, ci)}}}; a NaN ci (one seed) draws no bar or band; a point's training minutes, when
+    given and finite, are written beside it."""
     n = max(1, len(panels))
     cols = min(n, 3)
     rows = math.ceil(n / cols)
@@ -225,6 +226,10 @@ def learning_curve(panels: Mapping[str, Mapping], path: Path, title: str = "") -
         x, y, e = (np.array([pt[j] for pt in p["points"]], dtype=float) for j in range(3))
         ax.errorbar(x, y, yerr=np.where(np.isfinite(e), e, 0.0), marker="o", capsize=3, color="C0",
                     label="pre-trained")
+        for pt in p["points"]:  # the training time behind each point, where the export recorded it
+            if len(pt) > 3 and pt[3] is not None and math.isfinite(pt[3]):
+                ax.annotate(f"{pt[3]:.3g} min", (pt[0], pt[1]), textcoords="offset points", xytext=(4, 4),
+                            fontsize=7, color="C0")
         for (name, (mean, ci)), color in zip(sorted(p["baselines"].items()), ("C1", "C2", "C3", "C4")):
             ax.axhline(mean, color=color, linestyle="--", label=name)
             if ci is not None and math.isfinite(ci):
