@@ -487,7 +487,7 @@ def provenance(rec: Recipe, k: int, kept: List[Item], out: Path, step: Optional[
     the corpus (as given to `pretrain`, from out/recipe.json), the training utterances and hours
     actually used, the optimiser updates behind the weights (this iteration's `step`, plus those
     of the iterations it continues from), `step` and `train_seconds` (this iteration's training
-    time up to that step: a learning curve's x axis)."""
+    time up to that step: the minutes a learning curve shows)."""
     updates = 0
     for j, it in enumerate(rec.iterations[:k], 1):
         updates = (updates if it.continue_previous else 0) + (it.train.steps if j < k or step is None else step)
