@@ -195,7 +195,10 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
                                                  "objectives (default: the corpus's noise subset)"),
              set_: Optional[List[str]] = typer.Option(None, "--set", help="TABLE.KEY=VALUE recipe setting, applied "
                                                       "recipe-wide and to every iteration that sets KEY (repeatable; "
-                                                      "e.g. train.steps=3 for a smoke run)")):
+                                                      "e.g. train.steps=3 for a smoke run)"),
+             export_every: int = typer.Option(0, "--export-every", metavar="N",
+                                              help="also export the weights every N updates of each iteration "
+                                              "to iter<k>/exports/step<NNNNNN> (points of a learning curve)")):
     """Pre-train an upstream iteration by iteration; re-running resumes. Multi-GPU:
     torchrun --nproc_per_node G -m harness.pretrain --recipe R --corpus C --out DIR."""
     from harness.evaluate import resolve_corpus
@@ -203,7 +206,7 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
 
     folder = out or Path("runs/pretrain") / Path(recipe).stem
     up = run_pretrain(recipe, resolve_corpus(corpus, log=console.print), folder, log=console.print,
-                      iterations=iterations, noise=noise, overrides=set_ or ())
+                      iterations=iterations, noise=noise, overrides=set_ or (), export_every=export_every)
     console.print(f"upstream: {up}  (evaluate it with: harness eval --upstream {up} --task pr)")
 
 

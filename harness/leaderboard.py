@@ -23,6 +23,10 @@
   columns when no metric has a scale) with its 7 metrics, per-language tables (CER; accuracy for
   lid_ctc) with the spread across languages and, with more than 5 languages, the worst-5 mean,
   and languages x layers heatmaps of the mono_asr runs (``extra["per_language_layer_weights"]``).
+  Upstreams that are exported steps of one pre-training run (``harness pretrain --export-every``;
+  the step is in their ``upstream_facts["pretraining"]``) get a "Learning curves" section: per
+  run, a PNG with a panel per task (test primary metric against updates, fbank and mfcc as lines)
+  and the table of its points.
   Task tables show the bare mean for one seed and flag rows that learned nothing, emitted
   near-empty transcripts (``extra["test_output_tokens"]``) or hit NaN; the runs behind each row
   (ids, config hashes, git shas, versions, machines) are in the "Run details" section at the
@@ -675,6 +679,74 @@ def mlsuperb_sections(b: pd.DataFrame, kind: str, out_dir: Path, hdir: Path) -> 
     return md, paths
 
 
+#: the hand-made features a learning curve is drawn against
+CURVE_BASELINES = ("fbank", "mfcc")
+
+
+def learning_curve_points(b: pd.DataFrame) -> Dict[str, pd.DataFrame]:
+    """The learning-curve points of one board (``select_best`` rows of one corpus and profile):
+    {pre-training run "<recipe>-it<k>": its points}, for runs with at least two exported steps
+    on the board. An upstream is a point of its run when its ``upstream_facts["pretraining"]``
+    records a step (``harness pretrain --export-every``'s exports, and the iteration's final
+    export); each point is a (task, step) with the test primary metric's mean and 95% interval
+    over seeds, sorted by task and updates."""
+    rows = []
+    for _, r in b.iterrows():
+        pre = (r.get("facts") or {}).get("pretraining")
+        if not isinstance(pre, dict) or pre.get("step") is None or not pre.get("recipe"):
+            continue
+        pm = r["primary_metric"]
+        secs = pre.get("train_seconds")
+        rows.append({"run": f"{pre['recipe']}-it{pre.get('iteration', 1)}", "task": r["task"], "metric": pm,
+                     "higher_is_better": bool(r["higher_is_better"]), "upstream": r["upstream"],
+                     "updates": int(pre.get("updates") or pre["step"]), "step": int(pre["step"]),
+                     "minutes": math.nan if secs is None else float(secs) / 60,
+                     "mean": r.get(f"test.{pm}.mean", math.nan), "ci": r.get(f"test.{pm}.ci", math.nan),
+                     "n_seeds": int(r["n_seeds"])})
+    if not rows:
+        return {}
+    df = pd.DataFrame(rows)
+    return {run: g.sort_values(["task", "updates"]).reset_index(drop=True)
+            for run, g in df.groupby("run", sort=True) if g["updates"].nunique() >= 2}
+
+
+def learning_curve_section(b: pd.DataFrame, out_dir: Path, hdir: Path) -> Tuple[List[str], List[Path]]:
+    """Markdown lines of a board's "Learning curves" section and the PNGs written into ``hdir``
+    (one per pre-training run, a panel per task, fbank and mfcc as lines); ([], []) when no run
+    has two exported steps on the board."""
+    for old in hdir.glob("curve_*.png") if hdir.is_dir() else []:
+        old.unlink()
+    curves = learning_curve_points(b)
+    if not curves:
+        return [], []
+    md = ["### Learning curves (test primary metric against pre-training updates)", "",
+          "Each point: an export of the pre-training run after that many updates (`harness pretrain "
+          "--export-every`), probed like any upstream (mean ± 95% interval over the seeds of its dev-best lr); "
+          f"dashed lines: {' and '.join(CURVE_BASELINES)} with their intervals as bands. Minutes: the "
+          "iteration's training time up to that step.", ""]
+    paths = []
+    for run, pts in curves.items():
+        panels, rows = {}, []
+        for task, g in pts.groupby("task", sort=True):
+            col = f"test.{g['metric'].iloc[0]}"
+            base = {r["upstream"]: (float(r[f"{col}.mean"]), float(r.get(f"{col}.ci", math.nan)))
+                    for _, r in b[(b["task"] == task) & b["upstream"].isin(CURVE_BASELINES)].iterrows()
+                    if pd.notna(r.get(f"{col}.mean"))}
+            metric = g["metric"].iloc[0]
+            panels[task] = {"metric": f"test {metric}{_arrow(metric, bool(g['higher_is_better'].iloc[0]))}",
+                            "points": list(zip(g["updates"], g["mean"], g["ci"], g["minutes"])), "baselines": base}
+            for _, p in g.iterrows():
+                rows.append([task, metric, str(p["updates"]), fmt(p["minutes"]), p["upstream"],
+                             fmt_ci(p["mean"], p["ci"]), str(p["n_seeds"])]
+                            + [fmt_ci(*base[u]) if u in base else "–" for u in CURVE_BASELINES])
+        path = plots.learning_curve(panels, hdir / plots.learning_curve_name(run), title=f"{run}: learning curve")
+        paths.append(path)
+        md += [f"#### {run}", "", f"![{run} learning curve]({path.relative_to(out_dir).as_posix()})", "",
+               md_table(["task", "metric", "updates", "minutes", "upstream", "test (mean ± 95% CI)", "seeds",
+                         *CURVE_BASELINES], rows), ""]
+    return md, paths
+
+
 def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -> Tuple[str, List[Path]]:
     """Markdown for one corpus (links relative to ``out_dir``) and the heatmap files written."""
     out_dir = Path(out_dir)
@@ -729,6 +801,9 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
             if deps:
                 md += ["† Departure from the reference recipe kept by this harness: " + "; ".join(deps) + ".", ""]
             md += [n for line in _set_aside_notes(t) for n in (line, "")]
+        curve_md, curve_paths = learning_curve_section(b, out_dir, hdir)
+        md += curve_md
+        paths += curve_paths
         weights = {(r["upstream"], r["task"]): {"softmax": r["lw_softmax"], "corrected": r["lw_corrected"]}
                    for _, r in b.iterrows()}  # fmt: skip
         drawn = plots.layer_heatmaps(weights, hdir)

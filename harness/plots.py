@@ -158,3 +158,87 @@ def language_layer_heatmaps(weights: Mapping[Tuple[str, str], Optional[Mapping[s
     return {(u, t): heatmap(mat, labels, f"{title_prefix}{u} / {t}\nsoftmax layer weights per language (%)",
                             Path(out_dir) / language_heatmap_name(u, t), "language", vmin, vmax)
             for u, t, labels, mat in drawn}
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def training_curves(history: Sequence[Mapping[str, float]], held_out: Mapping[str, float], path: Path,
+                    title: str = "", chance: Optional[float] = None) -> Path:
+    """A pre-training iteration's diagnostics (PNG): masked / unmasked accuracy and loss / masked
+    cross-entropy against the update step.
+
+    Args:
+        history: the training log's rows (loop.py log.jsonl: step, loss, masked_ce, masked_acc,
+            unmasked_acc; each a mean over the updates since the previous row).
+        held_out: {"step", "masked_acc", "unmasked_acc", "masked_ce"} of the held-out evaluation
+            after the last step (drawn as markers there), or {} without one.
+        chance: 1/K, drawn as a dotted line on the accuracy panel.
+    """
+    fig = Figure(figsize=(9.0, 3.4), dpi=100)
+    acc, loss = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    steps = [r["step"] for r in history]
+    for ax, keys in ((acc, (("masked_acc", "masked"), ("unmasked_acc", "unmasked"))),
+                     (loss, (("loss", "loss"), ("masked_ce", "masked CE")))):
+        for (key, label), color in zip(keys, ("C0", "C1")):
+            ax.plot(steps, [r.get(key) for r in history], color=color, marker=".", label=f"train {label}")
+            if held_out.get(key) is not None:
+                ax.plot([held_out["step"]], [held_out[key]], color=color, marker="*", markersize=12,
+                        linestyle="none", label=f"held-out {label}")
+        ax.set_xlabel("update step")
+        ax.grid(alpha=0.3)
+    if chance is not None:
+        acc.axhline(chance, color="grey", linestyle=":", label="chance 1/K")
+    acc.set_ylabel("frame accuracy")
+    acc.set_ylim(0.0, 1.0)
+    loss.set_ylabel("nats per masked frame")
+    acc.legend(fontsize=7)
+    loss.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def learning_curve_name(run: str) -> str:
+    return f"curve_{slug(run)}.png"
+
+
+def learning_curve(panels: Mapping[str, Mapping], path: Path, title: str = "") -> Path:
+    """One pre-training run's learning curve (PNG), a panel per task: the probe's test metric
+    (mean with its 95% interval over seeds, as error bars) of each exported step against the
+    pre-training updates behind it, and each baseline as a horizontal line with its interval as a
+    band.
+
+    ``panels``: {task: {"metric": label, "points": [(updates, mean, ci[, minutes])], "baselines":
+    {name: (mean, ci)}}}; a NaN ci (one seed) draws no bar or band; a point's training minutes, when
+    given and finite, are written beside it."""
+    n = max(1, len(panels))
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), dpi=100)
+    for i, (task, p) in enumerate(panels.items()):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        x, y, e = (np.array([pt[j] for pt in p["points"]], dtype=float) for j in range(3))
+        ax.errorbar(x, y, yerr=np.where(np.isfinite(e), e, 0.0), marker="o", capsize=3, color="C0",
+                    label="pre-trained")
+        for pt in p["points"]:  # the training time behind each point, where the export recorded it
+            if len(pt) > 3 and pt[3] is not None and math.isfinite(pt[3]):
+                ax.annotate(f"{pt[3]:.3g} min", (pt[0], pt[1]), textcoords="offset points", xytext=(4, 4),
+                            fontsize=7, color="C0")
+        for (name, (mean, ci)), color in zip(sorted(p["baselines"].items()), ("C1", "C2", "C3", "C4")):
+            ax.axhline(mean, color=color, linestyle="--", label=name)
+            if ci is not None and math.isfinite(ci):
+                ax.axhspan(mean - ci, mean + ci, color=color, alpha=0.12)
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("pre-training updates")
+        ax.set_ylabel(p["metric"])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

@@ -393,7 +393,8 @@ def evaluate_masked(model: torch.nn.Module, items: Sequence[Item], labels: Dict[
 def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, streams: Sequence[LabelStream],
           items: Sequence[Item], labels_dirs: Dict[str, Path], out_dir: Path, dev_items: Sequence[Item] = (),
           dev_labels_dirs: Optional[Dict[str, Path]] = None, init_state: Optional[Dict[str, Tensor]] = None,
-          noise_files: Sequence[str] = (), log: Callable[[str], None] = print, desc: str = "pretrain") -> dict:
+          noise_files: Sequence[str] = (), log: Callable[[str], None] = print, desc: str = "pretrain",
+          export_every: int = 0, export: Optional[Callable[[int, float, torch.nn.Module], None]] = None) -> dict:
     """Train (or resume, or return the summary of a finished run in `out_dir`).
 
     Args:
@@ -404,6 +405,10 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
         init_state: model state to start from instead of a fresh init (a stage that continues
             the previous one); ignored when resuming from this stage's own checkpoint.
         noise_files: noise clips for objectives that mix in noise.
+        export_every / export: every `export_every` updates before the last (0 = never), rank 0
+            calls export(step, train_seconds, encoder) with the live encoder, before that step's
+            checkpoint (a resumed run redoes every export after its checkpoint, so none is lost);
+            it must draw no random number. Its time is not counted in train_seconds.
 
     Returns the summary: steps, seconds, audio_seconds, train masked/unmasked accuracy over the
     last log window, held-out (dev) accuracy, nan_steps."""
@@ -521,6 +526,10 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
                     log(f"{desc} step {done}/{cfg.steps}  loss {rec['loss']:.3f} (ce {rec['masked_ce']:.3f})  masked acc {rec['masked_acc']:.3f}  "
                         f"unmasked acc {rec['unmasked_acc']:.3f}  lr {rec['lr']:.2e}  "
                         f"{rec['audio_s_per_s']:.0f} s audio/s  ETA {eta:.0f} s")
+            if export is not None and export_every and done % export_every == 0 and done < cfg.steps:
+                if d.is_main:
+                    export(done, elapsed, model.encoder)
+                t_last = time.perf_counter()  # the export's time is not training time
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 rng = _gather_objects(_rng_state(), d)
                 if d.is_main:

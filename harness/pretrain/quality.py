@@ -108,3 +108,14 @@ def corpus_label_quality(utts, get_labels, frames: Any) -> Dict[str, float]:
     r = q.result()
     r["utterances"] = n
     return r
+
+
+def codebook_usage(counts: Sequence[int]) -> Dict[str, float]:
+    """How a codebook of K = len(counts) clusters is used by frame label counts: clusters used
+    (count > 0), the entropy of the label distribution (bits) and its perplexity 2^H (the number
+    of equally used clusters with that entropy: K when all are used equally, 1 for one label)."""
+    c = np.asarray(counts, dtype=np.float64)
+    p = c[c > 0] / max(c.sum(), 1.0)
+    h = float(-(p * np.log2(p)).sum()) if p.size else 0.0
+    return {"k": int(c.size), "clusters_used": int((c > 0).sum()), "usage_entropy_bits": h,
+            "usage_perplexity": float(2.0 ** h)}

@@ -8,11 +8,17 @@ Run folder:
     out/iter{k}/labels/{stream}/{split} label shards at the model's frame rate (labels.py) +
                                         done.json (PNMI, purity)
     out/iter{k}/train                   checkpoint.pt, log.jsonl, done.json (loop.py)
+    out/iter{k}/exports/step{NNNNNN}    with export_every N: the weights after every N updates before
+                                        the last, exported like `upstream` (named "<recipe>-it<k>-
+                                        step<NNNNNN>"; its upstream.json's pretraining record holds
+                                        step and train_seconds): the points of a learning curve
     out/iter{k}/upstream                upstream.safetensors + upstream.json (upstreams/base.py,
                                         keyed by family), named "<recipe>-it<k>"; `harness eval
                                         --upstream` loads it
-    out/iter{k}/summary.json            stage times, masked accuracies, label quality, the machine
-                                        (harness.environment) of the process that finished it
+    out/iter{k}/curves.png              accuracy and loss against the step (training log, held-out)
+    out/iter{k}/summary.json            stage times, masked accuracies, label quality and codebook
+                                        usage per split, the machine (harness.environment) of the
+                                        process that finished it
 The stages talk to a model family (upstreams/base.py) and an objective (objectives/), so a new
 method is a family and/or objective file plus a recipe. An iteration with `continue` (a second
 stage, WavLabLM) has no features, clusters or labels of its own: it trains from the previous
@@ -41,7 +47,7 @@ from harness.errors import HarnessError
 from harness.pretrain import cluster as clus
 from harness.pretrain import dump, labels as lab, loop
 from harness.pretrain.loop import Dist, Item, barrier, init_distributed, resolve_device
-from harness.pretrain.quality import corpus_label_quality
+from harness.pretrain.quality import codebook_usage, corpus_label_quality
 from harness.pretrain.recipe import DataConfig, IterationConfig, Recipe, load_recipe, recipe_to_dict
 from harness.results import atomic_write_json, now_iso
 from upstreams.base import export_encoder, get_family
@@ -97,13 +103,18 @@ def noise_clips(corpus: Corpus, noise: Optional[str], split: str) -> List[str]:
 
 
 def pretrain(recipe: Union[str, Path], corpus: str, out: Path, log: Callable[[str], None] = print,
-             iterations: Optional[int] = None, noise: Optional[str] = None, overrides: Sequence[str] = ()) -> Path:
+             iterations: Optional[int] = None, noise: Optional[str] = None, overrides: Sequence[str] = (),
+             export_every: int = 0) -> Path:
     """Run (or resume) every iteration of `recipe` on `corpus` in folder `out`; returns the last
     iteration's exported upstream folder. `iterations` stops after that many iterations; `noise`
     is a folder of noise clips for objectives that mix in noise (default: the corpus's noise
-    subset)."""
+    subset); `export_every` N > 0 also exports the weights every N updates of each iteration's
+    training to out/iter{k}/exports/step{NNNNNN} (not part of the recipe: the weights do not
+    change)."""
     if iterations is not None:
         check_count("iterations", iterations)
+    if export_every < 0:
+        raise HarnessError(f"export_every {export_every}: must be >= 0 (0 = no step exports)")
     rec = load_recipe(recipe, overrides)
     out = Path(out)
     d = init_distributed(rec.iterations[0].train.device)
@@ -126,7 +137,7 @@ def pretrain(recipe: Union[str, Path], corpus: str, out: Path, log: Callable[[st
     upstream = None
     for k in range(1, n_iter + 1):
         it_utts = {**utts, "train": select_utterances(c, rec.iterations[k - 1].data, rec.data.train_split)}
-        upstream = run_iteration(rec, k, it_utts, out, d, log, noise_files)
+        upstream = run_iteration(rec, k, it_utts, out, d, log, noise_files, export_every)
     return upstream
 
 
@@ -243,8 +254,9 @@ def _field_default(f: dataclasses.Field):
 
 
 def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Path, d: Dist,
-                  log: Callable[[str], None] = print, noise_files: List[str] = ()) -> Path:
-    """All stages of iteration k (1-based); returns its upstream folder."""
+                  log: Callable[[str], None] = print, noise_files: List[str] = (), export_every: int = 0) -> Path:
+    """All stages of iteration k (1-based); returns its upstream folder. `export_every`: see
+    `pretrain`."""
     it: IterationConfig = rec.iterations[k - 1]
     root = out / f"iter{k}"
     name = rec.iteration_name(k)
@@ -276,28 +288,55 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
     if it.train.dev_max_utterances:
         dev_items = dev_items[: it.train.dev_max_utterances]
     init = loop.final_model_state(out / f"iter{k - 1}" / "train") if it.continue_previous else None
+
+    def export_step(step: int, seconds: float, encoder: torch.nn.Module) -> None:
+        export_encoder(encoder, it.family, step_export_folder(root, step), f"{name}-step{step:06d}",
+                       pretraining=provenance(rec, k, kept, out, step=step, train_seconds=seconds))
+
     tr = loop.train(it.train, it.family, it.model, objective, streams, kept,
                     {s.name: label_root / "labels" / s.name / "train" for s in streams}, root / "train",
                     dev_items, {s.name: label_root / "labels" / s.name / "dev" for s in streams} if dev_items else None,
-                    init_state=init, noise_files=noise_files if objective.needs_noise else (), log=log, desc=name)
+                    init_state=init, noise_files=noise_files if objective.needs_noise else (), log=log, desc=name,
+                    export_every=export_every, export=export_step)
+    wanted = range(export_every, it.train.steps, export_every) if export_every else ()
+    missing = [s for s in wanted if not (step_export_folder(root, s) / "upstream.json").is_file()]
+    if missing:  # trained before --export-every was given: those weights are gone
+        say(f"{name}: no step export of step(s) {', '.join(map(str, missing))} (trained before export_every "
+            f"{export_every} was asked for; delete {root / 'train'} to retrain with them)")
     times["train"] = tr["train_seconds"] + tr.get("dev_eval_seconds", 0.0)
 
     # 5. export
     up = root / "upstream"
     if d.is_main and not (up / "upstream.json").is_file():
         t0 = time.perf_counter()
-        export_iteration(root / "train", it, up, name, pretraining=provenance(rec, k, kept, out))
+        pre = provenance(rec, k, kept, out, train_seconds=tr["train_seconds"])
+        export_iteration(root / "train", it, up, name, pretraining=pre)
         times["export"] = time.perf_counter() - t0
     barrier(d)
     if d.is_main:
         summary = _summary(rec, k, root, label_root, streams[0].name, times, tr, up, name)
         atomic_write_json(root / "summary.json", summary)
+        _curves(root, tr, summary)
         maj = summary["masked_acc"]["majority_label"]
         say(f"== {name}: done in {summary['total_seconds']:.0f} s; masked acc train {tr.get('train_masked_acc', float('nan')):.3f}, "
             f"held-out {tr.get('dev_masked_acc', float('nan')):.3f} (chance 1/K {1 / streams[0].k:.3f}"
             f"{'' if maj is None else f', majority label {maj:.3f}'}); upstream {up}")
     barrier(d)
     return up
+
+
+def _curves(root: Path, tr: dict, summary: dict) -> None:
+    """iter{k}/curves.png: the training log's accuracy and loss against the step, with the
+    held-out evaluation at the last step."""
+    from harness import plots
+
+    log_path = root / "train" / loop.LOG
+    if not log_path.is_file():
+        return
+    history = [json.loads(ln) for ln in log_path.read_text().splitlines() if ln.strip()]
+    held = {k: tr[f"dev_{k}"] for k in ("masked_acc", "unmasked_acc", "masked_ce") if f"dev_{k}" in tr}
+    plots.training_curves(history, {**held, "step": tr["steps"]} if held else {}, root / "curves.png",
+                          title=summary["name"], chance=summary["masked_acc"]["chance"])
 
 
 def _label_root(rec: Recipe, k: int, out: Path) -> Path:
@@ -436,19 +475,29 @@ def _dump(it: IterationConfig, k: int, out: Path, utts: List[Utterance], folder:
                     batch_seconds=it.features.batch_seconds)
 
 
-def provenance(rec: Recipe, k: int, kept: List[Item], out: Path) -> dict:
-    """What iteration k's weights were trained on, for its export's upstream.json (the board's
-    summary reads it from the runs' result.json): the corpus (as given to `pretrain`, from
-    out/recipe.json), the training utterances and hours actually used, and the optimiser updates
-    behind the weights (this iteration's, plus those of the iterations it continues from)."""
+def step_export_folder(root: Path, step: int) -> Path:
+    """Where iteration folder `root` keeps the export of its weights after `step` updates."""
+    return root / "exports" / f"step{step:06d}"
+
+
+def provenance(rec: Recipe, k: int, kept: List[Item], out: Path, step: Optional[int] = None,
+               train_seconds: Optional[float] = None) -> dict:
+    """What iteration k's weights after `step` updates of its training (default: all) were
+    trained on, for their export's upstream.json (the board reads it from the runs' result.json):
+    the corpus (as given to `pretrain`, from out/recipe.json), the training utterances and hours
+    actually used, the optimiser updates behind the weights (this iteration's `step`, plus those
+    of the iterations it continues from), `step` and `train_seconds` (this iteration's training
+    time up to that step: the minutes a learning curve shows)."""
     updates = 0
-    for it in rec.iterations[:k]:
-        updates = (updates if it.continue_previous else 0) + it.train.steps
+    for j, it in enumerate(rec.iterations[:k], 1):
+        updates = (updates if it.continue_previous else 0) + (it.train.steps if j < k or step is None else step)
     ident = out / "recipe.json"
     corpus = json.loads(ident.read_text()).get("corpus") if ident.is_file() else None
     return {"corpus": corpus, "utterances": len(kept),
             "hours": round(sum(x.num_samples for x in kept) / dump.SAMPLE_RATE / 3600, 3), "updates": updates,
-            "recipe": rec.name, "iteration": k, "objective": rec.iterations[k - 1].objective}
+            "recipe": rec.name, "iteration": k, "objective": rec.iterations[k - 1].objective,
+            "step": rec.iterations[k - 1].train.steps if step is None else step,
+            "train_seconds": None if train_seconds is None else round(float(train_seconds), 3)}
 
 
 def export_iteration(train_dir: Path, it: IterationConfig, folder: Path, name: str,
@@ -471,7 +520,7 @@ def _summary(rec: Recipe, k: int, root: Path, label_root: Path, stream: str, tim
         p = labels / split / "done.json"
         if p.is_file():
             dd = json.loads(p.read_text())
-            quality[split] = {**dd["quality"], "clusters_used": dd["clusters_used"]}
+            quality[split] = {**dd["quality"], **codebook_usage(dd["counts"])}
     cl = json.loads((label_root / "clusters" / stream / "done.json").read_text())
     # accuracy of always answering the most frequent train label: what "learned only the prior" scores
     majority = None
@@ -510,6 +559,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--noise", default=None, help="folder of wav/flac noise clips (denoising objectives)")
+    ap.add_argument("--export-every", type=int, default=0, metavar="N",
+                    help="also export the weights every N updates to iter<k>/exports/step<NNNNNN> (learning curves)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="TABLE.KEY=VALUE",
                     help="recipe setting, recipe-wide and in every iteration that sets KEY (repeatable)")
@@ -517,7 +568,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
-        up = pretrain(a.recipe, a.corpus, a.out, iterations=a.iterations, noise=a.noise, overrides=a.overrides)
+        up = pretrain(a.recipe, a.corpus, a.out, iterations=a.iterations, noise=a.noise, overrides=a.overrides,
+                      export_every=a.export_every)
     except _HE as e:
         print(f"error: {e}")
         return 1

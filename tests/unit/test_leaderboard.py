@@ -368,7 +368,10 @@ def test_pretraining_provenance_counts_continued_updates(tmp_path):
     p = [provenance(rec, k, kept, tmp_path) for k in (1, 2, 3)]
     assert [x["updates"] for x in p] == [100, 150, 30]
     assert p[1] == {"corpus": "data/synth/small", "utterances": 2, "hours": 1.0, "updates": 150, "recipe": "r",
-                    "iteration": 2, "objective": "masked_prediction"}
+                    "iteration": 2, "objective": "masked_prediction", "step": 50, "train_seconds": None}
+    # a step export (--export-every) of the continued iteration: its step, plus the predecessor's updates
+    mid = provenance(rec, 2, kept, tmp_path, step=20, train_seconds=3.25)
+    assert (mid["updates"], mid["step"], mid["train_seconds"]) == (120, 20, 3.25)
 
 
 def test_departures_and_substitute_phones_are_marked_next_to_the_number(tmp_path):
@@ -390,3 +393,62 @@ def test_departures_and_substitute_phones_are_marked_next_to_the_number(tmp_path
     assert "† Departure from the reference recipe kept by this harness: crops from cached features." in real
     # synth's phones are espeak's by construction: no substitute mark there, the departure still shown
     assert "substitute phones (" not in synth and "41.00 †" in synth
+
+
+def _pre(step, seconds):
+    """upstream_facts of a hubert export after `step` updates of run micro's iteration 1."""
+    return {**FACTS["random:hubert_tiny"], "source": f"runs/pre/iter1/exports/step{step:06d}",
+            "pretraining": {"corpus": "synth", "utterances": 16, "hours": 0.01, "updates": step, "recipe": "micro",
+                            "iteration": 1, "objective": "masked_prediction", "step": step,
+                            "train_seconds": seconds}}
+
+
+def test_learning_curve_section(tmp_path):
+    root = tmp_path / "runs"
+    # ks accuracy of the exports after 5, 10 and 12 (final) updates, two seeds each; fbank and mfcc lines
+    points = {"micro-it1-step000005": (5, 60.0, [40.0, 42.0]), "micro-it1-step000010": (10, 120.0, [60.0, 64.0]),
+              "micro-it1": (12, 150.0, [70.0, 74.0])}
+    for up, (step, secs, tests) in points.items():
+        for seed, t in enumerate(tests, start=1):
+            write_run(root, "synth", "synth", up, "ks", 1e-3, seed, t, t, 5, upstream_facts=_pre(step, secs))
+    for up, tests in (("fbank", [50.0, 52.0]), ("mfcc", [55.0, 55.0])):
+        for seed, t in enumerate(tests, start=1):
+            write_run(root, "synth", "synth", up, "ks", 1e-3, seed, t, t, 1,
+                      upstream_facts={**FACTS["fbank"], "family": up})
+    best = leaderboard.select_best(leaderboard.collect(root))
+    curves = leaderboard.learning_curve_points(best)
+    assert list(curves) == ["micro-it1"]
+    pts = curves["micro-it1"]
+    assert pts["updates"].tolist() == [5, 10, 12]
+    assert pts["mean"].tolist() == pytest.approx([41.0, 62.0, 72.0])
+    assert pts["minutes"].tolist() == pytest.approx([1.0, 2.0, 2.5])
+    out = tmp_path / "lb"
+    paths = leaderboard.build(root, out)
+    png = out / "synth" / "quick" / "curve_micro-it1.png"
+    assert png in paths
+    img = mpimg.imread(png)
+    assert img.shape[0] > 200 and img[..., :3].std() > 0.05
+    md = (out / "synth.md").read_text()
+    sec = md[md.index("### Learning curves"):]
+    sec = sec[: sec.index("\n### ")] if "\n### " in sec else sec
+    assert "![micro-it1 learning curve](synth/quick/curve_micro-it1.png)" in sec
+    rows = [ln for ln in sec.splitlines() if ln.startswith("| ks |")]
+    assert [ln.split(" | ")[2:6] for ln in rows] == [
+        ["5", "1.00", "micro-it1-step000005", "41.00 ± 12.71"],
+        ["10", "2.00", "micro-it1-step000010", "62.00 ± 25.41"],
+        ["12", "2.50", "micro-it1", "72.00 ± 25.41"]]
+    assert all(ln.endswith("| 51.00 ± 12.71 | 55.00 ± 0.00 |") for ln in rows)  # fbank, mfcc (equal seeds)
+
+    # one exported step per run (the final upstream alone) draws no curve; a stale PNG goes
+    for d in root.rglob("result.json"):
+        if "step0000" in str(d):
+            d.unlink()
+    leaderboard.build(root, out)
+    assert "Learning curves" not in (out / "synth.md").read_text()
+    assert not png.exists()
+
+
+def test_board_without_step_exports_has_no_learning_curves(runs, tmp_path):
+    leaderboard.build(runs, tmp_path / "lb")
+    assert "Learning curves" not in (tmp_path / "lb" / "synth.md").read_text()
+    assert not list((tmp_path / "lb").rglob("curve_*.png"))

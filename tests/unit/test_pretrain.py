@@ -548,3 +548,90 @@ def test_recipe_overrides_reach_every_iteration():
     for bad, msg in (("steps=3", "TABLE.KEY=VALUE"), ("train.stepz=3", "stepz"), ("train.steps=-1", "steps")):
         with pytest.raises(ConfigError, match=msg):
             load_recipe("hubert_tiny", [bad])
+
+
+def test_export_every_keeps_step_exports_resumes_and_leaves_final_weights(toy, tmp_path, monkeypatch, capsys):
+    """--export-every N: exports after steps N, 2N, ... (not the last), loadable, recording step
+    and training seconds; a run killed between two exports and resumed ends with the same
+    exports and, like an uninterrupted run without exports, bit-identical final weights (dropout
+    on: an export must draw no random number). Also the iteration's diagnostics: curves.png and
+    codebook usage / PNMI / purity in summary.json."""
+    from harness.pretrain import run as run_mod
+    from harness.pretrain.run import pretrain
+
+    recipe = tmp_path / "micro.yaml"
+    m = {k: (list(v) if isinstance(v, tuple) else v) for k, v in MICRO.to_dict().items()}
+    recipe.write_text(json.dumps({
+        "name": "micro", "data": {"min_seconds": 1.0},
+        "model": {"preset": "tiny", **m, "dropout": 0.1, "layerdrop": 0.3},
+        "cluster": {"k": 12, "sample_fraction": 1.0, "niter": 20},
+        "train": {"steps": 12, "lr": 2e-3, "batch_samples": 64000, "checkpoint_every": 5, "log_every": 3},
+        "iterations": [{"features": {"source": "mfcc"}}]}))
+    plain = pretrain(recipe, str(toy.root), tmp_path / "plain", log=lambda s: None)
+    with_ex = pretrain(recipe, str(toy.root), tmp_path / "ex", log=lambda s: None, export_every=5)
+    names = lambda run: sorted(p.name for p in (run / "iter1" / "exports").iterdir())  # noqa: E731
+    assert not (tmp_path / "plain" / "iter1" / "exports").exists()
+    assert names(tmp_path / "ex") == ["step000005", "step000010"]
+    final = (plain / "upstream.safetensors").read_bytes()
+    assert (with_ex / "upstream.safetensors").read_bytes() == final
+    recs = {}
+    for step in (5, 10):
+        folder = tmp_path / "ex" / "iter1" / "exports" / f"step{step:06d}"
+        up = load_exported(folder)
+        assert up.spec.name == f"micro-it1-step{step:06d}"
+        recs[step] = json.loads((folder / "upstream.json").read_text())["pretraining"]
+        assert recs[step]["step"] == recs[step]["updates"] == step and recs[step]["iteration"] == 1
+        assert (folder / "upstream.safetensors").read_bytes() != final
+    assert 0 < recs[5]["train_seconds"] < recs[10]["train_seconds"]
+    last = json.loads((with_ex / "upstream.json").read_text())["pretraining"]
+    assert last["step"] == 12 and last["train_seconds"] >= recs[10]["train_seconds"]
+
+    # killed at the step-10 export (checkpoint at step 5), then resumed
+    real, calls = run_mod.export_encoder, []
+
+    def dies_at_10(encoder, family, folder, name, pretraining=None):
+        calls.append(pretraining["step"])
+        if pretraining["step"] == 10 and calls.count(10) == 1:
+            raise KeyboardInterrupt("killed")
+        return real(encoder, family, folder, name, pretraining=pretraining)
+
+    monkeypatch.setattr(run_mod, "export_encoder", dies_at_10)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(recipe, str(toy.root), tmp_path / "killed", log=lambda s: None, export_every=5)
+    assert names(tmp_path / "killed") == ["step000005"]
+    lines = []
+    resumed = pretrain(recipe, str(toy.root), tmp_path / "killed", log=lines.append, export_every=5)
+    assert any("resuming at step 5" in ln for ln in lines), lines
+    assert calls == [5, 10, 10, 12]  # the export at 5 is not redone, the one at 10 is
+    assert names(tmp_path / "killed") == ["step000005", "step000010"]
+    assert (resumed / "upstream.safetensors").read_bytes() == final
+    for step in ("step000005", "step000010"):
+        a, b = (tmp_path / r / "iter1" / "exports" / step / "upstream.safetensors" for r in ("ex", "killed"))
+        assert a.read_bytes() == b.read_bytes(), step
+
+    # the module entry point takes the flag; a finished iteration cannot export after the fact
+    assert run_mod.main(["--recipe", str(recipe), "--corpus", str(toy.root), "--out", str(tmp_path / "plain"),
+                         "--export-every", "4"]) == 0
+    assert "no step export of step(s) 4, 8" in capsys.readouterr().out
+
+    # diagnostics of the iteration
+    it1 = tmp_path / "ex" / "iter1"
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(it1 / "curves.png")
+    assert img.shape[0] > 100 and img.shape[1] > 300 and img[..., :3].std() > 0.05
+    s = json.loads((it1 / "summary.json").read_text())
+    for split in ("train", "dev"):
+        q = s["label_quality"][split]
+        assert q["k"] == 12 and 1 <= q["clusters_used"] <= 12
+        assert 0 < q["usage_entropy_bits"] <= np.log2(q["clusters_used"]) + 1e-9
+        assert q["usage_perplexity"] == pytest.approx(2 ** q["usage_entropy_bits"])
+        assert 1 <= q["usage_perplexity"] <= q["clusters_used"] + 1e-9
+        assert 0 < q["pnmi"] <= 1 and 0 < q["phone_purity"] <= 1
+
+
+def test_codebook_usage():
+    u = quality.codebook_usage([5, 5, 5, 5, 0, 0])
+    assert u == {"k": 6, "clusters_used": 4, "usage_entropy_bits": 2.0, "usage_perplexity": 4.0}
+    u = quality.codebook_usage([9, 0, 0])
+    assert u["clusters_used"] == 1 and u["usage_entropy_bits"] == 0.0 and u["usage_perplexity"] == 1.0
