@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.features import CachedPool, DamagedPool
 from harness.evaluate import evaluate
 from tests.conftest import make_tone_corpus
 from tests.unit.test_corpora import make_librispeech
@@ -69,8 +70,6 @@ def _pool_dir(cache: Path) -> Path:
 
 
 def _features(pool: Path) -> dict:
-    from harness.features import CachedPool
-
     p = CachedPool(pool)
     return {uid: np.array(p.get(uid)) for uid in p._loc}
 
@@ -107,6 +106,9 @@ def test_row02_zeroed_shard_half_is_rebuilt(tmp_path, clean_run):
     half = len(data) // 2
     data[half:] = bytes(len(data) - half)
     shard.write_bytes(bytes(data))
+    assert shard.stat().st_size == len(data)  # same size: only the content hash can tell
+    with pytest.raises(DamagedPool, match="shard_00000.npy"):
+        CachedPool(clean_run[2])
     _rerun_rebuilds(tmp_path, clean_run)
 
 
@@ -118,4 +120,6 @@ def test_row03_truncated_shard_or_garbage_index_is_rebuilt(tmp_path, clean_run, 
         shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 3])
     else:
         (pool / "index.json").write_text('{"num_layers": 1, "items": [[oops')
+    with pytest.raises(DamagedPool):
+        CachedPool(pool)
     _rerun_rebuilds(tmp_path, clean_run)
