@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from harness.errors import HarnessError
 
@@ -122,6 +122,15 @@ def publish(tmp: Path, folder: Path) -> None:
     """Put the finished folder `tmp` at `folder` by renames (a previous `folder` is removed)."""
     remove(folder)
     os.rename(tmp, folder)
+
+
+def build_and_publish(folder: Path, build: Callable[[Path], None], option: Optional[str] = None) -> None:
+    """`build(tmp)` into a staging sibling of `folder`, then publish it as `folder`; OS failures
+    are one line naming `option`. Call it holding `locked(folder)`."""
+    with staging(folder, option) as tmp:
+        with os_errors(folder, option):
+            build(tmp)
+            publish(tmp, folder)
 
 
 def remove(folder: Path) -> None:

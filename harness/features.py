@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from harness.audio import load_audio, pad_batch
-from harness.diskio import locked, os_errors, publish, remove, staging
+from harness.diskio import build_and_publish, locked, os_errors, remove
 from harness.data.corpus import Utterance
 from harness.errors import BadAudioError, HarnessError
 from harness.progress import progress_bar
@@ -211,10 +211,7 @@ def build_pool(
         pool = open_pool(folder, log)
         if pool is not None:
             return pool
-        with staging(folder, "--cache") as tmp:
-            with os_errors(folder, "--cache"):
-                _extract(upstream, utts, tmp, device, skip_bad, desc)
-                publish(tmp, folder)
+        build_and_publish(folder, lambda tmp: _extract(upstream, utts, tmp, device, skip_bad, desc), "--cache")
         return CachedPool(folder, verify=False)
 
 

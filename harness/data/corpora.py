@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from harness.data.corpus import Corpus, load_manifest_dir, save_manifests, write_trials
-from harness.diskio import locked, os_errors, publish, staging
+from harness.diskio import build_and_publish, locked
 from harness.errors import BadAudioError, HarnessError
 from harness.registry import CORPORA, register_corpus
 
@@ -266,10 +266,7 @@ def build_cached(folder: Path, key: str, build: Callable[[Path], None]) -> Corpu
         cached = read_cached(folder, key)
         if cached is not None:
             return cached
-        with staging(folder, "--cache") as tmp:
-            with os_errors(folder, "--cache"):
-                build(tmp)
-                publish(tmp, folder)
+        build_and_publish(folder, build, "--cache")
         return load_manifest_dir(folder)
 
 
