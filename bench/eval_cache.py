@@ -8,7 +8,6 @@ every batch (what s3prl does). Prints both times, the ratios and both test metri
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shutil
 import sys
 import tempfile

@@ -82,6 +82,7 @@ def benchmark(runs: Path, cache: Path, out: Path, data: Path = Path("data/synth"
     jobs = [EvalJob(u, t, str(corpus), Path(runs), Path(cache), seeds) for t in tasks for u in upstreams]
     failed = run_jobs(jobs, workers, log)
     build(runs, out)
-    report = write_report(runs, out, fmt=fmt, base_runs=base, threshold=threshold)
-    regressed = len(cmp.regressions(cmp.compare(base, runs, threshold))) if base is not None else 0
+    cells = cmp.compare(base, runs, threshold) if base is not None else None
+    report = write_report(runs, out, fmt=fmt, base_runs=base, threshold=threshold, cells=cells)
+    regressed = len(cmp.regressions(cells)) if cells is not None else 0
     return Outcome(report, failed, regressed, time.time() - t0)

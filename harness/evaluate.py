@@ -15,7 +15,7 @@ from harness.catalog import upstream_facts
 from harness.config import EvalConfig, ProbeConfig, check_count, config_hash, merge, read_config_file, to_dict
 from harness.diskio import os_errors
 from harness.environment import environment
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 from harness.registry import SOURCES, TASKS, UPSTREAMS, load_all
 from upstreams.base import CONFIG_FILE, Upstream
 

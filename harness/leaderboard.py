@@ -811,7 +811,7 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
             single = sorted({u for (u, _), w in weights.items() if 0 < len(w["softmax"] or []) <= 1})
             md += ["### Layer weights (percent; raw softmax, then norm-corrected)", "",
                    "All task heatmaps share one colour scale, and all upstream heatmaps another, so a colour is the "
-                   f"same percentage across them. A red dot marks a weight above its row's uniform weight 1/(L+1) "
+                   "same percentage across them. A red dot marks a weight above its row's uniform weight 1/(L+1) "
                    "(what every layer would get if the probe had no preference)."
                    + (f" Single-layer upstreams ({', '.join(single)}) weigh nothing and are not drawn."
                       if single else ""),

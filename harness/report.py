@@ -55,7 +55,7 @@ def _summaries(best, corpus: str, out_dir: Path) -> List[str]:
 
 
 def write_report(runs_root, out_dir, fmt: str = "markdown", base_runs=None,
-                 threshold: Optional[float] = None) -> Path:
+                 threshold: Optional[float] = None, cells: Optional[List[cmp.Cell]] = None) -> Path:
     """Write the summary page (``REPORT.md`` or ``GITHUB.md``) and the corpus pages it links.
 
     Args:
@@ -64,6 +64,7 @@ def write_report(runs_root, out_dir, fmt: str = "markdown", base_runs=None,
         fmt: "markdown" or "github".
         base_runs: a base run store to compare against (``harness.compare``), or None.
         threshold: the single-seed threshold of the comparison (metric units).
+        cells: that comparison when the caller has it already (``harness ci``); else computed here.
 
     Returns:
         The summary page's path.
@@ -79,7 +80,8 @@ def write_report(runs_root, out_dir, fmt: str = "markdown", base_runs=None,
     out_dir = Path(out_dir)
     _, pages = leaderboard.build_from_scan(s, out_dir)
     best = leaderboard.select_best(s.runs)
-    cells = cmp.compare(base_runs, runs_root, threshold) if base_runs is not None else None
+    if cells is None and base_runs is not None:
+        cells = cmp.compare(base_runs, runs_root, threshold)
     corpora = sorted(pages)
     counts = [f"- runs read: {len(s.runs)} finished (result.json) across {len(corpora)} corpus(es): "
               f"{', '.join(corpora)}",
