@@ -1,5 +1,10 @@
 """`./run demo`: synth corpus -> HuBERT pre-training -> probes -> leaderboard, within 20 minutes.
 
+`./run demo --board pretrain` regenerates the pre-training board (leaderboards/pretrain/):
+hubert_small's two iterations on synth medium with step exports, then fbank, mfcc, the
+random-init twin and every iteration probed on synth small's 7 SUPERB tasks with 3 seeds, and the
+exports on the learning-curve tasks; about an hour of pre-training plus the probes.
+
 The default set: fbank, mfcc and hubert_tiny-it1 on the 8 SUPERB tasks and the two faster
 ML-SUPERB tasks, with 3 probe seeds where seed noise is large. `--full` adds WavLM pre-training,
 the random-init twin and the two slowest ML-SUPERB tasks (the committed board). Every stage is resumable: the corpus, the feature caches and finished runs are reused, so a
@@ -25,6 +30,20 @@ FULL = {"upstreams": UPSTREAMS + ["random:hubert_tiny"], "recipes": RECIPES + ["
 #: probe seeds of every upstream on the tasks whose seed noise is large on synth (small test
 #: sets; 3-seed 95% intervals of several points on the committed board), so the board shows it
 SEEDED_TASKS = {"sd": 3, "ss": 3, "ks": 3, "sid": 3, "lid": 3}
+#: `--board pretrain` (issue 13): the CPU recipe against the hand-made features, 3 seeds everywhere
+PRETRAIN_BOARD = {"upstreams": "fbank,mfcc,random:hubert_small", "recipes": "hubert_small",
+                  "tasks": "pr,asr,lid,sid,asv,sd,ss", "iterations": 2, "pretrain_size": "medium",
+                  "export_every": 2000, "seeds": 3, "runs": Path("runs/board-pretrain"),
+                  "out": Path("leaderboards/pretrain")}
+#: tasks on which `--board pretrain` probes every step export (the learning curve)
+CURVE_TASKS = ("pr", "lid", "sid")
+
+
+def step_exports(pretrain_out: Path, iterations: int) -> list:
+    """The step exports (`--export-every`) of a pre-training folder's first `iterations`
+    iterations, in order."""
+    return [str(p) for k in range(1, iterations + 1)
+            for p in sorted((Path(pretrain_out) / f"iter{k}" / "exports").glob("step*")) if p.is_dir()]
 
 
 def main(argv=None) -> int:
@@ -43,7 +62,13 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", default=None, help="comma-separated tasks")
     ap.add_argument("--jobs", type=int, default=2,
                     help="evaluations run in parallel, one torch thread each (small probes run best that way)")
+    ap.add_argument("--board", choices=["pretrain"], default=None,
+                    help="pretrain: the pre-training board (hubert_small on synth medium; about 1.5 h)")
     a = ap.parse_args(argv)
+    a.pretrain_size, a.export_every, a.seeds = a.size, 0, None
+    if a.board == "pretrain":
+        for key, value in PRETRAIN_BOARD.items():
+            setattr(a, key, value)
     chosen = FULL if a.full else {"upstreams": UPSTREAMS, "recipes": RECIPES, "tasks": TASKS}
     for key in chosen:
         if getattr(a, key) is None:
@@ -60,17 +85,25 @@ def main(argv=None) -> int:
     try:
         corpus = generate(Path("data/synth") / a.size, size=a.size, seed=0)
         con.print(f"[bold]corpus[/] synth {a.size} ready in {time.time() - t0:.0f} s")
+        pre_corpus = corpus if a.pretrain_size == a.size else generate(
+            Path("data/synth") / a.pretrain_size, size=a.pretrain_size, seed=0)
         upstreams = [u for u in a.upstreams.split(",") if u]
         recipes = [r for r in a.recipes.split(",") if r]
+        curve = []
         if recipes:
             t1 = time.time()
-            outs = run_pretrainings(recipes, str(corpus), a.runs, a.iterations, workers=len(recipes), log=con.print)
+            outs = run_pretrainings(recipes, str(pre_corpus), a.runs, a.iterations, workers=len(recipes),
+                                    log=con.print, export_every=a.export_every)
             pretrained = [str(out / f"iter{k}" / "upstream") for out in outs for k in range(1, a.iterations + 1)]
             upstreams += pretrained
+            curve = [p for out in outs for p in step_exports(out, a.iterations)]
             con.print(f"[bold]pre-training[/] {', '.join(recipes)} done in {time.time() - t1:.0f} s")
         t1 = time.time()
-        jobs = [EvalJob(up, task, str(corpus), a.runs, a.cache, SEEDED_TASKS.get(task, 1))
-                for task in a.tasks.split(",") if task for up in upstreams]
+        tasks = [t for t in a.tasks.split(",") if t]
+        jobs = [EvalJob(up, task, str(corpus), a.runs, a.cache, a.seeds or SEEDED_TASKS.get(task, 1))
+                for task in tasks for up in upstreams]
+        jobs += [EvalJob(up, task, str(corpus), a.runs, a.cache, a.seeds or SEEDED_TASKS.get(task, 1))
+                 for task in CURVE_TASKS if task in tasks for up in curve]
         failed = run_jobs(jobs, a.jobs, con.print)
         con.print(f"[bold]probes[/] {len(jobs)} (upstream, task) pairs done in {time.time() - t1:.0f} s")
         for p in build(a.runs, a.out):

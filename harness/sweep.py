@@ -116,21 +116,23 @@ def run_jobs(jobs: Sequence[EvalJob], workers: int = 2, log: Callable[[str], Non
 def _pretrain_job(job) -> str:
     from harness.pretrain import pretrain
 
-    recipe, corpus, out, iterations, threads = job
+    recipe, corpus, out, iterations, threads, export_every = job
     torch.set_num_threads(threads)
     t1 = time.time()
-    pretrain(recipe, corpus, out, iterations=iterations)
+    pretrain(recipe, corpus, out, iterations=iterations, export_every=export_every)
     return f"[bold]pre-training[/] {recipe} done in {time.time() - t1:.0f} s"
 
 
 def run_pretrainings(recipes: Sequence[str], corpus: str, runs: Path, iterations=None, workers: int = 2,
-                     log: Callable[[str], None] = print) -> List[Path]:
+                     log: Callable[[str], None] = print, export_every: int = 0) -> List[Path]:
     """Pre-train recipes into runs/pretrain/<recipe>, `workers` side by side (one process each,
     the machine's threads split between them: a tiny model's step scales poorly over threads).
-    Finished stages are reused. Returns each recipe's run folder, in order."""
+    Finished stages are reused; `export_every` as `harness pretrain --export-every`. Returns each
+    recipe's run folder, in order."""
     outs = [Path(runs) / "pretrain" / r for r in recipes]
     n = max(1, min(workers, len(recipes)))
-    jobs = [(r, str(corpus), out, iterations, max(1, torch.get_num_threads() // n)) for r, out in zip(recipes, outs)]
+    jobs = [(r, str(corpus), out, iterations, max(1, torch.get_num_threads() // n), export_every)
+            for r, out in zip(recipes, outs)]
     if n > 1:
         with mp.get_context("spawn").Pool(n) as pool:
             for line in pool.imap_unordered(_pretrain_job, jobs):

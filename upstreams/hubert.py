@@ -39,6 +39,7 @@ from upstreams.base import (
 )
 from upstreams.hubert_modules import (
     ConvFeatureExtractor,
+    FbankFrontEnd,
     GradMultiply,
     TransformerEncoder,
     conv_out_lengths,
@@ -71,6 +72,10 @@ class HubertConfig:
     feature_grad_mult: float = 0.1  # 0 freezes the CNN (no grad)
     final_dim: int = 256  # used by the pre-training wrapper, not by the encoder
     normalize: bool = False  # zero mean, unit variance per waveform (fairseq task.normalize; mHuBERT-147)
+    # "cnn": the waveform CNN above; "fbank": log-Mel frames (MelHuBERT), no CNN weights. The
+    # conv_* fields then only fix the frame geometry, which must be the 20 ms CNN's (400 / 320).
+    frontend: str = "cnn"
+    fbank_mels: int = 40  # log-Mel bins per 10 ms frame (frontend "fbank"); 2 frames are stacked
 
     def __post_init__(self):
         for name in ("conv_channels", "conv_kernels", "conv_strides"):
@@ -81,6 +86,11 @@ class HubertConfig:
             raise ConfigError(f"extractor_mode must be 'group_norm' or 'layer_norm', got {self.extractor_mode!r}")
         if self.encoder_dim % self.encoder_heads or self.encoder_dim % self.pos_conv_groups:
             raise ConfigError("encoder_dim must be divisible by encoder_heads and pos_conv_groups")
+        if self.frontend not in ("cnn", "fbank"):
+            raise ConfigError(f"frontend must be 'cnn' or 'fbank', got {self.frontend!r}")
+        if self.frontend == "fbank" and (self.receptive_field != 400 or self.stride % 160):
+            raise ConfigError(f"frontend 'fbank' needs the 20 ms frame geometry (receptive field 400, "
+                              f"stride a multiple of 160 samples), got {self.receptive_field} / {self.stride}")
 
     @classmethod
     def base(cls) -> "HubertConfig":
@@ -91,6 +101,14 @@ class HubertConfig:
         """CPU toy (PRETRAIN.md 7): same kernels/strides (20 ms), 128 channels, 4 x 128, 4 heads."""
         return cls(conv_channels=(128,) * 7, encoder_dim=128, encoder_layers=4, encoder_heads=4,
                    encoder_ffn_dim=512, final_dim=64)
+
+    @classmethod
+    def small(cls) -> "HubertConfig":
+        """CPU model on the log-Mel front end (MelHuBERT): 6 x 256, 4 heads, FFN 1024, no CNN,
+        so that the transformer gets the whole CPU budget (the tiny CNN costs most of a tiny
+        model's step)."""
+        return cls(conv_channels=(128,) * 7, encoder_dim=256, encoder_layers=6, encoder_heads=4,
+                   encoder_ffn_dim=1024, final_dim=128, frontend="fbank")
 
     def at_frame_ms(self, ms: int) -> "HubertConfig":
         """The same network with `ms` ms frames (CV-HuBERT's 40 / 80 ms models): the last CNN
@@ -141,7 +159,8 @@ class HubertConfig:
 
 
 class HubertEncoder(nn.Module):
-    """CNN -> LayerNorm -> Linear(C, D) -> dropout -> (mask embedding) -> transformer encoder.
+    """CNN (or log-Mel frames) -> LayerNorm -> Linear(C, D) -> dropout -> (mask embedding) ->
+    transformer encoder.
 
     Subclasses (other families on the same front end, e.g. WavLM) override `build_transformer`.
     Objectives that run the transformer on something other than one masked view (MS-HuBERT's
@@ -153,10 +172,15 @@ class HubertEncoder(nn.Module):
         super().__init__()
         c = config
         self.config = c
-        self.feature_extractor = ConvFeatureExtractor(c.conv_channels, c.conv_kernels, c.conv_strides,
-                                                      c.conv_bias, c.extractor_mode)
-        self.layer_norm = nn.LayerNorm(c.conv_channels[-1])
-        self.post_extract_proj = nn.Linear(c.conv_channels[-1], c.encoder_dim)
+        if c.frontend == "fbank":
+            self.feature_extractor: nn.Module = FbankFrontEnd(c.fbank_mels, c.stride // 160, SAMPLE_RATE)
+            feat_dim = self.feature_extractor.out_dim
+        else:
+            self.feature_extractor = ConvFeatureExtractor(c.conv_channels, c.conv_kernels, c.conv_strides,
+                                                          c.conv_bias, c.extractor_mode)
+            feat_dim = c.conv_channels[-1]
+        self.layer_norm = nn.LayerNorm(feat_dim)
+        self.post_extract_proj = nn.Linear(feat_dim, c.encoder_dim)
         self.dropout_input = nn.Dropout(c.dropout_input)
         self.mask_emb = nn.Parameter(torch.empty(c.encoder_dim))
         self.encoder = self.build_transformer(c)
@@ -180,7 +204,7 @@ class HubertEncoder(nn.Module):
                 nn.init.normal_(m.weight, mean=0.0, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-        for block in self.feature_extractor.conv_layers:
+        for block in getattr(self.feature_extractor, "conv_layers", ()):
             nn.init.kaiming_normal_(block.conv.weight)
             if block.conv.bias is not None:
                 nn.init.zeros_(block.conv.bias)
@@ -217,7 +241,7 @@ class HubertEncoder(nn.Module):
 
     def front_end(self, wavs: Tensor, wav_lens: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """The part before the transformer: wavs (B, S) float 16 kHz, wav_lens (B,) samples (None:
-        all S) -> x (B, T, D) transformer input before masking, features (B, T, C) CNN output
+        all S) -> x (B, T, D) transformer input before masking, features (B, T, C) front-end output
         (padded frames zero), lengths (B,) valid frames, padding_mask (B, T) bool."""
         wavs, wav_lens = self._prepare_input(wavs, wav_lens)
         mult = self.config.feature_grad_mult
@@ -282,7 +306,7 @@ class HubertUpstream(Upstream):
 HUBERT = register_family_upstreams(Family(
     name="hubert", config_cls=HubertConfig,
     # CV-HuBERT's frame rates (PRETRAIN.md 5): <preset>_40ms / <preset>_80ms, 25 / 12.5 Hz
-    presets={"tiny": HubertConfig.tiny, "base": HubertConfig.base,
+    presets={"tiny": HubertConfig.tiny, "small": HubertConfig.small, "base": HubertConfig.base,
              **{f"{p}_{ms}ms": (lambda p=p, ms=ms: getattr(HubertConfig, p)().at_frame_ms(ms))
                 for p in ("tiny", "base") for ms in (40, 80)}},
     encoder_cls=HubertEncoder, upstream_cls=HubertUpstream))

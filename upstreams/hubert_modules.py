@@ -122,6 +122,48 @@ class ConvFeatureExtractor(nn.Module):
         return x.transpose(1, 2), lengths
 
 
+class FbankFrontEnd(nn.Module):
+    """Log-Mel filterbank front end (MelHuBERT, Lin et al. 2023): no learned weights.
+
+    `n_mels` log-Mel energies every 10 ms (25 ms Hamming window, 400-point FFT, HTK Mel scale,
+    20 Hz - 8 kHz), `stack` consecutive frames concatenated per output frame, so that a 20 ms
+    model (stack 2) gives exactly the CNN's frame count, floor((n - 400) / 320) + 1, and the
+    label, mask and length machinery is the same for both front ends. The last output frame may
+    lack its second 10 ms frame; that half is zero (as MelHuBERT pads). Frames of an item depend
+    only on its own valid samples. Normalisation is left to the encoder's LayerNorm (per frame).
+
+    MelHuBERT normalises with corpus statistics instead; a per-frame LayerNorm needs none and
+    keeps each frame's spectral shape (speaker timbre), which per-utterance CMVN would remove.
+    """
+
+    def __init__(self, n_mels: int, stack: int, sample_rate: int = 16000):
+        super().__init__()
+        import torchaudio.functional as AF  # noqa: PLC0415 (only models with this front end need it)
+
+        self.n_mels, self.stack, self.win, self.hop = n_mels, stack, 400, 160
+        self.register_buffer("window", torch.hamming_window(self.win, periodic=False), persistent=False)
+        fb = AF.melscale_fbanks(self.win // 2 + 1, 20.0, sample_rate / 2, n_mels, sample_rate, None, "htk")
+        self.register_buffer("mel", fb, persistent=False)  # (freq, n_mels)
+
+    @property
+    def out_dim(self) -> int:
+        return self.n_mels * self.stack
+
+    def forward(self, wavs: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        """wavs (B, S) float (S >= 400), lengths (B,) samples -> (B, T, n_mels * stack) log-Mel
+        frames (padded frames zero) and (B,) valid output frames."""
+        spec = torch.stft(wavs.float(), self.win, self.hop, self.win, self.window, center=False,
+                          return_complex=True)  # (B, F, T10)
+        logmel = (spec.abs().pow(2).transpose(1, 2) @ self.mel).clamp_min(1e-10).log()  # (B, T10, M)
+        out_len = conv_out_lengths(lengths, [self.win], [self.hop * self.stack])
+        T = int(out_len.max())
+        need = T * self.stack
+        logmel = F.pad(logmel, (0, 0, 0, max(0, need - logmel.shape[1])))[:, :need]
+        valid10 = valid_mask(conv_out_lengths(lengths, [self.win], [self.hop]), need)
+        logmel = logmel * valid10[..., None]
+        return logmel.reshape(logmel.shape[0], T, self.out_dim).to(wavs.dtype), out_len
+
+
 class ConvPositionalEmbedding(nn.Module):
     """Grouped conv over time with weight norm (dim 2), "same" padding, last frame dropped when
     the kernel is even, GELU. Init as fairseq: N(0, sqrt(4 (1 - dropout) / (k D))), bias 0."""

@@ -215,6 +215,9 @@ def export_hf(upstream: Upstream, out: Union[str, Path]) -> Path:
     if not isinstance(upstream, HubertUpstream) or upstream.family not in FAMILY_OF:
         raise HarnessError(f"{upstream.spec.name}: --format hf exports the hubert and wavlm families, "
                            f"not {upstream.spec.family!r}")
+    if upstream.encoder.config.frontend != "cnn":
+        raise HarnessError(f"{upstream.spec.name}: the {upstream.encoder.config.frontend!r} front end has no "
+                           "counterpart in transformers' HubertModel / WavLMModel (they read waveforms through the CNN)")
     t = _transformers()
     config = upstream.encoder.config
     model_cls = t.WavLMModel if upstream.family == "wavlm" else t.HubertModel

@@ -159,6 +159,9 @@ def export_s3prl(upstream: Upstream, out: Union[str, Path]) -> Path:
         raise HarnessError(f"{upstream.spec.name}: --format s3prl exports the hubert and wavlm families, "
                            f"not {upstream.spec.family!r}")
     c = upstream.encoder.config
+    if c.frontend != "cnn":
+        raise HarnessError(f"{upstream.spec.name}: the {c.frontend!r} front end has no counterpart in s3prl's "
+                           "hubert and wavlm upstreams (they read waveforms through the CNN)")
     if c.stride != S3PRL_STRIDE:
         raise HarnessError(f"{upstream.spec.name}: stride {c.stride} samples; s3prl's hubert and wavlm upstreams "
                            f"assume {S3PRL_STRIDE} (20 ms frames)")

@@ -402,8 +402,9 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
         objective: heads, loss and batch transform; streams: its label streams.
         items / labels_dirs: training utterances and stream name -> label folder.
         dev_items / dev_labels_dirs: held-out utterances for masked accuracy.
-        init_state: model state to start from instead of a fresh init (a stage that continues
-            the previous one); ignored when resuming from this stage's own checkpoint.
+        init_state: model state to start from instead of a fresh init; every encoder weight must be
+            in it, heads missing from it keep their fresh init (a stage that continues the
+            previous one, or a warm start); ignored when resuming from this stage's own checkpoint.
         noise_files: noise clips for objectives that mix in noise.
         export_every / export: every `export_every` updates before the last (0 = never), rank 0
             calls export(step, train_seconds, encoder) with the live encoder, before that step's
@@ -434,7 +435,10 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
     torch.manual_seed(cfg.seed)
     model = objective.build_model(get_family(family).encoder_cls(model_cfg), streams, cfg)
     if init_state is not None:
-        model.load_state_dict(init_state)
+        res = model.load_state_dict(init_state, strict=False)
+        if res.unexpected_keys or any(key.startswith("encoder.") for key in res.missing_keys):
+            raise HarnessError(f"{out_dir}: the initial state does not fit the model: missing "
+                               f"{res.missing_keys[:5]}, unexpected {res.unexpected_keys[:5]}")
     model = model.to(device)
     opt, sched = build_optimizer(model, cfg)
     start, history, nan_steps, elapsed, audio_total = 0, [], 0, 0.0, 0.0

@@ -12,7 +12,8 @@
   label streams: cross-entropy over masked frames with a label
   + nomask_weight * cross-entropy over unmasked frames with a label (fairseq pred_nomask_weight;
     0 in every published HuBERT recipe, which is the default here)
-  + feature_pen * mean(CNN output^2) * (masked frames of this batch).
+  + feature_pen * mean(CNN output^2) * (masked frames of this batch); 0 for the log-Mel front
+    end, which has no weights (the term would be a constant).
 - Init: the encoder's (N(0, 0.02) linears, U[0, 1) mask vector); final projection N(0, 0.02),
   bias 0; codeword embeddings U[0, 1).
 """
@@ -147,5 +148,7 @@ class MaskedPredictionModel(nn.Module):
                     stats = {"n_masked": m.sum(), "correct_masked": (logit_m.argmax(-1) == lab[m]).sum(),
                              "n_unmasked": u.sum(), "correct_unmasked": (logit_u.argmax(-1) == lab[u]).sum()}
         pen = features.float().pow(2).mean()
+        if getattr(self.encoder.config, "frontend", "cnn") == "fbank":  # no weights to penalise
+            pen = pen.new_zeros(())
         loss = ce + self.feature_pen * pen * stats["n_masked"].to(pen.dtype) + self.nomask_weight * loss_u
         return {"loss": loss, "ce": ce.detach(), "feature_pen": pen.detach(), "terms": terms, **stats}

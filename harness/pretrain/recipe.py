@@ -224,6 +224,10 @@ class IterationConfig:
         data: which utterances this iteration trains on.
         continue_previous: start from the previous iteration's trained model and labels instead
             of clustering and training from scratch.
+        warm_start: build this iteration's own labels as usual, but start the encoder from the
+            previous iteration's trained encoder instead of a fresh init (the projection and the
+            codeword embeddings, tied to the old labels, start fresh). HuBERT trains every
+            iteration from scratch; a short CPU budget cannot afford to relearn the encoder.
     """
 
     family: str = "hubert"
@@ -235,6 +239,7 @@ class IterationConfig:
     cluster: ClusterConfig = ClusterConfig()
     train: TrainConfig = TrainConfig()
     continue_previous: bool = False
+    warm_start: bool = False
 
     def make_objective(self):
         """The objective instance of this iteration."""
@@ -259,7 +264,7 @@ class Recipe:
 
 TABLES = ("data", "model", "objective", "features", "cluster", "train")
 TOP_KEYS = ("name", "iterations") + TABLES
-ITER_KEYS = TABLES + ("continue",)
+ITER_KEYS = TABLES + ("continue", "warm_start")
 
 
 def _check(keys, known, where: str) -> None:
@@ -329,6 +334,12 @@ def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> R
             raise ConfigError(f"recipe key {where}continue must be true or false, got {cont!r}")
         if cont and i == 1:
             raise ConfigError("recipe iterations[1] cannot continue: there is no previous iteration")
+        warm = it.get("warm_start", False)
+        if not isinstance(warm, bool):
+            raise ConfigError(f"recipe key {where}warm_start must be true or false, got {warm!r}")
+        if warm and (i == 1 or cont):
+            raise ConfigError(f"recipe {where}warm_start needs a previous iteration and its own labels "
+                              "(not iterations[1], not with continue)")
         family, model = _model(defaults["model"], over["model"], where)
         objective, options = _objective(defaults["objective"], over["objective"], where)
         it_data = merge(dcfg, over["data"], where + "data.")
@@ -344,7 +355,8 @@ def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> R
         if not 2 <= clus.k <= 32767:
             raise ConfigError(f"recipe {where}cluster.k must be in [2, 32767], got {clus.k}")
         iters.append(IterationConfig(family=family, model=model, objective=objective, objective_options=options,
-                                     data=it_data, features=feats, cluster=clus, train=train, continue_previous=cont))
+                                     data=it_data, features=feats, cluster=clus, train=train, continue_previous=cont,
+                                     warm_start=warm))
         try:  # e.g. MS-HuBERT's levels and head layers against the model and cluster.k
             iters[-1].make_objective().check(iters[-1])
         except ConfigError as e:
@@ -359,6 +371,9 @@ def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> R
                 raise ConfigError(f"recipe iterations[{i + 1}] continues iteration {i}: its objective must "
                                   f"predict the same label streams (the labels are reused)")
             continue
+        if it.warm_start and (it.family, it.model) != (prev.family, prev.model):
+            raise ConfigError(f"recipe iterations[{i + 1}] starts from iteration {i}'s encoder (warm_start), so "
+                              f"its model (family and config) must be iteration {i}'s")
         f = it.features
         if f.source == "layer" and not 0 <= f.layer <= prev.model.encoder_layers:
             raise ConfigError(f"recipe iterations[{i + 1}].features.layer = {f.layer}, but iteration {i} "

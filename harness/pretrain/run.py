@@ -267,7 +267,8 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
     what = (f"continues iteration {k - 1} on its labels" if it.continue_previous else
             f"features {it.features.source}"
             f"{'' if it.features.source == 'mfcc' else ' layer %d of iteration %d' % (it.features.layer, k - 1)}"
-            f", {'faiss IVF' if it.cluster.method == 'ivf' else 'k-means'} K = {it.cluster.k}")
+            f", {'faiss IVF' if it.cluster.method == 'ivf' else 'k-means'} K = {it.cluster.k}"
+            f"{', encoder warm-started from iteration %d' % (k - 1) if it.warm_start else ''}")
     say(f"== {name}: {it.family} {it.model.encoder_layers} x {it.model.encoder_dim}, objective {it.objective}, "
         f"{what}, {it.train.steps} steps on {len(utts['train'])} utterances")
 
@@ -287,7 +288,9 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
     dev_items = [Item.from_utterance(u) for u in utts["dev"]]
     if it.train.dev_max_utterances:
         dev_items = dev_items[: it.train.dev_max_utterances]
-    init = loop.final_model_state(out / f"iter{k - 1}" / "train") if it.continue_previous else None
+    init = loop.final_model_state(out / f"iter{k - 1}" / "train") if it.continue_previous or it.warm_start else None
+    if it.warm_start:  # the encoder only: the heads belong to the previous labels
+        init = {key: v for key, v in init.items() if key.startswith("encoder.")}
 
     def export_step(step: int, seconds: float, encoder: torch.nn.Module) -> None:
         export_encoder(encoder, it.family, step_export_folder(root, step), f"{name}-step{step:06d}",
@@ -490,7 +493,7 @@ def provenance(rec: Recipe, k: int, kept: List[Item], out: Path, step: Optional[
     time up to that step: the minutes a learning curve shows)."""
     updates = 0
     for j, it in enumerate(rec.iterations[:k], 1):
-        updates = (updates if it.continue_previous else 0) + (it.train.steps if j < k or step is None else step)
+        updates = (updates if it.continue_previous or it.warm_start else 0) + (it.train.steps if j < k or step is None else step)
     ident = out / "recipe.json"
     corpus = json.loads(ident.read_text()).get("corpus") if ident.is_file() else None
     return {"corpus": corpus, "utterances": len(kept),

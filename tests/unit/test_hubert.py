@@ -295,3 +295,51 @@ def test_feature_grad_mult_scales_cnn_gradients():
     enc = build_random_encoder(replace(TINY, feature_grad_mult=0.0)).eval()
     enc(_randn(1, 8000)).hidden_states[-1].sum().backward()
     assert enc.feature_extractor.conv_layers[0].conv.weight.grad is None
+
+
+# ----------------------------------------------------------------------------- log-Mel front end
+
+SMALL = HubertConfig.small()
+
+
+def test_fbank_front_end_matches_torchaudio_melspectrogram():
+    """The log-Mel frames are torchaudio's MelSpectrogram (25 ms Hamming, 10 ms hop, HTK, 40
+    bins), two consecutive 10 ms frames per 20 ms frame, the missing half of the last one zero."""
+    fe = hubert_modules.FbankFrontEnd(40, 2)
+    ref = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, n_fft=400, win_length=400, hop_length=160, f_min=20.0, f_max=8000.0, n_mels=40,
+        window_fn=lambda n: torch.hamming_window(n, periodic=False), center=False, power=2.0, norm=None,
+        mel_scale="htk")
+    for n in (400, 719, 720, 16000, 16321):
+        wav = _randn(1, n, seed=n)
+        feats, lengths = fe(wav, torch.tensor([n]))
+        want = ref(wav)[0].clamp_min(1e-10).log().T  # (T10, 40)
+        t = int(lengths[0])
+        assert t == int(SMALL.num_frames(torch.tensor([n]))[0]) == feats.shape[1]
+        flat = feats[0].reshape(2 * t, 40)
+        m = min(2 * t, want.shape[0])
+        assert torch.allclose(flat[:m], want[:m], atol=1e-4)
+        assert (flat[m:] == 0).all() and want.shape[0] - m == 0
+
+
+def test_fbank_encoder_pads_lengths_and_has_no_front_end_weights():
+    enc = build_random_encoder(SMALL).eval()
+    assert _padded_vs_alone(enc, [16000, 9000, 250, 12345]) <= TOL
+    assert not any(name.startswith("feature_extractor.") for name in enc.state_dict())
+    assert enc.post_extract_proj.in_features == 80
+
+
+def test_fbank_front_end_needs_the_20ms_geometry():
+    with pytest.raises(ConfigError, match="frontend 'fbank' needs"):
+        HubertConfig.tiny().at_frame_ms(40).__class__(**{**HubertConfig.tiny().at_frame_ms(40).to_dict(),
+                                                         "frontend": "fbank"})
+    with pytest.raises(ConfigError, match="frontend must be"):
+        replace(SMALL, frontend="mel")
+
+
+@pytest.mark.parametrize("fmt", ["s3prl", "hf"])
+def test_fbank_front_end_is_refused_by_the_waveform_exports(fmt, tmp_path):
+    from harness.export import export
+
+    with pytest.raises(HarnessError, match="'fbank' front end has no counterpart"):
+        export("random:hubert_small", fmt, tmp_path / "out")

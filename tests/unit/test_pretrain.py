@@ -635,3 +635,39 @@ def test_codebook_usage():
     assert u == {"k": 6, "clusters_used": 4, "usage_entropy_bits": 2.0, "usage_perplexity": 4.0}
     u = quality.codebook_usage([9, 0, 0])
     assert u["clusters_used"] == 1 and u["usage_entropy_bits"] == 0.0 and u["usage_perplexity"] == 1.0
+
+
+def test_warm_start_starts_from_the_previous_encoder_with_new_labels(toy, tmp_path):
+    """warm_start: iteration 2 clusters its own labels but its encoder starts from iteration 1's
+    trained encoder (an lr of ~0 keeps it there), its heads fresh; the updates add up. The
+    log-Mel front end (preset small's) runs the whole pipeline."""
+    from harness.pretrain.run import pretrain
+
+    m = {k: (list(v) if isinstance(v, tuple) else v) for k, v in MICRO.to_dict().items()}
+    m["frontend"] = "fbank"
+    recipe = tmp_path / "warm.yaml"
+    recipe.write_text(json.dumps({
+        "name": "warm", "data": {"min_seconds": 1.0}, "model": {"preset": "small", **m},
+        "cluster": {"k": 8, "sample_fraction": 1.0, "niter": 10},
+        "train": {"steps": 6, "lr": 2e-3, "batch_samples": 64000, "checkpoint_every": 6, "log_every": 6,
+                  "feature_pen": 0.0},
+        "iterations": [{"features": {"source": "mfcc"}},
+                       {"features": {"source": "layer", "layer": 1}, "warm_start": True,
+                        "train": {"steps": 2, "lr": 1e-12, "warmup_frac": 0.0}}]}))
+    lines = []
+    up = pretrain(recipe, str(toy.root), tmp_path / "run", log=lines.append)
+    s1 = loop.final_model_state(tmp_path / "run" / "iter1" / "train")
+    s2 = loop.final_model_state(tmp_path / "run" / "iter2" / "train")
+    enc = [k for k in s1 if k.startswith("encoder.")]
+    assert enc and all(torch.allclose(s1[k], s2[k], atol=1e-6) for k in enc)
+    heads = [k for k in s1 if not k.startswith("encoder.")]
+    assert heads and any(not torch.allclose(s1[k], s2[k]) for k in heads)
+    assert (tmp_path / "run" / "iter2" / "labels" / "main").is_dir()
+    assert any("encoder warm-started from iteration 1" in line for line in lines)
+    assert json.loads((up / "upstream.json").read_text())["pretraining"]["updates"] == 8
+    with pytest.raises(ConfigError, match="warm_start needs a previous iteration"):
+        recipe_from_dict({"iterations": [{"warm_start": True}]})
+    with pytest.raises(ConfigError, match="must be iteration 1's"):
+        recipe_from_dict({"model": {"preset": "tiny"},
+                          "iterations": [{}, {"warm_start": True, "features": {"source": "layer", "layer": 1},
+                                              "model": {"encoder_layers": 2}}]})
