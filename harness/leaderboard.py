@@ -40,13 +40,14 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
 from harness import plots, scores
 from harness.ablation import ablation_tables
+from harness.diagnostics import diagnostics_section
 from harness.environment import machine_labels
 from harness.errors import HarnessError
 from harness.results import RESULT, slug
@@ -747,8 +748,10 @@ def learning_curve_section(b: pd.DataFrame, out_dir: Path, hdir: Path) -> Tuple[
     return md, paths
 
 
-def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -> Tuple[str, List[Path]]:
-    """Markdown for one corpus (links relative to ``out_dir``) and the heatmap files written."""
+def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
+                  runs_root: Optional[Path] = None) -> Tuple[str, List[Path]]:
+    """Markdown for one corpus (links relative to ``out_dir``) and the heatmap files written;
+    ``runs_root``: where to look for the pre-training run folders of the diagnostics section."""
     out_dir = Path(out_dir)
     c = best[best["corpus"] == corpus]
     kinds = sorted(set(c["corpus_kind"]))
@@ -804,6 +807,9 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int) -
         curve_md, curve_paths = learning_curve_section(b, out_dir, hdir)
         md += curve_md
         paths += curve_paths
+        diag_md, diag_paths = diagnostics_section(b, runs_root, out_dir, hdir)
+        md += diag_md
+        paths += diag_paths
         weights = {(r["upstream"], r["task"]): {"softmax": r["lw_softmax"], "corrected": r["lw_corrected"]}
                    for _, r in b.iterrows()}  # fmt: skip
         drawn = plots.layer_heatmaps(weights, hdir)
@@ -850,7 +856,7 @@ def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
     written, pages = [], {}
     for corpus in sorted(best["corpus"].unique()):
         n = int((s.runs["corpus"] == corpus).sum())
-        md, pngs = render_corpus(best, corpus, out_dir, n)
+        md, pngs = render_corpus(best, corpus, out_dir, n, s.root)
         md = "\n".join([md, *skipped_section(s.runs[s.runs["corpus"] == corpus])])
         page = out_dir / f"{slug(corpus)}.md"
         page.write_text(md + "\n")

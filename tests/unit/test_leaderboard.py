@@ -452,3 +452,42 @@ def test_board_without_step_exports_has_no_learning_curves(runs, tmp_path):
     leaderboard.build(runs, tmp_path / "lb")
     assert "Learning curves" not in (tmp_path / "lb" / "synth.md").read_text()
     assert not list((tmp_path / "lb").rglob("curve_*.png"))
+
+
+def test_pretraining_diagnostics_section(tmp_path):
+    """The section reads the pre-training iteration's summary.json and curves.png under the runs
+    root (only for upstreams on the board) and gives each probe's weighted mean layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    root = tmp_path / "runs"
+    for seed in (1, 2):
+        write_run(root, "synth", "synth", "micro-it1", "ks", 1e-3, seed, 70.0, 70.0, 5,
+                  upstream_facts=_pre(12, 150.0))
+        write_run(root, "synth", "synth", "fbank", "ks", 1e-3, seed, 50.0, 50.0, 1)
+    it1 = root / "pretrain" / "micro" / "iter1"
+    stale = root / "pretrain" / "other" / "iter1"  # not on the board: left out
+    for d, name in ((it1, "micro-it1"), (stale, "other-it1")):
+        atomic_write_json(d / "summary.json", {
+            "name": name, "iteration": 1, "k": 12, "features": {"source": "mfcc", "layer": None}, "continues": None,
+            "label_quality": {"dev": {"pnmi": 0.4123, "phone_purity": 0.3, "clusters_used": 11, "usage_perplexity": 9.5}},
+            "masked_acc": {"dev": 0.2, "majority_label": 0.1}, "unmasked_acc": {"dev": 0.5},
+            "train": {"steps": 12, "train_seconds": 150.0, "audio_s_per_s": 40.0},
+            "finished_at": "2026-01-01T00:00:00+00:00"})
+    fig = plt.figure()
+    fig.savefig(it1 / "curves.png")
+    plt.close(fig)
+    out = tmp_path / "lb"
+    paths = leaderboard.build(root, out)
+    assert out / "synth" / "quick" / "pretrain_micro-it1.png" in paths
+    md = (out / "synth.md").read_text()
+    sec = md[md.index("### Pre-training diagnostics"):]
+    row = next(ln for ln in sec.splitlines() if ln.startswith("| micro-it1 | MFCC"))
+    assert row.split(" | ")[1:13] == ["MFCC", "12", "0.412", "0.300", "11/12", "9.5", "0.200", "0.100", "0.500",
+                                      "12", "2.5", "40.0"]
+    assert "[curves](synth/quick/pretrain_micro-it1.png)" in row and "other-it1" not in sec
+    # ks weights w_i = (5 - i) / 15 over layers 0..4: mean layer = sum(i * w_i) = 20 / 15
+    lrow = next(ln for ln in sec.splitlines() if ln.startswith("| micro-it1 | 4 |"))
+    assert lrow.endswith("| 1.33 |")
