@@ -1,0 +1,29 @@
+"""The demo's presets name things that exist, and `--board pretrain` finds the step exports."""
+
+from __future__ import annotations
+
+from harness import demo
+from harness.pretrain.recipe import load_recipe
+from harness.registry import TASKS, UPSTREAMS, load_all
+
+
+def test_pretrain_board_preset_names_real_recipes_tasks_and_upstreams():
+    load_all()
+    p = demo.PRETRAIN_BOARD
+    for recipe in p["recipes"].split(","):
+        assert len(load_recipe(recipe).iterations) >= p["iterations"]
+    for task in p["tasks"].split(","):
+        TASKS.get(task)
+    for up in p["upstreams"].split(","):
+        UPSTREAMS.get(up)
+    assert set(demo.CURVE_TASKS) <= set(p["tasks"].split(","))
+    # the curve needs exports inside iteration 1's training
+    assert p["export_every"] < load_recipe("hubert_small").iterations[0].train.steps
+
+
+def test_step_exports_in_iteration_and_step_order(tmp_path):
+    for k, step in ((2, 2000), (1, 4000), (1, 2000), (3, 2000)):
+        (tmp_path / f"iter{k}" / "exports" / f"step{step:06d}").mkdir(parents=True)
+    (tmp_path / "iter1" / "exports" / "step000100.tmp").touch()  # a file, not an export
+    got = [p.split(str(tmp_path))[1] for p in demo.step_exports(tmp_path, 2)]
+    assert got == ["/iter1/exports/step002000", "/iter1/exports/step004000", "/iter2/exports/step002000"]
