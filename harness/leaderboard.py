@@ -680,6 +680,12 @@ def mlsuperb_sections(b: pd.DataFrame, kind: str, out_dir: Path, hdir: Path) -> 
     return md, paths
 
 
+def is_step_export(upstream: str) -> bool:
+    """True for a pre-training step export (`<recipe>-it<k>-step<NNNNNN>`, harness pretrain
+    --export-every): shown in the learning curves, not as rows of the summary and task tables."""
+    return re.search(r"-it\d+-step\d{6}$", upstream) is not None
+
+
 #: the hand-made features a learning curve is drawn against
 CURVE_BASELINES = ("fbank", "mfcc")
 
@@ -722,7 +728,8 @@ def learning_curve_section(b: pd.DataFrame, out_dir: Path, hdir: Path) -> Tuple[
         return [], []
     md = ["### Learning curves (test primary metric against pre-training updates)", "",
           "Each point: an export of the pre-training run after that many updates (`harness pretrain "
-          "--export-every`), probed like any upstream (mean ± 95% interval over the seeds of its dev-best lr); "
+          "--export-every`), probed like any upstream (mean ± 95% interval over the seeds of its dev-best lr; "
+          "the step exports appear only here and in the run details); "
           f"dashed lines: {' and '.join(CURVE_BASELINES)} with their intervals as bands. Minutes: the "
           "iteration's training time up to that step.", ""]
     paths = []
@@ -771,6 +778,9 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
         hdir = out_dir / slug(corpus) / slug(str(profile))
         for old in hdir.glob("heatmap_*.png") if hdir.is_dir() else []:
             old.unlink()
+        everything = b
+        if not b["upstream"].map(is_step_export).all():  # step exports: learning curves only
+            b = b[~b["upstream"].map(is_step_export)]
         is_ml = b["task"].map(is_mlsuperb_task)
         md += [f"## Profile: {profile}", ""]
         if (~is_ml).any():
@@ -804,7 +814,7 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
             if deps:
                 md += ["† Departure from the reference recipe kept by this harness: " + "; ".join(deps) + ".", ""]
             md += [n for line in _set_aside_notes(t) for n in (line, "")]
-        curve_md, curve_paths = learning_curve_section(b, out_dir, hdir)
+        curve_md, curve_paths = learning_curve_section(everything, out_dir, hdir)
         md += curve_md
         paths += curve_paths
         diag_md, diag_paths = diagnostics_section(b, runs_root, out_dir, hdir)
@@ -828,7 +838,7 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
                 md += [" ".join(f"![{name} {p.stem.rsplit('_', 1)[-1]}]({p.relative_to(out_dir).as_posix()})"
                                 for p in files), ""]  # fmt: skip
                 paths += files
-        details += [f"### Profile: {profile}", "", details_table(b), ""]
+        details += [f"### Profile: {profile}", "", details_table(everything), ""]
     md += ["## Run details", "", "The runs behind each task-table row, keyed by task and upstream (the selected lr's "
            "seeds).", ""] + details
     return "\n".join(md), paths

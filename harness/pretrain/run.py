@@ -264,9 +264,9 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
     streams = objective.label_streams(it.cluster.k)
     times: Dict[str, float] = {}
     say = log if d.is_main else (lambda *_: None)
+    source = "mfcc" if it.features.source == "mfcc" else f"layer {it.features.layer} of iteration {k - 1}"
     what = (f"continues iteration {k - 1} on its labels" if it.continue_previous else
-            f"features {it.features.source}"
-            f"{'' if it.features.source == 'mfcc' else ' layer %d of iteration %d' % (it.features.layer, k - 1)}"
+            f"features {source}"
             f", {'faiss IVF' if it.cluster.method == 'ivf' else 'k-means'} K = {it.cluster.k}"
             f"{', encoder warm-started from iteration %d' % (k - 1) if it.warm_start else ''}")
     say(f"== {name}: {it.family} {it.model.encoder_layers} x {it.model.encoder_dim}, objective {it.objective}, "

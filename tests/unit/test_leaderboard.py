@@ -438,6 +438,10 @@ def test_learning_curve_section(tmp_path):
         ["10", "2.00", "micro-it1-step000010", "62.00 ± 25.41"],
         ["12", "2.50", "micro-it1", "72.00 ± 25.41"]]
     assert all(ln.endswith("| 51.00 ± 12.71 | 55.00 ± 0.00 |") for ln in rows)  # fbank, mfcc (equal seeds)
+    # the step exports are curve points, not rows of the summary or task tables; the run details keep them
+    tables = md[: md.index("### Learning curves")]
+    assert "| micro-it1 |" in tables and "step000005" not in tables and "step000010" not in tables
+    assert "micro-it1-step000005" in md[md.index("## Run details"):]
 
     # one exported step per run (the final upstream alone) draws no curve; a stale PNG goes
     for d in root.rglob("result.json"):
