@@ -719,8 +719,8 @@ def learning_curve_points(b: pd.DataFrame) -> Dict[str, pd.DataFrame]:
 
 def learning_curve_section(b: pd.DataFrame, out_dir: Path, hdir: Path) -> Tuple[List[str], List[Path]]:
     """Markdown lines of a board's "Learning curves" section and the PNGs written into ``hdir``
-    (one per pre-training run, a panel per task, fbank and mfcc as lines); ([], []) when no run
-    has two exported steps on the board."""
+    (one per pre-training run, a panel per task with two or more points, fbank and mfcc as lines);
+    ([], []) when no run has two exported steps on the board."""
     for old in hdir.glob("curve_*.png") if hdir.is_dir() else []:
         old.unlink()
     curves = learning_curve_points(b)
@@ -741,8 +741,9 @@ def learning_curve_section(b: pd.DataFrame, out_dir: Path, hdir: Path) -> Tuple[
                     for _, r in b[(b["task"] == task) & b["upstream"].isin(CURVE_BASELINES)].iterrows()
                     if pd.notna(r.get(f"{col}.mean"))}
             metric = g["metric"].iloc[0]
-            panels[task] = {"metric": f"test {metric}{_arrow(metric, bool(g['higher_is_better'].iloc[0]))}",
-                            "points": list(zip(g["updates"], g["mean"], g["ci"], g["minutes"])), "baselines": base}
+            if g["updates"].nunique() >= 2:  # a single point (the final export alone) is no curve: table only
+                panels[task] = {"metric": f"test {metric}{_arrow(metric, bool(g['higher_is_better'].iloc[0]))}",
+                                "points": list(zip(g["updates"], g["mean"], g["ci"], g["minutes"])), "baselines": base}
             for _, p in g.iterrows():
                 rows.append([task, metric, str(p["updates"]), fmt(p["minutes"]), p["upstream"],
                              fmt_ci(p["mean"], p["ci"]), str(p["n_seeds"])]

@@ -86,11 +86,17 @@ def run_job(job: EvalJob) -> str:
     except Exception as e:  # noqa: BLE001 - every other job's work must survive one failure
         traceback.print_exc()  # into the job's stderr log (the launcher reports its path)
         return f"{FAILED_PREFIX}{job.describe()}[/]: {type(e).__name__}: {e}"
-    best = min if not res[0]["higher_is_better"] else max
+    # the board's selection: the lr with the best mean dev metric, then its mean test metric
     m = res[0]["primary_metric"]
-    top = best(res, key=lambda r: r["metrics"]["dev"][m])
-    return (f"[bold]{job.describe()}[/]: test {m} {top['metrics']['test'][m]:.2f} (lr {top['lr']:g}, "
-            f"{job.seeds} seed{'s' if job.seeds > 1 else ''}), {time.time() - t1:.0f} s")
+    by_lr: dict = {}
+    for r in res:
+        by_lr.setdefault(r["lr"], []).append(r["metrics"])
+    best = max if res[0]["higher_is_better"] else min
+    lr = best(by_lr, key=lambda x: sum(s["dev"][m] for s in by_lr[x]) / len(by_lr[x]))
+    test = sum(s["test"][m] for s in by_lr[lr]) / len(by_lr[lr])
+    n = len(by_lr[lr])
+    return (f"[bold]{job.describe()}[/]: test {m} {test:.2f} (lr {lr:g}, {'mean of ' if n > 1 else ''}{n} "
+            f"seed{'s' if n > 1 else ''}), {time.time() - t1:.0f} s")
 
 
 FAILED_PREFIX = "[bold red]FAILED "

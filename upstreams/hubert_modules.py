@@ -141,8 +141,10 @@ class FbankFrontEnd(nn.Module):
         import torchaudio.functional as AF  # noqa: PLC0415 (only models with this front end need it)
 
         self.n_mels, self.stack, self.win, self.hop = n_mels, stack, 400, 160
-        self.register_buffer("window", torch.hamming_window(self.win, periodic=False), persistent=False)
-        fb = AF.melscale_fbanks(self.win // 2 + 1, 20.0, sample_rate / 2, n_mels, sample_rate, None, "htk")
+        with torch.device("cpu"):  # fixed tables, also when the model is built on the meta device (catalog)
+            window = torch.hamming_window(self.win, periodic=False)
+            fb = AF.melscale_fbanks(self.win // 2 + 1, 20.0, sample_rate / 2, n_mels, sample_rate, None, "htk")
+        self.register_buffer("window", window, persistent=False)
         self.register_buffer("mel", fb, persistent=False)  # (freq, n_mels)
 
     @property
