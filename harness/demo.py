@@ -2,8 +2,9 @@
 
 `./run demo --board pretrain` regenerates the pre-training board (leaderboards/pretrain/):
 hubert_small's two iterations on synth medium with step exports, then fbank, mfcc, the
-random-init twin and every iteration probed on synth small's 7 SUPERB tasks with 3 seeds (5 on
-PR), and the exports on the learning-curve tasks; 64 minutes on a fresh clone with 2 cores.
+random-init twin and every iteration probed on synth small's 7 SUPERB tasks with 3 seeds (10 on
+PR; ASR's probe trained 2000 updates), and the exports on the learning-curve tasks; see
+docs/pretrain-cpu.md for its time on a fresh clone with 2 cores.
 
 The default set: fbank, mfcc and hubert_tiny-it1 on the 8 SUPERB tasks and the two faster
 ML-SUPERB tasks, with 3 probe seeds where seed noise is large. `--full` adds WavLM pre-training,
@@ -30,13 +31,15 @@ FULL = {"upstreams": UPSTREAMS + ["random:hubert_tiny"], "recipes": RECIPES + ["
 #: probe seeds of every upstream on the tasks whose seed noise is large on synth (small test
 #: sets; 3-seed 95% intervals of several points on the committed board), so the board shows it
 SEEDED_TASKS = {"sd": 3, "ss": 3, "ks": 3, "sid": 3, "lid": 3}
-#: `--board pretrain` (issue 13): the CPU recipe against the hand-made features; probe seeds per
-#: task (3 elsewhere): 5 on PR, where the upstreams are closest (with 3, the t-interval of fbank's
-#: PER was +-4.8 points)
+#: `--board pretrain` (issue 13): the CPU recipe against the hand-made features. Probe seeds per
+#: task (3 elsewhere): 10 on PR, where the upstreams are closest (fbank's 95% t-interval of PER
+#: was +-4.8 points with 3 seeds, +-2.7 with 5, +-1.5 with 10). Probe updates per task (the quick
+#: profile's elsewhere): ASR's quick probe (400) is still improving at its last update; at 2000
+#: its dev-best update is 1500-1600.
 PRETRAIN_BOARD = {"upstreams": "fbank,mfcc,random:hubert_small", "recipes": "hubert_small",
                   "tasks": "pr,asr,lid,sid,asv,sd,ss", "iterations": 2, "pretrain_size": "medium",
-                  "export_every": 2000, "seeds": {"pr": 5}, "runs": Path("runs/board-pretrain"),
-                  "out": Path("leaderboards/pretrain")}
+                  "export_every": 2000, "seeds": {"pr": 10}, "steps": {"asr": 2000},
+                  "runs": Path("runs/board-pretrain"), "out": Path("leaderboards/pretrain")}
 #: tasks on which `--board pretrain` probes every step export (the learning curve)
 CURVE_TASKS = ("pr", "lid", "sid")
 
@@ -65,9 +68,10 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2,
                     help="evaluations run in parallel, one torch thread each (small probes run best that way)")
     ap.add_argument("--board", choices=["pretrain"], default=None,
-                    help="pretrain: the pre-training board (hubert_small on synth medium, then 159 probes; about 65 min)")
+                    help="pretrain: the pre-training board (hubert_small on synth medium, then its probes; about 95 min)")
     a = ap.parse_args(argv)
-    a.pretrain_size, a.export_every, a.seeds = a.size, 0, None  # seeds: {task: n} of --board, others 3
+    # seeds: {task: n} of --board (others 3); steps: {task: probe updates} of --board
+    a.pretrain_size, a.export_every, a.seeds, a.steps = a.size, 0, None, {}
     if a.board == "pretrain":
         for key, value in PRETRAIN_BOARD.items():
             setattr(a, key, value)
@@ -103,9 +107,10 @@ def main(argv=None) -> int:
         t1 = time.time()
         tasks = [t for t in a.tasks.split(",") if t]
         seeds = (lambda t: a.seeds.get(t, 3)) if a.seeds is not None else (lambda t: SEEDED_TASKS.get(t, 1))
-        jobs = [EvalJob(up, task, str(corpus), a.runs, a.cache, seeds(task)) for task in tasks for up in upstreams]
-        jobs += [EvalJob(up, task, str(corpus), a.runs, a.cache, seeds(task))
-                 for task in CURVE_TASKS if task in tasks for up in curve]
+        pairs = [(up, task) for task in tasks for up in upstreams]
+        pairs += [(up, task) for task in CURVE_TASKS if task in tasks for up in curve]
+        jobs = [EvalJob(up, task, str(corpus), a.runs, a.cache, seeds(task),
+                        overrides={"steps": a.steps[task]} if task in a.steps else {}) for up, task in pairs]
         failed = run_jobs(jobs, a.jobs, con.print)
         con.print(f"[bold]probes[/] {len(jobs)} (upstream, task) pairs done in {time.time() - t1:.0f} s")
         for p in build(a.runs, a.out):

@@ -17,6 +17,7 @@ def test_pretrain_board_preset_names_real_recipes_tasks_and_upstreams():
     for up in p["upstreams"].split(","):
         UPSTREAMS.get(up)
     assert set(demo.CURVE_TASKS) <= set(p["tasks"].split(","))
+    assert set(p["seeds"]) | set(p["steps"]) <= set(p["tasks"].split(","))
     # the curve needs exports inside iteration 1's training
     assert p["export_every"] < load_recipe("hubert_small").iterations[0].train.steps
 
