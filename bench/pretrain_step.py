@@ -3,12 +3,9 @@ configuration, same batch, same device. One step = forward, loss (masked CE + 10
 penalty, normalised by the masked-frame count; the published masked-only loss for both, whatever
 the recipe's pred_nomask_weight), backward, grad clipping, AdamW update.
 Prints the throughputs in seconds of audio per second and the ratios ours / torchaudio: our step
-in fp32; in bf16 autocast (`train.precision: bf16`: matmuls and convolutions in bfloat16 on CPUs
-with AVX512-BF16 or AMX, fp32 weights and optimizer); and in the project's fastest mode, bf16
-autocast with the forward through torch.compile (`train.compile: true`, the loop's own
-`compiled` call, dynamic shapes), each against torchaudio's step in fp32 (issue 13: "in fp32 and
-in the project's fastest mode"). The compiled step's compilation happens in its warm-up steps and
-is not timed (it is paid once per run: about 2 minutes on 2 CPU cores).
+in fp32, and in the project's fastest mode, bf16 autocast (`train.precision: bf16`: matmuls and
+convolutions in bfloat16 on CPUs with AVX512-BF16 or AMX, fp32 weights and optimizer), against
+torchaudio's step in fp32 (issue 13: "in fp32 and in the project's fastest mode").
 
 Then the WavLM encoder alone: our `upstreams.wavlm.WavlmEncoder` vs torchaudio's `wavlm_model` at
 the same configuration (the `--wavlm-preset` family preset with every dropout and LayerDrop at 0,
@@ -44,7 +41,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from harness.pretrain.labels import num_frames  # noqa: E402
-from harness.pretrain.loop import build_optimizer, compiled  # noqa: E402
+from harness.pretrain.loop import build_optimizer  # noqa: E402
 from harness.pretrain.model import MaskedPredictionModel, compute_mask  # noqa: E402
 from harness.pretrain.recipe import load_recipe  # noqa: E402
 from upstreams.base import get_family  # noqa: E402
@@ -113,9 +110,6 @@ def bench_wavlm(a, wavs: torch.Tensor, audio_s: float, dev: torch.device, sync) 
         ours(wavs, None).hidden_states[-1].pow(2).mean().backward()
         ours.zero_grad(set_to_none=True)
 
-    def step_comp():
-        our_step(ours_comp, opt_c, torch.bfloat16, comp_forward)
-
     def step_ta():
         ta(wavs, None)[0].pow(2).mean().backward()
         ta.zero_grad(set_to_none=True)
@@ -142,7 +136,7 @@ def bench_wavlm(a, wavs: torch.Tensor, audio_s: float, dev: torch.device, sync) 
     med = {}
     for name, ts in times.items():
         med[name] = statistics.median(ts)
-        print(f"  {name:19s} median step {med[name] * 1000:7.1f} ms  ->  {audio_s / med[name]:7.1f} s of audio / s")
+        print(f"  {name:10s} median step {med[name] * 1000:7.1f} ms  ->  {audio_s / med[name]:7.1f} s of audio / s")
     print(f"  wavlm ratio ours / torchaudio (torchaudio time / our time, > 1: ours faster): "
           f"{med['torchaudio'] / med['ours']:.2f}")
 
@@ -185,19 +179,16 @@ def main() -> None:
     # masked frames only (nomask_weight 0), as torchaudio's published loss below
     ours = MaskedPredictionModel(encoder, [("main", K)], tcfg.logit_temp, tcfg.feature_pen, 0.0).to(dev).train()
     ours_bf16 = copy.deepcopy(ours)
-    ours_comp = copy.deepcopy(ours)
-    comp_forward = compiled(ours_comp)
     ta = torchaudio_model(cfg, K, tcfg).to(dev).train()
     opt_o, _ = build_optimizer(ours, tcfg)
     opt_b, _ = build_optimizer(ours_bf16, tcfg)
-    opt_c, _ = build_optimizer(ours_comp, tcfg)
     opt_t, _ = build_optimizer(ta, tcfg)
     mg = torch.Generator().manual_seed(1)
 
-    def our_step(model, opt, dtype, forward=None):
+    def our_step(model, opt, dtype):
         mask = compute_mask(a.items, T, tcfg.mask_prob, tcfg.mask_length, tcfg.min_masks, generator=mg).to(dev)
         with torch.autocast(device_type=dev.type, dtype=dtype, enabled=dtype != torch.float32):
-            out = (forward or model)(wavs, {"main": labels}, mask)
+            out = model(wavs, {"main": labels}, mask)
         (out["loss"].float() / out["n_masked"]).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
         opt.step()
@@ -208,9 +199,6 @@ def main() -> None:
 
     def step_bf16():
         our_step(ours_bf16, opt_b, torch.bfloat16)
-
-    def step_comp():
-        our_step(ours_comp, opt_c, torch.bfloat16, comp_forward)
 
     def step_ta():
         logit_m, logit_u, pen = ta(wavs, labels)
@@ -226,14 +214,11 @@ def main() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    contenders = (("ours", step_ours), ("ours bf16", step_bf16), ("ours bf16 + compile", step_comp),
-                  ("torchaudio", step_ta))
+    contenders = (("ours", step_ours), ("ours bf16", step_bf16), ("torchaudio", step_ta))
     times = {name: [] for name, _ in contenders}
-    t0 = time.perf_counter()
-    for _, fn in contenders:  # warm-up (the compiled step compiles here)
-        for _ in range(3):
+    for _, fn in contenders:  # warm-up
+        for _ in range(2):
             fn()
-    warm_s = time.perf_counter() - t0
     for r in range(a.rounds):
         for name, fn in contenders if r % 2 == 0 else contenders[::-1]:
             for _ in range(a.steps):
@@ -252,12 +237,9 @@ def main() -> None:
     for name, ts in times.items():
         med = statistics.median(ts)
         res[name] = audio_s / med
-        print(f"  {name:19s} median step {med * 1000:7.1f} ms  ->  {res[name]:7.1f} s of audio / s")
-    print(f"  warm-up (3 steps each, compilation included) {warm_s:.0f} s")
+        print(f"  {name:10s} median step {med * 1000:7.1f} ms  ->  {res[name]:7.1f} s of audio / s")
     print(f"  ratio ours / torchaudio: {res['ours'] / res['torchaudio']:.2f} (fp32); "
-          f"{res['ours bf16'] / res['torchaudio']:.2f} (ours in bf16 autocast, torchaudio fp32); "
-          f"{res['ours bf16 + compile'] / res['torchaudio']:.2f} (ours in bf16 autocast + torch.compile, "
-          f"the fastest mode, torchaudio fp32)")
+          f"{res['ours bf16'] / res['torchaudio']:.2f} (ours in bf16 autocast, torchaudio fp32)")
     sys.stdout.flush()
 
     if a.wavlm_repeats > 0:

@@ -24,8 +24,7 @@ Loss. Summed masked cross-entropy + feature penalty term, divided by the GLOBAL 
 frames with a label (all-reduced before the forward pass); under DDP the loss is multiplied by
 the world size since DDP averages gradients. Adam(0.9, 0.98, eps 1e-6) with decoupled weight
 decay (AdamW), linear warm-up then linear decay to 0, grad-norm clipping; a step whose grad norm
-is not finite is skipped (counted). bf16 autocast on GPUs that support it, fp32 on the CPU
-(train.precision); train.compile runs the training forward through torch.compile.
+is not finite is skipped (counted). bf16 autocast on GPUs that support it, fp32 on the CPU.
 
 Checkpoints (`checkpoint.pt`, written atomically every checkpoint_every steps and at the end):
 model, optimiser, scheduler, step, the RNG states of every rank (torch CPU/CUDA, numpy, python)
@@ -298,12 +297,6 @@ class StepBatches(torch.utils.data.Dataset):
 # ----------------------------------------------------------------------------- optimiser
 
 
-def compiled(model: torch.nn.Module) -> Callable:
-    """`train.compile`'s forward: `model` through torch.compile (inductor), dynamic shapes from the
-    start, so that batches of other crop lengths and mask counts reuse the compiled graphs."""
-    return torch.compile(model, dynamic=True)
-
-
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig):
     """AdamW (decoupled weight decay on every parameter, as fairseq's Adam) + linear warm-up /
     linear decay to 0 (fairseq polynomial_decay, power 1)."""
@@ -474,7 +467,6 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
             model, device_ids=[d.local_rank] if device.startswith("cuda") else None,
             find_unused_parameters=model_cfg.layerdrop > 0 or objective.skips_parameters)
 
-    forward = compiled(ddp) if cfg.compile else ddp
     data = StepBatches(items, labels_dirs, cfg, model_cfg, objective, noise_files, d.rank, d.world)
     loader = torch.utils.data.DataLoader(
         data, sampler=range(start, cfg.steps), batch_size=None, num_workers=cfg.num_workers,
@@ -498,7 +490,7 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
             for a in range(cfg.grad_accum):
                 ctx = ddp.no_sync() if (d.world > 1 and a < cfg.grad_accum - 1) else _null()
                 with ctx, torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
-                    out = forward(wavs[a], {k: v[a] for k, v in labels.items()}, mask[a], step=step)
+                    out = ddp(wavs[a], {k: v[a] for k, v in labels.items()}, mask[a], step=step)
                     loss = out["loss"] * (d.world / n_global)
                 loss.backward()
                 stats += torch.stack([out["loss"].detach().double(), out["ce"].double(), out["n_masked"].double(),
@@ -558,8 +550,7 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
 
     summary = {"steps": cfg.steps, "train_seconds": elapsed, "audio_seconds": audio_total,
                "audio_s_per_s": audio_total / max(elapsed, 1e-9), "nan_steps": nan_steps,
-               "world_size": d.world, "device": device, "precision": str(dtype).replace("torch.", ""),
-               "compiled": cfg.compile}
+               "world_size": d.world, "device": device, "precision": str(dtype).replace("torch.", "")}
     if history:
         summary.update(train_masked_acc=history[-1]["masked_acc"], train_unmasked_acc=history[-1]["unmasked_acc"],
                        train_loss=history[-1]["loss"], train_masked_ce=history[-1]["masked_ce"])

@@ -149,9 +149,6 @@ class TrainConfig:
         log_every: steps between log lines.
         seed: training seed (init, data order, crops, masks, dropout).
         precision: "auto" (bf16 autocast on a GPU that supports it, fp32 otherwise), "fp32", "bf16".
-        compile: run the training forward through `torch.compile` (inductor, dynamic shapes, so
-            varying crop lengths and mask counts do not recompile); the first steps compile (about
-            2 minutes on 2 CPU cores), the held-out evaluation stays eager.
         device: "auto" (cuda when available), "cpu" or "cuda".
         num_workers: data-loading processes (0 = in the training process).
         bucket_batches: batches per length-sorted bucket when batching (keeps crops short-lossless).
@@ -182,7 +179,6 @@ class TrainConfig:
     log_every: int = 100
     seed: int = 1
     precision: str = "auto"
-    compile: bool = False
     device: str = "auto"
     num_workers: int = 0
     bucket_batches: int = 100

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import replace
 
@@ -672,55 +671,3 @@ def test_warm_start_starts_from_the_previous_encoder_with_new_labels(toy, tmp_pa
         recipe_from_dict({"model": {"preset": "tiny"},
                           "iterations": [{}, {"warm_start": True, "features": {"source": "layer", "layer": 1},
                                               "model": {"encoder_layers": 2}}]})
-
-
-def test_compiled_forward_matches_eager_across_shapes_without_recompiling():
-    """train.compile's forward (loop.compiled: torch.compile, dynamic shapes) gives eager's loss and
-    gradients; after the first batches (one recompile: inductor specialises a CNN length to
-    <= 4096 frames on the first batch), batches of other lengths and mask counts reuse the graphs."""
-    from torch._dynamo.utils import counters
-
-    torch.manual_seed(0)
-    eager = _model(5, nomask_weight=0.5).train()
-    comp = copy.deepcopy(eager)
-    forward = loop.compiled(comp)
-    g = torch.Generator().manual_seed(0)
-    graphs = []
-    for B, S in ((2, 16000), (3, 20800), (4, 24000)):
-        T = lab.num_frames(MICRO, S)
-        wav, y = 0.1 * torch.randn(B, S, generator=g), torch.randint(0, 5, (B, T), generator=g)
-        mask = compute_mask(B, T, generator=g)
-        outs = []
-        for model, fwd in ((eager, eager), (comp, forward)):
-            out = fwd(wav, {"main": y}, mask)
-            (out["loss"] / out["n_masked"]).backward()
-            outs.append((float(out["loss"].detach()), {n: p.grad.clone() for n, p in model.named_parameters()
-                                                      if p.grad is not None}))
-            model.zero_grad(set_to_none=True)
-        assert outs[1][0] == pytest.approx(outs[0][0], rel=1e-4)
-        assert outs[1][1].keys() == outs[0][1].keys()
-        for name, grad in outs[0][1].items():
-            torch.testing.assert_close(outs[1][1][name], grad, rtol=1e-3, atol=1e-5, msg=name)
-        graphs.append(counters["stats"]["unique_graphs"])
-    assert graphs[0] > 0 and graphs[2] == graphs[1] <= graphs[0] + 1, f"graphs compiled after each shape: {graphs}"
-
-
-def test_train_compile_runs_the_forward_through_compiled(toy, tmp_path, monkeypatch):
-    """train.compile: true trains through loop.compiled (here a counting stand-in) and says so in
-    the summary; the default trains eagerly."""
-    from harness.pretrain.run import pretrain
-
-    calls = []
-    monkeypatch.setattr(loop, "compiled", lambda model: calls.append(model) or model)
-    m = {k: (list(v) if isinstance(v, tuple) else v) for k, v in MICRO.to_dict().items()}
-    for flag in (False, True):
-        recipe = tmp_path / f"c{flag}.yaml"
-        recipe.write_text(json.dumps({
-            "name": "c", "data": {"min_seconds": 1.0}, "model": {"preset": "tiny", **m},
-            "cluster": {"k": 8, "sample_fraction": 1.0, "niter": 5},
-            "train": {"steps": 2, "batch_samples": 64000, "checkpoint_every": 2, "log_every": 2, "compile": flag},
-            "iterations": [{"features": {"source": "mfcc"}}]}))
-        pretrain(recipe, str(toy.root), tmp_path / f"run{flag}", log=lambda *_: None)
-        summary = json.loads((tmp_path / f"run{flag}" / "iter1" / "summary.json").read_text())
-        assert summary["train"]["compiled"] is flag
-    assert len(calls) == 1
