@@ -35,7 +35,7 @@ SEEDED_TASKS = {"sd": 3, "ss": 3, "ks": 3, "sid": 3, "lid": 3}
 #: task (3 elsewhere): 10 on PR, where the upstreams are closest (fbank's 95% t-interval of PER
 #: was +-4.8 points with 3 seeds, +-2.7 with 5, +-1.5 with 10). Probe updates per task (the quick
 #: profile's elsewhere): ASR's quick probe (400) is still improving at its last update; at 2000
-#: its dev-best update is 1500-1600.
+#: the dev-best update is 700-2000 (docs/pretrain-cpu.md).
 PRETRAIN_BOARD = {"upstreams": "fbank,mfcc,random:hubert_small", "recipes": "hubert_small",
                   "tasks": "pr,asr,lid,sid,asv,sd,ss", "iterations": 2, "pretrain_size": "medium",
                   "export_every": 2000, "seeds": {"pr": 10}, "steps": {"asr": 2000},
