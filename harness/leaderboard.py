@@ -94,6 +94,17 @@ def output_ratio(tokens) -> float:
     return hyp / ref if ref > 0 else math.nan
 
 
+def probe_updates_line(t: pd.DataFrame) -> str:
+    """'Probe updates: N ...' for one task's ``select_best`` rows (each run's timing), so that a
+    board whose probes trained longer or shorter than another's says so; '' when none recorded."""
+    steps = sorted({s for row in t.get("probe_steps", pd.Series(dtype=object)) for s in (row or [])})
+    if not steps:
+        return ""
+    if len(steps) == 1:
+        return f"Probe updates: {steps[0]} per run."
+    return f"Probe updates: {steps[0]}-{steps[-1]} per run (they differ between these runs; see the run details)."
+
+
 def _row(r: dict, path: Path) -> dict:
     row = {k: r.get(k) for k in ("run_id", "corpus", "corpus_kind", "upstream", "upstream_family", "task",
                                  "profile", "lr", "seed", "config_hash", "git_sha", "primary_metric",
@@ -104,6 +115,7 @@ def _row(r: dict, path: Path) -> dict:
     row["versions"] = ", ".join(f"{k} {v}" for k, v in sorted((r.get("versions") or {}).items())) or "unknown"
     row["run_dir"] = str(path.parent)
     row["train_s"] = (r.get("timing") or {}).get("train_s")
+    row["probe_steps"] = (r.get("timing") or {}).get("steps")
     row["skipped_files"] = r.get("skipped_files") or {}
     extra = r.get("extra") or {}
     row["per_language_cer"] = extra.get("per_language_cer") or None
@@ -243,7 +255,8 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
                    nan_runs=int(c["nan"].sum()) if "nan" in c else 0,
                    facts=next((f for f in c["facts"] if isinstance(f, dict)), {}) if "facts" in c else {},
                    machines=machine_labels(c["environment"]) if "environment" in c else ["unknown"],
-                   train_s=float(c["train_s"].mean()) if c["train_s"].notna().any() else None)  # fmt: skip
+                   train_s=float(c["train_s"].mean()) if c["train_s"].notna().any() else None,
+                   probe_steps=sorted({int(x) for x in c["probe_steps"].dropna()}) if "probe_steps" in c else [])  # fmt: skip
         for mc in metric_cols:
             vals = c[mc].dropna()
             if len(vals):
@@ -811,6 +824,9 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
             pm = t["primary_metric"].iloc[0]
             direction = "higher is better" if t["higher_is_better"].iloc[0] else "lower is better"
             md += [f"### Task {task} (primary: {pm}, {direction})", "", _task_table(t), ""]
+            updates = probe_updates_line(t)
+            if updates:
+                md += [updates, ""]
             deps = sorted({d for ds in t["departures"] for d in ds}) if "departures" in t else []
             if deps:
                 md += ["† Departure from the reference recipe kept by this harness: " + "; ".join(deps) + ".", ""]

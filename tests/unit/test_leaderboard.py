@@ -4,6 +4,7 @@ import re
 import zlib
 
 import matplotlib.image as mpimg
+import pandas as pd
 import pytest
 
 from harness import leaderboard
@@ -495,3 +496,21 @@ def test_pretraining_diagnostics_section(tmp_path):
     # ks weights w_i = (5 - i) / 15 over layers 0..4: mean layer = sum(i * w_i) = 20 / 15
     lrow = next(ln for ln in sec.splitlines() if ln.startswith("| micro-it1 | 4 |"))
     assert lrow.endswith("| 1.33 |")
+
+
+def test_task_sections_say_how_many_updates_the_probes_trained(tmp_path):
+    """Each task section gives its probes' training updates from the runs' timing: one number,
+    or the range when runs differ; nothing when no run recorded it."""
+    root = tmp_path / "runs"
+    for seed, steps in ((1, 2000), (2, 2000)):
+        write_run(root, "synth", "synth", "fbank", "asr", 1e-3, seed, 60.0, 61.0, 1,
+                  timing={"train_s": 1.0, "steps": steps})
+    for seed, steps in ((1, 400), (2, 500)):
+        write_run(root, "synth", "synth", "fbank", "ks", 1e-3, seed, 90.0, 91.0, 1,
+                  timing={"train_s": 1.0, "steps": steps})
+    md = (tmp_path / "out" / "synth.md").read_text() if leaderboard.build(root, tmp_path / "out") else ""
+    asr = md[md.index("### Task asr"):md.index("### Task ks")]
+    ks = md[md.index("### Task ks"):]
+    assert "Probe updates: 2000 per run." in asr
+    assert "Probe updates: 400-500 per run (they differ" in ks
+    assert leaderboard.probe_updates_line(pd.DataFrame({"task": ["asr"], "probe_steps": [[]]})) == ""
