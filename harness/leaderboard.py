@@ -105,6 +105,21 @@ def probe_updates_line(t: pd.DataFrame) -> str:
     return f"Probe updates: {steps[0]}-{steps[-1]} per run (they differ between these runs; see the run details)."
 
 
+def probe_data_line(t: pd.DataFrame) -> str:
+    """'Probe data: <corpus> <size>.' for one task's ``select_best`` rows, from the runs' recorded
+    corpus size, so a task probed on a bigger generated corpus than the board's others says so
+    (and a task whose upstreams were probed on different sizes is flagged); '' when no run of a
+    sized corpus (a real corpus has no size)."""
+    sizes = sorted({s for row in t.get("corpus_sizes", pd.Series(dtype=object)) for s in (row or [])})
+    if not sizes:
+        return ""
+    corpus = str(t["corpus"].iloc[0])
+    if len(sizes) == 1:
+        return f"Probe data: {corpus} {sizes[0]} (its train, dev and test splits)."
+    return (f"Probe data: {corpus} {', '.join(sizes)}: these upstreams were probed on different corpus sizes, "
+            "so their rows do not compare; see the run details.")
+
+
 def _row(r: dict, path: Path) -> dict:
     row = {k: r.get(k) for k in ("run_id", "corpus", "corpus_kind", "upstream", "upstream_family", "task",
                                  "profile", "lr", "seed", "config_hash", "git_sha", "primary_metric",
@@ -116,6 +131,7 @@ def _row(r: dict, path: Path) -> dict:
     row["run_dir"] = str(path.parent)
     row["train_s"] = (r.get("timing") or {}).get("train_s")
     row["probe_steps"] = (r.get("timing") or {}).get("steps")
+    row["corpus_size"] = r.get("corpus_size")
     row["skipped_files"] = r.get("skipped_files") or {}
     extra = r.get("extra") or {}
     row["per_language_cer"] = extra.get("per_language_cer") or None
@@ -256,7 +272,8 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
                    facts=next((f for f in c["facts"] if isinstance(f, dict)), {}) if "facts" in c else {},
                    machines=machine_labels(c["environment"]) if "environment" in c else ["unknown"],
                    train_s=float(c["train_s"].mean()) if c["train_s"].notna().any() else None,
-                   probe_steps=sorted({int(x) for x in c["probe_steps"].dropna()}) if "probe_steps" in c else [])  # fmt: skip
+                   probe_steps=sorted({int(x) for x in c["probe_steps"].dropna()}) if "probe_steps" in c else [],
+                   corpus_sizes=sorted({str(x) for x in c["corpus_size"].dropna()}) if "corpus_size" in c else [])  # fmt: skip
         for mc in metric_cols:
             vals = c[mc].dropna()
             if len(vals):
@@ -824,9 +841,7 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
             pm = t["primary_metric"].iloc[0]
             direction = "higher is better" if t["higher_is_better"].iloc[0] else "lower is better"
             md += [f"### Task {task} (primary: {pm}, {direction})", "", _task_table(t), ""]
-            updates = probe_updates_line(t)
-            if updates:
-                md += [updates, ""]
+            md += [n for line in (probe_updates_line(t), probe_data_line(t)) if line for n in (line, "")]
             deps = sorted({d for ds in t["departures"] for d in ds}) if "departures" in t else []
             if deps:
                 md += ["† Departure from the reference recipe kept by this harness: " + "; ".join(deps) + ".", ""]

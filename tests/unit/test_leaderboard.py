@@ -514,3 +514,22 @@ def test_task_sections_say_how_many_updates_the_probes_trained(tmp_path):
     assert "Probe updates: 2000 per run." in asr
     assert "Probe updates: 400-500 per run (they differ" in ks
     assert leaderboard.probe_updates_line(pd.DataFrame({"task": ["asr"], "probe_steps": [[]]})) == ""
+
+
+def test_task_sections_say_which_corpus_size_the_probes_used(tmp_path):
+    """A task probed on a bigger synth size than the others says so; a task whose upstreams were
+    probed on different sizes is flagged; a run without a size (a real corpus) adds no line."""
+    root = tmp_path / "runs"
+    for up in ("fbank", "mfcc"):
+        write_run(root, "synth", "synth", up, "asr", 1e-3, 1, 60.0, 61.0, 1, corpus_size="medium")
+    write_run(root, "synth", "synth", "fbank", "ks", 1e-3, 1, 90.0, 91.0, 1, corpus_size="small")
+    write_run(root, "synth", "synth", "mfcc", "ks", 1e-3, 1, 90.0, 91.0, 1, corpus_size="medium")
+    write_run(root, "synth", "synth", "fbank", "sid", 1e-3, 1, 90.0, 91.0, 1, primary_metric="acc", higher_is_better=True)
+    leaderboard.build(root, tmp_path / "out")
+    md = (tmp_path / "out" / "synth.md").read_text()
+    asr = md[md.index("### Task asr"):md.index("### Task ks")]
+    ks = md[md.index("### Task ks"):md.index("### Task sid")]
+    sid = md[md.index("### Task sid"):md.index("## Run details")]
+    assert "Probe data: synth medium (its train, dev and test splits)." in asr
+    assert "Probe data: synth medium, small: these upstreams were probed on different corpus sizes" in ks
+    assert "Probe data" not in sid
