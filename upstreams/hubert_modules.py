@@ -166,9 +166,60 @@ class FbankFrontEnd(nn.Module):
         return logmel.reshape(logmel.shape[0], T, self.out_dim).to(wavs.dtype), out_len
 
 
+#: on the CPU, a grouped conv with at most this many input channels per group runs through the
+#: FFT (`grouped_conv_fft`): oneDNN's grouped conv with HuBERT's 128-tap kernel is slow at few
+#: channels per group (bench/pretrain_step.py, hubert_tiny's 8 per group: forward + backward of
+#: the positional conv 23 ms direct in bf16, 9 ms through the FFT; at Base's 48 per group the FFT
+#: is 2.5x slower, hence the bound)
+FFT_MAX_GROUP_CHANNELS = 16
+
+
+def fast_fft_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n (the lengths FFT libraries transform fastest)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def grouped_conv_fft(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int) -> Tensor:
+    """`F.conv1d(x, weight, bias, padding=padding, groups=C // weight.shape[1])`, computed in fp32
+    as a product of real FFTs (exact up to fp32 rounding, ~1e-6).
+
+    Args:
+        x: (B, C, T) input.
+        weight: (C_out, C // groups, K) kernel.
+        bias: (C_out,) or None.
+        padding: zeros added at both ends of time.
+
+    Returns:
+        (B, C_out, T + 2 * padding - K + 1) in fp32.
+    """
+    B, C, T = x.shape
+    C_out, per_group, K = weight.shape
+    G = C // per_group
+    n = fast_fft_length(T + 2 * padding + K)  # >= the full linear convolution's length: no circular wrap
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        X = torch.fft.rfft(F.pad(x.float(), (padding, padding)), n=n).reshape(B, G, per_group, -1)
+        # conv1d is a cross-correlation: flip the kernel to make it a convolution
+        W = torch.fft.rfft(weight.float().flip(-1), n=n).reshape(G, C_out // G, per_group, -1)
+        Y = torch.einsum("bgif,goif->bgof", X, W).reshape(B, C_out, -1)
+        y = torch.fft.irfft(Y, n=n)[..., K - 1: K - 1 + T + 2 * padding - K + 1]
+        return y if bias is None else y + bias.float()[:, None]
+
+
 class ConvPositionalEmbedding(nn.Module):
     """Grouped conv over time with weight norm (dim 2), "same" padding, last frame dropped when
-    the kernel is even, GELU. Init as fairseq: N(0, sqrt(4 (1 - dropout) / (k D))), bias 0."""
+    the kernel is even, GELU. Init as fairseq: N(0, sqrt(4 (1 - dropout) / (k D))), bias 0.
+    On the CPU with few channels per group the conv runs through the FFT (`grouped_conv_fft`)."""
 
     def __init__(self, dim: int, kernel: int, groups: int, dropout: float):
         super().__init__()
@@ -179,14 +230,45 @@ class ConvPositionalEmbedding(nn.Module):
         self.num_remove = 1 if kernel % 2 == 0 else 0
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.conv(x.transpose(1, 2))
+        conv = self.conv
+        if x.device.type == "cpu" and conv.weight.shape[1] <= FFT_MAX_GROUP_CHANNELS:
+            y = grouped_conv_fft(x.transpose(1, 2), conv.weight, conv.bias, conv.padding[0]).to(x.dtype)
+        else:
+            y = conv(x.transpose(1, 2))
         if self.num_remove:
             y = y[..., : -self.num_remove]
         return F.gelu(y).transpose(1, 2)
 
 
+#: on the CPU under bf16 autocast, sequences up to this many frames attend through explicit
+#: matmuls and softmax rather than F.scaled_dot_product_attention, whose CPU flash kernel is the
+#: slower one there (forward + backward, 4 x 199 frames: 4 heads of 32 dims 6.1 ms SDPA, 3.2 ms
+#: explicit; 12 heads of 64 dims 22 ms, 10 ms); at 400 frames neither wins throughout, and in
+#: fp32 SDPA is as fast or faster
+EXPLICIT_ATTENTION_MAX_FRAMES = 256
+
+
+def explicit_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], dropout: float) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v with the softmax in fp32, as F.scaled_dot_product_attention.
+
+    Args:
+        q, k, v: (B, H, T, d).
+        attn_mask: None or (B, 1, 1, T) bool, True on keys that may be attended to.
+        dropout: dropout probability on the attention weights (0 in eval).
+
+    Returns:
+        (B, H, T, d).
+    """
+    s = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
+    if attn_mask is not None:
+        s = s.masked_fill(~attn_mask, float("-inf"))
+    a = torch.softmax(s.float(), dim=-1).to(v.dtype)
+    return F.dropout(a, dropout) @ v if dropout > 0 else a @ v
+
+
 class SelfAttention(nn.Module):
-    """Multi-head self attention through F.scaled_dot_product_attention.
+    """Multi-head self attention through F.scaled_dot_product_attention, or `explicit_attention`
+    where that is faster (short sequences on the CPU in bf16).
 
     attn_mask: None or (B, 1, 1, T) bool, True on keys that may be attended to.
     """
@@ -205,9 +287,12 @@ class SelfAttention(nn.Module):
         q = self.q_proj(x).view(shape).transpose(1, 2)
         k = self.k_proj(x).view(shape).transpose(1, 2)
         v = self.v_proj(x).view(shape).transpose(1, 2)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        p = self.dropout if self.training else 0.0
+        if (x.device.type == "cpu" and T <= EXPLICIT_ATTENTION_MAX_FRAMES and torch.is_autocast_enabled("cpu")
+                and torch.get_autocast_dtype("cpu") == torch.bfloat16):
+            y = explicit_attention(q, k, v, attn_mask, p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
         return self.out_proj(y.transpose(1, 2).reshape(B, T, D))
 
 

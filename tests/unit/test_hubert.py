@@ -66,6 +66,61 @@ def test_parity_with_torchaudio_hubert_base():
     assert (hs[1] - hs[2]).abs().max().item() > 0.1
 
 
+@pytest.mark.parametrize("channels,groups,kernel,bias", [(128, 16, 128, True), (64, 4, 9, False), (48, 8, 8, True)])
+def test_grouped_conv_fft_equals_conv1d_forward_and_backward(channels, groups, kernel, bias):
+    x = _randn(3, channels, 41).requires_grad_()
+    w = _randn(channels, channels // groups, kernel, seed=1).requires_grad_()
+    b = _randn(channels, seed=2).requires_grad_() if bias else None
+    direct = torch.nn.functional.conv1d(x, w, b, padding=kernel // 2, groups=groups)
+    fft = hubert_modules.grouped_conv_fft(x, w, b, kernel // 2)
+    assert fft.shape == direct.shape
+    assert (fft - direct).abs().max() <= 1e-5 * direct.abs().max()  # fp32 rounding, relative
+    g = _randn(*direct.shape, seed=3)
+    grads = [torch.autograd.grad((y * g).sum(), [x, w] + ([b] if bias else [])) for y in (direct, fft)]
+    for gd, gf in zip(*grads):
+        assert (gf - gd).abs().max() <= 1e-5 * gd.abs().max()
+
+
+def test_positional_conv_takes_the_fft_only_with_few_channels_per_group():
+    """The CPU positional conv goes through the FFT at <= FFT_MAX_GROUP_CHANNELS channels per group
+    and gives the direct conv's output; with more it is the plain conv."""
+    calls = []
+    real = hubert_modules.grouped_conv_fft
+
+    def spy(*args):
+        calls.append(args[1].shape[1])
+        return real(*args)
+
+    x = _randn(2, 30, 128)
+    for groups in (16, 2):  # 8 and 64 channels per group
+        m = hubert_modules.ConvPositionalEmbedding(128, 16, groups, 0.0)
+        with torch.no_grad():
+            direct = torch.nn.functional.gelu(m.conv(x.transpose(1, 2))[..., :-1]).transpose(1, 2)
+            hubert_modules.grouped_conv_fft = spy
+            try:
+                got = m(x)
+            finally:
+                hubert_modules.grouped_conv_fft = real
+        assert torch.allclose(got, direct, atol=1e-5)
+    assert calls == [8]
+
+
+@pytest.mark.parametrize("frames", [40, 300])  # explicit attention below the frame bound, SDPA above
+def test_attention_in_bf16_on_cpu_matches_sdpa_with_padding(frames):
+    att = hubert_modules.SelfAttention(64, 4, 0.0).eval()
+    x = _randn(2, frames, 64)
+    mask = torch.ones(2, 1, 1, frames, dtype=torch.bool)
+    mask[1, ..., frames // 2:] = False
+    with torch.no_grad():
+        ref = att(x, mask)  # fp32: SDPA
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = att(x, mask)
+        q, k, v = (p(x).view(2, frames, 4, 16).transpose(1, 2) for p in (att.q_proj, att.k_proj, att.v_proj))
+        explicit = att.out_proj(hubert_modules.explicit_attention(q, k, v, mask, 0.0).transpose(1, 2).reshape(2, frames, 64))
+    assert torch.allclose(explicit, ref, atol=1e-5)
+    assert (got.float() - ref).abs().max() < 0.05  # bf16 rounding
+
+
 def test_torchaudio_mapping_names_and_unknown_key():
     sd = {
         "wav2vec2.encoder.transformer.pos_conv_embed.conv.weight_g": torch.zeros(1),
