@@ -81,6 +81,18 @@ def test_grouped_conv_fft_equals_conv1d_forward_and_backward(channels, groups, k
         assert (gf - gd).abs().max() <= 1e-5 * gd.abs().max()
 
 
+def test_fast_fft_length_is_the_next_5_smooth_number():
+    def smooth(m):
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    for n in range(1, 1500):
+        got = hubert_modules.fast_fft_length(n)
+        assert got >= n and smooth(got) and not any(smooth(m) for m in range(n, got))
+
+
 def test_positional_conv_takes_the_fft_only_with_few_channels_per_group():
     """The CPU positional conv goes through the FFT at <= FFT_MAX_GROUP_CHANNELS channels per group
     and gives the direct conv's output; with more it is the plain conv."""
