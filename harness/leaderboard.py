@@ -94,10 +94,15 @@ def output_ratio(tokens) -> float:
     return hyp / ref if ref > 0 else math.nan
 
 
+def _distinct(t: pd.DataFrame, col: str) -> list:
+    """The sorted distinct values of a list column of ``select_best`` rows ([] if absent)."""
+    return sorted({v for row in t.get(col, pd.Series(dtype=object)) for v in (row or [])})
+
+
 def probe_updates_line(t: pd.DataFrame) -> str:
     """'Probe updates: N ...' for one task's ``select_best`` rows (each run's timing), so that a
     board whose probes trained longer or shorter than another's says so; '' when none recorded."""
-    steps = sorted({s for row in t.get("probe_steps", pd.Series(dtype=object)) for s in (row or [])})
+    steps = _distinct(t, "probe_steps")
     if not steps:
         return ""
     if len(steps) == 1:
@@ -110,7 +115,7 @@ def probe_data_line(t: pd.DataFrame) -> str:
     corpus size, so a task probed on a bigger generated corpus than the board's others says so
     (and a task whose upstreams were probed on different sizes is flagged); '' when no run of a
     sized corpus (a real corpus has no size)."""
-    sizes = sorted({s for row in t.get("corpus_sizes", pd.Series(dtype=object)) for s in (row or [])})
+    sizes = _distinct(t, "corpus_sizes")
     if not sizes:
         return ""
     corpus = str(t["corpus"].iloc[0])

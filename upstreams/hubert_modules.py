@@ -176,18 +176,15 @@ FFT_MAX_GROUP_CHANNELS = 16
 
 def fast_fft_length(n: int) -> int:
     """The smallest 2^a 3^b 5^c >= n (the lengths FFT libraries transform fastest)."""
-    best = 1 << max(0, (n - 1).bit_length())
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            m = p35
-            while m < n:
-                m *= 2
-            best = min(best, m)
-            p35 *= 3
-        p5 *= 5
-    return best
+    m = n
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
 
 
 def grouped_conv_fft(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int) -> Tensor:
