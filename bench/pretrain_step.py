@@ -47,6 +47,25 @@ from harness.pretrain.recipe import load_recipe  # noqa: E402
 from upstreams.base import get_family  # noqa: E402
 
 
+def median_step_times(steps, warmup: int, rounds: int, per_round: int, sync) -> dict:
+    """Median seconds per call of each (name, fn) in `steps`: `warmup` untimed calls of each, then
+    `rounds` rounds of `per_round` timed calls of each, the order reversed every other round so
+    that a load coming and going on the machine hits all alike. `sync` waits for the device."""
+    for _, fn in steps:
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name, _ in steps}
+    for r in range(rounds):
+        for name, fn in steps if r % 2 == 0 else steps[::-1]:
+            for _ in range(per_round):
+                sync()
+                t0 = time.perf_counter()
+                fn()
+                sync()
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def torchaudio_model(c, num_classes: int, t):
     from torchaudio.models import hubert_pretrain_model
 
@@ -114,18 +133,7 @@ def bench_wavlm(a, wavs: torch.Tensor, audio_s: float, dev: torch.device, sync) 
         ta(wavs, None)[0].pow(2).mean().backward()
         ta.zero_grad(set_to_none=True)
 
-    steps = (("ours", step_ours), ("torchaudio", step_ta))
-    for _ in range(a.wavlm_warmup):
-        for _, fn in steps:
-            fn()
-    times = {"ours": [], "torchaudio": []}
-    for r in range(a.wavlm_repeats):
-        for name, fn in steps if r % 2 == 0 else steps[::-1]:
-            sync()
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times[name].append(time.perf_counter() - t0)
+    med = median_step_times((("ours", step_ours), ("torchaudio", step_ta)), a.wavlm_warmup, a.wavlm_repeats, 1, sync)
 
     n_o = sum(p.numel() for p in ours.parameters())
     n_t = sum(p.numel() for p in ta.parameters())
@@ -133,10 +141,8 @@ def bench_wavlm(a, wavs: torch.Tensor, audio_s: float, dev: torch.device, sync) 
           f"{cfg.encoder_heads} heads, CNN {cfg.conv_channels[0]} ch, {cfg.num_buckets} buckets); same batch; "
           f"params ours {n_o / 1e6:.2f} M (+ mask_emb), torchaudio {n_t / 1e6:.2f} M; "
           f"outputs agree to {diff:.1e}; median of {a.wavlm_repeats} after {a.wavlm_warmup} warm-up")
-    med = {}
-    for name, ts in times.items():
-        med[name] = statistics.median(ts)
-        print(f"  {name:10s} median step {med[name] * 1000:7.1f} ms  ->  {audio_s / med[name]:7.1f} s of audio / s")
+    for name, t in med.items():
+        print(f"  {name:10s} median step {t * 1000:7.1f} ms  ->  {audio_s / t:7.1f} s of audio / s")
     print(f"  wavlm ratio ours / torchaudio (torchaudio time / our time, > 1: ours faster): "
           f"{med['torchaudio'] / med['ours']:.2f}")
 
@@ -214,19 +220,8 @@ def main() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    contenders = (("ours", step_ours), ("ours bf16", step_bf16), ("torchaudio", step_ta))
-    times = {name: [] for name, _ in contenders}
-    for _, fn in contenders:  # warm-up
-        for _ in range(2):
-            fn()
-    for r in range(a.rounds):
-        for name, fn in contenders if r % 2 == 0 else contenders[::-1]:
-            for _ in range(a.steps):
-                sync()
-                t0 = time.perf_counter()
-                fn()
-                sync()
-                times[name].append(time.perf_counter() - t0)
+    med = median_step_times((("ours", step_ours), ("ours bf16", step_bf16), ("torchaudio", step_ta)), 2, a.rounds,
+                            a.steps, sync)
 
     n_o = sum(p.numel() for p in ours.parameters())
     n_t = sum(p.numel() for p in ta.parameters())
@@ -234,10 +229,9 @@ def main() -> None:
           f"batch {a.items} x {a.seconds:g} s = {audio_s:g} s of audio; device {dev}, {a.threads} threads; "
           f"params ours {n_o / 1e6:.2f} M, torchaudio {n_t / 1e6:.2f} M")
     res = {}
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        res[name] = audio_s / med
-        print(f"  {name:10s} median step {med * 1000:7.1f} ms  ->  {res[name]:7.1f} s of audio / s")
+    for name, t in med.items():
+        res[name] = audio_s / t
+        print(f"  {name:10s} median step {t * 1000:7.1f} ms  ->  {res[name]:7.1f} s of audio / s")
     print(f"  ratio ours / torchaudio: {res['ours'] / res['torchaudio']:.2f} (fp32); "
           f"{res['ours bf16'] / res['torchaudio']:.2f} (ours in bf16 autocast, torchaudio fp32)")
     sys.stdout.flush()
