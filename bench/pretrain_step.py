@@ -66,6 +66,13 @@ def median_step_times(steps, warmup: int, rounds: int, per_round: int, sync) -> 
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def print_medians(med: dict, audio_s: float) -> dict:
+    """Print each median step time and its throughput; returns name -> seconds of audio per second."""
+    for name, t in med.items():
+        print(f"  {name:10s} median step {t * 1000:7.1f} ms  ->  {audio_s / t:7.1f} s of audio / s")
+    return {name: audio_s / t for name, t in med.items()}
+
+
 def torchaudio_model(c, num_classes: int, t):
     from torchaudio.models import hubert_pretrain_model
 
@@ -141,8 +148,7 @@ def bench_wavlm(a, wavs: torch.Tensor, audio_s: float, dev: torch.device, sync) 
           f"{cfg.encoder_heads} heads, CNN {cfg.conv_channels[0]} ch, {cfg.num_buckets} buckets); same batch; "
           f"params ours {n_o / 1e6:.2f} M (+ mask_emb), torchaudio {n_t / 1e6:.2f} M; "
           f"outputs agree to {diff:.1e}; median of {a.wavlm_repeats} after {a.wavlm_warmup} warm-up")
-    for name, t in med.items():
-        print(f"  {name:10s} median step {t * 1000:7.1f} ms  ->  {audio_s / t:7.1f} s of audio / s")
+    print_medians(med, audio_s)
     print(f"  wavlm ratio ours / torchaudio (torchaudio time / our time, > 1: ours faster): "
           f"{med['torchaudio'] / med['ours']:.2f}")
 
@@ -228,10 +234,7 @@ def main() -> None:
     print(f"{a.recipe} model ({cfg.encoder_layers} x {cfg.encoder_dim}, CNN {cfg.conv_channels[0]} ch, K = {K}); "
           f"batch {a.items} x {a.seconds:g} s = {audio_s:g} s of audio; device {dev}, {a.threads} threads; "
           f"params ours {n_o / 1e6:.2f} M, torchaudio {n_t / 1e6:.2f} M")
-    res = {}
-    for name, t in med.items():
-        res[name] = audio_s / t
-        print(f"  {name:10s} median step {t * 1000:7.1f} ms  ->  {res[name]:7.1f} s of audio / s")
+    res = print_medians(med, audio_s)
     print(f"  ratio ours / torchaudio: {res['ours'] / res['torchaudio']:.2f} (fp32); "
           f"{res['ours bf16'] / res['torchaudio']:.2f} (ours in bf16 autocast, torchaudio fp32)")
     sys.stdout.flush()
