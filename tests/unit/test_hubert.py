@@ -133,6 +133,54 @@ def test_attention_in_bf16_on_cpu_matches_sdpa_with_padding(frames):
     assert (got.float() - ref).abs().max() < 0.05  # bf16 rounding
 
 
+def _cnn_channel_major(cnn, wavs, lengths):
+    """The CNN as plain channel-major conv1d's (the formulation ConvBlock replaces), (B, T, C)."""
+    x = wavs.unsqueeze(1)
+    for blk in cnn.conv_layers:
+        x = blk.conv(x)
+        lengths = hubert_modules.conv_out_lengths(lengths, [blk.kernel], [blk.stride])
+        if blk.norm_kind == "group":
+            x = blk.norm(x, lengths)
+        elif blk.norm_kind == "layer":
+            x = blk.norm(x.transpose(1, 2)).transpose(1, 2)
+        x = torch.nn.functional.gelu(x)
+    return x.transpose(1, 2)
+
+
+@pytest.mark.parametrize("mode,bias", [("group_norm", False), ("layer_norm", True)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_time_major_cnn_equals_channel_major_conv1d(mode, bias, dtype):
+    """ConvBlock's time-major computation (first conv as a matmul, channels-last convs, the
+    blocked transposing copy) gives the channel-major conv1d stack's frames and gradients, in fp32
+    and under bf16 autocast, on a padded batch whose first layer spans several TIME_BLOCKs."""
+    torch.manual_seed(0)
+    cnn = hubert_modules.ConvFeatureExtractor((16, 24, 24), (10, 3, 2), (5, 2, 2), bias, mode)
+    wavs = _randn(2, 8000)
+    lengths = torch.tensor([8000, 5000])
+    wavs[1, 5000:] = 0.0
+    assert hubert_modules.conv_out_lengths(lengths[:1], [10], [5]).item() > 4 * hubert_modules.TIME_BLOCK
+    g = _randn(2, 399, 24, seed=1)
+    outs, grads = [], []
+    for fn in (lambda: cnn(wavs, lengths)[0], lambda: _cnn_channel_major(cnn, wavs, lengths)):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            y = fn()
+        assert y.shape == (2, 399, 24) and y.dtype == dtype
+        outs.append(y.float())
+        grads.append(torch.autograd.grad((y.float() * g).sum(), list(cnn.parameters())))
+    tol = 1e-5 if dtype == torch.float32 else 2e-2  # bf16: one rounding step of the largest value
+    assert (outs[0] - outs[1]).abs().max() <= tol * outs[1].abs().max()
+    for (name, _), a, b in zip(cnn.named_parameters(), *grads):
+        assert (a - b).abs().max() <= tol * b.abs().max(), name
+    assert outs[1].abs().max() > 0.1  # not vacuous
+
+
+def test_channel_major_copy_is_the_transpose():
+    x = _randn(3, 1000, 7)
+    got = hubert_modules.channel_major(x, torch.bfloat16)
+    assert got.is_contiguous() and got.dtype == torch.bfloat16
+    assert torch.equal(got, x.transpose(1, 2).to(torch.bfloat16))
+
+
 def test_torchaudio_mapping_names_and_unknown_key():
     sd = {
         "wav2vec2.encoder.transformer.pos_conv_embed.conv.weight_g": torch.zeros(1),
