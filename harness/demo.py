@@ -91,8 +91,11 @@ def main(argv=None) -> int:
     try:
         corpus = generate(Path("data/synth") / a.size, size=a.size, seed=0)
         con.print(f"[bold]corpus[/] synth {a.size} ready in {time.time() - t0:.0f} s")
-        pre_corpus = corpus if a.pretrain_size == a.size else generate(
-            Path("data/synth") / a.pretrain_size, size=a.pretrain_size, seed=0)
+        pre_corpus = corpus
+        if a.pretrain_size != a.size:
+            t1 = time.time()
+            pre_corpus = generate(Path("data/synth") / a.pretrain_size, size=a.pretrain_size, seed=0)
+            con.print(f"[bold]corpus[/] synth {a.pretrain_size} (pre-training) ready in {time.time() - t1:.0f} s")
         upstreams = [u for u in a.upstreams.split(",") if u]
         recipes = [r for r in a.recipes.split(",") if r]
         curve = []
@@ -103,7 +106,8 @@ def main(argv=None) -> int:
             pretrained = [str(out / f"iter{k}" / "upstream") for out in outs for k in range(1, a.iterations + 1)]
             upstreams += pretrained
             curve = [p for out in outs for p in step_exports(out, a.iterations)]
-            con.print(f"[bold]pre-training[/] {', '.join(recipes)} done in {time.time() - t1:.0f} s")
+            if len(recipes) > 1:  # one recipe's time is already printed by its own line
+                con.print(f"[bold]pre-training[/] {', '.join(recipes)} done in {time.time() - t1:.0f} s")
         t1 = time.time()
         tasks = [t for t in a.tasks.split(",") if t]
         seeds = (lambda t: a.seeds.get(t, 3)) if a.seeds is not None else (lambda t: SEEDED_TASKS.get(t, 1))
