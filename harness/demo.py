@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2,
                     help="evaluations run in parallel, one torch thread each (small probes run best that way)")
     ap.add_argument("--board", choices=["pretrain"], default=None,
-                    help="pretrain: the pre-training board (hubert_small on synth medium, then its probes; about 95 min)")
+                    help="pretrain: the pre-training board (hubert_small on synth medium, then its probes; 65-102 min on 2 cores)")
     a = ap.parse_args(argv)
     # seeds: {task: n} of --board (others 3); steps: {task: probe updates} of --board
     a.pretrain_size, a.export_every, a.seeds, a.steps = a.size, 0, None, {}
