@@ -208,6 +208,19 @@ def learning_curve_name(run: str) -> str:
     return f"curve_{slug(run)}.png"
 
 
+def spaced_labels(xs: Sequence[float], min_gap: float = 0.12) -> List[int]:
+    """Indices of the points that get a text label: from the last point back, one whose x lies
+    less than ``min_gap`` of the x span from the previously labelled one gets none (their labels
+    would print over each other; 0.12 of a 4.2-inch panel is about a label's width; the last point,
+    the final weights, always keeps its own)."""
+    span = (max(xs) - min(xs)) if len(xs) else 0.0
+    keep: List[int] = []
+    for i in sorted(range(len(xs)), key=lambda j: xs[j], reverse=True):
+        if not keep or xs[keep[-1]] - xs[i] >= min_gap * span:
+            keep.append(i)
+    return sorted(keep)
+
+
 def learning_curve(panels: Mapping[str, Mapping], path: Path, title: str = "") -> Path:
     """One pre-training run's learning curve (PNG), a panel per task: the probe's test metric
     (mean with its 95% interval over seeds, as error bars) of each exported step against the
@@ -226,10 +239,10 @@ def learning_curve(panels: Mapping[str, Mapping], path: Path, title: str = "") -
         x, y, e = (np.array([pt[j] for pt in p["points"]], dtype=float) for j in range(3))
         ax.errorbar(x, y, yerr=np.where(np.isfinite(e), e, 0.0), marker="o", capsize=3, color="C0",
                     label="pre-trained")
-        for pt in p["points"]:  # the training time behind each point, where the export recorded it
-            if len(pt) > 3 and pt[3] is not None and math.isfinite(pt[3]):
-                ax.annotate(f"{pt[3]:.3g} min", (pt[0], pt[1]), textcoords="offset points", xytext=(4, 4),
-                            fontsize=7, color="C0")
+        timed = [pt for pt in p["points"] if len(pt) > 3 and pt[3] is not None and math.isfinite(pt[3])]
+        for k in spaced_labels([pt[0] for pt in timed]):  # the training time behind each point
+            ax.annotate(f"{timed[k][3]:.3g} min", timed[k][:2], textcoords="offset points", xytext=(4, 4),
+                        fontsize=7, color="C0")
         for (name, (mean, ci)), color in zip(sorted(p["baselines"].items()), ("C1", "C2", "C3", "C4")):
             ax.axhline(mean, color=color, linestyle="--", label=name)
             if ci is not None and math.isfinite(ci):

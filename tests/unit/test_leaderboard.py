@@ -533,3 +533,16 @@ def test_task_sections_say_which_corpus_size_the_probes_used(tmp_path):
     assert "Probe data: synth medium (its train, dev and test splits)." in asr
     assert "Probe data: synth medium, small: these upstreams were probed on different corpus sizes" in ks
     assert "Probe data" not in sid
+
+
+def test_learning_curve_labels_skip_points_that_would_overlap():
+    """The iteration-2 curve's exports every 2,000 updates plus the final 12,500: the 12,000
+    export is 5 % of the span from the final point (its "19.4 min" printed over the final's
+    "20.2 min") and loses its label; the final keeps its own."""
+    from harness import plots
+
+    xs = [6500, 8500, 10500, 12500, 14500, 16500, 17000]
+    assert plots.spaced_labels(xs) == [0, 1, 2, 3, 4, 6]
+    assert plots.spaced_labels(xs, min_gap=0.0) == list(range(7))
+    assert plots.spaced_labels([3.0, 1.0, 2.0], min_gap=0.6) == [0, 1]  # unordered x: from the largest back
+    assert plots.spaced_labels([]) == []
