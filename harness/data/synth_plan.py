@@ -21,10 +21,15 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from harness.data import noise
+from harness.data import synth_conditions as conditions
 from harness.data.synth_text import load_udhr, rng_for, split_chunks
 from harness.errors import HarnessError
 
-GENERATOR_VERSION = "synth-2"
+#: v1 wrote "synth-2"; v2 ("synth-v2", docs/synth.md) draws held-out speakers from their own
+#: stream over reserved voices and gives every recording its own voice jitter, channel, room
+#: and noise (synth_conditions)
+GENERATOR_VERSION = "synth-v2"
+HELDOUT_VARIANT_SHARE = 1 / 3
 SAMPLE_RATE = 16000
 SPLITS = ("train", "dev", "test")
 
@@ -99,7 +104,7 @@ SIZES: Dict[str, SizeSpec] = {
         "tiny",
         (("en", "high"), ("de", "high"), ("fr", "low"), ("es", "fewshot")),
         {"en": (30, 8, 8), "high": (16, 6, 6), "low": (10, 4, 4), "fewshot": (5, 4, 4)},
-        train_speakers=8, heldout_speakers=4, asv_utts=6, kws=(8, 3, 3), shard_seconds=90,
+        train_speakers=8, heldout_speakers=6, asv_utts=6, kws=(8, 3, 3), shard_seconds=90,
         mix=(12, 4, 4), conv=(10, 4, 4), noise=(6, 2, 2),
     ),
     "small": SizeSpec(
@@ -109,7 +114,7 @@ SIZES: Dict[str, SizeSpec] = {
          ("sv", "fewshot"), ("tr", "fewshot"), ("fi", "fewshot")),
         {"en": (240, 50, 50), "high": (100, 25, 25), "low": (30, 10, 10),
          "fewshot": (5, 10, 10)},
-        train_speakers=40, heldout_speakers=12, asv_utts=10, kws=(40, 10, 10),
+        train_speakers=40, heldout_speakers=44, asv_utts=8, kws=(40, 10, 10),
         shard_seconds=300, mix=(160, 40, 40), conv=(100, 25, 25), noise=(30, 10, 10),
     ),
     "medium": SizeSpec(
@@ -122,7 +127,7 @@ SIZES: Dict[str, SizeSpec] = {
                                           "ta")]),
         {"en": (1200, 200, 200), "high": (500, 80, 80), "low": (100, 25, 25),
          "fewshot": (5, 25, 25)},
-        train_speakers=100, heldout_speakers=24, asv_utts=12, kws=(150, 30, 30),
+        train_speakers=100, heldout_speakers=48, asv_utts=12, kws=(150, 30, 30),
         shard_seconds=400, mix=(1000, 200, 200), conv=(600, 100, 100), noise=(200, 50, 50),
     ),
 }
@@ -209,15 +214,30 @@ class Plan:
         return out
 
 
-def make_speakers(spec: SizeSpec, seed: int) -> List[Speaker]:
-    """Train speakers then held-out speakers: voice variant x pitch x range x rate, unique."""
-    rng = rng_for(seed, "speakers")
-    order = rng.permutation(len(VARIANTS))
-    n = spec.train_speakers + spec.heldout_speakers
-    seen, out = set(), []
-    i = 0
+def variant_pools(seed: int) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """(train variants, held-out variants): a seeded third of each gender's espeak variants is
+    reserved for held-out speakers, whatever the size, so no held-out voice timbre is ever a
+    training or pre-training voice."""
+    rng = rng_for(seed, "variant-split")
+    train, held = [], []
+    for g in ("f", "m", "n"):
+        names = [v for v, gender in VARIANTS if gender == g]
+        order = [names[int(j)] for j in rng.permutation(len(names))]
+        k = int(round(len(names) * HELDOUT_VARIANT_SHARE))
+        held += order[:k]
+        train += order[k:]
+    return tuple(sorted(train)), tuple(sorted(held))
+
+
+def _speaker_stream(seed: int, tag: str, variants: Tuple[str, ...], n: int) -> List[tuple]:
+    """The first `n` speakers of one seeded stream: (variant, gender, pitch, range, rate, level),
+    unique by (variant, pitch, range, rate). Every size takes a prefix of the same stream."""
+    gender = dict(VARIANTS)
+    rng = rng_for(seed, tag)
+    order = rng.permutation(len(variants))
+    seen, out, i = set(), [], 0
     while len(out) < n:
-        variant, gender = VARIANTS[int(order[i % len(VARIANTS)])]
+        variant = variants[int(order[i % len(variants)])]
         i += 1
         pitch = int(rng.integers(5, 16)) * 5  # 25..75
         rng_ = int(rng.integers(2, 9)) * 10  # 20..80
@@ -227,13 +247,24 @@ def make_speakers(spec: SizeSpec, seed: int) -> List[Speaker]:
         if key in seen:
             continue
         seen.add(key)
-        k = len(out)
-        role = "train" if k < spec.train_speakers else "heldout"
-        asv_split = None
-        if role == "heldout":
-            asv_split = "dev" if (k - spec.train_speakers) < spec.heldout_speakers // 2 else "test"
-        out.append(Speaker(f"{variant}-p{pitch}-r{rng_}-w{rate}", variant, gender, pitch, rng_,
-                           rate, level, role, asv_split))
+        out.append((variant, gender[variant], pitch, rng_, rate, level))
+    return out
+
+
+def make_speakers(spec: SizeSpec, seed: int) -> List[Speaker]:
+    """Train speakers then held-out speakers, from two streams over disjoint voice variants
+    (`variant_pools`): the held-out speakers of every size are never training (or pre-training)
+    speakers of any size. Held-out speakers alternate dev / test (even index dev), so a prefix of
+    the stream splits the same way in every size."""
+    train_v, held_v = variant_pools(seed)
+    out = []
+    for role, tag, variants, n in (("train", "speakers-train", train_v, spec.train_speakers),
+                                   ("heldout", "speakers-heldout", held_v, spec.heldout_speakers)):
+        for k, (variant, gender, pitch, rng_, rate, level) in enumerate(
+                _speaker_stream(seed, tag, variants, n)):
+            asv_split = None if role == "train" else ("dev" if k % 2 == 0 else "test")
+            out.append(Speaker(f"{variant}-p{pitch}-r{rng_}-w{rate}", variant, gender, pitch, rng_,
+                               rate, level, role, asv_split))
     return out
 
 
@@ -553,4 +584,30 @@ def make_plan(size: str, seed: int) -> Plan:
     items = speech + asv + kws + mix + conv + noise_clips
     for it in items:
         it.seed = int(rng_for(seed, "item", it.id).integers(0, 2**31 - 1))
+        add_conditions(it, seed)
     return Plan(size, seed, langs, speakers, items, trials)
+
+
+def _jitter(voice: dict, rng: np.random.Generator) -> dict:
+    return {**voice, **conditions.jitter_voice(rng, voice["pitch"], voice["range"], voice["rate"],
+                                               voice["level_db"])}
+
+
+def add_conditions(it: Item, seed: int) -> None:
+    """Give one planned recording its own voice jitter, channel, room and noise (synth v2;
+    synth_conditions). Speech and keyword clips jitter their voice and get all three; each
+    source of a mixture jitters its voice and gets a channel only (the sources are the
+    separation targets and the mixture must stay their exact sum); a conversation jitters every
+    turn and gets one channel, room and noise for the whole recording. Noise clips are unchanged."""
+    rng = rng_for(seed, "conditions", it.id)
+    if it.kind in ("speech", "word"):
+        v = _jitter({"pitch": it.pitch, "range": it.range, "rate": it.rate, "level_db": it.level_db}, rng)
+        it.pitch, it.range, it.rate, it.level_db = v["pitch"], v["range"], v["rate"], v["level_db"]
+        it.render["cond"] = conditions.draw(rng)
+    elif it.kind == "mix":
+        it.render["voices"] = [_jitter(v, rng) for v in it.render["voices"]]
+        it.render["conds"] = [conditions.draw(rng, reverb=False, add_noise=False)
+                              for _ in it.render["voices"]]
+    elif it.kind == "conv":
+        it.render["voices"] = [_jitter(v, rng) for v in it.render["voices"]]
+        it.render["cond"] = conditions.draw(rng)

@@ -18,6 +18,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from harness.data import noise
+from harness.data import synth_conditions as conditions
 from harness.data.corpus import overlap_ratio
 from harness.data.espeak import get_engine
 from harness.errors import HarnessError
@@ -80,8 +81,8 @@ def render_speech(item: dict) -> Tuple[np.ndarray, dict]:
     if syn.audio.size == 0:
         raise HarnessError(f"espeak produced no audio for {item['id']} ({item['text'][:40]!r})")
     ipa = eng.text_to_phonemes(item["text"], voice=item["lang_voice"])
-    y = _level(resample(syn.audio.astype(np.float64) / 32768.0, syn.sample_rate),
-               item["level_db"])
+    y = resample(syn.audio.astype(np.float64) / 32768.0, syn.sample_rate)
+    y = _level(conditions.apply(y, item["render"].get("cond"), OUT_RATE), item["level_db"])
     dur = len(y) / OUT_RATE
     align = _scale_alignment(syn.alignment, dur)
     phones = " ".join(p for p, _, _ in align if p != "sil")
@@ -99,7 +100,8 @@ def render_word(item: dict) -> Tuple[np.ndarray, dict]:
     speech = [(s, e) for p, s, e in syn.alignment if p != "sil"]
     a = max(0, int((speech[0][0] - 0.03) * sr)) if speech else 0
     b = min(len(syn.audio), int((speech[-1][1] + 0.03) * sr)) if speech else len(syn.audio)
-    w = _level(resample(syn.audio[a:b].astype(np.float64) / 32768.0, sr), item["level_db"])
+    w = resample(syn.audio[a:b].astype(np.float64) / 32768.0, sr)
+    w = _level(conditions.apply(w, item["render"].get("cond"), OUT_RATE), item["level_db"])
     w = w[:KWS_SAMPLES]
     room = KWS_SAMPLES - len(w)
     start = int(np.clip(room // 2 + int(item["render"]["shift"] * OUT_RATE), 0, room))
@@ -131,8 +133,9 @@ def render_mix(item: dict) -> Tuple[np.ndarray, dict]:
     together when the mixture would pass PEAK_LIMIT, then quantised to int16 *before* summing,
     so the mixture file is exactly s1 + s2 sample by sample."""
     r = item["render"]
-    ys = [_synth16(t, f, sd, item["id"])[0] for t, f, sd in zip(r["texts"], r["voices"],
-                                                              r["seeds"])]
+    conds = r.get("conds") or [None] * len(r["texts"])
+    ys = [conditions.apply(_synth16(t, f, sd, item["id"])[0], c, OUT_RATE)
+          for t, f, sd, c in zip(r["texts"], r["voices"], r["seeds"], conds)]
     n = min(len(y) for y in ys)
     s1 = noise.scale_to_db(ys[0][:n], r["voices"][0]["level_db"]).astype(np.float64)
     s2 = noise.scale_to_db(ys[1][:n], r["voices"][0]["level_db"] + r["rel_level_db"]
@@ -205,6 +208,7 @@ def render_conv(item: dict) -> Tuple[np.ndarray, dict]:
     y = np.zeros(n, dtype=np.float64)
     for off, (w, _, _, _) in zip(offsets, turns):
         y[off:off + len(w)] += w
+    y = conditions.apply(y, r.get("cond"), OUT_RATE)  # one room, channel and noise for the call
     peak = float(np.abs(y).max())
     if peak > PEAK_LIMIT:
         y *= PEAK_LIMIT / peak

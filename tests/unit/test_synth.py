@@ -197,7 +197,7 @@ def test_speakers_cover_all_splits_and_heldout_are_absent(tiny):
     meta = tiny.meta["speakers"]
     train_spk = {s for s, m in meta.items() if m["role"] == "train"}
     held = {s for s, m in meta.items() if m["role"] == "heldout"}
-    assert len(train_spk) == 8 and len(held) == 4
+    assert len(train_spk) == 8 and len(held) == 6
     for s, m in meta.items():
         assert {"variant", "gender", "pitch", "range", "rate"} <= set(m)
     by_split = defaultdict(set)

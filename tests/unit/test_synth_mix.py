@@ -127,7 +127,13 @@ def test_conversation_segments_agree_with_the_audio(corpus, plan):
             inside[int(s * SR):int(e * SR)] = True
             assert noise.rms(x[int(s * SR):int(e * SR)]) > 0.01  # every segment holds speech
         assert (~inside).sum() > 0.2 * SR  # lead + tail + pauses
-        assert noise.rms(x[inside]) > 30 * noise.rms(x[~inside])
+        cond = plan[u.id].render["cond"]
+        if "noise" in cond:  # speech over its planned noise floor (SNR over the whole call)
+            assert noise.rms(x[inside]) > 1.5 * noise.rms(x[~inside])
+        elif "room" not in cond:  # dry and clean: only speech between the labels' edges
+            assert noise.rms(x[inside]) > 30 * noise.rms(x[~inside])
+        else:  # a room: the reverberant tail spills into the pauses, but far below the speech
+            assert noise.rms(x[inside]) > 3 * noise.rms(x[~inside])
         # the same speaker never overlaps itself
         for spk in c["speakers"]:
             own = [s for s in segs if s[0] == spk]
