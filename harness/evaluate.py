@@ -144,7 +144,7 @@ def plan_runs(
     # upstream's weights included (a re-trained export keeps its readable name)
     chash = config_hash(dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, lrs=(), seed=0)),
                         extra={"upstream": spec.name, "upstream_weights": whash, "task": task,
-                               "corpus": corp.name,
+                               **task_obj.identity(), "corpus": corp.name,
                                "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version")}})
     grid = [(lr, cfg.probe.seed + i) for lr in cfg.probe.lrs for i in range(seeds)]
     runs = [(lr, seed, results.run_dir(runs_root, corp.name, spec.name, task, lr, seed, chash)) for lr, seed in grid]
@@ -217,6 +217,7 @@ def evaluate(
             "upstream": spec.name, "upstream_family": spec.family, "num_layers": spec.num_layers,
             "upstream_facts": upstream_facts(up),  # what the board's summary shows (it never opens weights)
             "task": task, "profile": cfg.profile, "lr": lr, "seed": seed, "config_hash": chash,
+            **task_obj.identity(), "corpus_version": corpus_version(corp),
             "departures": list(task_obj.departures),
             "git_sha": results.git_sha(), "versions": results.versions(),
             "primary_metric": task_obj.primary_metric, "higher_is_better": task_obj.higher_is_better,
@@ -239,6 +240,12 @@ def evaluate(
         out.append(res)
     log(f"{spec.name} / {task}: {len(plan)} run(s) in {time.time() - t_all:.0f} s")
     return out
+
+
+def corpus_version(corpus) -> str:
+    """The version of a corpus's content definition: the synth generator ("synth-v2"), a real
+    corpus's manifest "version", or "unversioned"."""
+    return str(corpus.meta.get("version") or corpus.meta.get("generator") or "unversioned")
 
 
 def train_subset_probes(task, subsets: Dict[str, Any], sources: Dict[str, Any], spec, cfg: ProbeConfig, lr: float,

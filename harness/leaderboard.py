@@ -40,12 +40,14 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
 from harness import plots, scores
+from harness.board import absolute, versions
+from harness.board.ranks import fmt_rank, rank_ranges
 from harness.ablation import ablation_tables
 from harness.diagnostics import diagnostics_section
 from harness.environment import machine_labels
@@ -56,7 +58,8 @@ GROUP = ["corpus", "profile", "upstream", "task"]
 REQUIRED = ["run_id", "corpus", "corpus_kind", "upstream", "task", "lr", "seed", "primary_metric",
             "higher_is_better", "metrics"]  # fmt: skip
 RUN_DIR_NAME = re.compile(r"^lr.+_seed-?\d+_[0-9A-Za-z]+$")
-SYNTH_HEADER = ("SUPERB-style score on synth: fbank = 0, best run per metric = 1000 "
+ABSOLUTE = "absolute score"
+SYNTH_HEADER = ("Absolute score on synth: each task's trivial answer = 0, its perfect value = 1000 "
                 "(not comparable with published SUPERB scores)")  # fmt: skip
 MLSUPERB_TASK = re.compile(r"^(mono_asr|ml_asr|lid_ctc|asr_lid)_(10min|1h)$")
 MLSUPERB_SYNTH_HEADER = ("ML-SUPERB-style score on synth: fbank = 0, best run per metric on this board = 1000 "
@@ -151,6 +154,12 @@ def _row(r: dict, path: Path) -> dict:
     row["environment"] = r.get("environment") or None
     row["departures"] = tuple(r.get("departures") or ())
     row["phones_source"] = extra.get("phones_source")
+    row["task_version"] = int(r.get("task_version") or versions.UNVERSIONED_TASK)
+    row["metric_specs"] = r.get("metric_specs") or None
+    row["metric_versions"] = versions.metric_signature(r.get("metric_specs"))
+    row["corpus_version"] = str(r.get("corpus_version") or versions.UNVERSIONED_CORPUS)
+    oracle = ((extra.get("oracle") or {}).get("test") or {}).get(r["primary_metric"])
+    row["oracle"] = float(oracle) if oracle is not None else math.nan
     lw = r.get("layer_weights") or {}
     row["lw_softmax"], row["lw_corrected"] = lw.get("softmax"), lw.get("corrected")
     for split in ("dev", "test"):
@@ -278,7 +287,11 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
                    machines=machine_labels(c["environment"]) if "environment" in c else ["unknown"],
                    train_s=float(c["train_s"].mean()) if c["train_s"].notna().any() else None,
                    probe_steps=sorted({int(x) for x in c["probe_steps"].dropna()}) if "probe_steps" in c else [],
-                   corpus_sizes=sorted({str(x) for x in c["corpus_size"].dropna()}) if "corpus_size" in c else [])  # fmt: skip
+                   corpus_sizes=sorted({str(x) for x in c["corpus_size"].dropna()}) if "corpus_size" in c else [],
+                   task_version=int(c["task_version"].iloc[0]) if "task_version" in c else 1,
+                   corpus_version=str(c["corpus_version"].iloc[0]) if "corpus_version" in c else "unversioned",
+                   metric_specs=next((m for m in c["metric_specs"] if m), None) if "metric_specs" in c else None,
+                   oracle=float(c["oracle"].mean()) if "oracle" in c and c["oracle"].notna().any() else math.nan)  # fmt: skip
         for mc in metric_cols:
             vals = c[mc].dropna()
             if len(vals):
@@ -431,12 +444,9 @@ def board_scores(b: pd.DataFrame, kind: str) -> Tuple[Dict[str, Dict[str, float]
     """({score name: {upstream: value}}, notes) for one board (one corpus and profile)."""
     ups = sorted(b["upstream"].unique())
     if kind == "synth":
-        long = pd.DataFrame({"upstream": b["upstream"], "task": b["task"], "metric": b["primary_metric"],
-                             "value": [r.get(f"test.{r['primary_metric']}.mean", math.nan) for _, r in b.iterrows()],
-                             "higher_is_better": b["higher_is_better"]})  # fmt: skip
-        s = scores.synth_superb_scores(long)
-        notes = [score_note(s.tasks_used, s.tasks_skipped)]
-        return ({"SUPERB-style score (synth)": dict(s)} if s.tasks_used else {}), notes
+        got = absolute.absolute_scores(b.to_dict("records"))
+        note = absolute.score_note(absolute.SYNTH_SCORE_TASKS, got)
+        return {ABSOLUTE: {u: (sc.value, sc.ci) for u, sc in got.items()}}, [note]
     mets = {u: {(r["task"], c.split(".")[1]): r[c] for _, r in b[b["upstream"] == u].iterrows()
                 for c in b.columns if c.startswith("test.") and c.endswith(".mean") and pd.notna(r[c])}
             for u in ups}  # fmt: skip
@@ -451,31 +461,31 @@ def board_scores(b: pd.DataFrame, kind: str) -> Tuple[Dict[str, Dict[str, float]
                  "half each); WavLM-paper score: plain mean of the 11 metrics; QbE MTWV scaled x100."]
 
 
-def score_note(used: List[str], skipped: Dict[str, str]) -> str:
-    """What the board-relative SUPERB-style score means, for the line under the summary table."""
-    if not used:
-        return ("No SUPERB-style score on this board: it puts fbank at 0 and the best upstream at 1000 per task, "
-                "and no task has both apart (" + "; ".join(f"{t}: {why}" for t, why in skipped.items()) + ").")
-    out = (f"SUPERB-style score (synth): on each task, fbank's test primary metric scores 0 and the best upstream's "
-           f"on this board 1000, linear in between (below 0: worse than fbank); the score is the mean over the tasks "
-           f"{', '.join(used)}. An upstream missing one of them has no score (n/a). The references are this board's "
-           "own runs, so a new best run moves every score; not comparable with published SUPERB scores.")
-    return out + "".join(f" Task {t} not in the score: {why}." for t, why in skipped.items())
+def _value(score) -> float:
+    """A score cell's value: a float, or the mean of (mean, 95 % half-width)."""
+    return float(score[0]) if isinstance(score, tuple) else float(score)
 
 
-def _rank(score: float) -> Tuple[int, float]:
-    return (0, -score) if math.isfinite(score) else (1, 0.0)
+def _rank(score) -> Tuple[int, float]:
+    v = _value(score)
+    return (0, -v) if math.isfinite(v) else (1, 0.0)
 
 
-def metric_ranks(t: pd.DataFrame, metric: str, hib: bool) -> Dict[str, int]:
-    """{upstream: rank} on the test mean of `metric` over the rows of one task, 1 = best; ties
-    share the better rank (1, 2, 2, 4); upstreams without a finite value have none."""
-    col = f"test.{metric}.mean"
-    vals = {r["upstream"]: float(r[col]) for _, r in t.iterrows() if col in t and pd.notna(r[col])}
-    return {u: 1 + sum((w > v) if hib else (w < v) for w in vals.values()) for u, v in vals.items()}
+def fmt_score(score) -> str:
+    return fmt_ci(*score) if isinstance(score, tuple) else fmt(score)
 
 
-def task_ranks(b: pd.DataFrame) -> Dict[Tuple[str, str], int]:
+def metric_ranks(t: pd.DataFrame, metric: str, hib: bool) -> Dict[str, Tuple[int, int]]:
+    """{upstream: (best, worst) rank} on the test mean of `metric` over the rows of one task
+    (harness.board.ranks: upstreams whose 95 % intervals overlap share a rank range); upstreams
+    without a finite value have none."""
+    col, ci = f"test.{metric}.mean", f"test.{metric}.ci"
+    vals = {r["upstream"]: (float(r[col]), float(r[ci]) if ci in t and pd.notna(r[ci]) else math.nan)
+            for _, r in t.iterrows() if col in t and pd.notna(r[col])}
+    return rank_ranges(vals, hib)
+
+
+def task_ranks(b: pd.DataFrame) -> Dict[Tuple[str, str], Tuple[int, int]]:
     """{(upstream, task): rank} on each task's test primary metric (``metric_ranks``)."""
     out = {}
     for task, t in b.groupby("task", sort=True):
@@ -527,8 +537,10 @@ def upstream_cells(facts: dict) -> List[str]:
             f"{rate:g} Hz" if rate else "–", what, updates]
 
 
-RANK_NOTE = ("Each task cell: test primary metric (mean over the seeds of the dev-best lr) and #rank on that task "
-             "(1 = best); ⚠: a seed of it is flagged in the task table. Layers: hidden states L+1; updates: "
+RANK_NOTE = ("Each task cell: test primary metric (mean over the seeds of the dev-best lr) and its rank on that task "
+             "(1 = best): #a-b when the 95 % intervals allow any place from a to b (an upstream beats another "
+             "only beyond both intervals; a one-seed mean has no interval and is compared by its mean); "
+             "⚠: a seed of it is flagged in the task table. Layers: hidden states L+1; updates: "
              "pre-training optimiser updates behind the weights.")
 
 
@@ -543,6 +555,8 @@ def summary_table(b: pd.DataFrame, board: Dict[str, Dict[str, float]]) -> str:
     if board:  # best score first, upstreams without a score last
         first = next(iter(board.values()))
         ups.sort(key=lambda u: _rank(first.get(u, math.nan)))
+    board_ranks = {k: rank_ranges({u: v if isinstance(v, tuple) else (v, math.nan) for u, v in s.items()}, True)
+                   for k, s in board.items()}
     head = ["upstream"] + UPSTREAM_HEAD + [f"{t} {prim[t]}{_arrow(prim[t], hib[t])}" for t in tasks] + list(board)
     rows = []
     for u in ups:
@@ -555,9 +569,10 @@ def summary_table(b: pd.DataFrame, board: Dict[str, Dict[str, float]]) -> str:
             if not len(r) or col not in r:
                 cells.append("–")
                 continue
-            rank = f" #{ranks[(u, t)]}" if (u, t) in ranks else ""
+            rank = f" {fmt_rank(ranks[(u, t)])}" if (u, t) in ranks else ""
             cells.append(fmt(r[col].iloc[0]) + rank + (" ⚠" if flags(r.iloc[0]) else ""))
-        cells += [fmt(s.get(u, math.nan)) for s in board.values()]
+        cells += [fmt_score(s.get(u, math.nan)) + (f" {fmt_rank(board_ranks[k][u])}" if u in board_ranks[k] else "")
+                  for k, s in board.items()]
         rows.append(cells)
     return md_table(head, rows)
 
@@ -682,7 +697,7 @@ def mlsuperb_sections(b: pd.DataFrame, kind: str, out_dir: Path, hdir: Path) -> 
             for t, m in keys:
                 r = mine[mine["task"] == t]
                 col = f"test.{m}.mean"
-                rank = f" #{ranks[(t, m)][u]}" if u in ranks[(t, m)] else ""
+                rank = f" {fmt_rank(ranks[(t, m)][u])}" if u in ranks[(t, m)] else ""
                 cells.append(fmt(r[col].iloc[0]) + rank if len(r) and col in r else "–")
             if n_used:
                 cells += [fmt(task_scores[g].get(u, math.nan)) if g in task_scores else "–" for g in groups]
@@ -792,7 +807,7 @@ def learning_curve_section(b: pd.DataFrame, out_dir: Path, hdir: Path) -> Tuple[
 
 
 def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
-                  runs_root: Optional[Path] = None) -> Tuple[str, List[Path]]:
+                  runs_root: Optional[Path] = None, set_aside: Sequence[str] = ()) -> Tuple[str, List[Path]]:
     """Markdown for one corpus (links relative to ``out_dir``) and the heatmap files written;
     ``runs_root``: where to look for the pre-training run folders of the diagnostics section."""
     out_dir = Path(out_dir)
@@ -808,6 +823,10 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
            "learning rate whose mean dev primary metric is best (\"mean per lr\" lists those means); the bare "
            "mean where that lr has one seed. The runs behind every row (run ids, config hashes, git shas, "
            "versions, machines) are listed under [Run details](#run-details) at the bottom.", ""]
+    versions_here = sorted({f"{r['task']} v{r['task_version']}" for _, r in c.iterrows()})
+    md += [f"Corpus version {', '.join(sorted(set(c['corpus_version'])))}; task versions: {', '.join(versions_here)}. "
+           "Runs of any other corpus or task version are never pooled, ranked or scored with these"
+           + (": " + " ".join(set_aside) if set_aside else " (none were found)."), ""]
     paths: List[Path] = []
     details: List[str] = []
     for profile, b in c.groupby("profile", sort=True):
@@ -845,7 +864,8 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
         for task, t in b.groupby("task", sort=True):
             pm = t["primary_metric"].iloc[0]
             direction = "higher is better" if t["higher_is_better"].iloc[0] else "lower is better"
-            md += [f"### Task {task} (primary: {pm}, {direction})", "", _task_table(t), ""]
+            md += [f"### Task {task} (primary: {pm}, {direction}; task version {t['task_version'].iloc[0]})", "",
+                   _task_table(t), ""]
             md += [n for line in (probe_updates_line(t), probe_data_line(t)) if line for n in (line, "")]
             deps = sorted({d for ds in t["departures"] for d in ds}) if "departures" in t else []
             if deps:
@@ -899,11 +919,13 @@ def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
         raise HarnessError(f"no finished runs were found under {s.root}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    best = select_best(s.runs)
+    kept, set_aside = versions.split_by_version(s.runs)
+    best = select_best(kept)
     written, pages = [], {}
     for corpus in sorted(best["corpus"].unique()):
-        n = int((s.runs["corpus"] == corpus).sum())
-        md, pngs = render_corpus(best, corpus, out_dir, n, s.root)
+        n = int((kept["corpus"] == corpus).sum())
+        aside = [x for x in set_aside if x.startswith(f"{corpus}:") or x.startswith(f"{corpus} /")]
+        md, pngs = render_corpus(best, corpus, out_dir, n, s.root, aside)
         md = "\n".join([md, *skipped_section(s.runs[s.runs["corpus"] == corpus])])
         page = out_dir / f"{slug(corpus)}.md"
         page.write_text(md + "\n")

@@ -242,6 +242,9 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
     lengths = output_tokens(task, test_preds, test_refs)
     if lengths is not None:
         extra["test_output_tokens"] = lengths
+    oracle = task.oracle_preds(test_refs, info)
+    if oracle is not None:  # the data-dependent perfect value of the absolute score (Metric.perfect None)
+        extra["oracle"] = {"what": oracle[0], "test": task.score(oracle[1], test_refs, info, "test")}
     trivial = task.trivial_preds(test_refs, info)
     if trivial is not None:  # the floor this probe has to beat, scored the same way
         extra["trivial_baseline"] = {"what": trivial[0], "test": task.score(trivial[1], test_refs, info, "test"),

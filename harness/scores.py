@@ -12,8 +12,9 @@ rather than silently scaled twice.
 Scores:
 - ``superb_score``: SUPERB paper collection (10 tasks, 11 metrics), FBANK -> SOTA reference scaling.
 - ``wavlm_paper_score``: the WavLM paper's plain mean over the same 11 metrics.
-- ``relative_score`` / ``synth_superb_scores``: the same 0..1000 scaling with board references
-  (the ``fbank`` run = 0, the best run on the board per metric = 1000), used on ``synth``.
+- ``relative_score``: the same 0..1000 scaling with board references (the ``fbank`` run = 0, the
+  best run on the board per metric = 1000), used by the ML-SUPERB score. SUPERB tasks on synth
+  use the absolute score instead (harness.board.absolute: trivial answer = 0, perfect = 1000).
 - ``mlsuperb_score``: the ML-SUPERB score of one training budget (10min / 1h): the same
   board-relative 0..1000 scaling over 7 metrics in 4 tasks.
 - ``mean_ci95``: mean and Student-t 95% half-width over seeds.
@@ -161,47 +162,6 @@ class BoardScores(dict):
         self.tasks_used: List[str] = list(tasks_used)
         self.tasks_skipped: Dict[str, str] = dict(tasks_skipped)
         self.metrics_used: List[Key] = list(metrics_used)
-
-
-def synth_superb_scores(table, zero_upstream: str = "fbank") -> BoardScores:
-    """SUPERB-style scores with board references (PROTOCOL section 4, "On synth").
-
-    ``table``: a pandas DataFrame in long form with columns upstream, task, metric, value,
-    higher_is_better (one row per upstream x task x metric, e.g. the mean test primary metric of
-    each upstream's selected run). Per metric: ``zero_upstream``'s value = 0, the best value over
-    all upstreams = 1000; mean over a task's metrics, then over tasks. Only tasks where
-    ``zero_upstream`` has a result are used; a metric where fbank itself is the best run has no
-    scale and is dropped (a task left with no metric is skipped, with the reason)."""
-    ups = sorted(table["upstream"].unique())
-    per_task: Dict[str, Dict[str, List[float]]] = {}
-    skipped: Dict[str, str] = {}
-    used_metrics: List[Key] = []
-    for task in sorted(table["task"].unique()):
-        sub = table[(table["task"] == task) & table["value"].notna()]
-        if not (sub["upstream"] == zero_upstream).any():
-            skipped[task] = f"no {zero_upstream} result"
-            continue
-        for metric in sorted(sub["metric"].unique()):
-            m = sub[sub["metric"] == metric]
-            hib = bool(m["higher_is_better"].iloc[0])
-            zero_rows = m.loc[m["upstream"] == zero_upstream, "value"]
-            if zero_rows.empty:
-                continue
-            zero = float(zero_rows.iloc[0])
-            best = float(m["value"].max() if hib else m["value"].min())
-            if best == zero:
-                continue
-            used_metrics.append((task, metric))
-            vals = dict(zip(m["upstream"], relative_score(m["value"].to_numpy(), zero, best, hib)))
-            for u in ups:
-                per_task.setdefault(task, {}).setdefault(u, []).append(vals.get(u, math.nan))
-        if task not in per_task:
-            skipped[task] = f"{zero_upstream} is the best run on every metric it has (no scale)"
-    scores = {}
-    for u in ups:
-        task_means = [float(np.mean(per_task[t][u])) for t in per_task]
-        scores[u] = float(np.mean(task_means)) if task_means else math.nan
-    return BoardScores(scores, list(per_task), skipped, used_metrics)
 
 
 def mlsuperb_score(table, budget: str, zero_upstream: str = "fbank", require_all: bool = True) -> BoardScores:

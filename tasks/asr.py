@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from harness.registry import register_task
-from tasks.base import CTCTask, Splits, pools_by_subset_split, require
+from tasks.base import CTCTask, error_rate_metric, pools_by_subset_split, require, Splits
 from tasks.heads import SUPERB_ASR_SPECAUG, BLSTMCTCHead
 from tasks.metrics import char_error_rate, error_rate
 
@@ -22,6 +22,8 @@ class SpeechRecognition(CTCTask):
     name = "asr"
     primary_metric = "wer"
     secondary_metric = "cer"
+    metrics = (error_rate_metric("wer"), error_rate_metric("cer"))
+    versions = {1: "unversioned runs", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
     char_level = True
     profiles = {
         # quick: one lr for the demo budget (3e-3 was dev-best for all four demo upstreams). No

@@ -14,7 +14,7 @@ Registered as `asr_lid_10min` and `asr_lid_1h`."""
 
 from __future__ import annotations
 
-from tasks.base import MLSuperbTask, register_mlsuperb
+from tasks.base import accuracy_metric, error_rate_metric, MLSuperbTask, register_mlsuperb
 
 
 @register_mlsuperb("asr_lid")
@@ -22,6 +22,8 @@ class ASRWithLID(MLSuperbTask):
     primary_metric = "cer_normal"
     secondary_metric = "lid_acc"
     higher_is_better = False
+    metrics = (error_rate_metric("cer_normal", 2), accuracy_metric("lid_acc"), error_rate_metric("cer_fewshot", 2))
+    versions = {1: "unversioned runs (some with the macro-averaged CER, before 3c700bb)", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
     with_tag = True
     quick = dict(steps=1500, lrs=(7e-4,), batch_seconds=32.0, max_batch_items=16, eval_every=250, grad_clip=5.0,
                  head_dim=96, head_layers=1, head="lite", dropout=0.0, optimizer="adam", weight_decay=1e-6)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from harness.registry import register_task
-from tasks.base import FEATURE_CACHE_CROPS, Splits, Task, pools_by_subset_split, require
+from tasks.base import FEATURE_CACHE_CROPS, Metric, pools_by_subset_split, require, Splits, Task
 from tasks.heads import AMSoftmax, ECAPAHead, HeadWithLoss, XVectorHead
 from tasks.metrics import DCF_C_FA, DCF_C_MISS, DCF_P_TARGET, cosine_trial_scores, eer_and_mindcf
 
@@ -26,6 +26,11 @@ class SpeakerVerification(Task):
     primary_metric = "eer"
     secondary_metric = "mindcf"
     higher_is_better = False
+    # EER of any constant score is 50 % (every trial ties at one threshold); minDCF of a constant
+    # score is 1 once normalised (version 2, afeebeb: as NIST / Kaldi normalise it)
+    metrics = (Metric("eer", False, "%", perfect=0.0, trivial=50.0, version=2),
+               Metric("mindcf", False, "", perfect=0.0, trivial=1.0, version=2))
+    versions = {1: "unversioned runs (some with the un-normalised minDCF, before afeebeb)", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
     level = "utterance"
     profiles = {
         # quick: one lr for the demo budget (1e-3 was dev-best for three of the four demo upstreams).

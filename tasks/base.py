@@ -62,12 +62,61 @@ class Batch:
     crops: Optional[List[Tuple[int, int]]] = None
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One metric a task reports, declared as data and written into every result.json
+    ("metric_specs"), so the board and the scores read its meaning from the run, not from code.
+
+    Attributes:
+        name: the key in the task's `score` output, e.g. "per".
+        higher_is_better: its direction.
+        unit: "%" (error rates, accuracies), "dB", or "" (a ratio, e.g. minDCF).
+        perfect: the best value it can take (0 for an error rate, 100 for an accuracy), the
+            1000 of the absolute score; None when it depends on the test data, and the task's
+            `oracle_preds` gives it per corpus (SI-SDRi: the ideal ratio mask's).
+        trivial: the trivial answer's value when the definition fixes it (EER 50 for any
+            constant score); None: scored from the task's `trivial_preds` on the test set.
+        version: bumped whenever the formula changes, so values of two formulas are never pooled.
+    """
+
+    name: str
+    higher_is_better: bool
+    unit: str = "%"
+    perfect: Optional[float] = None
+    trivial: Optional[float] = None
+    version: int = 1
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"name": self.name, "higher_is_better": self.higher_is_better, "unit": self.unit,
+                "perfect": self.perfect, "trivial": self.trivial, "version": self.version}
+
+
+def error_rate_metric(name: str, version: int = 1) -> Metric:
+    return Metric(name, False, "%", perfect=0.0, version=version)
+
+
+def accuracy_metric(name: str, version: int = 1) -> Metric:
+    return Metric(name, True, "%", perfect=100.0, version=version)
+
+
+#: what version 1 of every task is: its runs made before tasks declared versions (results without
+#: "task_version"), by code whose definitions changed before 2026-12-03
+UNVERSIONED = 1
+
+
 class Task(abc.ABC):
     """One benchmark task. Subclasses set the class attributes and implement the methods."""
 
     name: str = ""
     primary_metric: str = ""
     higher_is_better: bool = True
+    #: every metric `score` returns that a board may show, the primary first (tests check that
+    #: primary_metric / secondary_metric / higher_is_better agree with it)
+    metrics: Tuple[Metric, ...] = ()
+    #: version -> what changed in that version (data, head, protocol or a metric); the task's
+    #: version is the highest key. Bump it with a line whenever a change moves the task's numbers:
+    #: the board never pools, ranks or scores runs of two versions together.
+    versions: Dict[int, str] = {UNVERSIONED: "runs without a recorded version"}
     #: breaks ties on the dev primary metric when picking the dev-best step ("" = none: the later
     #: step wins); its direction is harness.scores.METRIC_HIGHER_IS_BETTER's
     secondary_metric: str = ""
@@ -78,6 +127,28 @@ class Task(abc.ABC):
     #: where this task departs from its reference recipe on purpose, one sentence each; saved
     #: with every result (result.json "departures") so a board can print them next to the number
     departures: Tuple[str, ...] = ()
+
+    @property
+    def version(self) -> int:
+        return max(self.versions)
+
+    def metric(self, name: str) -> Metric:
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise HarnessError(f"task {self.name!r} declares no metric {name!r}; it declares "
+                           f"{', '.join(m.name for m in self.metrics) or 'none'}")
+
+    def identity(self) -> Dict[str, Any]:
+        """What defines this task's numbers (result.json and the config hash): its version and
+        every metric's declaration."""
+        return {"task_version": self.version, "metric_specs": [m.to_dict() for m in self.metrics]}
+
+    def oracle_preds(self, refs: Dict[str, Any], info: Dict[str, Any]) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """The best answer a probe could hope for, in `decode`'s format, where a metric's perfect
+        value depends on the data (Metric.perfect None): (what it is, preds). None = every
+        metric has a fixed perfect value."""
+        return None
 
     def set_lexicon(self, path: str) -> None:
         """Use a pronunciation lexicon file for the targets (only tasks with phone targets do)."""
@@ -178,6 +249,7 @@ class ClassificationTask(Task):
     primary_metric = "acc"
     higher_is_better = True
     level = "utterance"
+    metrics = (accuracy_metric("acc"),)
 
     @abc.abstractmethod
     def label(self, utt: Utterance) -> str:

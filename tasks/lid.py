@@ -6,7 +6,7 @@ The ML-SUPERB `[iso]`-token form of LID is a separate task (it needs the CTC hea
 from __future__ import annotations
 
 from harness.registry import register_task
-from tasks.base import ClassificationTask, Splits, pools_by_subset_split, require
+from tasks.base import accuracy_metric, ClassificationTask, pools_by_subset_split, require, Splits
 from tasks.heads import FrameVoteClassifier
 from tasks.metrics import accuracy, macro_accuracy, per_class_accuracy
 
@@ -14,6 +14,8 @@ from tasks.metrics import accuracy, macro_accuracy, per_class_accuracy
 @register_task("lid")
 class LanguageIdentification(ClassificationTask):
     name = "lid"
+    metrics = (accuracy_metric("acc"), accuracy_metric("macro_acc"))
+    versions = {1: "unversioned runs", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
     profiles = {
         # quick: one lr for the demo budget (3e-3 was dev-best for three of the four demo upstreams)
         "quick": dict(steps=800, lrs=(3e-3,), batch_seconds=16.0, eval_every=200, head_dim=128),

@@ -9,7 +9,7 @@ Registered as `lid_ctc_10min` and `lid_ctc_1h`. The classification form is the t
 
 from __future__ import annotations
 
-from tasks.base import MLSuperbTask, register_mlsuperb
+from tasks.base import accuracy_metric, MLSuperbTask, register_mlsuperb
 from tasks.metrics import split_tokens, token_error_rate
 
 
@@ -18,6 +18,8 @@ class CTCLanguageID(MLSuperbTask):
     primary_metric = "acc"
     secondary_metric = "macro_acc"
     higher_is_better = True
+    metrics = (accuracy_metric("acc"), accuracy_metric("macro_acc"))
+    versions = {1: "unversioned runs", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
     with_tag = True
     with_text = False
     # quick: a one-token CTC target sits on the all-blank plateau for hundreds of updates. A tag is

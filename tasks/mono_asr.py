@@ -20,7 +20,7 @@ Registered as `mono_asr_10min` and `mono_asr_1h`."""
 
 from __future__ import annotations
 
-from tasks.base import MLSuperbTask, Splits, register_mlsuperb
+from tasks.base import error_rate_metric, MLSuperbTask, register_mlsuperb, Splits
 
 QUICK_LANGUAGES = 3
 
@@ -29,6 +29,8 @@ QUICK_LANGUAGES = 3
 class MonolingualASR(MLSuperbTask):
     primary_metric = "cer"
     higher_is_better = False
+    metrics = (error_rate_metric("cer", 2),)
+    versions = {1: "unversioned runs (some with the macro-averaged CER, before 3c700bb)", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
     fewshot = False
     #: how evaluate names the subsets in its per-subset extras (per_language_cer, ...)
     subset_label = "language"

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 from harness.errors import HarnessError
 from harness.registry import register_task
-from tasks.base import CTCTask, Splits, pools_by_subset_split, require
+from tasks.base import CTCTask, error_rate_metric, pools_by_subset_split, require, Splits
 from tasks.heads import FrameCTCHead
 from tasks.metrics import error_rate
 
@@ -24,6 +24,8 @@ from tasks.metrics import error_rate
 class PhonemeRecognition(CTCTask):
     name = "pr"
     primary_metric = "per"
+    metrics = (error_rate_metric("per"),)
+    versions = {1: "unversioned runs", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
     profiles = {
         # quick: one lr for the demo budget (1e-2 was dev-best for three of the four demo upstreams;
         # at 3e-3 fbank stays on the CTC blank plateau)

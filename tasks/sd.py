@@ -36,7 +36,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.registry import register_task
-from tasks.base import FEATURE_CACHE_CROPS, Splits, Task, pools_by_subset_split, require
+from tasks.base import FEATURE_CACHE_CROPS, error_rate_metric, pools_by_subset_split, require, Splits, Task
 from tasks.heads import DiarizationHead, pit_bce_loss
 from tasks.metrics import SD_MEDIANS, SD_THRESHOLDS, best_setting, der_grid, segments_to_annotation
 
@@ -89,6 +89,8 @@ class SpeakerDiarization(Task):
     )
     primary_metric = "der"
     higher_is_better = False
+    metrics = (error_rate_metric("der"), error_rate_metric("der_dev_setting"))
+    versions = {1: "unversioned runs", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
     level = "frame"
     profiles = {
         # quick: one lr to fit the demo's 20 minutes (3e-3 beat 1e-3 on dev on tiny and small)

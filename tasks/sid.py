@@ -9,6 +9,7 @@ from tasks.base import FEATURE_CACHE_CROPS, ClassificationTask, Splits, pools_by
 @register_task("sid")
 class SpeakerIdentification(ClassificationTask):
     name = "sid"
+    versions = {1: "unversioned runs", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
     departures = (
         FEATURE_CACHE_CROPS,
     )

@@ -105,7 +105,7 @@ SIZES: Dict[str, SizeSpec] = {
         (("en", "high"), ("de", "high"), ("fr", "low"), ("es", "fewshot")),
         {"en": (30, 8, 8), "high": (16, 6, 6), "low": (10, 4, 4), "fewshot": (5, 4, 4)},
         train_speakers=8, heldout_speakers=6, asv_utts=6, kws=(8, 3, 3), shard_seconds=90,
-        mix=(12, 4, 4), conv=(10, 4, 4), noise=(6, 2, 2),
+        mix=(48, 4, 4), conv=(10, 4, 4), noise=(6, 2, 2),
     ),
     "small": SizeSpec(
         "small",

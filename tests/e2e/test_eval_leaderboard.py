@@ -39,6 +39,12 @@ def test_every_run_finished_with_metrics(board):
         assert abs(sum(r["layer_weights"]["softmax"]) - 1) < 1e-5
         facts = r["upstream_facts"]  # what the board's summary shows, copied at eval time
         assert facts["layers"] == r["num_layers"] and (facts["params"] == 0) == (r["upstream"] == "fbank")
+        # what made the number: the task's and metrics' versions and the corpus version
+        from harness.evaluate import build_task
+
+        task = build_task(r["task"])
+        assert r["task_version"] == task.version >= 2 and r["corpus_version"] == "synth-v2"
+        assert [m["name"] for m in r["metric_specs"]] == [m.name for m in task.metrics]
         tokens = r["extra"].get("test_output_tokens")  # transcription tasks only: (output, reference) per item
         assert (tokens is not None) == (r["task"] in ("pr", "asr"))
         assert tokens is None or all(ref > 0 and hyp >= 0 for hyp, ref in tokens.values())
@@ -77,7 +83,7 @@ def test_leaderboard_and_report(board):
     md = (root / "boards" / "synth.md").read_text()
     for t in TASKS:
         assert t in md
-    assert "fbank = 0" in md and "random:hubert_tiny" in md
+    assert "trivial answer = 0" in md and "random:hubert_tiny" in md and "task versions: " in md
     assert "| random:hubert_tiny | 1.21M | 5 | 50 Hz | none (random init) | – | " in md
     assert "| fbank | 0 | 1 | 100 Hz | none (no weights) | – | " in md
     pngs = list((root / "boards").rglob("*.png"))

@@ -46,6 +46,10 @@ def test_ss_learns_to_beat_the_mixture(tiny_corpus, tmp_path):
     assert triv["what"] == "the mixture as every source" and triv["test"]["si_sdri"] == pytest.approx(0.0, abs=1e-6)
     assert triv["test"]["si_sdr"] == pytest.approx(r["extra"]["si_sdr_mixture"], abs=1e-6)
     assert r["trivial_dev"] == pytest.approx(0.0, abs=1e-6) and r["learned_nothing"] is False
+    # the absolute score's 1000 for SS: the ideal ratio mask on the task's STFT, far above a short probe
+    oracle = r["extra"]["oracle"]
+    assert oracle["what"].startswith("ideal ratio mask") and oracle["test"]["si_sdri"] > test["si_sdri"] + 3.0
+    assert oracle["test"]["si_sdri"] > 8.0, oracle
     assert len(r["extra"]["per_utterance_si_sdri"]) == len(
         [u for u in _mixtures(tiny_corpus) if u.split == "test"])
 

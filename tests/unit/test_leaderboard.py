@@ -1,5 +1,6 @@
 """Leaderboards, heatmaps and the CI report on fake run folders."""
 
+import math
 import re
 import zlib
 
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 
 from harness import leaderboard
+from harness.board.ranks import fmt_rank
 from harness.errors import HarnessError
 from harness.report import write_report
 from harness.results import atomic_write_json, run_dir, slug
@@ -118,14 +120,14 @@ def test_build_markdown_and_heatmaps(runs, tmp_path):
     assert "random-hubert_tiny-asr-lr0.0001-s1, random-hubert_tiny-asr-lr0.0001-s2" in details
     assert "random-hubert_tiny-asr-lr0.0001-s1" not in md[:md.index("## Run details")]
     assert "lr0.01" not in md and "unfin01" not in md
-    # summary row: upstream facts, then each task's value with its rank, then the synth score (fbank 0,
-    # hubert 1000: best on both tasks)
+    # summary row: upstream facts, then each task's value with its rank range (the two upstreams' 95 %
+    # intervals overlap on both tasks), then the absolute score: n/a, the board lacks 5 of its 7 tasks
     summary = md[md.index("### Summary"):].split("\n\n")[1]
     rows = {line.split(" | ")[0][2:]: line for line in summary.splitlines()}
     assert rows["random:hubert_tiny"] == ("| random:hubert_tiny | 1.21M | 5 | 50 Hz | none (random init) | – | "
-                                          "16.00 #1 | 80.00 #1 | 1000.00 |")
-    assert rows["fbank"] == "| fbank | 0 | 1 | 100 Hz | none (no weights) | – | 54.00 #2 | 42.00 #2 | 0.00 |"
-    assert "fbank's test primary metric scores 0 and the best upstream's on this board 1000" in md
+                                          "16.00 #1-2 | 80.00 #1-2 | n/a |")
+    assert rows["fbank"] == "| fbank | 0 | 1 | 100 Hz | none (no weights) | – | 54.00 #1-2 | 42.00 #1-2 | n/a |"
+    assert "Without a score: fbank: no pr, ks, sid, asr, asv, sd, ss" in md  # no metric_specs: unversioned runs
     pngs = [p for p in paths if p.suffix == ".png"]
     names = {p.name for p in pngs}
     # fbank has one layer: no upstream heatmap of its own and no row to draw in the task heatmaps
@@ -155,7 +157,7 @@ def test_report_links_resolve(runs, tmp_path):
     for link in links:
         assert (out / link).is_file(), link
     # a one-screen summary: the board's summary table (same row), not the full board (which it links)
-    row = "| random:hubert_tiny | 1.21M | 5 | 50 Hz | none (random init) | – | 16.00 #1 | 80.00 #1 | 1000.00 |"
+    row = "| random:hubert_tiny | 1.21M | 5 | 50 Hz | none (random init) | – | 16.00 #1-2 | 80.00 #1-2 | n/a |"
     assert row in md and row in (out / "synth.md").read_text() and "(synth.md)" in md
     assert "## Run details" not in md
     assert "16.00 ± 25.41" not in md and "16.00 ± 25.41" in (out / "synth.md").read_text()
@@ -274,8 +276,19 @@ def test_task_ranks_on_a_hand_made_board():
             ("a", "ks", "acc", True, 50.0), ("b", "ks", "acc", True, 90.0), ("c", "ks", "acc", True, 70.0)]
     b = pd.DataFrame([{"upstream": u, "task": t, "primary_metric": m, "higher_is_better": h, f"test.{m}.mean": v}
                       for u, t, m, h, v in rows])
-    assert leaderboard.task_ranks(b) == {("a", "asr"): 1, ("c", "asr"): 1, ("b", "asr"): 3,
-                                         ("b", "ks"): 1, ("c", "ks"): 2, ("a", "ks"): 3}
+    # equal means without intervals share the range 1-2; distinct means are ordered
+    assert leaderboard.task_ranks(b) == {("a", "asr"): (1, 2), ("c", "asr"): (1, 2), ("b", "asr"): (3, 3),
+                                         ("b", "ks"): (1, 1), ("c", "ks"): (2, 2), ("a", "ks"): (3, 3)}
+    # overlapping 95 % intervals share ranks: b (90 ± 15) and c (70 ± 10) overlap, a (50 ± 5) is
+    # beaten beyond the intervals by b only (c's 60..80 and a's 45..55 do not overlap either)
+    b["test.acc.ci"] = [math.nan] * 4 + [5.0, 15.0, 10.0]
+    got = leaderboard.task_ranks(b)
+    assert (got[("b", "ks")], got[("c", "ks")], got[("a", "ks")]) == ((1, 2), (1, 2), (3, 3))
+    b.loc[b["upstream"] == "c", "test.acc.ci"] = 12.0  # c: 58..82
+    b.loc[b["upstream"] == "a", "test.acc.ci"] = 9.0  # a: 41..59 overlaps c, not b (75..105)
+    got = leaderboard.task_ranks(b)
+    assert (got[("b", "ks")], got[("c", "ks")], got[("a", "ks")]) == ((1, 2), (1, 3), (2, 3))
+    assert [fmt_rank(got[("b", "ks")]), fmt_rank(got[("b", "asr")])] == ["#1-2", "#3"]
 
 
 def test_summary_shows_the_pretraining_an_export_recorded(tmp_path):

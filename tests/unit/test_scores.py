@@ -14,7 +14,6 @@ from harness.scores import (
     mean_ci95,
     relative_score,
     superb_score,
-    synth_superb_scores,
     wavlm_paper_score,
 )
 
@@ -80,26 +79,6 @@ def test_relative_score():
     assert math.isnan(relative_score(3.0, zero=5.0, best=5.0, higher_is_better=False))
     with pytest.raises(ValueError):
         relative_score(1.0, zero=40.0, best=60.0, higher_is_better=False)
-
-
-def test_synth_superb_scores():
-    rows = [
-        # upstream, task, metric, value, higher_is_better
-        ("fbank", "asr", "wer", 80.0, False), ("a", "asr", "wer", 40.0, False), ("b", "asr", "wer", 60.0, False),
-        ("fbank", "ks", "acc", 50.0, True), ("a", "ks", "acc", 70.0, True), ("b", "ks", "acc", 90.0, True),
-        ("a", "sid", "acc", 99.0, True), ("b", "sid", "acc", 10.0, True),  # no fbank: not used
-        ("fbank", "pr", "per", 20.0, False), ("a", "pr", "per", 30.0, False),  # fbank best: no scale
-    ]
-    table = pd.DataFrame(rows, columns=["upstream", "task", "metric", "value", "higher_is_better"])
-    s = synth_superb_scores(table)
-    assert s["fbank"] == 0.0
-    assert s["a"] == pytest.approx((1000.0 + 500.0) / 2)
-    assert s["b"] == pytest.approx((500.0 + 1000.0) / 2)
-    assert s.tasks_used == ["asr", "ks"]
-    assert set(s.tasks_skipped) == {"sid", "pr"}
-    # an upstream missing a used task has no score
-    s2 = synth_superb_scores(table[~((table.upstream == "b") & (table.task == "ks"))])
-    assert math.isnan(s2["b"]) and s2["a"] == pytest.approx(1000.0)
 
 
 def test_mean_ci95_by_hand():
