@@ -212,7 +212,7 @@ MUTANTS: List[Mutant] = [
       [T_SPLITS], "LibriSpeech dev is its test part"),
     M("speechcommands-validation-in-train", "harness/data/corpora_speechcommands.py",
       "split = \"dev\" if rel in valid else \"train\"", "split = \"train\"",
-      [T_SPLITS], "Speech Commands' validation list trains the probe"),
+      [f"{T_CORP}::test_speechcommands_labels_splits_silence"], "Speech Commands' validation list trains the probe"),
     M("voxceleb-iden-dev-test-swapped", "harness/data/corpora_voxceleb.py",
       "IDEN_SPLITS = {\"1\": \"train\", \"2\": \"dev\", \"3\": \"test\"}",
       "IDEN_SPLITS = {\"1\": \"train\", \"2\": \"test\", \"3\": \"dev\"}",
