@@ -145,17 +145,20 @@ MUTANTS: List[Mutant] = [
     # ---- the board's lr selection and its scores
     M("board-lr-always-max", "harness/leaderboard.py",
       "best = valid.max() if hib else valid.min()", "best = valid.max()",
-      [T_BOARD, T_SEL], "the board picks the worst lr of an error-rate task"),
+      [f"{T_SEL}::test_board_picks_the_lr_on_dev_in_the_metric_direction_never_on_test",
+       f"{T_BOARD}::test_select_best_uses_dev_mean"], "the board picks the worst lr of an error-rate task"),
     M("board-lr-on-test", "harness/leaderboard.py",
       "split = \"dev\" if f\"dev.{primary}\" in g and g[f\"dev.{primary}\"].notna().any() else \"test\"",
-      "split = \"test\"", [T_BOARD, T_SEL], "the lr is picked on test"),
+      "split = \"test\"", [f"{T_SEL}::test_board_picks_the_lr_on_dev_in_the_metric_direction_never_on_test"],
+      "the lr is picked on test"),
     M("board-lr-nan-seed-ignored", "harness/leaderboard.py",
       "lambda v: v.mean() if v.notna().all() else math.nan", "lambda v: v.mean()",
-      [T_BOARD, T_SEL], "an lr whose seed diverged is ranked on its surviving seeds"),
+      [f"{T_SEL}::test_board_sets_aside_an_lr_whose_seed_diverged"],
+      "an lr whose seed diverged is ranked on its surviving seeds"),
     M("board-oldest-config", "harness/leaderboard.py",
       "newest = max(latest.index, key=lambda h: (latest[h], h))",
       "newest = min(latest.index, key=lambda h: (latest[h], h))",
-      ["tests/faults/test_row08_config_groups.py", T_SEL], "the board shows the oldest config's runs"),
+      [f"{T_SEL}::test_board_shows_the_newest_config_only"], "the board shows the oldest config's runs"),
     M("ci-uses-population-std", "harness/scores.py",
       "x.std(ddof=1)", "x.std()", [T_SCORES], "95% interval from the biased standard deviation"),
     M("superb-score-wrong-scale", "harness/scores.py",
@@ -188,7 +191,7 @@ MUTANTS: List[Mutant] = [
       "bias = (a * (b * self.grep_a - 1.0) + 2.0) * position_bias", "bias = position_bias",
       [f"{T_WAVLM}::test_parity_with_torchaudio"], "WavLM's gated relative position bias loses its gate"),
     M("padding-reaches-pos-conv", "upstreams/hubert_modules.py",
-      "        x = x.masked_fill(pad[..., None], 0.0)\n    x = x + enc.pos_conv(x)", "    x = x + enc.pos_conv(x)",
+      "        x = x.masked_fill(pad[..., None], 0.0)\n    x = x + enc.pos_conv(x)", "        pass\n    x = x + enc.pos_conv(x)",
       [f"{T_HUBERT}::test_padded_batch_equals_items_alone"], "padding leaks into valid frames through the pos conv"),
     M("baseline-cmvn-mean-only", "upstreams/baselines.py",
       "return (x - x.mean(0, keepdim=True)) / (1e-10 + x.std(0, keepdim=True))",
@@ -256,6 +259,11 @@ def check_list(mutants: Sequence[Mutant] = MUTANTS, root: Path = ROOT) -> List[s
             problems.append(f"{m.name}: original text occurs {n} times in {m.file}, expected once")
         if m.replacement == m.original:
             problems.append(f"{m.name}: replacement equals the original")
+        elif n == 1 and m.file.endswith(".py"):
+            try:  # a mutant must be a bug, not a syntax error that any import would catch
+                compile(path.read_text().replace(m.original, m.replacement), m.file, "exec")
+            except SyntaxError as e:
+                problems.append(f"{m.name}: the mutated {m.file} does not compile ({e.msg}, line {e.lineno})")
         if not m.tests:
             problems.append(f"{m.name}: no tests named")
         for t in m.tests:
@@ -276,18 +284,20 @@ def copy_tree(dst: Path) -> None:
 
 
 def run_tests(tree: Path, tests: Sequence[str], timeout: float = TIMEOUT_S) -> Tuple[int, str, float]:
-    """(pytest's exit status, its last lines, seconds) of `tests` run in `tree` on one thread;
-    status 124 when it ran past `timeout`."""
+    """(pytest's exit status, what it said, seconds) of `tests` run in `tree` on one thread:
+    the first failed test's id when one failed, else pytest's last line; status 124 when it ran
+    past `timeout`."""
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                HARNESS_TEST_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *tests]
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider", *tests]
     t0 = time.time()
     try:
         p = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return 124, "timed out", time.time() - t0
-    tail = [ln for ln in (p.stdout + p.stderr).strip().splitlines() if ln.strip()]
-    return p.returncode, tail[-1] if tail else "", time.time() - t0
+    lines = [ln for ln in (p.stdout + p.stderr).strip().splitlines() if ln.strip()]
+    failed = [ln.split(" - ")[0].split(" ", 1)[1] for ln in lines if ln.startswith(("FAILED ", "ERROR "))]
+    return p.returncode, (f"killed by {failed[0]}" if failed else (lines[-1] if lines else "")), time.time() - t0
 
 
 def apply(tree: Path, m: Mutant) -> str:
@@ -338,17 +348,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 rc, tail, secs = run_tests(tree, m.tests)
             finally:
                 (tree / m.file).write_text(original)
-            # 1: a test failed; 124: a hang. Anything else (2 = collection error, ...) also fails the
-            # run, but say so: a mutant that breaks the import is caught by any test
-            caught = rc != 0
+            # caught: a test failed (1) or the tests hung (124). Any other status (2: a collection
+            # error, 4: a test id that does not exist) says nothing about the mutant: not caught
+            caught = rc in (1, 124)
             results[m.name] = caught
+            label = "caught  " if caught else ("SURVIVED" if rc == 0 else "BROKEN  ")
             how = {0: "", 1: "", 124: " (timeout)"}.get(rc, f" (pytest exit {rc})")
-            print(f"{'caught  ' if caught else 'SURVIVED'} {m.name:36s} {secs:5.0f} s{how}  {tail}", flush=True)
+            print(f"{label} {m.name:36s} {secs:4.0f} s{how}  {tail}", flush=True)
     n, k = len(results), sum(results.values())
     print(f"kill rate: {k}/{n} = {100.0 * k / max(n, 1):.1f} %")
     survived = [name for name, c in results.items() if not c]
     if survived:
-        print("survived: " + ", ".join(survived))
+        print("not caught: " + ", ".join(survived))
     return 0 if not survived else 1
 
 

@@ -53,3 +53,6 @@ def test_check_list_reports_a_rotten_entry(tmp_path):
     assert any("occurs 0 times" in p for p in problems)
     assert any("duplicate name" in p for p in problems)
     assert any("missing.py does not exist" in p for p in problems)
+    (tmp_path / "b.py").write_text("if x:\n    y = 1\n")
+    broken = mod.Mutant("b", "b.py", "    y = 1\n", "", ("t.py",), "empty block")
+    assert any("does not compile" in p for p in mod.check_list([broken], root=tmp_path))
