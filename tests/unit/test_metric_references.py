@@ -17,7 +17,9 @@ from tasks.metrics import eer_and_mindcf, mlsuperb_normalize
 def kaldi_min_dcf(scores, labels, p_target, c_miss=1.0, c_fa=1.0):
     """Kaldi's sid/compute_min_dcf.py, written out: every trial of the ascending sort is a
     threshold (accept scores above it), the cost is normalised by the cost of the best
-    decision without scores."""
+    decision without scores, min(C_miss P_target, C_fa (1 - P_target)) (read in kaldi-asr/kaldi
+    egs/sre08/v1/sid/compute_min_dcf.py at commit c6be4407b8c97f407126f438f90b4b1edde31eff,
+    ComputeMinDcf's c_def)."""
     order = sorted(range(len(scores)), key=lambda i: scores[i])
     lab = [labels[i] for i in order]
     n_tar = sum(lab)
@@ -64,7 +66,10 @@ def _trials(n_tar, n_non, seed, separation=2.0):
 
 
 @pytest.mark.parametrize("n_tar, n_non, seed, p_target", [
-    (50, 500, 0, 0.01), (300, 300, 1, 0.05), (20, 2000, 2, 0.01), (400, 100, 3, 0.5)])
+    (50, 500, 0, 0.01), (300, 300, 1, 0.05), (20, 2000, 2, 0.01), (400, 100, 3, 0.5),
+    # above 0.5 the no-score cost is C_fa (1 - P_target): dividing by C_miss P_target (the same
+    # below 0.5) would be wrong only here
+    (400, 100, 6, 0.7), (100, 300, 7, 0.9)])
 def test_min_dcf_equals_kaldi_on_random_trial_lists(n_tar, n_non, seed, p_target):
     scores, labels = _trials(n_tar, n_non, seed)
     got = eer_and_mindcf(scores, labels, p_target=p_target)["mindcf"]
@@ -85,10 +90,26 @@ def test_min_dcf_on_a_hand_computed_trial_list():
     assert eer_and_mindcf(scores, labels)["eer"] == pytest.approx(25.0)
 
 
+def test_min_dcf_at_p_target_0_7_is_normalised_by_the_false_alarm_side():
+    """P_target 0.7: the best decision without scores accepts every trial, cost
+    C_fa (1 - P_target) = 0.3 (Kaldi's c_def = min(C_miss P_target, C_fa (1 - P_target))).
+    The list of the hand-computed case above, cost 0.7 FNR + 0.3 FPR when accepting the top k:
+    k = 0: 0.7, 1: 0.525, 2: 0.6, 3: 0.425, 4: 0.25, 5: 0.325, 6: 0.4, 7: 0.225, 8: 0.3.
+    The minimum 0.225 (accept all but the lowest, a non-target: FNR 0, FPR 3/4) / 0.3 = 0.75;
+    divided by P_target instead it would read 0.321."""
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
+    labels = [1, 0, 1, 1, 0, 0, 1, 0]
+    assert eer_and_mindcf(scores, labels, p_target=0.7)["mindcf"] == pytest.approx(0.225 / 0.3)
+    assert kaldi_min_dcf(scores, labels, 0.7) == pytest.approx(0.225 / 0.3)
+    # C_miss 2, C_fa 1 at 0.7: no-score cost min(1.4, 0.3) = 0.3; cost 1.4 FNR + 0.3 FPR is lowest
+    # at k = 7 again (0.225) -> 0.75; at k = 4 it is 0.35 + 0.075 = 0.425
+    assert eer_and_mindcf(scores, labels, p_target=0.7, c_miss=2.0)["mindcf"] == pytest.approx(0.75)
+
+
 def test_min_dcf_groups_tied_scores_as_nist_does():
     scores = [1.0, 1.0, 1.0, 0.5, 0.5, 0.0, 0.0, 0.0]
     labels = [1, 0, 1, 1, 0, 0, 0, 1]
-    for p in (0.01, 0.1, 0.5):
+    for p in (0.01, 0.1, 0.5, 0.7):
         assert eer_and_mindcf(scores, labels, p_target=p)["mindcf"] == pytest.approx(
             brute_force_min_dcf(scores, labels, p))
 

@@ -29,6 +29,9 @@ def test_accuracies():
     assert accuracy(["a", "a", "b", "b"], ["a", "b", "b", "b"]) == 75.0
     # macro: class a 50 %, class b 100 %, class c 0 %
     assert macro_accuracy(["a", "a", "b", "c"], ["a", "b", "b", "a"]) == pytest.approx(50.0)
+    # unbalanced classes: the majority class always right, the minority never -> macro 50, micro 75
+    assert macro_accuracy(["a", "a", "a", "b"], ["a", "a", "a", "a"]) == pytest.approx(50.0)
+    assert accuracy(["a", "a", "a", "b"], ["a", "a", "a", "a"]) == pytest.approx(75.0)
 
 
 def test_eer_known_cases():
