@@ -220,6 +220,18 @@ def test_mlsuperb_profiles_keep_the_recipe_single_lr():
     assert resolve_config(build_task("ml_asr_10min"), "paper").probe.lrs == (1e-4,)
 
 
+def test_the_departures_reach_result_json(tiny_corpus, tmp_path):
+    """What a task declares is what its result.json on disk says (finding 7 (b) and (c))."""
+    from harness.evaluate import evaluate
+
+    for name in ("asv", "lid"):
+        evaluate("fbank", name, str(tiny_corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                 overrides={"steps": 2, "eval_every": 2}, log=lambda *_: None)
+        (saved,) = (tmp_path / "runs").rglob(f"{name}/*/result.json")
+        deps = json.loads(saved.read_text())["departures"]
+        assert deps == list(build_task(name).departures) and len(deps) == {"asv": 3, "lid": 1}[name]
+
+
 def test_pr_results_say_which_phones_they_used(tiny_corpus, tmp_path):
     from harness.evaluate import evaluate
 
