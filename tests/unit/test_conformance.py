@@ -216,6 +216,25 @@ def test_superb_lr_grid_widens_the_maintainers_grid_towards_the_recipe_lr():
         g(3e-5)
 
 
+def test_the_board_shows_the_dev_best_lr_of_the_paper_grid_and_every_lr_dev_metric(tmp_path):
+    """One paper-profile run per lr of asr's grid: the board's row is the dev-best lr's (not the
+    test-best's), and its "mean per lr" cell lists the dev WER of all five."""
+    from harness import leaderboard
+    from tests.unit.test_leaderboard import write_run
+
+    lrs = resolve_config(build_task("asr"), "paper").probe.lrs
+    dev = dict(zip(lrs, (90.0, 40.0, 30.0, 35.0, 99.0)))  # 1e-4 (the recipe's) is dev-best
+    test = dict(zip(lrs, (91.0, 20.0, 31.0, 36.0, 98.0)))  # 1e-5 would win on test
+    for lr in lrs:
+        write_run(tmp_path / "runs", "synth", "synth", "fbank", "asr", lr, 1, dev[lr], test[lr], 1, profile="paper")
+    leaderboard.build(tmp_path / "runs", tmp_path / "lb")
+    md = (tmp_path / "lb" / "synth.md").read_text()
+    (row,) = [line for line in md.splitlines() if line.startswith("| fbank | 31.00")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert "0.0001" in cells and "dev" in cells
+    assert "1e-06: 90.00, 1e-05: 40.00, 0.0001: 30.00, 0.001: 35.00, 0.01: 99.00" in cells
+
+
 def test_mlsuperb_profiles_keep_the_recipe_single_lr():
     assert resolve_config(build_task("ml_asr_10min"), "paper").probe.lrs == (1e-4,)
 
