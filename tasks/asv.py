@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 
 from harness.registry import register_task
-from tasks.base import FEATURE_CACHE_CROPS, Splits, Task, pools_by_subset_split, require, superb_lr_grid
+from tasks.base import FEATURE_CACHE_CROPS, Splits, Task, pools_by_subset_split, require
 from tasks.heads import AMSoftmax, ECAPAHead, HeadWithLoss, XVectorHead
+from tasks.lr_search import superb_lr_grid
 from tasks.metrics import DCF_C_FA, DCF_C_MISS, DCF_P_TARGET, cosine_trial_scores, eer_and_mindcf
 
 
@@ -46,7 +47,8 @@ class SpeakerVerification(Task):
         # (0.01), 10 utterances x accumulation 5, max_timestep 128000 samples (8 s crops), clip
         # 1000, 200k updates, a checkpoint every 10k (save_step; no dev set). lrs: the maintainers'
         # sv_voxceleb1/asv.sh searches 1e-4 alone; widened to five decades like every SUPERB task
-        "paper": dict(steps=200_000, lrs=superb_lr_grid(reference_lr, runfile=(1e-4,)), batch_seconds=10 * 8.0, max_batch_items=10, grad_accum=5,
+        "paper": dict(steps=200_000, lrs=superb_lr_grid(reference_lr, runfile=(1e-4,)),
+                      batch_seconds=10 * 8.0, max_batch_items=10, grad_accum=5,
                       eval_every=10_000, head_dim=512, crop_seconds=8.0, grad_clip=1000.0, optimizer="adamw",
                       weight_decay=1e-2),
     }

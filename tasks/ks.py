@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from harness.registry import register_task
-from tasks.base import ClassificationTask, Splits, pools_by_subset_split, require, superb_lr_grid
+from tasks.base import ClassificationTask, Splits, pools_by_subset_split, require
+from tasks.lr_search import superb_lr_grid
 from tasks.metrics import per_class_accuracy
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -21,7 +22,8 @@ class KeywordSpotting(ClassificationTask):
         "quick": dict(steps=400, lrs=(3e-3,), batch_seconds=32.0, eval_every=100, head_dim=256),
         # s3prl speech_commands/config.yaml; lrs: the maintainers' speech_commands/ks.sh grid
         # within SUPERB_LR_RANGE (their 1e0 is above it)
-        "paper": dict(steps=200_000, lrs=superb_lr_grid(reference_lr, runfile=(1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)),
+        "paper": dict(steps=200_000,
+                      lrs=superb_lr_grid(reference_lr, runfile=(1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)),
                       batch_seconds=32.0, max_batch_items=32, eval_every=5000,
                       head_dim=256, optimizer="adam"),
     }

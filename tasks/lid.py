@@ -6,8 +6,9 @@ The ML-SUPERB `[iso]`-token form of LID is a separate task (it needs the CTC hea
 from __future__ import annotations
 
 from harness.registry import register_task
-from tasks.base import ClassificationTask, Splits, pools_by_subset_split, require, superb_lr_grid
+from tasks.base import ClassificationTask, Splits, pools_by_subset_split, require
 from tasks.heads import FrameVoteClassifier
+from tasks.lr_search import superb_lr_grid
 from tasks.metrics import accuracy, macro_accuracy, per_class_accuracy
 
 

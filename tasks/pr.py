@@ -15,8 +15,9 @@ from typing import Dict, List, Optional
 
 from harness.errors import HarnessError
 from harness.registry import register_task
-from tasks.base import CTCTask, Splits, pools_by_subset_split, require, superb_lr_grid
+from tasks.base import CTCTask, Splits, pools_by_subset_split, require
 from tasks.heads import FrameCTCHead
+from tasks.lr_search import superb_lr_grid
 from tasks.metrics import error_rate
 
 
@@ -33,7 +34,8 @@ class PhonemeRecognition(CTCTask):
         # s3prl downstream/ctc/libriphone.yaml: Adam 1e-2, batch 16 x accumulation 2, clip 1,
         # dev every 1000 of 100k updates, project_dim 256 then a linear layer (FrameLevel). lrs:
         # the maintainers' ctc/pr.sh grid (docs/conformance.md, "Learning-rate search")
-        "paper": dict(steps=100_000, lrs=superb_lr_grid(reference_lr, runfile=(1e-1, 1e-2, 1e-3, 1e-4, 1e-5)), batch_seconds=16 * 12.0, max_batch_items=16, grad_accum=2,
+        "paper": dict(steps=100_000, lrs=superb_lr_grid(reference_lr, runfile=(1e-1, 1e-2, 1e-3, 1e-4, 1e-5)),
+                      batch_seconds=16 * 12.0, max_batch_items=16, grad_accum=2,
                       grad_clip=1.0, eval_every=1000, head_dim=256, optimizer="adam"),
     }
 

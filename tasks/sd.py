@@ -36,8 +36,9 @@ import torch
 
 from harness.errors import HarnessError
 from harness.registry import register_task
-from tasks.base import FEATURE_CACHE_CROPS, Splits, Task, pools_by_subset_split, require, superb_lr_grid
+from tasks.base import FEATURE_CACHE_CROPS, Splits, Task, pools_by_subset_split, require
 from tasks.heads import DiarizationHead, pit_bce_loss
+from tasks.lr_search import superb_lr_grid
 from tasks.metrics import SD_MEDIANS, SD_THRESHOLDS, best_setting, der_grid, segments_to_annotation
 
 NUM_SPEAKERS = 2
@@ -100,7 +101,8 @@ class SpeakerDiarization(Task):
         # accumulation 4, Adam 1e-4, clip 1, 30k updates, dev every 500; 1-layer LSTM 512.
         # batch_seconds leaves room for 8 chunks down to 80 ms frames (max_batch_items binds).
         # lrs: the maintainers' diarization/sd.sh grid widened to five decades
-        "paper": dict(steps=30_000, lrs=superb_lr_grid(reference_lr, runfile=(1e-2, 1e-3, 1e-4, 1e-5)), batch_seconds=8 * 160.0, max_batch_items=8, grad_accum=4,
+        "paper": dict(steps=30_000, lrs=superb_lr_grid(reference_lr, runfile=(1e-2, 1e-3, 1e-4, 1e-5)),
+                      batch_seconds=8 * 160.0, max_batch_items=8, grad_accum=4,
                       eval_every=500, head_dim=512, crop_frames=2000, optimizer="adam", grad_clip=1.0),
     }
 

@@ -44,8 +44,9 @@ import torch
 from harness.audio import load_audio
 from harness.errors import HarnessError
 from harness.registry import register_task
-from tasks.base import Splits, Task, pools_by_subset_split, require, superb_lr_grid
+from tasks.base import Splits, Task, pools_by_subset_split, require
 from tasks.heads import MaskSeparationHead, upit_mse_loss
+from tasks.lr_search import superb_lr_grid
 from tasks.metrics import si_sdr_improvement
 from upstreams.base import SAMPLE_RATE
 
@@ -86,7 +87,8 @@ class SourceSeparation(Task):
         # s3prl separation_stft/configs/cfg.yaml: 3-layer BLSTM 896, dropout 0.5, batch 8 whole
         # utterances, AdamW 1e-4, clip 1, 150k updates, dev every 2000. lrs: five decades around
         # 1e-4 (the maintainers' search script has no SS grid)
-        "paper": dict(steps=150_000, lrs=superb_lr_grid(reference_lr), batch_seconds=8 * 20.0, max_batch_items=8, eval_every=2000,
+        "paper": dict(steps=150_000, lrs=superb_lr_grid(reference_lr),
+                      batch_seconds=8 * 20.0, max_batch_items=8, eval_every=2000,
                       head_dim=896, head_layers=3, dropout=0.5, optimizer="adamw", grad_clip=1.0),
     }
 
