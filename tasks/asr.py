@@ -7,7 +7,7 @@ import re
 from harness.registry import register_task
 from tasks.base import CTCTask, Splits, pools_by_subset_split, require
 from tasks.heads import SUPERB_ASR_SPECAUG, BLSTMCTCHead
-from tasks.lr_search import superb_lr_grid
+from tasks.base_lr import superb_lr_grid
 from tasks.metrics import char_error_rate, error_rate
 
 _KEEP = re.compile(r"[^A-Z' ]+")

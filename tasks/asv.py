@@ -13,7 +13,7 @@ import torch
 from harness.registry import register_task
 from tasks.base import FEATURE_CACHE_CROPS, Splits, Task, pools_by_subset_split, require
 from tasks.heads import AMSoftmax, ECAPAHead, HeadWithLoss, XVectorHead
-from tasks.lr_search import superb_lr_grid
+from tasks.base_lr import superb_lr_grid
 from tasks.metrics import DCF_C_FA, DCF_C_MISS, DCF_P_TARGET, cosine_trial_scores, eer_and_mindcf
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 from harness.registry import register_task
 from tasks.base import ClassificationTask, Splits, pools_by_subset_split, require
-from tasks.lr_search import superb_lr_grid
+from tasks.base_lr import superb_lr_grid
 from tasks.metrics import per_class_accuracy
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from harness.registry import register_task
 from tasks.base import ClassificationTask, Splits, pools_by_subset_split, require
 from tasks.heads import FrameVoteClassifier
-from tasks.lr_search import superb_lr_grid
+from tasks.base_lr import superb_lr_grid
 from tasks.metrics import accuracy, macro_accuracy, per_class_accuracy
 
 

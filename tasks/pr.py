@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 from harness.registry import register_task
 from tasks.base import CTCTask, Splits, pools_by_subset_split, require
 from tasks.heads import FrameCTCHead
-from tasks.lr_search import superb_lr_grid
+from tasks.base_lr import superb_lr_grid
 from tasks.metrics import error_rate
 
 

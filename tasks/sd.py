@@ -38,7 +38,7 @@ from harness.errors import HarnessError
 from harness.registry import register_task
 from tasks.base import FEATURE_CACHE_CROPS, Splits, Task, pools_by_subset_split, require
 from tasks.heads import DiarizationHead, pit_bce_loss
-from tasks.lr_search import superb_lr_grid
+from tasks.base_lr import superb_lr_grid
 from tasks.metrics import SD_MEDIANS, SD_THRESHOLDS, best_setting, der_grid, segments_to_annotation
 
 NUM_SPEAKERS = 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.registry import register_task
 from tasks.base import FEATURE_CACHE_CROPS, ClassificationTask, Splits, pools_by_subset_split, require
-from tasks.lr_search import superb_lr_grid
+from tasks.base_lr import superb_lr_grid
 
 
 @register_task("sid")

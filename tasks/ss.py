@@ -46,7 +46,7 @@ from harness.errors import HarnessError
 from harness.registry import register_task
 from tasks.base import Splits, Task, pools_by_subset_split, require
 from tasks.heads import MaskSeparationHead, upit_mse_loss
-from tasks.lr_search import superb_lr_grid
+from tasks.base_lr import superb_lr_grid
 from tasks.metrics import si_sdr_improvement
 from upstreams.base import SAMPLE_RATE
 

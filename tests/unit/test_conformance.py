@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.evaluate import build_task, resolve_config
-from tasks import base, lr_search
+from tasks import base, base_lr
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "conformance.md"
 _ROW = re.compile(r"^\| `([^`]+)` \| `(.+?)` \| (.+) \| `([^`]+)` \|$")
@@ -195,17 +195,17 @@ def test_the_paper_profile_searches_five_or_more_decades_around_the_recipe_lr(na
     t = build_task(name)
     lrs = resolve_config(t, "paper").probe.lrs
     ref = t.reference_lr if t.reference_lr is not None else 1e-4  # lid: the ML-SUPERB lr it borrows
-    assert len(lrs) >= lr_search.SUPERB_LR_COUNT == 5
+    assert len(lrs) >= base_lr.SUPERB_LR_COUNT == 5
     assert ref in lrs
     assert list(lrs) == sorted(lrs)
     for a, b in zip(lrs, lrs[1:]):
         assert b / a == pytest.approx(10.0)  # whole decades: a log-scale grid
-    lo, hi = lr_search.SUPERB_LR_RANGE
+    lo, hi = base_lr.SUPERB_LR_RANGE
     assert lo <= lrs[0] and lrs[-1] <= hi
 
 
 def test_superb_lr_grid_widens_the_maintainers_grid_towards_the_recipe_lr():
-    g = lr_search.superb_lr_grid
+    g = base_lr.superb_lr_grid
     assert g(1e-2, (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)) == (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # pr.sh as is
     assert g(1e-4, (1e-3, 1e-4, 1e-5)) == (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)  # both sides, ties down first
     assert g(1e-4, (1e-1, 1e-2, 1e-3, 1e-4)) == (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # 1e-1 is the range's top

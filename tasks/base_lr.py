@@ -1,6 +1,7 @@
-"""The paper profile's learning-rate search: SUPERB searched the lr per upstream and task (see
-docs/conformance.md, "Learning-rate search"), so every SUPERB task's paper profile runs a grid of
-whole decades around its recipe's lr, and the board picks the dev-best one."""
+"""The paper profile's learning-rate search, a helper of tasks/base.py (not a task). SUPERB
+searched the lr per upstream and task (docs/conformance.md, "Learning-rate search"), so every
+SUPERB task's paper profile runs a grid of whole decades around its recipe's lr, and the board
+picks the dev-best one."""
 
 from __future__ import annotations
 
