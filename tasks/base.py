@@ -21,7 +21,6 @@ FEATURE_CACHE_CROPS = ("training crops are cut from features of the whole uttera
                        "upstream once per utterance); s3prl crops the waveform, then runs the upstream, so frames "
                        "near a crop's edges see context outside it here")
 
-
 @dataclass
 class Splits:
     """A task's data on one corpus.
@@ -127,6 +126,9 @@ class Task(abc.ABC):
     #: where this task departs from its reference recipe on purpose, one sentence each; saved
     #: with every result (result.json "departures") so a board can print them next to the number
     departures: Tuple[str, ...] = ()
+    #: the lr of the task's reference recipe (its config's optimizer.lr); the paper profile's lr
+    #: grid contains it (superb_lr_grid). None: the task has no reference recipe of its own
+    reference_lr: Optional[float] = None
 
     @property
     def version(self) -> int:
