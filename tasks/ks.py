@@ -15,6 +15,7 @@ CLASSES = KEYWORDS + ("_unknown_", "_silence_")
 @register_task("ks")
 class KeywordSpotting(ClassificationTask):
     name = "ks"
+    baseline_cmvn = False  # mean-pool head: fbank/mfcc without CMVN, as SUPERB's FBANK row
     profiles = {
         # quick: one lr for the demo budget (3e-3 was dev-best or tied for all four demo upstreams)
         "quick": dict(steps=400, lrs=(3e-3,), batch_seconds=32.0, eval_every=100, head_dim=256),

@@ -9,6 +9,7 @@ from tasks.base import FEATURE_CACHE_CROPS, ClassificationTask, Splits, pools_by
 @register_task("sid")
 class SpeakerIdentification(ClassificationTask):
     name = "sid"
+    baseline_cmvn = False  # mean-pool head: fbank/mfcc without CMVN, as SUPERB's FBANK row
     departures = (
         FEATURE_CACHE_CROPS,
     )
