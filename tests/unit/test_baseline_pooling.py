@@ -40,7 +40,7 @@ def _s3prl_logits(config):
     model = module("s3prl.downstream.model")
     up = expert.UpstreamExpert(os.path.join(os.path.dirname(expert.__file__), config))
     featurizer = interfaces.Featurizer(up, upstream_device="cpu")
-    wavs = [w[: n] for w, n in zip(_wavs(), LENGTHS)]
+    wavs = _wavs()
     torch.manual_seed(0)
     projector = torch.nn.Linear(featurizer.output_dim, 256)
     head = model.UtteranceLevel(256, 12, pooling="MeanPooling")
