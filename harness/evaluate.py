@@ -133,7 +133,8 @@ def plan_runs(
 
     check_count("seeds", seeds)
     task_obj = build_task(task)
-    up = build_upstream(upstream)
+    # the variant the task probes (Upstream.for_task: fbank and mfcc without CMVN on KS and SID)
+    up = build_upstream(upstream).for_task(task_obj)
     cfg = resolve_config(task_obj, profile, config_file, {**(overrides or {}), **({"lrs": tuple(lrs)} if lrs else {})})
     if cfg.lexicon:
         task_obj.set_lexicon(cfg.lexicon)

@@ -15,7 +15,11 @@ class WeightedSum(nn.Module):
     Args:
         num_layers: L+1, the number of hidden states of the upstream.
         layer_norm: apply a parameter-free layer norm to each layer before summing (off by
-            default, as in SUPERB; never mix both settings in one leaderboard).
+            default, as in SUPERB; never mix both settings in one leaderboard). Not applied to a
+            single layer (fbank, mfcc), which passes through untouched: s3prl's Featurizer
+            unwraps a one-element hidden_states list and never reaches its weighted sum, where
+            its `normalize` lives (upstream/interfaces.py). A per-frame layer norm would be a
+            non-linear step before the mean-pool heads that s3prl's baselines never had.
     """
 
     def __init__(self, num_layers: int, layer_norm: bool = False):
@@ -37,7 +41,7 @@ class WeightedSum(nn.Module):
         if stacked.shape[0] != self.num_layers:
             raise ValueError(f"expected {self.num_layers} layers, got {stacked.shape[0]}")
         stacked = stacked.float()
-        if self.layer_norm:
+        if self.layer_norm and self.num_layers > 1:
             stacked = F.layer_norm(stacked, stacked.shape[-1:])
         w = F.softmax(self.weights, dim=0)
         return (w.view(-1, 1, 1, 1) * stacked).sum(dim=0)

@@ -123,6 +123,12 @@ class Task(abc.ABC):
     #: profile name -> ProbeConfig overrides (a dict of ProbeConfig fields)
     profiles: Dict[str, Dict[str, Any]] = {}
 
+    #: whether the Kaldi baselines (fbank, mfcc) give this task per-utterance CMVN'd features.
+    #: False on SUPERB's mean-pool tasks (KS, SID): CMVN zeroes the utterance mean of every
+    #: feature, all that a Linear -> mean-pool -> Linear head sees, and SUPERB's reference FBANK
+    #: row is above chance there (upstreams/baselines.py, Upstream.for_task)
+    baseline_cmvn: bool = True
+
     #: where this task departs from its reference recipe on purpose, one sentence each; saved
     #: with every result (result.json "departures") so a board can print them next to the number
     departures: Tuple[str, ...] = ()

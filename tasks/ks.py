@@ -18,6 +18,7 @@ class KeywordSpotting(ClassificationTask):
     name = "ks"
     versions = {1: "unversioned runs", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
     reference_lr = 1e-4
+    baseline_cmvn = False  # mean-pool head: fbank/mfcc without CMVN, as SUPERB's FBANK row
     profiles = {
         # quick: one lr for the demo budget (3e-3 was dev-best or tied for all four demo upstreams)
         "quick": dict(steps=400, lrs=(3e-3,), batch_seconds=32.0, eval_every=100, head_dim=256),

@@ -11,6 +11,7 @@ from tasks.base_lr import superb_lr_grid
 class SpeakerIdentification(ClassificationTask):
     name = "sid"
     versions = {1: "unversioned runs", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
+    baseline_cmvn = False  # mean-pool head: fbank/mfcc without CMVN, as SUPERB's FBANK row
     departures = (
         FEATURE_CACHE_CROPS,
     )

@@ -86,6 +86,12 @@ class Upstream(nn.Module, abc.ABC):
         hs = self(wavs, wav_lens)
         return hs if upto is None else HiddenStates(hs.layers[: upto + 1], hs.lengths)
 
+    def for_task(self, task: Any) -> "Upstream":
+        """The upstream that `task` probes: this one, unless the reference row of this upstream
+        used another variant of it on that task (the Kaldi baselines on SUPERB's mean-pool tasks,
+        upstreams/baselines.py). The variant keeps the name; its spec's source tells them apart."""
+        return self
+
     def weights_hash(self) -> str:
         """A stable hash of the spec and all parameters/buffers: the feature cache key."""
         h = hashlib.sha256(json.dumps(asdict(self.spec), sort_keys=True).encode())

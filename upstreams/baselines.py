@@ -1,17 +1,28 @@
 """Baseline upstreams: filter banks and MFCCs (one "layer" each, 10 ms frames).
 
 They are the zero point of every leaderboard (the SUPERB score's FBANK row), so they follow
-s3prl's baselines exactly (upstream/baseline/fbank.yaml and mfcc.yaml): Kaldi features on float
+s3prl's baselines (upstream/baseline/fbank.yaml and mfcc.yaml): Kaldi features on float
 waveforms (25 ms windows, 10 ms shift, snip edges), deltas and delta-deltas (window 5), then
-per-utterance mean and variance normalisation (CMVN, `use_cmvn: True` in both files).
+per-utterance mean and variance normalisation (CMVN, `use_cmvn: True` in both files), computed
+over the utterance's own frames before any padding (baseline/extracter.py).
 
-CMVN makes every feature's time average zero, so a Linear -> mean-pool head (KS, SID) sees a
-constant: that is why SUPERB's FBANK row sits at chance on those tasks, and a board that uses
-`fbank` as its zero point inherits it. CMVN also brings every dimension to unit scale; without it
-the MFCCs (std 20-30 per cepstrum after Kaldi's liftering) overwhelm a linear CTC head, which
-stayed on the blank plateau (PR, quick profile, synth small: PER 91.98 without CMVN). The
-un-normalised filter banks remain available as `fbank_no_cmvn` (s3prl's name), an informative
-but non-standard zero point.
+Except on the mean-pool tasks (KS, SID: `Task.baseline_cmvn` False), which get the same features
+without CMVN (`for_task`). CMVN zeroes every feature's mean over the utterance, and a Linear ->
+mean-pool -> Linear head (s3prl's UtteranceLevel + MeanPooling, our MeanPoolClassifier) sees
+nothing but that mean: its output is the same constant for every utterance. s3prl's own path is
+constant too (nothing in it is non-linear per frame: the featurizer passes a single layer through
+untouched, and the zero frames it pools past an item's end equal the CMVN'd mean), which is why
+the SUPERB paper's FBANK row sits at chance on KS and SID (8.63, 8.5e-4). The reference points
+of the SUPERB score are the leaderboard's FBANK row instead, re-run on exactly the four mean-pool
+tasks (KS 41.38, IC 9.65, SID 20.06, ER 48.24; every other task keeps the paper's value): above
+chance, so not CMVN'd, and s3prl's `fbank_no_cmvn`, added while the leaderboard was being built,
+is the variant the SUPERB authors name for SID elsewhere. docs/conformance.md gives the files,
+lines and commits. mfcc follows the same rule (SUPERB has no MFCC row; one rule for both).
+
+Elsewhere CMVN stays: it also brings every dimension to unit scale; without it the MFCCs (std
+20-30 per cepstrum after Kaldi's liftering) overwhelm a linear CTC head, which stayed on the blank
+plateau (PR, quick profile, synth small: PER 91.98 without CMVN). The un-normalised filter banks
+remain available on every task as `fbank_no_cmvn` (s3prl's name).
 """
 
 from __future__ import annotations
@@ -41,6 +52,14 @@ class KaldiFeatureUpstream(Upstream):
             # the source names the CMVN, so the feature cache (keyed by the spec) tells them apart
             source=f"torchaudio.compliance.kaldi.{kind}" + ("+cmvn" if cmvn else ""),
         )
+
+    def for_task(self, task) -> Upstream:
+        """Without CMVN where the task says the baselines go un-normalised (`baseline_cmvn`
+        False: the mean-pool tasks, see the module docstring); the name stays, so the board's
+        zero point is still `fbank`, and the spec's source (no "+cmvn") keys its own cache."""
+        if self.cmvn and not getattr(task, "baseline_cmvn", True):
+            return KaldiFeatureUpstream(self.spec.name, self.kind, self.base_dim, cmvn=False)
+        return self
 
     def num_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
         # snip_edges: 1 + (n - 400) // 160; shorter inputs are padded to one window
@@ -75,7 +94,7 @@ class KaldiFeatureUpstream(Upstream):
 @register_upstream("fbank")
 def fbank() -> Upstream:
     """s3prl's `fbank`: 80 log-mel filter banks + deltas + delta-deltas (240-d, 10 ms), per-utterance
-    CMVN (SUPERB's FBANK row)."""
+    CMVN except on the mean-pool tasks (SUPERB's FBANK row)."""
     return KaldiFeatureUpstream("fbank", "fbank", 80)
 
 
@@ -87,5 +106,6 @@ def fbank_no_cmvn() -> Upstream:
 
 @register_upstream("mfcc")
 def mfcc() -> Upstream:
-    """s3prl's `mfcc`: 13 MFCCs + deltas + delta-deltas (39-d, 10 ms), Kaldi defaults, per-utterance CMVN."""
+    """s3prl's `mfcc`: 13 MFCCs + deltas + delta-deltas (39-d, 10 ms), Kaldi defaults, per-utterance CMVN
+    except on the mean-pool tasks."""
     return KaldiFeatureUpstream("mfcc", "mfcc", 13)
