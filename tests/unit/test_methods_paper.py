@@ -168,13 +168,31 @@ REFERENCE: Dict[str, List[Check]] = {
          [("layer", 6), ("layer", 9)], "HuBERT's layers"),
         ("waveform normalisation", lambda r: {i.model.normalize for i in r.iterations}, {True},
          "utter-project/fairseq mhubert147_base.yaml"),
+        ("peak lr, mask probability / span", lambda r: {(i.train.lr, i.train.mask_prob, i.train.mask_length)
+                                                        for i in r.iterations}, {(5e-4, 0.8, 10)},
+         "utter-project/fairseq mhubert147_base.yaml"),
+    ],
+    "hubert_base": [
+        ("K per iteration", lambda r: [i.cluster.k for i in r.iterations], [100, 500], "HuBERT paper (as hubert_base.yaml records it)"),
+        ("labels", lambda r: [(i.features.source, i.features.layer) for i in r.iterations][1], ("layer", 6),
+         "HuBERT paper (as hubert_base.yaml records it)"),
+        ("updates per iteration", lambda r: [i.train.steps for i in r.iterations], [250_000, 400_000],
+         "HuBERT paper (as hubert_base.yaml records it)"),
+        ("it2 warm-up updates", lambda r: warmup_updates(it(r, 2).train), 32_000, "hubert_base_librispeech.yaml"),
+        ("peak lr, samples per GPU", lambda r: (it(r, 2).train.lr, it(r, 2).train.batch_samples), (5e-4, 1_400_000),
+         "hubert_base_librispeech.yaml"),
+        ("mask probability / span", lambda r: (it(r, 2).train.mask_prob, it(r, 2).train.mask_length), (0.8, 10),
+         "hubert_base_librispeech.yaml"),
+        ("dropouts, LayerDrop, feature_grad_mult", lambda r: (it(r, 2).model.dropout, it(r, 2).model.attention_dropout,
+                                                              it(r, 2).model.layerdrop, it(r, 2).model.feature_grad_mult),
+         (0.1, 0.1, 0.05, 0.1), "hubert_base_librispeech.yaml"),
     ],
     "wavlm_base": [
-        ("it2 K", lambda r: it(r, 2).cluster.k, 500, "HuBERT iteration 2 (fairseq examples/hubert)"),
+        ("it2 K", lambda r: it(r, 2).cluster.k, 500, "HuBERT iteration 2 (HuBERT paper)"),
         ("it2 attention heads", lambda r: it(r, 2).model.encoder_heads, 12, "torchaudio models.wavlm_base"),
     ],
     "wavlm_base_plus": [
-        ("it3 K", lambda r: it(r, 3).cluster.k, 500, "HuBERT iteration 3 (fairseq examples/hubert)"),
+        ("it3 K", lambda r: it(r, 3).cluster.k, 500, "HuBERT iteration 3 (HuBERT paper)"),
         ("it3 attention heads", lambda r: it(r, 3).model.encoder_heads, 12, "torchaudio models.wavlm_base"),
     ],
     "mshubert_base": [
