@@ -3,14 +3,19 @@
 Applied per batch after cropping, so every item has T samples. Each item is mixed with
 probability `mix_prob`; the added segment is a noise clip (probability `noise_prob`, SNR drawn
 from `snr_db`) or a segment of another item of the same batch (energy ratio drawn from
-`ratio_db`). Its length L is uniform over the integers [0, floor(max_fraction * T)], placed at a
+`ratio_db`). Its length L is uniform over the integers [1, floor(max_fraction * T)], placed at a
 uniform offset of the primary and taken from a uniform offset of the source. The added segment is
-scaled by sqrt(P_primary / (P_source * 10^(r / 10))), powers being float64 mean squares of the
-WHOLE primary crop (T samples) and the WHOLE source (the other item's T samples, or the whole
-noise clip), as the WavLM authors' mixing code does (microsoft/UniSpeech,
-src/fairseq/data/audio/utterance_mixing_dataset.py, `mixing_collated_audios`): the realised
-power ratio of primary to added source, both taken whole, is exactly r. shared/PRETRAIN.md says
-"over the mixed regions"; we follow the reference. Labels are untouched: this only sees waveforms.
+scaled by sqrt(P_primary / (P_source * 10^(r / 10))), P being float64 mean squares. Which samples
+the powers are taken over is the option `energy`:
+- "region" (default): the primary's mixed region and the added segment itself, so the realised
+  ratio inside the overlap is exactly r. This is the WavLM paper's Algorithm 1 (Chen et al.,
+  arXiv 2110.13900, Section IV-B, lines 12-18: the mix length l is drawn from {1, ..., L/2}, the
+  two energies are summed over u_pri[s_pri : s_pri + l] and u_sec[s_sec : s_sec + l]).
+- "whole": the WHOLE primary crop (T samples) and the WHOLE source (the other item's T samples,
+  or the whole noise clip), as the authors' released mixing code does (microsoft/UniSpeech,
+  commit b799398, src/fairseq/data/audio/utterance_mixing_dataset.py, `mixing_collated_audios`):
+  the power ratio of primary to added source, both taken whole, is exactly r.
+Labels are untouched: this only sees waveforms.
 
 Choices where the facts leave room (documented here, tested in tests/unit/test_mixing.py):
 - The secondary utterance always comes from the input (un-mixed) batch, never from an item
@@ -18,15 +23,18 @@ Choices where the facts leave room (documented here, tested in tests/unit/test_m
 - A batch of one item can only take noise; with no noise bank it is left as is (no event).
 - A noise clip shorter than L is tiled circularly: sample k of the segment is
   clip[(source_start + k) % N], source_start uniform in [0, N). Longer clips are sliced.
-- L = 0, or a silent primary or source (power 0, SNR undefined), adds nothing: the event is
-  still recorded, with scale 0, so event counts reflect the mixing draws.
+- A crop too short for one sample (floor(max_fraction * T) = 0), or a silent primary or source
+  (power 0, SNR undefined), adds nothing: the event is still recorded, with scale 0, so event
+  counts reflect the mixing draws.
 - Every draw comes from the `generator` argument, in a fixed order per item (mix?, noise?,
   source, L, offsets, r); mix_prob = 0 returns an exact copy.
 
 References checked (read only, nothing copied): the authors' code above, NVIDIA NeMo's
 `WavLMAugmentation` (nemo/collections/asr/modules/ssl_modules/augmentation.py) and a fairseq
 copy in JunyiPeng00/Interspeech23_SelfPretraining. All draw L, offsets and r as above and take
-whole-signal powers. The authors' code may also pick the primary itself and mixes in place (a
+whole-signal powers (the paper's Algorithm 1 takes region energies: the default here). The
+authors' code and the paper's Algorithm 1 (P(u_sec = x) = 1/B over the batch) may also pick the
+primary itself and mixes in place (a
 later item may take an already mixed one) and shortens L to a short noise clip; we exclude the
 primary and read the clean batch (as NeMo does), and tile short noise.
 """
@@ -44,6 +52,7 @@ from harness.audio import load_audio
 from harness.errors import ConfigError, HarnessError
 
 NOISE_SUFFIXES = (".wav", ".flac")
+ENERGY_MODES = ("region", "whole")
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,8 @@ class MixConfig:
     noise_prob: float = 0.0
     snr_db: Tuple[float, float] = (-5.0, 20.0)  # noise: SNR range, dB
     ratio_db: Tuple[float, float] = (-5.0, 5.0)  # utterance: primary-to-secondary energy ratio, dB
-    max_fraction: float = 0.5  # L uniform in [0, max_fraction * T] samples
+    max_fraction: float = 0.5  # L uniform in [1, max_fraction * T] samples
+    energy: str = "region"  # powers over the mixed region (paper) or "whole" signals (authors' code)
 
     def __post_init__(self):
         for name in ("mix_prob", "noise_prob"):
@@ -69,6 +79,8 @@ class MixConfig:
         v = self.max_fraction
         if not (isinstance(v, (int, float)) and 0.0 < v <= 1.0):
             raise ConfigError(f"MixConfig.max_fraction must be in (0, 1], got {v!r}")
+        if self.energy not in ENERGY_MODES:
+            raise ConfigError(f"MixConfig.energy must be one of {', '.join(ENERGY_MODES)}, got {self.energy!r}")
 
 
 @dataclass
@@ -174,7 +186,7 @@ def mix_batch(wavs: torch.Tensor, generator: torch.Generator, cfg: MixConfig,
             src = _randint(generator, B - 1)
             src += src >= i  # uniform over the other items
             clip = wavs[src]  # the input batch, never an item already mixed in `out`
-        L = _randint(generator, max_len + 1)
+        L = 1 + _randint(generator, max_len) if max_len >= 1 else 0  # paper: l in {1, ..., L/2}
         start = _randint(generator, T - L + 1)
         N = clip.numel()
         src_start = _randint(generator, N - L + 1) if N >= L else _randint(generator, N)
@@ -185,8 +197,13 @@ def mix_batch(wavs: torch.Tensor, generator: torch.Generator, cfg: MixConfig,
             seg = clip[(src_start + torch.arange(L)) % N]
         seg = seg.to(wavs.device, torch.float64)
         region = wavs[i, start:start + L].to(torch.float64)
-        p_pri = float(wavs[i].to(torch.float64).pow(2).mean()) if L else 0.0
-        p_src = float(clip.to(torch.float64).pow(2).mean()) if L else 0.0
+        if not L:
+            p_pri = p_src = 0.0
+        elif cfg.energy == "region":  # the overlap itself (paper, Algorithm 1)
+            p_pri, p_src = float(region.pow(2).mean()), float(seg.pow(2).mean())
+        else:  # whole primary crop and whole source (authors' code)
+            p_pri = float(wavs[i].to(torch.float64).pow(2).mean())
+            p_src = float(clip.to(torch.float64).pow(2).mean())
         # a silent side makes the SNR undefined: add nothing rather than blow up or divide by 0
         scale = math.sqrt(p_pri / (p_src * 10.0 ** (target / 10.0))) if p_pri > 0 and p_src > 0 else 0.0
         if scale > 0:

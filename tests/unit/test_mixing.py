@@ -45,17 +45,24 @@ def _added(ev, wavs, out):
     return out[ev.index, s:e].double() - wavs[ev.index, s:e].double()
 
 
-def _measured_db(ev, wavs, out, bank):
-    """Primary-to-source power ratio, both whole (the WavLM authors' mixing code): the whole
-    primary crop against the whole source (other item or noise clip) at the applied scale."""
+def _measured_db(ev, wavs, out, bank, energy):
+    """Primary-to-source power ratio at the applied scale, measured independently of mix_batch:
+    "region" (the WavLM paper's Algorithm 1): the primary's mixed region against what was added
+    there (out - wavs, i.e. scale x segment); "whole" (the authors' code): the whole primary crop
+    against the whole source (other item or noise clip)."""
+    if energy == "region":
+        s, e = ev.start, ev.start + ev.length
+        p_pri = wavs[ev.index, s:e].double().pow(2).mean().item()
+        return 10 * math.log10(p_pri / _added(ev, wavs, out).pow(2).mean().item())
     whole_src = wavs[ev.source] if ev.kind == "utterance" else bank.clips[ev.source]
     p_pri = wavs[ev.index].double().pow(2).mean().item()
     return 10 * math.log10(p_pri / (ev.scale ** 2 * whole_src.double().pow(2).mean().item()))
 
 
-def test_realised_snr_and_energy_ratio_match_the_draw():
+@pytest.mark.parametrize("energy", ["region", "whole"])
+def test_realised_snr_and_energy_ratio_match_the_draw(energy):
     wavs, bank = _batch(), _bank()
-    cfg = MixConfig(mix_prob=1.0, noise_prob=0.5)
+    cfg = MixConfig(mix_prob=1.0, noise_prob=0.5, energy=energy)
     seen = {"noise": 0, "utterance": 0, "tiled": 0}
     for seed in range(20):
         out, events = mix_batch(wavs, _gen(seed), cfg, bank)
@@ -64,7 +71,7 @@ def test_realised_snr_and_energy_ratio_match_the_draw():
                 continue
             lo, hi = cfg.snr_db if ev.kind == "noise" else cfg.ratio_db
             assert lo <= ev.target_db <= hi
-            assert abs(_measured_db(ev, wavs, out, bank) - ev.target_db) < 0.1, ev
+            assert abs(_measured_db(ev, wavs, out, bank, energy) - ev.target_db) < 0.1, ev
             # the event's source / offsets describe exactly what was added
             expected = ev.scale * _source_segment(ev, wavs, bank)
             torch.testing.assert_close(_added(ev, wavs, out), expected, atol=2e-6, rtol=1e-4)
@@ -84,7 +91,7 @@ def test_region_bounds_and_untouched_outside(max_fraction):
         out, events = mix_batch(wavs, _gen(seed), cfg, bank)
         touched = torch.zeros_like(wavs, dtype=torch.bool)
         for ev in events:
-            assert 0 <= ev.length <= cap and 0 <= ev.start and ev.start + ev.length <= T
+            assert 1 <= ev.length <= cap and 0 <= ev.start and ev.start + ev.length <= T
             n = T if ev.kind == "utterance" else bank.clips[ev.source].numel()
             if n >= ev.length:
                 assert 0 <= ev.source_start and ev.source_start + ev.length <= n
@@ -93,7 +100,7 @@ def test_region_bounds_and_untouched_outside(max_fraction):
             touched[ev.index, ev.start:ev.start + ev.length] = True
             lengths.append(ev.length)
         assert torch.equal(out[~touched], wavs[~touched])
-    # L spans the whole range [0, cap], not a narrower one
+    # L spans the whole range [1, cap] (the paper's {1, ..., L/2}), not a narrower one
     assert max(lengths) > 0.9 * cap and min(lengths) < 0.1 * cap
 
 
@@ -236,7 +243,7 @@ def test_noise_bank_empty_folder_is_an_error(tmp_path):
 @pytest.mark.parametrize("field, value", [
     ("mix_prob", -0.1), ("mix_prob", 1.5), ("noise_prob", 2.0), ("noise_prob", float("nan")),
     ("snr_db", (20.0, -5.0)), ("ratio_db", (5.0, -5.0)), ("ratio_db", (1.0,)),
-    ("max_fraction", 0.0), ("max_fraction", 1.5),
+    ("max_fraction", 0.0), ("max_fraction", 1.5), ("energy", "segment"),
 ])
 def test_config_rejects_bad_values_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
@@ -245,5 +252,27 @@ def test_config_rejects_bad_values_naming_the_field(field, value):
 
 def test_config_defaults_are_wavlm_base():
     cfg = MixConfig()
-    got = (cfg.mix_prob, cfg.noise_prob, cfg.snr_db, cfg.ratio_db, cfg.max_fraction)
-    assert got == (0.2, 0.0, (-5.0, 20.0), (-5.0, 5.0), 0.5)
+    got = (cfg.mix_prob, cfg.noise_prob, cfg.snr_db, cfg.ratio_db, cfg.max_fraction, cfg.energy)
+    assert got == (0.2, 0.0, (-5.0, 20.0), (-5.0, 5.0), 0.5, "region")
+
+
+def test_region_and_whole_energy_differ_on_a_quiet_region():
+    """The paper's region energies scale to the overlap: a segment mixed into a quiet stretch of a
+    loud utterance is added much more softly than with whole-signal powers (authors' code)."""
+    T = 8000
+    loud = torch.ones(T, dtype=torch.float64)
+    loud[: T // 2] = 0.01  # first half 40 dB below the second
+    wavs = torch.stack([loud, torch.full((T,), 0.5, dtype=torch.float64)]).float()
+    ratios = {}
+    for energy in ("region", "whole"):
+        out, events = mix_batch(wavs, _gen(3), MixConfig(mix_prob=1.0, energy=energy, ratio_db=(0.0, 0.0)))
+        ev = next(e for e in events if e.index == 0)
+        ratios[energy] = ev.scale
+        s, e = ev.start, ev.start + ev.length
+        region_pow = wavs[0, s:e].double().pow(2).mean().item()
+        seg_pow = wavs[1, ev.source_start:ev.source_start + ev.length].double().pow(2).mean().item()
+        whole_pow = wavs[0].double().pow(2).mean().item()
+        want = math.sqrt(region_pow / seg_pow) if energy == "region" else math.sqrt(whole_pow / 0.25)
+        assert ev.scale == pytest.approx(want, rel=1e-6)
+    # the same draws (same seed), so only the energy convention differs
+    assert ratios["region"] != pytest.approx(ratios["whole"], rel=0.05)

@@ -243,15 +243,18 @@ def test_recipes_and_options():
         assert (it2.train, it2.model, it2.cluster, it2.features) == (hub.iterations[1].train, hub.iterations[1].model,
                                                                      hub.iterations[1].cluster, hub.iterations[1].features)
     o, on, os_ = (r.iterations[1].objective_options for r in (tiny, noswap, single))
-    assert o.levels == (100, 50, 25, 12) and o.layers(4) == [1, 2, 3, 4] and o.swap and o.drop_sets == 1
+    assert o.levels == (100, 50, 25, 12) and o.layers(4) == [4, 3, 2, 1] and o.swap and o.drop_sets == 1
     assert on == replace(o, swap=False)
     assert os_ == replace(o, levels=(100,), head_layers=(4,), drop_sets=0)
     base = load_recipe("mshubert_base").iterations[1]
     assert base.objective_options.levels == (1000, 500, 250, 125, 50, 25) and base.objective_options.drop_sets == 2
     assert base.cluster.k == 1000 and base.features.layer == 6 and base.model.encoder_layers == 12
     assert [s.parent for s in base.label_streams()] == ["", "km1000", "km500", "km250", "km125", "km50"]
-    assert MSHubertOptions(levels=(100, 50, 25)).layers(12) == [8, 10, 12]  # PRETRAIN.md's 3-set example
-    assert MSHubertOptions(levels=(100, 50, 25), finest_on="last").layers(12) == [12, 10, 8]
+    # the paper's 3-set example (layers 8, 10, 12 of 12), finest on the last (Section 2.2.2's footnote)
+    assert MSHubertOptions(levels=(100, 50, 25)).layers(12) == [12, 10, 8]
+    assert MSHubertOptions(levels=(100, 50, 25), finest_on="first").layers(12) == [8, 10, 12]
+    assert base.objective_options.layers(12) == [12, 10, 8, 6, 4, 2]
+    assert MSHubertOptions().layers(12) == [12, 10, 8, 6, 4, 2]  # the defaults derive the Base layout
     ms = {"model": {"preset": "tiny"}, "cluster": {"k": 100}}
     with pytest.raises(ConfigError, match="levels.*cluster.k"):
         recipe_from_dict({**ms, "objective": {"name": "mshubert", "levels": [50, 25], "drop_sets": 1}})

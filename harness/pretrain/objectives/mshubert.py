@@ -29,10 +29,15 @@ K_j on level j-1's centroids, and a frame's level-j label is the level-j cluster
 codewords, HuBERT's cosine logits) on its own layer; the loss is the sum over levels of the
 masked cross-entropy (+ the feature penalty). Each training step drops `drop_sets` levels at
 random (generator seeded by (train seed, step): the same on every rank and after a resume);
-evaluation drops none. Which level sits on which layer is not given in the published text
-either (option `finest_on`, default "first": the finest level on the lowest head layer, the
-coarsest on the last, the default order of the first author's earlier multi-layer HuBERT code,
-github.com/raotnameh/hubert_cluster, flag big_to_small).
+evaluation drops none. Which level sits on which layer (option `finest_on`, default "last": the
+finest level on the last layer, coarser ones on lower head layers): the paper (Section 2.2.2)
+maps label sets to layers with a dictionary and notes, in a footnote, that the earlier
+multicluster work it adapts (its reference [17], Yadav et al., ICASSP 2023) builds that mapping
+in the reverse order. That work's code (github.com/raotnameh/hubert_cluster, commit 0eb0dd7,
+fairseq/models/hubert/hubert.py, flag big_to_small, default True) puts the finest set on the
+lowest head layer and the coarsest on the last; reversed, MS-HuBERT puts the finest on the last.
+The formulas of that section are lost in our copy of the paper, so this reading rests on the
+footnote and the reference code; "first" keeps the earlier order.
 """
 
 from __future__ import annotations
@@ -59,10 +64,10 @@ class MSHubertOptions:
         levels: K of each hierarchical label set, strictly decreasing; levels[0] = cluster.k.
         head_layers: the layer (1..L) of each level's head, in the order of `levels`; () derives
             them: equidistant from `first_head_layer` to the last layer (rounded), the finest
-            level on the lowest of them or the highest (`finest_on`).
+            level on the highest of them (`finest_on` "last", the paper's order) or the lowest.
         first_head_layer: lowest head layer of the derived layout; 0 = L - 2 (n - 1) (every
             second layer up to the last, as the paper's 3-set example 8, 10, 12 of 12), at least 1.
-        finest_on: "first" or "last": where levels[0] goes in the derived layout.
+        finest_on: "last" or "first": where levels[0] goes in the derived layout.
         drop_sets: label sets dropped at random in each training step (published: 2).
         swap: run the unmasked view and exchange masked-frame outputs after every layer (False =
             plain multi-head HuBERT on the masked view only, for the ablation).
@@ -72,7 +77,7 @@ class MSHubertOptions:
     levels: Tuple[int, ...] = (1000, 500, 250, 125, 50, 25)
     head_layers: Tuple[int, ...] = ()
     first_head_layer: int = 0
-    finest_on: str = "first"
+    finest_on: str = "last"
     drop_sets: int = 2
     swap: bool = True
     loss_view: str = "masked_stream"
