@@ -78,7 +78,11 @@ def benchmark(runs: Path, cache: Path, out: Path, data: Path = Path("data/synth"
     corpus = generate(Path(data) / size, size=size, seed=0)
     log(f"corpus synth {size} ready in {time.time() - t0:.0f} s")
     (pre,) = run_pretrainings([recipe], str(corpus), runs, workers=1, log=log)
+    from harness.controls import controls
+
+    # the board carries its controls: the recipe's random-init twin and the un-normalised filter bank
     upstreams = list(baselines) + [str(pre / "iter1" / "upstream")]
+    upstreams += [c for c in controls([recipe]) if c not in upstreams]
     jobs = [EvalJob(u, t, str(corpus), Path(runs), Path(cache), seeds) for t in tasks for u in upstreams]
     failed = run_jobs(jobs, workers, log)
     build(runs, out)

@@ -28,3 +28,25 @@ def test_step_exports_in_iteration_and_step_order(tmp_path):
     (tmp_path / "iter1" / "exports" / "step000100.tmp").touch()  # a file, not an export
     got = [p.split(str(tmp_path))[1] for p in demo.step_exports(tmp_path, 2)]
     assert got == ["/iter1/exports/step002000", "/iter1/exports/step004000", "/iter2/exports/step002000"]
+
+
+def test_every_board_carries_its_controls():
+    """The demo's, the pre-training board's and `harness ci`'s recipes each have a random-init twin
+    of exactly their network, and the controls list starts with the un-normalised filter bank."""
+    from dataclasses import asdict
+
+    from harness import ci
+    from harness.controls import FRONT_END, _network, controls, random_twin
+    from upstreams.base import get_family
+
+    load_all()
+    recipes = demo.RECIPES + demo.FULL["recipes"] + [demo.PRETRAIN_BOARD["recipes"], ci.RECIPE]
+    got = controls(recipes)
+    assert got[0] == FRONT_END and {"random:hubert_tiny", "random:wavlm_tiny", "random:hubert_small"} <= set(got)
+    for r in set(recipes):
+        twin = random_twin(r)
+        UPSTREAMS.get(twin)
+        it = load_recipe(r).iterations[-1]
+        fam, preset = twin.split(":")[1].rsplit("_", 1)
+        assert _network(asdict(get_family(fam).preset(preset))) == _network(asdict(it.model))
+    assert set(demo.CONTROL_TASKS) >= {"pr", "asr", "ks", "sid", "asv", "sd", "ss"}
