@@ -78,7 +78,12 @@ def _best(runs_root) -> pd.DataFrame:
     if s.runs.empty:
         where = "" if Path(runs_root).is_dir() else " (the folder does not exist)"
         raise HarnessError(f"no finished runs were found under {runs_root}{where}")
-    return leaderboard.select_best(s.runs)
+    return leaderboard.select_board(s.runs)[0]
+
+
+def _identity(row) -> str:
+    """What a row's number means: task version and corpus version."""
+    return f"task v{row.get('task_version', 1)}, corpus {row.get('corpus_version', 'unversioned')}"
 
 
 def verdict(base: float, base_ci: float, new: float, new_ci: float, higher_is_better: Optional[bool],
@@ -119,6 +124,13 @@ def compare(base_runs, new_runs, threshold: Optional[float] = None) -> List[Cell
         both = rows[key]
         ref = both.get("new", both.get("base"))
         primary, hib = ref["primary_metric"], bool(ref["higher_is_better"])
+        if len(both) == 2 and _identity(both["base"]) != _identity(both["new"]):
+            # another task or corpus version measures something else: never a regression
+            b, n = both["base"], both["new"]
+            cells.append(Cell(*map(str, key), primary, math.nan, math.nan, int(b["n_seeds"]), math.nan, math.nan,
+                              int(n["n_seeds"]), hib, True,
+                              f"not comparable: base {_identity(b)}, new {_identity(n)}", ""))
+            continue
         metrics = sorted({c.split(".")[1] for r in both.values() for c in r.index
                           if c.startswith("test.") and c.endswith(".mean") and pd.notna(r[c])})
         for m in metrics:

@@ -62,7 +62,7 @@ ABSOLUTE = "absolute score"
 SYNTH_HEADER = ("Absolute score on synth: each task's trivial answer = 0, its perfect value = 1000 "
                 "(not comparable with published SUPERB scores)")  # fmt: skip
 MLSUPERB_TASK = re.compile(r"^(mono_asr|ml_asr|lid_ctc|asr_lid)_(10min|1h)$")
-MLSUPERB_SYNTH_HEADER = ("ML-SUPERB-style score on synth: fbank = 0, best run per metric on this board = 1000 "
+MLSUPERB_SYNTH_HEADER = ("ML-SUPERB-style score on synth: per metric the trivial answer = 0, the perfect value = 1000 "
                          "(not comparable with published ML-SUPERB scores)")  # fmt: skip
 MLSUPERB_REAL_HEADER = ("ML-SUPERB score: fbank = 0, best run per metric on this board = 1000 (the benchmark's "
                         "\"SOTA\" is the best value on the current leaderboard)")  # fmt: skip
@@ -652,6 +652,14 @@ def _per_language_table(t: pd.DataFrame) -> Tuple[str, str]:
     return note, md_table(head + ["std", "max−min"], rows)
 
 
+def _mlsuperb_score(bb: pd.DataFrame, budget: str, kind: str):
+    """The absolute ML-SUPERB score on synth (trivial answer 0, perfect 1000 per metric), the
+    board-relative one (fbank 0, best 1000) on real corpora."""
+    if kind == "synth":
+        return absolute.mlsuperb_absolute(bb.to_dict("records"), budget)
+    return scores.mlsuperb_score(_long_test_table(bb), budget, require_all=False)
+
+
 def mlsuperb_board_scores(b: pd.DataFrame) -> Dict[str, Dict[str, float]]:
     """{"ML-SUPERB score (<budget>)": {upstream: score}} of the budgets of a board's ML-SUPERB
     tasks that have a score (at least one metric with fbank and the best run apart), for a summary
@@ -661,7 +669,7 @@ def mlsuperb_board_scores(b: pd.DataFrame) -> Dict[str, Dict[str, float]]:
         bb = b[b["task"].astype(str).str.endswith("_" + budget) & b["task"].map(is_mlsuperb_task)]
         if bb.empty:
             continue
-        s = scores.mlsuperb_score(_long_test_table(bb), budget, require_all=False)
+        s = _mlsuperb_score(bb, budget, str(bb["corpus_kind"].iloc[0]))
         n, total = len(s.tasks_used), len(scores.mlsuperb_metrics(budget))
         if n:
             out[f"ML-SUPERB score ({budget}" + ("" if n == total else f", partial: {n}/{total} tasks") + ")"] = dict(s)
@@ -679,7 +687,7 @@ def mlsuperb_sections(b: pd.DataFrame, kind: str, out_dir: Path, hdir: Path) -> 
         if bb.empty:
             continue
         groups = scores.mlsuperb_metrics(budget)
-        s = scores.mlsuperb_score(_long_test_table(bb), budget, require_all=False)
+        s = _mlsuperb_score(bb, budget, kind)
         task_scores = getattr(s, "task_scores", {})
         keys = [k for ks in groups.values() for k in ks]
         n_used = len(s.tasks_used)
@@ -705,7 +713,11 @@ def mlsuperb_sections(b: pd.DataFrame, kind: str, out_dir: Path, hdir: Path) -> 
             rows.append(cells)
         md += [f"### ML-SUPERB ({budget} train budget)", "", f"> {header}", "", md_table(head, rows), "",
                "Each metric cell: test mean and #rank on that metric (1 = best).", ""]
-        if n_used:
+        if n_used and kind == "synth":
+            md += ["Score: per metric the trivial answer's test value = 0 and the perfect value (0 % CER, 100 % "
+                   "accuracy) = 1000, linear in between; mean over a task's metrics, then over the four tasks (an "
+                   "upstream missing one has no score, n/a). Adding runs never moves another upstream's score.", ""]
+        elif n_used:
             md += [f"Score: per metric fbank = 0 and the best upstream here = 1000; mean over a task's metrics, "
                    f"then over the tasks used ({', '.join(MLSUPERB_GROUP_NAMES[g] for g in s.tasks_used)}); an "
                    "upstream missing one of the used metrics has no score (n/a).", ""]  # fmt: skip
@@ -913,17 +925,23 @@ def skipped_section(runs: pd.DataFrame) -> List[str]:
     return ["## Skipped audio files", "", *out, ""] if out else []
 
 
+def select_board(runs: pd.DataFrame) -> Tuple[pd.DataFrame, List[str]]:
+    """``select_best`` over the runs a board may pool (``versions.split_by_version``), and one
+    line per set-aside group: what every page, report and comparison reads."""
+    kept, notes = versions.split_by_version(runs)
+    return select_best(kept), notes
+
+
 def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
     """Write the corpus pages of a scan; returns (written paths, {corpus: markdown})."""
     if s.runs.empty:
         raise HarnessError(f"no finished runs were found under {s.root}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    kept, set_aside = versions.split_by_version(s.runs)
-    best = select_best(kept)
+    best, set_aside = select_board(s.runs)
     written, pages = [], {}
     for corpus in sorted(best["corpus"].unique()):
-        n = int((kept["corpus"] == corpus).sum())
+        n = int((s.runs["corpus"] == corpus).sum())
         aside = [x for x in set_aside if x.startswith(f"{corpus}:") or x.startswith(f"{corpus} /")]
         md, pngs = render_corpus(best, corpus, out_dir, n, s.root, aside)
         md = "\n".join([md, *skipped_section(s.runs[s.runs["corpus"] == corpus])])

@@ -79,7 +79,7 @@ def write_report(runs_root, out_dir, fmt: str = "markdown", base_runs=None,
         leaderboard.collect(runs_root)  # raises "no finished runs were found under <path>"
     out_dir = Path(out_dir)
     _, pages = leaderboard.build_from_scan(s, out_dir)
-    best = leaderboard.select_best(s.runs)
+    best = leaderboard.select_board(s.runs)[0]
     if cells is None and base_runs is not None:
         cells = cmp.compare(base_runs, runs_root, threshold)
     corpora = sorted(pages)

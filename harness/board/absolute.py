@@ -114,3 +114,57 @@ def score_note(tasks: Sequence[str], scores: Dict[str, Score]) -> str:
     if gaps:
         line += " Without a score: " + "; ".join(gaps) + "."
     return line
+
+
+def metric_anchors(row, metric: str) -> Tuple[Optional[float], Optional[float]]:
+    """(trivial, perfect) of any declared metric of a board row (None, None when either is
+    unknown or they coincide)."""
+    spec = spec_of(row, metric)
+    if spec is None:
+        return None, None
+    trivial = spec.get("trivial")
+    if trivial is None:
+        trivial = ((row.get("trivial") or {}).get("test") or {}).get(metric)
+    perfect = spec.get("perfect")
+    if perfect is None and metric == row.get("primary_metric"):
+        perfect = row.get("oracle")
+    ok = trivial is not None and perfect is not None and math.isfinite(trivial) and math.isfinite(perfect)
+    return (float(trivial), float(perfect)) if ok and trivial != perfect else (None, None)
+
+
+def mlsuperb_absolute(rows: Sequence[dict], budget: str):
+    """The ML-SUPERB score of one budget on a corpus without reference points: the ML-SUPERB
+    grouping (mono, multi, LID, ASR+LID; a group is the mean of its metrics) with every metric
+    mapped from its trivial answer (0) to its perfect value (1000) instead of fbank -> the
+    board's best. Returns harness.scores.BoardScores with `task_scores` {group: {upstream: v}}."""
+    from harness import scores
+
+    groups = scores.mlsuperb_metrics(budget)
+    by = {(r["upstream"], r["task"]): r for r in rows}
+    ups = sorted({r["upstream"] for r in rows})
+    task_scores: Dict[str, Dict[str, float]] = {}
+    used, skipped = [], {}
+    for g, keys in groups.items():
+        per_up = {}
+        for u in ups:
+            pts = []
+            for task, m in keys:
+                r = by.get((u, task))
+                mean = r.get(f"test.{m}.mean") if r else None
+                trivial, perfect = metric_anchors(r, m) if r else (None, None)
+                if mean is None or trivial is None or not math.isfinite(mean):
+                    pts = None
+                    break
+                pts.append(task_points(float(mean), 0.0, trivial, perfect)[0])
+            if pts:
+                per_up[u] = sum(pts) / len(pts)
+        if per_up:
+            task_scores[g] = per_up
+            used.append(g)
+        else:
+            skipped[g] = "no upstream has every metric of it with its anchors"
+    out = {u: (sum(task_scores[g][u] for g in groups) / len(groups)
+               if all(u in task_scores.get(g, {}) for g in groups) else math.nan) for u in ups}
+    s = scores.BoardScores(out, used, skipped, [k for g in used for k in groups[g]])
+    s.task_scores = task_scores
+    return s

@@ -111,3 +111,26 @@ def test_every_task_declares_its_metrics_and_version():
         if t.secondary_metric:
             t.metric(t.secondary_metric)
         assert t.identity()["metric_specs"][0]["name"] == t.primary_metric, name
+
+
+def test_mlsuperb_absolute_score_by_hand():
+    def r(task, pm, values, trivials):
+        specs = [(error_rate_metric(m) if m.startswith("cer") else accuracy_metric(m)).to_dict() for m in values]
+        out = {"upstream": "u", "task": task, "primary_metric": pm, "metric_specs": specs,
+               "trivial": {"test": trivials}}
+        out.update({f"test.{m}.mean": v for m, v in values.items()})
+        return out
+
+    rows = [r("mono_asr_10min", "cer", {"cer": 20.0}, {"cer": 100.0}),
+            r("ml_asr_10min", "cer_normal", {"cer_normal": 30.0, "cer_fewshot": 60.0},
+              {"cer_normal": 100.0, "cer_fewshot": 100.0}),
+            r("lid_ctc_10min", "acc", {"acc": 60.0}, {"acc": 25.0}),
+            r("asr_lid_10min", "lid_acc", {"lid_acc": 90.0, "cer_normal": 30.0, "cer_fewshot": 70.0},
+              {"lid_acc": 25.0, "cer_normal": 100.0, "cer_fewshot": 100.0})]
+    s = absolute.mlsuperb_absolute(rows, "10min")
+    assert s.task_scores["mono"]["u"] == pytest.approx(800.0)
+    assert s.task_scores["multi"]["u"] == pytest.approx(550.0)
+    assert s.task_scores["lid"]["u"] == pytest.approx(1000 * 35 / 75)
+    assert s.task_scores["asr_lid"]["u"] == pytest.approx((1000 * 65 / 75 + 700 + 300) / 3)
+    assert s["u"] == pytest.approx((800 + 550 + 1000 * 35 / 75 + (1000 * 65 / 75 + 1000) / 3) / 4)
+    assert math.isnan(absolute.mlsuperb_absolute(rows[:3], "10min")["u"])  # no asr_lid: no score
