@@ -103,6 +103,7 @@ class RunPlan:
         weights_hash: the upstream's weights hash (names its feature cache).
         config_hash: the hash in every run folder's name (all but lr and seed).
         runs: (lr, seed, run folder) for every point of the grid, lrs outer, seeds inner.
+        corpus_fingerprint: the corpus's content fingerprint (data.corpus.content_fingerprint).
     """
 
     task: Any
@@ -112,6 +113,7 @@ class RunPlan:
     weights_hash: str
     config_hash: str
     runs: List[Tuple[float, int, Path]]
+    corpus_fingerprint: str = ""
 
 
 def plan_runs(
@@ -130,6 +132,7 @@ def plan_runs(
     what `evaluate` runs and what a launcher checks before submitting (results.is_finished).
     Seeds are config seed, +1, ... (`seed` in `overrides` moves the first)."""
     from harness.data.corpora import load_corpus
+    from harness.data.corpus import content_fingerprint
 
     check_count("seeds", seeds)
     task_obj = build_task(task)
@@ -140,15 +143,18 @@ def plan_runs(
     corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora", skip_bad=cfg.skip_bad)
     spec = up.spec
     whash = up.weights_hash()
+    cfp = content_fingerprint(corp)
     # lr and seed name the folder; the hash covers everything else that changes a result, the
     # upstream's weights included (a re-trained export keeps its readable name)
     chash = config_hash(dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, lrs=(), seed=0)),
                         extra={"upstream": spec.name, "upstream_weights": whash, "task": task,
                                "corpus": corp.name,
-                               "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version")}})
+                               "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version")},
+                               # which data, not only its name and size (two LibriSpeech folders)
+                               "corpus_fingerprint": cfp})
     grid = [(lr, cfg.probe.seed + i) for lr in cfg.probe.lrs for i in range(seeds)]
     runs = [(lr, seed, results.run_dir(runs_root, corp.name, spec.name, task, lr, seed, chash)) for lr, seed in grid]
-    return RunPlan(task_obj, up, cfg, corp, whash, chash, runs)
+    return RunPlan(task_obj, up, cfg, corp, whash, chash, runs, cfp)
 
 
 def evaluate(
@@ -214,6 +220,7 @@ def evaluate(
         res = {
             "run_id": f"{results.slug(spec.name)}/{task}/{folder.name}",
             "corpus": corp.name, "corpus_kind": corp.kind, "corpus_size": corp.meta.get("size"),
+            "corpus_fingerprint": p.corpus_fingerprint,
             "upstream": spec.name, "upstream_family": spec.family, "num_layers": spec.num_layers,
             "upstream_facts": upstream_facts(up),  # what the board's summary shows (it never opens weights)
             "task": task, "profile": cfg.profile, "lr": lr, "seed": seed, "config_hash": chash,
