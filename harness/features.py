@@ -372,7 +372,9 @@ def prepare_sources(
     uhash = weights_hash or upstream.weights_hash()
     built = {}
     for h, p in all_pools.items():
-        built[h] = build_pool(upstream, p, Path(cache_dir) / uhash / h, device, skip_bad,
+        # a pool built with --skip-bad may lack items: a run without the flag never reads it
+        name = h + ("-skip-bad" if skip_bad else "")
+        built[h] = build_pool(upstream, p, Path(cache_dir) / uhash / name, device, skip_bad,
                               desc=f"{upstream.spec.name}: features ({len(p)} utts)", log=log)
     return {
         s: FeatureSource(u, pools=[built[manifest_hash(p)] for p in pools_of[s]], upstream=upstream,
