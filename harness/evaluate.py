@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -181,10 +180,13 @@ def evaluate(
     spec = up.spec
     plan, done = [], []
     for lr, seed, folder in p.runs:
-        if results.is_finished(folder):
-            done.append(json.loads((folder / results.RESULT).read_text()))
+        res, damaged = results.read_result(folder)
+        if res is not None:
+            done.append(res)
             log(f"skip {spec.name} / {task} lr={lr:g} seed={seed}: finished in {folder}")
         else:
+            if damaged:
+                log(f"{folder / results.RESULT} is damaged ({damaged}); running it again")
             plan.append((lr, seed, folder))
     if not plan:
         return done
