@@ -37,13 +37,28 @@ def build_upstream(name_or_path: str) -> Upstream:
         return FusionUpstream([build_upstream(m) for m in members])
     prefix, _, rest = name_or_path.partition(":")
     if rest and prefix in SOURCES:
-        return SOURCES.get(prefix)(rest)
+        return with_weights_tag(SOURCES.get(prefix)(rest))
     p = Path(name_or_path)
     if (p / CONFIG_FILE).is_file() or name_or_path.endswith((".json", ".safetensors")):
         from upstreams.base import load_exported
 
         return load_exported(p if p.is_dir() else p.parent)
     raise unknown_upstream(name_or_path)
+
+
+def with_weights_tag(up: Upstream) -> Upstream:
+    """A checkpoint read from a path (`hf:DIR`, `fairseq:FILE`, ...) is named after its file or
+    folder, and two different models may share that name (two folders called `hf`): the name
+    gets `@` + 8 hex digits of its weights' content hash (parameters and buffers, not the path), so
+    its runs, cache and board row are its own, and one model under two folder names is one model."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key, t in sorted(up.state_dict().items()):
+        h.update(key.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    up.spec = dataclasses.replace(up.spec, name=f"{up.spec.name}@{h.hexdigest()[:8]}")
+    return up
 
 
 def build_task(name: str):

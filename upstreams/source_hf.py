@@ -175,7 +175,8 @@ class HFUpstream(Upstream):
 
 @register_source("hf", form="hf:DIR")
 def load_hf(rest: str) -> Upstream:
-    """`hf:DIR` -> an upstream named `hf:<folder name>` (see the module docstring)."""
+    """`hf:DIR` -> an upstream named `hf:<folder name>` (harness.evaluate.build_upstream adds
+    `@<weights tag>`: two folders of one name are two upstreams; see the module docstring)."""
     folder = Path(rest)
     if not (folder / "config.json").is_file():
         raise HarnessError(f"hf:{rest}: no config.json in that folder (a transformers model folder is expected)")
