@@ -35,8 +35,11 @@ RESULT = "result.json"
 
 
 def slug(name: str) -> str:
-    """A file-system-safe, readable form of an upstream name ("random:hubert_tiny" -> "random-hubert_tiny")."""
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip("-")
+    """A file-system-safe, readable form of an upstream name ("random:hubert_tiny" -> "random-hubert_tiny");
+    never "", "." or ".." nor hidden (a leading dot gets "_" before it), so a run folder stays inside
+    the runs store whatever the name."""
+    s = re.sub(r"[^A-Za-z0-9_.+-]+", "-", str(name)).strip("-")
+    return "_" + s if not s or s.startswith(".") else s
 
 
 def run_dir(root: Path, corpus: str, upstream: str, task: str, lr: float, seed: int, config_hash: str) -> Path:
