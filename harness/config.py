@@ -89,6 +89,8 @@ class ProbeConfig:
         _require(self, "dropout", _finite(self.dropout) and 0 <= self.dropout < 1, "in [0, 1)")
         _require(self, "seed", self.seed >= 0, "an integer >= 0")
         _require(self, "optimizer", self.optimizer in ("adam", "adamw"), "'adam' or 'adamw'")
+        _require(self, "crop_frames", self.crop_frames >= 0, "an integer >= 0")
+        _require(self, "average_best", self.average_best >= 1, "an integer >= 1")
         # an empty grid is allowed here (the config hash is taken without lrs); resolve_config
         # rejects it for a run
         for lr in self.lrs:
@@ -172,29 +174,41 @@ def _check_keys(cls: Type, data: Mapping[str, Any], where: str) -> None:
 
 
 def _coerce(field_type: Any, value: Any, key: str) -> Any:
+    """`value` as the field's type. Strings are parsed (command-line `--set` values); otherwise the
+    type must fit: a bool is not an int (`steps: true`), a number or a list is not a bool
+    (`layer_norm: 2`, `skip_bad: [0]`), a number is not text."""
     t = field_type if isinstance(field_type, str) else getattr(field_type, "__name__", str(field_type))
     try:
         if t.startswith("Tuple") or t.startswith("tuple"):
             if isinstance(value, str):
                 value = [v for v in value.replace(",", " ").split() if v]
+            if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) for v in value):
+                raise ValueError(value)
             return tuple(float(v) for v in value)
         if t == "bool":
+            if isinstance(value, bool):
+                return value
             if isinstance(value, str):
                 if value.lower() in ("1", "true", "yes", "on"):
                     return True
                 if value.lower() in ("0", "false", "no", "off"):
                     return False
-                raise ValueError(value)
-            return bool(value)
+            raise ValueError(value)
         if t == "int":
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError(value)
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
             return int(value)
         if t == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError(value)
             return float(value)
         if t == "str":
-            return str(value)
-    except (TypeError, ValueError):
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return value
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"config key {key!r}: cannot use {value!r} as {t}") from None
     return value
 

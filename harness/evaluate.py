@@ -85,6 +85,13 @@ def resolve_config(task, profile: str, config_file: Optional[str] = None,
         cfg = merge(cfg, {**top, "probe": probe} if probe else top)
     if not cfg.probe.lrs:
         raise ConfigError("config key 'probe.lrs' must hold at least one learning rate, got none")
+    if cfg.profile not in task.profiles:
+        raise ConfigError(f"config key 'profile' must be one of {', '.join(task.profiles)} for task "
+                          f"{task.name!r}, got {cfg.profile!r}")
+    heads = getattr(task, "heads", ("default",))
+    if cfg.probe.head not in heads:  # checked before a run folder is made, not when the head is built
+        raise ConfigError(f"config key 'probe.head' of task {task.name!r} must be one of {', '.join(heads)}, "
+                          f"got {cfg.probe.head!r}")
     return cfg
 
 

@@ -27,6 +27,7 @@ class SpeakerVerification(Task):
     secondary_metric = "mindcf"
     higher_is_better = False
     level = "utterance"
+    heads = ("default", "xvector", "xvector_bn", "ecapa")
     profiles = {
         # quick: one lr for the demo budget (1e-3 was dev-best for three of the four demo upstreams).
         # head xvector_bn: s3prl's optional BatchNorm after each TDNN layer. In 300 updates the

@@ -79,6 +79,9 @@ class Task(abc.ABC):
     #: with every result (result.json "departures") so a board can print them next to the number
     departures: Tuple[str, ...] = ()
 
+    #: the values `probe.head` may take for this task (checked when the config is resolved)
+    heads: Tuple[str, ...] = ("default",)
+
     def set_lexicon(self, path: str) -> None:
         """Use a pronunciation lexicon file for the targets (only tasks with phone targets do)."""
         raise HarnessError(f"task {self.name!r} reads no lexicon (--lexicon is for pr)")
@@ -341,6 +344,8 @@ class MLSuperbTask(CTCTask):
     FFN 2d and 8 subsampling channels (the quick profile: a CPU affords it; the convolutions are the
     costliest part, and 8 channels instead of 16 train asr_lid 15% faster for 1-2 CER points).
     """
+
+    heads = ("default", "lite")
 
     family: str = ""
     budget: str = "10min"
