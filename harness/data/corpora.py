@@ -351,6 +351,35 @@ def recording_from_file(path: Path, rec_id: str, skipped: Optional[Dict[str, str
         return None
 
 
+def text_lines(path: Path) -> List[str]:
+    """The lines of a UTF-8 text file (a transcript, a list, a tsv). A line that is not UTF-8 is a
+    HarnessError naming the file, the line and the byte, instead of a decoder traceback."""
+    path = Path(path)
+    out = []
+    for i, raw in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            out.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise HarnessError(f"{path}:{i}: not UTF-8 text (byte {e.start + 1} of the line is "
+                               f"{raw[e.start]:#04x})") from None
+    return out
+
+
+def missing_audio(path: Path, listed_in: Path, rec_id: str, skipped: Optional[Dict[str, str]]) -> bool:
+    """True when the audio file a list names is not there (missing, a broken link, a link loop):
+    a BadAudioError naming it, or with `skipped` (--skip-bad) recorded there as a decode-time
+    skip is; never dropped without a word."""
+    try:
+        os.stat(path)
+        return False
+    except OSError as e:
+        err = BadAudioError(path, f"listed in {listed_in} but not readable ({e.strerror or type(e).__name__})")
+        if skipped is None:
+            raise err from None
+        skipped[rec_id] = f"{err.path}: {err.reason}"
+        return True
+
+
 def skip_meta(skip_bad: bool, skipped: Dict[str, str]) -> Dict[str, Any]:
     """The meta entries of a prepared corpus about --skip-bad: the flag and the skipped files."""
     return {"skip_bad": skip_bad, "skipped_bad": dict(sorted(skipped.items()))}

@@ -127,14 +127,18 @@ def overlap_ratio(segments) -> float:
 
 def read_trials(path: Path) -> List[tuple]:
     """Read a trial list of lines "label enroll_id test_id" (label 1 = same speaker)."""
+    from harness.errors import HarnessError
+
     out = []
-    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for i, raw in enumerate(Path(path).read_bytes().splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise HarnessError(f"{path}:{i}: not UTF-8 text (byte {e.start + 1} of the line is {raw[e.start]:#04x})") from None
         if not line.strip():
             continue
         parts = line.split()
         if len(parts) != 3 or parts[0] not in ("0", "1"):
-            from harness.errors import HarnessError
-
             raise HarnessError(f"{path}:{i}: expected 'label enroll test', got {line!r}")
         out.append((int(parts[0]), parts[1], parts[2]))
     return out
