@@ -14,7 +14,7 @@ from harness.catalog import upstream_facts
 from harness.config import EvalConfig, ProbeConfig, check_count, config_hash, merge, read_config_file, to_dict
 from harness.diskio import os_errors
 from harness.environment import environment
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.registry import SOURCES, TASKS, UPSTREAMS, load_all
 from upstreams.base import CONFIG_FILE, Upstream
 
@@ -37,13 +37,27 @@ def build_upstream(name_or_path: str) -> Upstream:
         return FusionUpstream([build_upstream(m) for m in members])
     prefix, _, rest = name_or_path.partition(":")
     if rest and prefix in SOURCES:
-        return with_weights_tag(SOURCES.get(prefix)(rest))
+        return with_weights_tag(check_finite(SOURCES.get(prefix)(rest), name_or_path))
     p = Path(name_or_path)
     if (p / CONFIG_FILE).is_file() or name_or_path.endswith((".json", ".safetensors")):
-        from upstreams.base import load_exported
+        from upstreams.base import WEIGHTS_FILE, load_exported
 
-        return load_exported(p if p.is_dir() else p.parent)
+        folder = p if p.is_dir() else p.parent
+        return check_finite(load_exported(folder), str(folder / WEIGHTS_FILE))
     raise unknown_upstream(name_or_path)
+
+
+def check_finite(up: Upstream, where: str) -> Upstream:
+    """`up` when every floating-point weight is finite; else one line naming `where` (the file or
+    source read) and the first tensor holding NaN or infinity: such weights give NaN features,
+    which would otherwise surface as a probe that never learns."""
+    import torch
+
+    for key, t in up.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            n = int((~torch.isfinite(t)).sum())
+            raise HarnessError(f"{where}: weight {key} holds {n} NaN or infinite value(s) of {t.numel()}")
+    return up
 
 
 def with_weights_tag(up: Upstream) -> Upstream:
