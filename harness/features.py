@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from harness.audio import load_audio, pad_batch
-from harness.diskio import build_and_publish, locked, os_errors, remove
+from harness.diskio import build_and_publish, check_space, locked, os_errors, remove
 from harness.data.corpus import Utterance
 from harness.errors import BadAudioError, HarnessError
 from harness.progress import progress_bar
@@ -370,11 +370,13 @@ def prepare_sources(
             "running the upstream per batch instead (slower; raise --cache-budget-gb to cache)")
         return {s: FeatureSource(u, upstream=upstream, device=device, skip_bad=skip_bad) for s, u in splits.items()}
     uhash = weights_hash or upstream.weights_hash()
+    # a pool built with --skip-bad may lack items: a run without the flag never reads it
+    folders = {h: Path(cache_dir) / uhash / (h + ("-skip-bad" if skip_bad else "")) for h in all_pools}
+    check_space(cache_dir, sum(estimate_bytes(upstream, p) for h, p in all_pools.items() if not folders[h].exists()),
+                "--cache", f"{upstream.spec.name}'s features (or lower --cache-budget-gb to run it per batch)")
     built = {}
     for h, p in all_pools.items():
-        # a pool built with --skip-bad may lack items: a run without the flag never reads it
-        name = h + ("-skip-bad" if skip_bad else "")
-        built[h] = build_pool(upstream, p, Path(cache_dir) / uhash / name, device, skip_bad,
+        built[h] = build_pool(upstream, p, folders[h], device, skip_bad,
                               desc=f"{upstream.spec.name}: features ({len(p)} utts)", log=log)
     return {
         s: FeatureSource(u, pools=[built[manifest_hash(p)] for p in pools_of[s]], upstream=upstream,
