@@ -130,6 +130,26 @@ def locked(folder: Path, option: Optional[str] = None) -> Iterator[None]:
         yield
 
 
+def current_umask() -> int:
+    """This process's umask (read from /proc where there is one: setting it to read it is racy)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(folder: bool = False) -> int:
+    """The mode a plain open()/mkdir() would give under the umask: temporary files and folders
+    (mkstemp 0600, mkdtemp 0700) get it before they are published, so a cache or runs store made
+    by one user of a group (umask 002) is readable and writable by the others."""
+    return (0o777 if folder else 0o666) & ~current_umask()
+
+
 @contextlib.contextmanager
 def staging(folder: Path, option: Optional[str] = None) -> Iterator[Path]:
     """A fresh, empty sibling folder to build `folder` in, removed on exit unless published.
@@ -141,6 +161,7 @@ def staging(folder: Path, option: Optional[str] = None) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
     with os_errors(folder.parent, option):
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+        os.chmod(tmp, umask_mode(folder=True))
     try:
         yield tmp
     finally:
