@@ -87,7 +87,8 @@ def os_failure(e: OSError, path=None, option: Optional[str] = None) -> HarnessEr
     short = SHORT_WRITE.search(str(e)) if e.errno is None else None
     if e.errno in FULL or short:
         need = f", need {(int(short[1]) - int(short[2])) / 2**20:.1f} MB more for one write" if short else ""
-        msg = f"disk full at {where}: free {free_mb(where) if where else float('nan'):.0f} MB{need}; free some space{alt}"
+        free = free_mb(where) if where else float("nan")
+        msg = f"disk full at {where}: free {free:.0f} MB{need}; free some space{alt}"
     elif e.errno == errno.EROFS:
         msg = f"{write}read-only file system" + (f"; choose another {option}" if ours else "")
     elif e.errno in DENIED:

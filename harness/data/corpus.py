@@ -134,7 +134,8 @@ def read_trials(path: Path) -> List[tuple]:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise HarnessError(f"{path}:{i}: not UTF-8 text (byte {e.start + 1} of the line is {raw[e.start]:#04x})") from None
+            raise HarnessError(f"{path}:{i}: not UTF-8 text (byte {e.start + 1} of the line is "
+                               f"{raw[e.start]:#04x})") from None
         if not line.strip():
             continue
         parts = line.split()
