@@ -89,6 +89,8 @@ class ProbeConfig:
         _require(self, "dropout", _finite(self.dropout) and 0 <= self.dropout < 1, "in [0, 1)")
         _require(self, "seed", self.seed >= 0, "an integer >= 0")
         _require(self, "optimizer", self.optimizer in ("adam", "adamw"), "'adam' or 'adamw'")
+        _require(self, "crop_frames", self.crop_frames >= 0, "an integer >= 0")
+        _require(self, "average_best", self.average_best >= 1, "an integer >= 1")
         # an empty grid is allowed here (the config hash is taken without lrs); resolve_config
         # rejects it for a run
         for lr in self.lrs:
@@ -171,31 +173,53 @@ def _check_keys(cls: Type, data: Mapping[str, Any], where: str) -> None:
             raise ConfigError(f"unknown config key {where}{k!r}{hint}; known: {', '.join(names)}")
 
 
+def _short(value: Any) -> str:
+    """repr of a value, bounded (a nested value's full repr may be huge)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlist = r.maxtuple = r.maxdict = 6
+    r.maxlevel, r.maxstring, r.maxother = 3, 60, 60
+    return r.repr(value)
+
+
 def _coerce(field_type: Any, value: Any, key: str) -> Any:
+    """`value` as the field's type. Strings are parsed (command-line `--set` values); otherwise the
+    type must fit: a bool is not an int (`steps: true`), a number or a list is not a bool
+    (`layer_norm: 2`, `skip_bad: [0]`), a number is not text."""
     t = field_type if isinstance(field_type, str) else getattr(field_type, "__name__", str(field_type))
     try:
         if t.startswith("Tuple") or t.startswith("tuple"):
             if isinstance(value, str):
                 value = [v for v in value.replace(",", " ").split() if v]
+            if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) for v in value):
+                raise ValueError(value)
             return tuple(float(v) for v in value)
         if t == "bool":
+            if isinstance(value, bool):
+                return value
             if isinstance(value, str):
                 if value.lower() in ("1", "true", "yes", "on"):
                     return True
                 if value.lower() in ("0", "false", "no", "off"):
                     return False
-                raise ValueError(value)
-            return bool(value)
+            raise ValueError(value)
         if t == "int":
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError(value)
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
             return int(value)
         if t == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError(value)
             return float(value)
         if t == "str":
-            return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"config key {key!r}: cannot use {value!r} as {t}") from None
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return value
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"config key {key!r}: cannot use {_short(value)} as {t}") from None
     return value
 
 
@@ -217,24 +241,64 @@ def merge(obj: T, updates: Mapping[str, Any], where: str = "") -> T:
     return dataclasses.replace(obj, **kw)
 
 
+#: the most values a config file may hold once its YAML aliases are expanded (a "billion laughs"
+#: file holds a few lines and expands to 10^9 values)
+MAX_CONFIG_VALUES = 100_000
+
+
+def _expanded_size(data: Any, limit: int) -> int:
+    """How many values `data` holds with shared (aliased) parts counted each time they occur;
+    stops counting past `limit`, so the walk costs O(limit) whatever the nesting."""
+    count, stack = 0, [data]
+    while stack and count <= limit:
+        x = stack.pop()
+        count += 1
+        if isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, (list, tuple)):
+            stack.extend(x)
+    return count
+
+
 def read_config_file(path: str | Path) -> Dict[str, Any]:
-    """Read a YAML (.yaml/.yml) or TOML (.toml) config file into a dict."""
+    """Read a YAML (.yaml/.yml) or TOML (.toml) config file into a dict. A file that is not UTF-8
+    text, a syntax error (with its line and column) or YAML aliases expanding past
+    MAX_CONFIG_VALUES values is a ConfigError in one line naming the file."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text()
+    if path.suffix not in (".yaml", ".yml", ".toml"):
+        raise ConfigError(f"config file {path}: use .yaml, .yml or .toml")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte {e.start} is {e.object[e.start]:#04x})") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path}: cannot read it ({e.strerror or e})") from None
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(text) or {}
-    elif path.suffix == ".toml":
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            raise ConfigError(f"config file {path}: YAML syntax error at {where}{e.problem or e.context}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path}: YAML error: {' '.join(str(e).split())}") from None
+    else:
         import tomllib
 
-        data = tomllib.loads(text)
-    else:
-        raise ConfigError(f"config file {path}: use .yaml, .yml or .toml")
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path}: TOML syntax error: {' '.join(str(e).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    if _expanded_size(data, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
+        raise ConfigError(f"config file {path}: holds more than {MAX_CONFIG_VALUES:,} values once its YAML aliases "
+                          "are expanded; refused (a config needs a few dozen)")
     return data
 
 

@@ -14,8 +14,9 @@ temporary folder behind; a killed one leaves it (or the renamed-away remains of 
 the next build of that folder removes it under the lock. The lock files stay: removing a lock
 file another process may be waiting on would let two builders in at once.
 
-`os_failure` turns an OSError into a HarnessError naming the path, the cause (disk full,
-read-only, permission denied, a file where a folder is expected) and what to do.
+`os_failure` turns an OSError into a HarnessError naming the path, the cause (disk full, with
+the free space; read-only, permission denied, a file where a folder is expected) and what to do;
+`check_space` refuses a write that cannot fit before it starts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -44,6 +46,31 @@ def _file_in_the_way(path: Path) -> Optional[Path]:
     return None
 
 
+#: numpy's message for a short write (no errno): what a full disk looks like through np.save
+SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")
+
+
+def free_mb(path) -> float:
+    """Free space (MiB) on the file system holding `path` (or its nearest existing parent)."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free / 2**20
+    except OSError:
+        return float("nan")
+
+
+def check_space(folder, need_bytes: int, option: Optional[str] = None, what: str = "it") -> None:
+    """A HarnessError "disk full at FOLDER: free N MB, need M MB" when `need_bytes` do not fit
+    on `folder`'s file system: said before writing, not after a short write."""
+    free = free_mb(folder)
+    if need_bytes / 2**20 > free:
+        alt = f", choose another {option}" if option else ""
+        raise HarnessError(f"disk full at {folder}: free {free:.0f} MB, need {need_bytes / 2**20:.0f} MB for "
+                           f"{what}; free some space{alt}")
+
+
 def os_failure(e: OSError, path=None, option: Optional[str] = None) -> HarnessError:
     """A one-line HarnessError for an operating-system failure: the file the error names (else
     `path`), the cause and what to do. `option` is the command-line option that chose `path`;
@@ -57,8 +84,11 @@ def os_failure(e: OSError, path=None, option: Optional[str] = None) -> HarnessEr
                              or _within(Path(path), named))
     alt = f" or choose another {option}" if ours else ""
     in_the_way = _file_in_the_way(named) if named and e.errno in (errno.ENOTDIR, errno.EEXIST) else None
-    if e.errno in FULL:
-        msg = f"{write}the disk is full; free some space{alt}"
+    short = SHORT_WRITE.search(str(e)) if e.errno is None else None
+    if e.errno in FULL or short:
+        need = f", need {(int(short[1]) - int(short[2])) / 2**20:.1f} MB more for one write" if short else ""
+        free = free_mb(where) if where else float("nan")
+        msg = f"disk full at {where}: free {free:.0f} MB{need}; free some space{alt}"
     elif e.errno == errno.EROFS:
         msg = f"{write}read-only file system" + (f"; choose another {option}" if ours else "")
     elif e.errno in DENIED:
@@ -101,6 +131,26 @@ def locked(folder: Path, option: Optional[str] = None) -> Iterator[None]:
         yield
 
 
+def current_umask() -> int:
+    """This process's umask (read from /proc where there is one: setting it to read it is racy)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(folder: bool = False) -> int:
+    """The mode a plain open()/mkdir() would give under the umask: temporary files and folders
+    (mkstemp 0600, mkdtemp 0700) get it before they are published, so a cache or runs store made
+    by one user of a group (umask 002) is readable and writable by the others."""
+    return (0o777 if folder else 0o666) & ~current_umask()
+
+
 @contextlib.contextmanager
 def staging(folder: Path, option: Optional[str] = None) -> Iterator[Path]:
     """A fresh, empty sibling folder to build `folder` in, removed on exit unless published.
@@ -112,6 +162,7 @@ def staging(folder: Path, option: Optional[str] = None) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
     with os_errors(folder.parent, option):
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+        os.chmod(tmp, umask_mode(folder=True))
     try:
         yield tmp
     finally:

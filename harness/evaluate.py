@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -15,7 +14,7 @@ from harness.catalog import upstream_facts
 from harness.config import EvalConfig, ProbeConfig, check_count, config_hash, merge, read_config_file, to_dict
 from harness.diskio import os_errors
 from harness.environment import environment
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.registry import SOURCES, TASKS, UPSTREAMS, load_all
 from upstreams.base import CONFIG_FILE, Upstream
 
@@ -38,13 +37,42 @@ def build_upstream(name_or_path: str) -> Upstream:
         return FusionUpstream([build_upstream(m) for m in members])
     prefix, _, rest = name_or_path.partition(":")
     if rest and prefix in SOURCES:
-        return SOURCES.get(prefix)(rest)
+        return with_weights_tag(check_finite(SOURCES.get(prefix)(rest), name_or_path))
     p = Path(name_or_path)
     if (p / CONFIG_FILE).is_file() or name_or_path.endswith((".json", ".safetensors")):
-        from upstreams.base import load_exported
+        from upstreams.base import WEIGHTS_FILE, load_exported
 
-        return load_exported(p if p.is_dir() else p.parent)
+        folder = p if p.is_dir() else p.parent
+        return check_finite(load_exported(folder), str(folder / WEIGHTS_FILE))
     raise unknown_upstream(name_or_path)
+
+
+def check_finite(up: Upstream, where: str) -> Upstream:
+    """`up` when every floating-point weight is finite; else one line naming `where` (the file or
+    source read) and the first tensor holding NaN or infinity: such weights give NaN features,
+    which would otherwise surface as a probe that never learns."""
+    import torch
+
+    for key, t in up.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            n = int((~torch.isfinite(t)).sum())
+            raise HarnessError(f"{where}: weight {key} holds {n} NaN or infinite value(s) of {t.numel()}")
+    return up
+
+
+def with_weights_tag(up: Upstream) -> Upstream:
+    """A checkpoint read from a path (`hf:DIR`, `fairseq:FILE`, ...) is named after its file or
+    folder, and two different models may share that name (two folders called `hf`): the name
+    gets `@` + 8 hex digits of its weights' content hash (parameters and buffers, not the path), so
+    its runs, cache and board row are its own, and one model under two folder names is one model."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key, t in sorted(up.state_dict().items()):
+        h.update(key.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    up.spec = dataclasses.replace(up.spec, name=f"{up.spec.name}@{h.hexdigest()[:8]}")
+    return up
 
 
 def build_task(name: str):
@@ -71,6 +99,13 @@ def resolve_config(task, profile: str, config_file: Optional[str] = None,
         cfg = merge(cfg, {**top, "probe": probe} if probe else top)
     if not cfg.probe.lrs:
         raise ConfigError("config key 'probe.lrs' must hold at least one learning rate, got none")
+    if cfg.profile not in task.profiles:
+        raise ConfigError(f"config key 'profile' must be one of {', '.join(task.profiles)} for task "
+                          f"{task.name!r}, got {cfg.profile!r}")
+    heads = getattr(task, "heads", ("default",))
+    if cfg.probe.head not in heads:  # checked before a run folder is made, not when the head is built
+        raise ConfigError(f"config key 'probe.head' of task {task.name!r} must be one of {', '.join(heads)}, "
+                          f"got {cfg.probe.head!r}")
     return cfg
 
 
@@ -103,6 +138,7 @@ class RunPlan:
         weights_hash: the upstream's weights hash (names its feature cache).
         config_hash: the hash in every run folder's name (all but lr and seed).
         runs: (lr, seed, run folder) for every point of the grid, lrs outer, seeds inner.
+        corpus_fingerprint: the corpus's content fingerprint (data.corpus.content_fingerprint).
     """
 
     task: Any
@@ -112,6 +148,7 @@ class RunPlan:
     weights_hash: str
     config_hash: str
     runs: List[Tuple[float, int, Path]]
+    corpus_fingerprint: str = ""
 
 
 def plan_runs(
@@ -130,6 +167,7 @@ def plan_runs(
     what `evaluate` runs and what a launcher checks before submitting (results.is_finished).
     Seeds are config seed, +1, ... (`seed` in `overrides` moves the first)."""
     from harness.data.corpora import load_corpus
+    from harness.data.corpus import content_fingerprint
 
     check_count("seeds", seeds)
     task_obj = build_task(task)
@@ -141,15 +179,18 @@ def plan_runs(
     corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora", skip_bad=cfg.skip_bad)
     spec = up.spec
     whash = up.weights_hash()
+    cfp = content_fingerprint(corp)
     # lr and seed name the folder; the hash covers everything else that changes a result, the
     # upstream's weights included (a re-trained export keeps its readable name)
     chash = config_hash(dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, lrs=(), seed=0)),
                         extra={"upstream": spec.name, "upstream_weights": whash, "task": task,
                                **task_obj.identity(), "corpus": corp.name,
-                               "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version")}})
+                               "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version")},
+                               # which data, not only its name and size (two LibriSpeech folders)
+                               "corpus_fingerprint": cfp})
     grid = [(lr, cfg.probe.seed + i) for lr in cfg.probe.lrs for i in range(seeds)]
     runs = [(lr, seed, results.run_dir(runs_root, corp.name, spec.name, task, lr, seed, chash)) for lr, seed in grid]
-    return RunPlan(task_obj, up, cfg, corp, whash, chash, runs)
+    return RunPlan(task_obj, up, cfg, corp, whash, chash, runs, cfp)
 
 
 def evaluate(
@@ -176,10 +217,13 @@ def evaluate(
     spec = up.spec
     plan, done = [], []
     for lr, seed, folder in p.runs:
-        if results.is_finished(folder):
-            done.append(json.loads((folder / results.RESULT).read_text()))
+        res, damaged = results.read_result(folder)
+        if res is not None:
+            done.append(res)
             log(f"skip {spec.name} / {task} lr={lr:g} seed={seed}: finished in {folder}")
         else:
+            if damaged:
+                log(f"{folder / results.RESULT} is damaged ({damaged}); running it again")
             plan.append((lr, seed, folder))
     if not plan:
         return done
@@ -215,6 +259,7 @@ def evaluate(
         res = {
             "run_id": f"{results.slug(spec.name)}/{task}/{folder.name}",
             "corpus": corp.name, "corpus_kind": corp.kind, "corpus_size": corp.meta.get("size"),
+            "corpus_fingerprint": p.corpus_fingerprint,
             "upstream": spec.name, "upstream_family": spec.family, "num_layers": spec.num_layers,
             "upstream_facts": upstream_facts(up),  # what the board's summary shows (it never opens weights)
             "task": task, "profile": cfg.profile, "lr": lr, "seed": seed, "config_hash": chash,

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from harness.audio import load_audio, pad_batch
-from harness.diskio import build_and_publish, locked, os_errors, remove
+from harness.diskio import build_and_publish, check_space, locked, os_errors, remove
 from harness.data.corpus import Utterance
 from harness.errors import BadAudioError, HarnessError
 from harness.progress import progress_bar
@@ -36,7 +36,7 @@ from harness.results import atomic_write_json
 from upstreams.base import Upstream
 
 SHARD_BYTES = 256 * 2**20
-INDEX_FORMAT = 2  # 2: shards listed with frames, bytes and blake2b
+INDEX_FORMAT = 3  # 2: shards listed with frames, bytes and blake2b; 3: the index's own digest
 EXTRACT_BATCH_SECONDS = 80.0
 
 
@@ -115,6 +115,13 @@ class DamagedPool(Exception):
     """A pool folder that cannot be trusted; the message says why."""
 
 
+def index_digest(idx: Dict) -> str:
+    """blake2b (128-bit) of an index's canonical JSON, its own "digest" key left out: an edit that
+    keeps index.json valid JSON (an item's frame offset moved) changes it."""
+    body = {k: v for k, v in idx.items() if k != "digest"}
+    return hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
 def file_digest(path: Path) -> str:
     """blake2b (128-bit) of a file's bytes, read in 16 MiB chunks."""
     h = hashlib.blake2b(digest_size=16)
@@ -127,9 +134,10 @@ def file_digest(path: Path) -> str:
 class CachedPool:
     """A finished pool on disk: memory-mapped shards plus the id -> location index.
 
-    Opening checks the pool (index.json readable and complete, every shard of the recorded size
-    and content hash, of the recorded shape) and raises DamagedPool otherwise: a damaged pool is
-    never read. `verify=False` skips the hashes (for a pool this process has just written).
+    Opening checks the pool (index.json readable, complete and matching its own digest, every
+    item inside its shard, every shard of the recorded size and content hash, of the recorded
+    shape) and raises DamagedPool otherwise: a damaged pool is never read. `verify=False` skips
+    the shards' hashes (for a pool this process has just written).
     """
 
     def __init__(self, folder: Path, verify: bool = True):
@@ -139,6 +147,8 @@ class CachedPool:
             if idx.get("format") != INDEX_FORMAT:
                 raise DamagedPool(f"index.json is of format {idx.get('format')!r}, not {INDEX_FORMAT}: made by an "
                                   "older harness")
+            if idx.get("digest") != index_digest(idx):
+                raise DamagedPool("index.json does not match its own digest (edited or damaged)")
             self.num_layers, self.dim = idx["num_layers"], idx["dim"]
             self.skipped: Dict[str, str] = idx["skipped"]
             self._loc = {i: (s, o, n) for i, s, o, n in idx["items"]}
@@ -159,6 +169,9 @@ class CachedPool:
             if arr.shape != (frames, self.num_layers, self.dim):
                 raise DamagedPool(f"{name} has shape {arr.shape}, index.json says {(frames, self.num_layers, self.dim)}")
             self._shards.append(arr)
+        for uid, (s, o, n) in self._loc.items():  # every item inside its shard
+            if not (0 <= s < len(shards) and 0 <= o and 0 <= n and o + n <= shards[s][3]):
+                raise DamagedPool(f"index.json places {uid} at shard {s}, frames {o}..{o + n}: outside the shards")
 
     def __contains__(self, uid: str) -> bool:
         return uid in self._loc
@@ -253,11 +266,9 @@ def _extract(upstream, utts, folder, device, skip_bad, desc) -> None:
                     buf_frames += n
             bar.advance(sum(u.duration for u in group))
     flush()
-    atomic_write_json(
-        folder / "index.json",
-        {"format": INDEX_FORMAT, "num_layers": L1, "dim": D, "items": items, "shards": shards,
-         "skipped": skips.items, "upstream": upstream.spec.name},
-    )
+    idx = {"format": INDEX_FORMAT, "num_layers": L1, "dim": D, "items": [list(x) for x in items],
+           "shards": shards, "skipped": skips.items, "upstream": upstream.spec.name}
+    atomic_write_json(folder / "index.json", {**idx, "digest": index_digest(idx)})
 
 
 class FeatureSource:
@@ -359,9 +370,13 @@ def prepare_sources(
             "running the upstream per batch instead (slower; raise --cache-budget-gb to cache)")
         return {s: FeatureSource(u, upstream=upstream, device=device, skip_bad=skip_bad) for s, u in splits.items()}
     uhash = weights_hash or upstream.weights_hash()
+    # a pool built with --skip-bad may lack items: a run without the flag never reads it
+    folders = {h: Path(cache_dir) / uhash / (h + ("-skip-bad" if skip_bad else "")) for h in all_pools}
+    check_space(cache_dir, sum(estimate_bytes(upstream, p) for h, p in all_pools.items() if not folders[h].exists()),
+                "--cache", f"{upstream.spec.name}'s features (or lower --cache-budget-gb to run it per batch)")
     built = {}
     for h, p in all_pools.items():
-        built[h] = build_pool(upstream, p, Path(cache_dir) / uhash / h, device, skip_bad,
+        built[h] = build_pool(upstream, p, folders[h], device, skip_bad,
                               desc=f"{upstream.spec.name}: features ({len(p)} utts)", log=log)
     return {
         s: FeatureSource(u, pools=[built[manifest_hash(p)] for p in pools_of[s]], upstream=upstream,

@@ -52,7 +52,7 @@ from harness.ablation import ablation_tables
 from harness.diagnostics import diagnostics_section
 from harness.environment import machine_labels
 from harness.errors import HarnessError
-from harness.results import RESULT, slug
+from harness.results import RESULT, result_problem, slug
 
 GROUP = ["corpus", "profile", "upstream", "task"]
 REQUIRED = ["run_id", "corpus", "corpus_kind", "upstream", "task", "lr", "seed", "primary_metric",
@@ -175,9 +175,9 @@ def scan(runs_root) -> Scan:
     for p in sorted(root.rglob(RESULT)) if root.is_dir() else []:
         try:
             r = json.loads(p.read_text())
-            missing = [k for k in REQUIRED if k not in r]
-            if missing:
-                raise ValueError(f"missing key(s) {', '.join(missing)}")
+            why = result_problem(r)
+            if why:
+                raise ValueError(why)
             rows.append(_row(r, p))
         except (ValueError, TypeError, AttributeError, OSError) as e:
             broken.append((p, str(e)))
@@ -932,6 +932,21 @@ def select_board(runs: pd.DataFrame) -> Tuple[pd.DataFrame, List[str]]:
     return select_best(kept), notes
 
 
+def unreadable_section(s: Scan, corpus: str) -> List[str]:
+    """Markdown naming every result.json under this corpus's folder of the run store (or under no
+    corpus folder) that could not be read, with why: those runs are not on the board."""
+    pages = {slug(c) for c in s.runs["corpus"].unique()} if not s.runs.empty else set()
+    out = []
+    for p, why in s.broken:
+        top = p.relative_to(s.root).parts[0]
+        if top == slug(corpus) or top not in pages:
+            out.append(f"- `{p.relative_to(s.root).as_posix()}`: {why}")
+    if not out:
+        return []
+    return ["## Unreadable results", "", f"{len(out)} result.json file(s) could not be read and are not on this "
+            "board (`harness eval` redoes such a run):", "", *out, ""]
+
+
 def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
     """Write the corpus pages of a scan; returns (written paths, {corpus: markdown})."""
     if s.runs.empty:
@@ -944,7 +959,7 @@ def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
         n = int((s.runs["corpus"] == corpus).sum())
         aside = [x for x in set_aside if x.startswith(f"{corpus}:") or x.startswith(f"{corpus} /")]
         md, pngs = render_corpus(best, corpus, out_dir, n, s.root, aside)
-        md = "\n".join([md, *skipped_section(s.runs[s.runs["corpus"] == corpus])])
+        md = "\n".join([md, *skipped_section(s.runs[s.runs["corpus"] == corpus]), *unreadable_section(s, corpus)])
         page = out_dir / f"{slug(corpus)}.md"
         page.write_text(md + "\n")
         written += [page] + pngs
@@ -952,9 +967,12 @@ def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
     return written, pages
 
 
-def build(runs_root, out_dir) -> List[Path]:
-    """Leaderboard markdown per corpus (``out_dir/<corpus>.md``) plus heatmaps; returns the paths."""
+def build(runs_root, out_dir, log=print) -> List[Path]:
+    """Leaderboard markdown per corpus (``out_dir/<corpus>.md``) plus heatmaps; returns the paths.
+    Every result.json that could not be read is named to ``log``, one line each, and on the page."""
     s = scan(runs_root)
+    for p, why in s.broken:
+        log(f"unreadable result {p} ({why}): left off the board")
     if s.runs.empty:
         collect(runs_root)  # raises the "no finished runs" error with the path
     return build_from_scan(s, out_dir)[0]

@@ -35,8 +35,11 @@ RESULT = "result.json"
 
 
 def slug(name: str) -> str:
-    """A file-system-safe, readable form of an upstream name ("random:hubert_tiny" -> "random-hubert_tiny")."""
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip("-")
+    """A file-system-safe, readable form of an upstream name ("random:hubert_tiny" -> "random-hubert_tiny");
+    never "", "." or ".." nor hidden (a leading dot gets "_" before it), so a run folder stays inside
+    the runs store whatever the name."""
+    s = re.sub(r"[^A-Za-z0-9_.+-]+", "-", str(name)).strip("-")
+    return "_" + s if not s or s.startswith(".") else s
 
 
 def run_dir(root: Path, corpus: str, upstream: str, task: str, lr: float, seed: int, config_hash: str) -> Path:
@@ -44,11 +47,15 @@ def run_dir(root: Path, corpus: str, upstream: str, task: str, lr: float, seed: 
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write JSON to a temp file in the same folder, fsync, then rename over `path`."""
+    """Write JSON to a temp file in the same folder, fsync, then rename over `path` (with the mode
+    the umask gives a new file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from harness.diskio import umask_mode
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, umask_mode())  # mkstemp's 0600 would keep the rest of a group out
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=1, sort_keys=True, default=float)
             f.flush()
@@ -60,17 +67,61 @@ def atomic_write_json(path: Path, obj: Any) -> None:
         raise
 
 
+#: the keys every reader of result.json relies on (the board, compare, a rerun's skip)
+REQUIRED = ("run_id", "corpus", "corpus_kind", "upstream", "task", "lr", "seed", "primary_metric",
+            "higher_is_better", "metrics")
+
+
+def result_problem(r: Any) -> str | None:
+    """Why a parsed result.json cannot be trusted (None: it can): a key missing, metrics that
+    are not dev and test tables of numbers, a direction that is not a JSON boolean (the string
+    "false" would read as true), an lr or seed that is not a number."""
+    if not isinstance(r, dict):
+        return f"not a JSON object ({type(r).__name__})"
+    missing = [k for k in REQUIRED if k not in r]
+    if missing:
+        return f"missing key(s) {', '.join(missing)}"
+    if not isinstance(r["higher_is_better"], bool):
+        return f"higher_is_better must be true or false, got {r['higher_is_better']!r}"
+    for k, typ in (("lr", (int, float)), ("seed", int)):
+        if isinstance(r[k], bool) or not isinstance(r[k], typ):
+            return f"{k} must be a number, got {r[k]!r}"
+    m = r["metrics"]
+    if not isinstance(m, dict) or not all(isinstance(m.get(s), dict) for s in ("dev", "test")):
+        return "metrics must hold a dev and a test table"
+    for split in ("dev", "test"):
+        for name, v in m[split].items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                return f"metrics.{split}.{name} must be a number, got {v!r}"
+    return None
+
+
+def read_result(folder: Path) -> tuple:
+    """(result, None) for a sound result.json in `folder`; (None, None) when there is none;
+    (None, why) when it is there but unreadable, truncated or incomplete (`result_problem`)."""
+    path = Path(folder) / RESULT
+    if not path.exists():
+        return None, None
+    try:
+        r = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return None, f"{type(e).__name__}: {' '.join(str(e).split())[:120]}"
+    why = result_problem(r)
+    return (None, why) if why else (r, None)
+
+
 def is_finished(folder: Path) -> bool:
-    return (Path(folder) / RESULT).is_file()
+    """A run is finished when its result.json is there and sound; a damaged one is redone."""
+    return read_result(folder)[0] is not None
 
 
 def iter_results(root: Path) -> Iterator[Dict[str, Any]]:
-    """Every finished run's result.json under `root` (unfinished folders are ignored)."""
+    """Every finished run's sound result.json under `root` (unfinished folders and damaged results,
+    which the board names, are left out)."""
     for p in sorted(Path(root).rglob(RESULT)):
-        try:
-            r = json.loads(p.read_text())
-        except json.JSONDecodeError:
-            continue  # result.json is written atomically; a broken one is not ours to trust
+        r, _ = read_result(p.parent)
+        if r is None:
+            continue
         r["run_dir"] = str(p.parent)
         yield r
 

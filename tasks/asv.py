@@ -41,6 +41,7 @@ class SpeakerVerification(Task):
                Metric("mindcf", False, "", perfect=0.0, trivial=1.0, version=2))
     versions = {1: "unversioned runs (some with the un-normalised minDCF, before afeebeb)", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
     level = "utterance"
+    heads = ("default", "xvector", "xvector_bn", "ecapa")
     profiles = {
         # quick: one lr for the demo budget (1e-3 was dev-best for three of the four demo upstreams).
         # head xvector_bn: s3prl's optional BatchNorm after each TDNN layer. In 300 updates the
@@ -117,6 +118,11 @@ class SpeakerVerification(Task):
     def extra_results(self, preds, refs, info):
         return {"mindcf_operating_point": {"p_target": DCF_P_TARGET, "c_miss": DCF_C_MISS, "c_fa": DCF_C_FA,
                                            "normalised": True}}
+
+    def trivial_preds(self, refs, info):
+        # one embedding for every utterance: every trial gets the same score, which no threshold
+        # splits, so EER is 50 % and minDCF 1.0 (no better than always rejecting)
+        return "a constant score for every trial", {i: torch.ones(1) for i in refs}
 
     def score(self, preds, refs, info, split):
         scores, labels = cosine_trial_scores(preds, info["trials"][split])

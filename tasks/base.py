@@ -158,6 +158,9 @@ class Task(abc.ABC):
         metric has a fixed perfect value."""
         return None
 
+    #: the values `probe.head` may take for this task (checked when the config is resolved)
+    heads: Tuple[str, ...] = ("default",)
+
     def set_lexicon(self, path: str) -> None:
         """Use a pronunciation lexicon file for the targets (only tasks with phone targets do)."""
         raise HarnessError(f"task {self.name!r} reads no lexicon (--lexicon is for pr)")
@@ -421,6 +424,8 @@ class MLSuperbTask(CTCTask):
     FFN 2d and 8 subsampling channels (the quick profile: a CPU affords it; the convolutions are the
     costliest part, and 8 channels instead of 16 train asr_lid 15% faster for 1-2 CER points).
     """
+
+    heads = ("default", "lite")
 
     family: str = ""
     budget: str = "10min"

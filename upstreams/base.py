@@ -248,3 +248,8 @@ def check_state_dict(module: nn.Module, sd: Dict[str, Tensor], where: Path) -> N
     for k, v in ours.items():
         if tuple(sd[k].shape) != tuple(v.shape):
             raise HarnessError(f"{where}: shape of {k} is {tuple(sd[k].shape)}, config expects {tuple(v.shape)}")
+        # load_state_dict would cast an integer tensor into a float parameter without a word;
+        # float precisions (a float16 checkpoint) are cast on purpose
+        if sd[k].is_floating_point() != v.is_floating_point() or (sd[k].dtype == torch.bool) != (v.dtype == torch.bool):
+            raise HarnessError(f"{where}: {k} is {str(sd[k].dtype).replace('torch.', '')}, "
+                               f"the model expects {str(v.dtype).replace('torch.', '')}")

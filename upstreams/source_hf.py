@@ -55,9 +55,24 @@ _NORM = {"group_norm": "group", "layer_norm": "layer"}
 
 def _read_json(path: Path) -> Dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise HarnessError(f"{path}: cannot read: {e}") from None
+        raise HarnessError(f"{path}: cannot read: {' '.join(str(e).split())}") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: expected a JSON object of settings, got a {type(data).__name__}")
+    return data
+
+
+def _from_pretrained(t, folder: Path, where: str):
+    """transformers' AutoModel of `folder`, local files only; what it raises (a pickled
+    pytorch_model.bin that torch refuses to unpickle, a truncated safetensors, ...) becomes one
+    line naming the folder."""
+    try:
+        return t.AutoModel.from_pretrained(str(folder), local_files_only=True)
+    except Exception as e:
+        detail = " ".join(str(e).split())
+        raise HarnessError(f"{where}: transformers cannot load the weights in {folder} "
+                           f"({type(e).__name__}: {detail[:300]}{'...' if len(detail) > 300 else ''})") from None
 
 
 def _transformers():
@@ -66,6 +81,7 @@ def _transformers():
     except ImportError as e:  # pragma: no cover - transformers is a runtime dependency
         raise HarnessError(f"hf: upstreams need the transformers package ({e})") from None
     transformers.logging.set_verbosity_error()  # "some weights were not used" goes to our own checks
+    transformers.utils.logging.disable_progress_bar()  # a "Loading weights" bar per load, on stderr
     return transformers
 
 
@@ -175,7 +191,8 @@ class HFUpstream(Upstream):
 
 @register_source("hf", form="hf:DIR")
 def load_hf(rest: str) -> Upstream:
-    """`hf:DIR` -> an upstream named `hf:<folder name>` (see the module docstring)."""
+    """`hf:DIR` -> an upstream named `hf:<folder name>` (harness.evaluate.build_upstream adds
+    `@<weights tag>`: two folders of one name are two upstreams; see the module docstring)."""
     folder = Path(rest)
     if not (folder / "config.json").is_file():
         raise HarnessError(f"hf:{rest}: no config.json in that folder (a transformers model folder is expected)")
@@ -188,7 +205,7 @@ def load_hf(rest: str) -> Upstream:
     if model_type in FAMILY_OF:
         fam = FAMILY_OF[model_type]
         config = family_config(model_type, cfg, normalize, where)
-        hf = t.AutoModel.from_pretrained(str(folder), local_files_only=True)
+        hf = _from_pretrained(t, folder, where)
         encoder = fam.encoder_cls(config)
         missing, unexpected = encoder.load_state_dict(from_hf_state_dict(hf.state_dict()), strict=False)
         # a model configured without time masking has no masked_spec_embed; eval never uses it
@@ -199,7 +216,7 @@ def load_hf(rest: str) -> Upstream:
     if cfg.get("add_adapter"):  # its adapter downsamples the last state only: no common frame rate
         raise HarnessError(f"{where}: add_adapter=True is not supported (the adapter's output has another "
                            "frame rate than the other hidden states)")
-    model = t.AutoModel.from_pretrained(str(folder), local_files_only=True)
+    model = _from_pretrained(t, folder, where)
     batched = model_type == "wav2vec2" and cfg.get("feat_extract_norm", "group") == "layer"
     return HFUpstream(model, name, str(folder), batched=batched, normalize=normalize)
 

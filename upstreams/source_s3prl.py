@@ -55,8 +55,9 @@ class S3prlUpstream(Upstream):
         try:
             self.model = s3prl_compat.s3prl_upstream(entry, str(path))
         except Exception as e:  # s3prl's loaders raise asserts, KeyErrors, unpickling errors...
+            detail = " ".join(str(e).split())  # torch's unpickling refusals span several lines
             raise HarnessError(f"s3prl:{name}:{ckpt}: s3prl's {entry} cannot load it: "
-                               f"{type(e).__name__}: {e}") from None
+                               f"{type(e).__name__}: {detail[:300]}{'...' if len(detail) > 300 else ''}") from None
         rates, sizes = set(self.model.downsample_rates), set(self.model.hidden_sizes)
         if len(rates) != 1 or len(sizes) != 1:
             raise HarnessError(f"s3prl:{name}:{ckpt}: layers differ in stride {sorted(rates)} or width "

@@ -42,7 +42,7 @@ import numpy as np
 
 from harness.data.corpora import (
     build_cached, cache_key, existing_folder, fingerprint, manifest_folder, recording_from_file,
-    skip_meta, split_counts, write_prepared,
+    skip_meta, split_counts, write_prepared, text_lines,
 )
 from harness.data.corpus import Corpus, overlap_ratio
 from harness.errors import BadAudioError, HarnessError
@@ -222,7 +222,7 @@ def find_sd_dirs(root: Path) -> Dict[str, Path]:
 
 def _kv_lines(path: Path) -> List[Tuple[int, str, str]]:
     out = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(text_lines(path), 1):
         if not line.strip():
             continue
         parts = line.strip().split(maxsplit=1)
@@ -252,7 +252,7 @@ def read_wav_scp(path: Path, roots: List[Path]) -> Dict[str, Path]:
 def read_rttm(path: Path) -> Dict[str, List[list]]:
     """recording id -> [[speaker, start_s, end_s], ...] from the SPEAKER lines of an RTTM."""
     out: Dict[str, List[list]] = {}
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(text_lines(path), 1):
         f = line.split()
         if not f or f[0] != "SPEAKER":
             continue

@@ -2,7 +2,7 @@
 
 lhotse's `prepare_librispeech` is not used: it stops at the first unreadable audio file, so
 `--skip-bad` could not leave such a file out; what it makes is what `read_part` makes (one
-recording and one supervision per transcript line whose .flac exists, speaker = the id's first
+recording and one supervision per transcript line, speaker = the id's first
 field).
 
 Layout: `<root>/LibriSpeech/<part>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac` and
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from harness.data.corpora import (
-    build_cached, cache_key, existing_folder, fingerprint, manifest_folder, recording_from_file,
-    skip_meta, split_counts, write_prepared,
+    build_cached, cache_key, existing_folder, fingerprint, manifest_folder, missing_audio, recording_from_file,
+    skip_meta, split_counts, text_lines, write_prepared,
 )
 from harness.data.corpus import Corpus
 from harness.errors import HarnessError
@@ -139,20 +139,21 @@ def phonemizer() -> Tuple[Optional[Callable[[str], List[str]]], str]:
 
 
 def read_part(part_dir: Path, skipped: Optional[Dict[str, str]], num_jobs: int) -> list:
-    """[(Recording, SupervisionSegment)] of one part: every transcript line whose .flac exists
-    (text as written, speaker = the id's first field). Unreadable audio raises BadAudioError
-    naming the file, or with `skipped` is recorded there and left out."""
+    """[(Recording, SupervisionSegment)] of one part: every transcript line (text as written,
+    speaker = the id's first field). Unreadable or missing audio (a .flac a transcript lists that
+    is not there, a broken link) raises BadAudioError naming the file, or with `skipped` is
+    recorded there and left out. A transcript line that is not UTF-8 is an error naming it."""
     from concurrent.futures import ThreadPoolExecutor
 
     from lhotse import SupervisionSegment
 
     listed = []
     for trans in sorted(part_dir.rglob("*.trans.txt")):
-        for line in trans.read_text().splitlines():
+        for line in text_lines(trans):
             if line.strip():
                 uid, _, text = line.strip().partition(" ")
-                listed.append((uid, trans.parent / f"{uid}.flac", text.strip()))
-    listed = [x for x in listed if x[1].is_file()]
+                if not missing_audio(trans.parent / f"{uid}.flac", trans, uid, skipped):
+                    listed.append((uid, trans.parent / f"{uid}.flac", text.strip()))
     with ThreadPoolExecutor(max(1, num_jobs)) as pool:  # header reads: I/O bound
         recs = list(pool.map(lambda x: recording_from_file(x[1], x[0], skipped), listed))
     return [(r, SupervisionSegment(id=uid, recording_id=uid, start=0.0, duration=r.duration, channel=0,

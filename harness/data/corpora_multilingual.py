@@ -51,7 +51,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from harness.data.corpora import (
     build_cached, cache_key, existing_folder, fingerprint, manifest_folder, recording_from_file,
-    skip_meta, split_counts, write_prepared,
+    skip_meta, split_counts, write_prepared, text_lines,
 )
 from harness.data.corpus import SPLITS, Corpus
 from harness.errors import HarnessError
@@ -131,7 +131,7 @@ def _fleurs_rows(corpus_dir: Path, lang: str, split: str) -> List[Tuple[str, Pat
     if not tsv.is_file():
         raise HarnessError(f"FLEURS {lang}: {tsv} is missing (train, dev and test are read)")
     rows = []
-    for i, line in enumerate(tsv.read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(text_lines(tsv), 1):
         if not line.strip():
             continue
         cols = line.strip().split("\t")
@@ -323,7 +323,7 @@ def find_mlsuperb_dir(root: Path) -> Tuple[Path, Dict[str, List[str]]]:
 def read_mlsuperb_transcript(path: Path) -> List[Tuple[str, str]]:
     """[(utt_id, text)] of a transcript file with lines "<utt_id> <field> <text>"."""
     out = []
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(text_lines(path), 1):
         if not line.strip():
             continue
         parts = line.strip().split(maxsplit=2)
@@ -339,7 +339,7 @@ def _fewshot_selection(path: Optional[Path]) -> Optional[set]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise HarnessError(f"few-shot id list {path} does not exist")
-    return {line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    return {line.split()[0] for line in text_lines(path) if line.strip()}
 
 
 @register_corpus("mlsuperb", aliases=("ml_superb",),

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Tuple
 
 from harness.data.corpora import (
     build_cached, cache_key, existing_folder, fingerprint, manifest_folder, recording_from_file,
-    skip_meta, split_counts, write_prepared,
+    skip_meta, split_counts, write_prepared, text_lines,
 )
 from harness.data.corpus import Corpus
 from harness.errors import HarnessError
@@ -67,7 +67,7 @@ def label_of(word: str) -> str:
 
 
 def read_list(path: Path) -> set:
-    return {ln.strip().replace("\\", "/") for ln in path.read_text().splitlines() if ln.strip()}
+    return {ln.strip().replace("\\", "/") for ln in text_lines(path) if ln.strip()}
 
 
 def silence_offsets(duration: float, sr: int, split: str, n: int, rng: random.Random) -> List[float]:

@@ -38,7 +38,7 @@ from typing import Dict, List, Optional, Tuple
 
 from harness.data.corpora import (
     build_cached, cache_key, existing_folder, fingerprint, manifest_folder, recording_from_file,
-    skip_meta, split_counts, write_prepared,
+    skip_meta, split_counts, write_prepared, text_lines,
 )
 from harness.data.corpus import Corpus
 from harness.errors import HarnessError
@@ -115,7 +115,7 @@ def read_trial_list(path: Path) -> List[Tuple[int, str, str]]:
 
 def read_iden_split(path: Path) -> Dict[str, str]:
     out = {}
-    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for i, line in enumerate(text_lines(path), 1):
         if not line.strip():
             continue
         parts = line.split()

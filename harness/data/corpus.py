@@ -127,14 +127,19 @@ def overlap_ratio(segments) -> float:
 
 def read_trials(path: Path) -> List[tuple]:
     """Read a trial list of lines "label enroll_id test_id" (label 1 = same speaker)."""
+    from harness.errors import HarnessError
+
     out = []
-    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for i, raw in enumerate(Path(path).read_bytes().splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise HarnessError(f"{path}:{i}: not UTF-8 text (byte {e.start + 1} of the line is "
+                               f"{raw[e.start]:#04x})") from None
         if not line.strip():
             continue
         parts = line.split()
         if len(parts) != 3 or parts[0] not in ("0", "1"):
-            from harness.errors import HarnessError
-
             raise HarnessError(f"{path}:{i}: expected 'label enroll test', got {line!r}")
         out.append((int(parts[0]), parts[1], parts[2]))
     return out
@@ -203,3 +208,34 @@ def load_manifest_dir(root: Path) -> Corpus:
         name=meta.get("name", root.name), kind=meta.get("kind", "real"), root=root,
         utterances=utts, trials=trials, meta=meta,
     )
+
+
+def content_fingerprint(c: Corpus) -> str:
+    """What makes a corpus's data this data, for a run's identity (the config hash).
+
+    Covers every utterance's id, split, subset, text, speaker, language, offset, duration, sample
+    rate and custom fields (phones, keywords, segments, ...), the audio file's name and size, and
+    the trial lists; not the folder it lies in, so a moved copy keeps its results. Two folders
+    of one corpus name and size (e.g. LibriSpeech with dev and test swapped) differ here.
+
+    Returns:
+        16 hex digits of a sha256.
+    """
+    import hashlib
+    import os
+
+    h = hashlib.sha256()
+    for u in sorted(c.utterances, key=lambda u: u.id):
+        try:
+            size = os.path.getsize(u.path)
+        except OSError:
+            size = -1
+        custom = {k: v for k, v in u.custom.items() if k != "sources"}  # absolute paths: the folder's
+        custom["sources"] = [(Path(p).name, os.path.getsize(p) if os.path.exists(p) else -1)
+                             for p in u.custom.get("sources") or []]
+        h.update(json.dumps([u.id, u.text, u.speaker, u.language, round(u.offset, 4), round(u.duration, 4),
+                             u.sampling_rate, Path(u.path).name, size, custom],
+                            sort_keys=True, default=str).encode())
+        h.update(b"\n")
+    h.update(json.dumps(sorted((s, [list(t) for t in tr]) for s, tr in c.trials.items())).encode())
+    return h.hexdigest()[:16]

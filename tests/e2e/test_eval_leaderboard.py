@@ -52,7 +52,8 @@ def test_every_run_finished_with_metrics(board):
 
 def test_runs_save_their_trivial_baseline(board, tiny_corpus):
     """Each run scores its task's trivial answer on test: the most frequent test class for the
-    classification tasks (its share of the test set), an empty output (100% errors) for PR/ASR."""
+    classification tasks (its share of the test set), an empty output (100% errors) for PR/ASR,
+    a constant trial score (EER 50) for ASV."""
     from collections import Counter
 
     from harness.data.corpora import load_corpus
@@ -63,8 +64,9 @@ def test_runs_save_their_trivial_baseline(board, tiny_corpus):
     for p in (root / "runs").rglob("result.json"):
         r = json.loads(p.read_text())
         triv = r["extra"].get("trivial_baseline")
-        if r["task"] == "asv":
-            assert triv is None
+        if r["task"] == "asv":  # one embedding for all: every trial scores the same
+            assert triv["what"] == "a constant score for every trial"
+            assert triv["test"] == {"eer": 50.0, "mindcf": 1.0} and r["trivial_dev"] == 50.0
         elif r["task"] in ("pr", "asr"):
             assert triv["what"] == "empty output" and triv["test"][r["primary_metric"]] == pytest.approx(100.0)
         else:
@@ -76,6 +78,7 @@ def test_runs_save_their_trivial_baseline(board, tiny_corpus):
     md = (root / "boards" / "synth.md").read_text()
     assert "### Trivial baselines (test)" in md
     assert "| ks | constant answer: the most frequent test class (" in md and "| pr | empty output | per ↓ 100.00 |" in md
+    assert "| asv | a constant score for every trial | eer ↓ 50.00" in md
 
 
 def test_leaderboard_and_report(board):

@@ -1,5 +1,5 @@
 """`harness eval --upstream hf:DIR` and `harness export --format hf` through the CLI, on models
-made inside the test: the run lands on the leaderboard under `hf:<folder name>`, and an exported
+made inside the test: the run lands on the leaderboard under `hf:<folder name>@<weights tag>`, and an exported
 project model gives its own features back through `hf:`."""
 
 import json
@@ -25,7 +25,7 @@ def test_eval_hf_folder_end_to_end(tiny_corpus, tmp_path):
                                  "--lr", "3e-3", "--steps", "30", "--runs", str(runs), "--cache", str(tmp_path / "c")])
     assert r.exit_code == 0, r.output
     (result,) = [json.loads(p.read_text()) for p in runs.rglob("result.json")]
-    assert result["upstream"] == "hf:w2v_tiny" and result["num_layers"] == 3
+    assert result["upstream"].startswith("hf:w2v_tiny@") and result["num_layers"] == 3
     acc = result["metrics"]["test"][result["primary_metric"]]
     assert 0 <= acc <= 100
     r = CliRunner().invoke(app, ["leaderboard", "--runs", str(runs), "--out", str(boards)])
@@ -39,7 +39,7 @@ def test_export_command_round_trip(tmp_path):
     assert r.exit_code == 0, r.output
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
     ours, back = build_upstream("random:wavlm_tiny"), build_upstream(f"hf:{out}")
-    assert back.spec.name == "hf:exported" and back.spec.family == "wavlm"
+    assert back.spec.name.startswith("hf:exported@") and back.spec.family == "wavlm"
     wav = 0.3 * torch.randn(2, 4000, generator=torch.Generator().manual_seed(0))
     lens = torch.tensor([4000, 2500])
     with torch.no_grad():
@@ -66,13 +66,13 @@ def test_export_then_eval_of_hf_folder_caches_the_same_features(tiny_corpus, tmp
         r = CliRunner().invoke(app, ["eval", "--upstream", up, "--task", "lid", "--corpus", str(tiny_corpus),
                                      "--lr", "3e-3", "--steps", "2", "--runs", str(runs), "--cache", str(cache)])
         assert r.exit_code == 0, r.output
-    assert sorted(json.loads(p.read_text())["upstream"] for p in runs.rglob("result.json")) == \
+    assert sorted(json.loads(p.read_text())["upstream"].split("@")[0] for p in runs.rglob("result.json")) == \
         ["hf:exp", "random:hubert_tiny"]
     pools = {}  # upstream name -> {utterance id: its cached pool}
     for index in (cache / "features").rglob("index.json"):
         idx = json.loads(index.read_text())
         pool = CachedPool(index.parent)
-        pools.setdefault(idx["upstream"], {}).update({item[0]: pool for item in idx["items"]})
+        pools.setdefault(idx["upstream"].split("@")[0], {}).update({item[0]: pool for item in idx["items"]})
     assert set(pools) == {"hf:exp", "random:hubert_tiny"}
     ours, theirs = pools["random:hubert_tiny"], pools["hf:exp"]
     assert ours.keys() == theirs.keys() and len(ours) > 10
