@@ -20,6 +20,11 @@ An iteration trains from scratch (PRETRAIN.md 1) unless `continue: true`: then i
 previous iteration's trained model (same family and config) and reuses its labels (WavLabLM's
 stage 2, PRETRAIN.md 5). Recipes by name live in harness/recipes/<name>.yaml (package data); a
 path to a YAML file works too.
+
+A recipe may inherit: `base: hubert_tiny` (or a YAML path) plus only the keys that differ. The
+base's tables merge key by key; a list (`iterations`, `levels`) replaces the base's whole list;
+`name` is never inherited (`read_recipe`). What runs, and what a run folder's recipe.json saves
+with its `recipe_hash`, is the resolved recipe, whichever files it was written in.
 """
 
 from __future__ import annotations
@@ -382,26 +387,114 @@ def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> R
 
 
 def available_recipes() -> Tuple[str, ...]:
+    """Names of the packaged recipes (harness/recipes/<name>.yaml)."""
     root = resources.files("harness") / "recipes"
     return tuple(sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml")))
 
 
-def load_recipe(recipe: Union[str, Path], overrides: Sequence[str] = ()) -> Recipe:
-    """A recipe by packaged name ("hubert_tiny") or by path to a YAML file, with `overrides`
-    ("train.steps=3", see `apply_overrides`) applied before it is resolved."""
+def _is_path(recipe: Union[str, Path]) -> bool:
     p = Path(recipe)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return recipe_from_dict(apply_overrides(read_config_file(p), overrides), default_name=p.stem)
-    name = str(recipe)
-    if name not in available_recipes():
-        raise ConfigError(f"unknown recipe {name!r}: not a file, and not one of {', '.join(available_recipes())}")
-    path = resources.files("harness") / "recipes" / f"{name}.yaml"
+    return p.suffix in (".yaml", ".yml") or p.exists()
+
+
+def unknown_recipe(name: str) -> ConfigError:
+    """The one-line error for a recipe name that is neither a file nor a packaged recipe."""
+    close = difflib.get_close_matches(name, available_recipes(), n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return ConfigError(f"unknown recipe {name!r}{hint}: not a file, and not one of {', '.join(available_recipes())}")
+
+
+def check_recipe_name(recipe: Union[str, Path]) -> None:
+    """Raise the one-line error of an unknown recipe name (a path is checked when it is read)."""
+    if not _is_path(recipe) and str(recipe) not in available_recipes():
+        raise unknown_recipe(str(recipe))
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> Dict[str, Any]:
+    """`base` with `over` laid on top: mappings merge key by key (recursively); anything else,
+    lists included, is replaced by `over`'s value."""
+    import copy
+
+    out = copy.deepcopy(dict(base))
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _read_file(path, label: str) -> Dict[str, Any]:
     import yaml
 
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"recipe {label}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, Mapping):
-        raise ConfigError(f"recipe {name}: expected a mapping at the top level")
-    return recipe_from_dict(apply_overrides(data, overrides), default_name=name)
+        raise ConfigError(f"recipe {label}: expected a mapping at the top level")
+    return dict(data)
+
+
+def read_recipe(recipe: Union[str, Path], _chain: Tuple[str, ...] = ()) -> Tuple[Dict[str, Any], str]:
+    """(the recipe's mapping with its `base` chain resolved, its default name).
+
+    A recipe may start from another: `base: NAME` (a packaged recipe) or `base: FILE.yaml` (a
+    path, relative to the inheriting file's folder), then only the keys that differ. The base's
+    mapping and the recipe's merge with `deep_merge` (tables key by key; lists such as
+    `iterations` replace the base's whole list). `name` is never inherited: a recipe without one
+    is named after its file. A base may itself have a base; a cycle or an unknown base is an
+    error naming the file."""
+    if _is_path(recipe):
+        path = Path(recipe)
+        if not path.is_file():
+            raise ConfigError(f"recipe file {path} does not exist")
+        label, key, folder, stem = str(path), str(path.resolve()), path.parent, path.stem
+        data = _read_file(path, label) if path.suffix in (".yaml", ".yml") else read_config_file(path)
+    else:
+        name = str(recipe)
+        if name not in available_recipes():
+            raise unknown_recipe(name)
+        path = resources.files("harness") / "recipes" / f"{name}.yaml"
+        label, key, folder, stem = f"harness/recipes/{name}.yaml", f"harness/recipes/{name}.yaml", None, name
+        data = _read_file(path, label)
+    if key in _chain:
+        names = [Path(c).stem for c in _chain[_chain.index(key):]] + [Path(key).stem]
+        raise ConfigError(f"recipe {label}: base cycle {' -> '.join(names)}")
+    if "base" not in data:
+        return data, stem
+    base = data.pop("base")
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"recipe {label}: base must be a recipe name or a YAML path, got {base!r}")
+    ref: Union[str, Path] = base
+    if _is_path(base) or Path(base).suffix in (".yaml", ".yml"):
+        ref = Path(base) if Path(base).is_absolute() or folder is None else folder / base
+        if not Path(ref).is_file():
+            raise ConfigError(f"recipe {label}: base {base!r}: no such file ({ref})")
+    elif base not in available_recipes():
+        close = difflib.get_close_matches(base, available_recipes(), n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"recipe {label}: unknown base {base!r}{hint}")
+    parent, _ = read_recipe(ref, _chain + (key,))
+    parent.pop("name", None)
+    return deep_merge(parent, data), stem
+
+
+def load_recipe(recipe: Union[str, Path], overrides: Sequence[str] = ()) -> Recipe:
+    """A recipe by packaged name ("hubert_tiny") or by path to a YAML file, its `base` chain
+    resolved (`read_recipe`), with `overrides` ("train.steps=3", see `apply_overrides`)
+    applied before it is resolved."""
+    data, default_name = read_recipe(recipe)
+    return recipe_from_dict(apply_overrides(data, overrides), default_name=default_name)
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    """sha256 (hex) of the resolved recipe (`recipe_to_dict`) as sorted-key JSON: what runs and
+    what a run folder's recipe.json saves, whichever files it was written in."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(recipe_to_dict(recipe), sort_keys=True).encode()).hexdigest()
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:

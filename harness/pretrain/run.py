@@ -1,7 +1,7 @@
 """`pretrain(recipe, corpus, out)`: chain a recipe's iterations; every stage idempotent and resumable.
 
 Run folder:
-    out/recipe.json                     resolved recipe + corpus (a re-run must match it)
+    out/recipe.json                     resolved recipe, its hash + corpus (a re-run must match it)
     out/iter{k}/features/{train,dev}    feature shards (dump.py)
     out/iter{k}/clusters/{stream}       centroids.npy (k-means) or index.faiss (cluster.method ivf)
                                         + done.json (k, inertia, points, seconds)
@@ -48,7 +48,7 @@ from harness.pretrain import cluster as clus
 from harness.pretrain import dump, labels as lab, loop
 from harness.pretrain.loop import Dist, Item, barrier, init_distributed, resolve_device
 from harness.pretrain.quality import codebook_usage, corpus_label_quality
-from harness.pretrain.recipe import DataConfig, IterationConfig, Recipe, load_recipe, recipe_to_dict
+from harness.pretrain.recipe import DataConfig, IterationConfig, Recipe, load_recipe, recipe_hash, recipe_to_dict
 from harness.results import atomic_write_json, now_iso
 from upstreams.base import export_encoder, get_family
 
@@ -219,7 +219,8 @@ def _check_run_folder(out: Path, ident: dict, rec: Recipe) -> None:
                                "choose another --out or delete it")
         return
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {**ident, "created": now_iso()})
+    # the hash is saved beside the identity, not in it: folders made before it was saved still match
+    atomic_write_json(path, {**ident, "recipe_hash": recipe_hash(rec), "created": now_iso()})
 
 
 def same_run(old: dict, ident: dict, rec: Recipe) -> bool:
