@@ -187,7 +187,7 @@ def export_cmd(upstream: str = typer.Argument(..., help="name, exported folder o
 @app.command()
 @friendly
 def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert_tiny, wavlm_tiny, wavlablm_tiny, "
-                                                          "...) or YAML path"),
+                                                          "...; `harness list recipes`) or YAML path"),
              corpus: str = typer.Option("synth", help=CORPUS_HELP),
              out: Optional[Path] = typer.Option(None, help="run folder (default runs/pretrain/<recipe>)"),
              iterations: Optional[int] = typer.Option(None, help="stop after this many iterations"),
@@ -198,16 +198,44 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
                                                       "e.g. train.steps=3 for a smoke run)"),
              export_every: int = typer.Option(0, "--export-every", metavar="N",
                                               help="also export the weights every N updates of each iteration "
-                                              "to iter<k>/exports/step<NNNNNN> (points of a learning curve)")):
+                                              "to iter<k>/exports/step<NNNNNN> (points of a learning curve)"),
+             threads: int = typer.Option(0, help="torch CPU threads (0 = torch's default)")):
     """Pre-train an upstream iteration by iteration; re-running resumes. Multi-GPU:
-    torchrun --nproc_per_node G -m harness.pretrain --recipe R --corpus C --out DIR."""
-    from harness.evaluate import resolve_corpus
-    from harness.pretrain import pretrain as run_pretrain
+    torchrun --nproc_per_node G -m harness.pretrain --recipe R --corpus C --out DIR
+    (`python -m harness.pretrain` is this command, with these options)."""
+    import os
 
+    from harness.pretrain.names import check_recipe_name
+
+    check_recipe_name(recipe)  # a misspelt name fails here in a fraction of a second (no torch yet)
+    from harness.config import check_count
+    from harness.evaluate import resolve_corpus
+    from harness.pretrain import load_recipe, pretrain as run_pretrain
+
+    load_recipe(recipe, set_ or ())  # every key and value, before a corpus is generated or read
+    if iterations is not None:
+        check_count("--iterations", iterations)
+    if export_every < 0 or threads < 0:
+        raise HarnessError(f"--export-every {export_every} / --threads {threads}: must be >= 0")
+    if noise is not None and not Path(noise).is_dir():
+        raise HarnessError(f"--noise {noise}: no such folder")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    # under torchrun every rank runs this: none may generate the synth corpus (they would all at once)
+    spec = resolve_corpus(corpus, log=_refuse_generation if int(os.environ.get("WORLD_SIZE", "1")) > 1
+                          else console.print)
     folder = out or Path("runs/pretrain") / Path(recipe).stem
-    up = run_pretrain(recipe, resolve_corpus(corpus, log=console.print), folder, log=console.print,
+    up = run_pretrain(recipe, spec, folder, log=console.print,
                       iterations=iterations, noise=noise, overrides=set_ or (), export_every=export_every)
-    console.print(f"upstream: {up}  (evaluate it with: harness eval --upstream {up} --task pr)")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
+        console.print(f"upstream: {up}  (evaluate it with: harness eval --upstream {up} --task pr)")
+
+
+def _refuse_generation(msg: str) -> None:
+    """resolve_corpus's log under torchrun, called just before it would generate a synth corpus."""
+    raise HarnessError(f"{msg}: not under torchrun (one process per GPU); run `harness data synth` first")
 
 
 @app.command()
@@ -219,10 +247,15 @@ def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhuber
     """Pre-train an ablation's recipes at equal updates and probe them with seeds; the leaderboard
     then shows its table."""
     from harness.ablation import get_ablation, run_ablation
+    from harness.config import check_count
     from harness.evaluate import resolve_corpus
+    from harness.pretrain import load_recipe
 
-    failed = run_ablation(get_ablation(name), resolve_corpus(corpus, log=console.print), runs, cache, workers,
-                          log=console.print)
+    ab = get_ablation(name)  # names and values checked before a corpus is generated or read
+    check_count("--workers", workers)
+    for r in ab.recipes:
+        load_recipe(r)
+    failed = run_ablation(ab, resolve_corpus(corpus, log=console.print), runs, cache, workers, log=console.print)
     if failed:
         raise typer.Exit(1)
     console.print(f"done; write the table with: harness leaderboard --runs {runs}")

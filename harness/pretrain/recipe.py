@@ -40,6 +40,7 @@ from typing import Any, Dict, Mapping, Sequence, Tuple, Union
 from harness.config import merge, read_config_file
 from harness.errors import ConfigError, HarnessError
 from harness.pretrain.cluster import IVF_FACTORY
+from harness.pretrain.names import available_recipes, check_recipe_name, is_recipe_path, suggest, unknown_recipe
 from upstreams.base import get_family
 from upstreams.hubert import HubertConfig
 
@@ -386,30 +387,6 @@ def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> R
     return Recipe(name=name, data=dcfg, iterations=tuple(iters))
 
 
-def available_recipes() -> Tuple[str, ...]:
-    """Names of the packaged recipes (harness/recipes/<name>.yaml)."""
-    root = resources.files("harness") / "recipes"
-    return tuple(sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml")))
-
-
-def _is_path(recipe: Union[str, Path]) -> bool:
-    p = Path(recipe)
-    return p.suffix in (".yaml", ".yml") or p.exists()
-
-
-def unknown_recipe(name: str) -> ConfigError:
-    """The one-line error for a recipe name that is neither a file nor a packaged recipe."""
-    close = difflib.get_close_matches(name, available_recipes(), n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    return ConfigError(f"unknown recipe {name!r}{hint}: not a file, and not one of {', '.join(available_recipes())}")
-
-
-def check_recipe_name(recipe: Union[str, Path]) -> None:
-    """Raise the one-line error of an unknown recipe name (a path is checked when it is read)."""
-    if not _is_path(recipe) and str(recipe) not in available_recipes():
-        raise unknown_recipe(str(recipe))
-
-
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> Dict[str, Any]:
     """`base` with `over` laid on top: mappings merge key by key (recursively); anything else,
     lists included, is replaced by `over`'s value."""
@@ -445,10 +422,9 @@ def read_recipe(recipe: Union[str, Path], _chain: Tuple[str, ...] = ()) -> Tuple
     `iterations` replace the base's whole list). `name` is never inherited: a recipe without one
     is named after its file. A base may itself have a base; a cycle or an unknown base is an
     error naming the file."""
-    if _is_path(recipe):
+    if is_recipe_path(recipe):
         path = Path(recipe)
-        if not path.is_file():
-            raise ConfigError(f"recipe file {path} does not exist")
+        check_recipe_name(path)
         label, key, folder, stem = str(path), str(path.resolve()), path.parent, path.stem
         data = _read_file(path, label) if path.suffix in (".yaml", ".yml") else read_config_file(path)
     else:
@@ -467,14 +443,12 @@ def read_recipe(recipe: Union[str, Path], _chain: Tuple[str, ...] = ()) -> Tuple
     if not isinstance(base, str) or not base:
         raise ConfigError(f"recipe {label}: base must be a recipe name or a YAML path, got {base!r}")
     ref: Union[str, Path] = base
-    if _is_path(base) or Path(base).suffix in (".yaml", ".yml"):
+    if is_recipe_path(base) or Path(base).suffix in (".yaml", ".yml"):
         ref = Path(base) if Path(base).is_absolute() or folder is None else folder / base
         if not Path(ref).is_file():
             raise ConfigError(f"recipe {label}: base {base!r}: no such file ({ref})")
     elif base not in available_recipes():
-        close = difflib.get_close_matches(base, available_recipes(), n=3, cutoff=0.6)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"recipe {label}: unknown base {base!r}{hint}")
+        raise ConfigError(f"recipe {label}: unknown base {base!r}{suggest(base)}")
     parent, _ = read_recipe(ref, _chain + (key,))
     parent.pop("name", None)
     return deep_merge(parent, data), stem
