@@ -1,4 +1,4 @@
-"""Self-supervised pre-training from raw audio: HuBERT, WavLM, WavLabLM (PRETRAIN.md; DESIGN.md 6).
+"""Self-supervised pre-training from raw audio: HuBERT, WavLM, WavLabLM (docs/pretrain.md; docs/design.md section 6).
 
     from harness.pretrain import pretrain
     upstream_dir = pretrain("hubert_tiny", "data/synth/small", Path("runs/pretrain/hubert_tiny"))

@@ -16,9 +16,9 @@ A recipe chains iterations. Top-level `data`, `model`, `objective`, `features`, 
       - continue: true                            # a second stage: the previous iteration's
         data: {balance: language}                 # weights and labels, a language-balanced subset
 
-An iteration trains from scratch (PRETRAIN.md 1) unless `continue: true`: then it starts from the
+An iteration trains from scratch (docs/pretrain.md section 1) unless `continue: true`: then it starts from the
 previous iteration's trained model (same family and config) and reuses its labels (WavLabLM's
-stage 2, PRETRAIN.md 5). Recipes by name live in harness/recipes/<name>.yaml (package data); a
+stage 2, docs/pretrain.md section 5). Recipes by name live in harness/recipes/<name>.yaml (package data); a
 path to a YAML file works too.
 
 A recipe may inherit: `base: hubert_tiny` (or a YAML path) plus only the keys that differ. The
@@ -96,8 +96,8 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """faiss k-means (PRETRAIN.md 1; fairseq fits on 10% of the utterances) or the mHuBERT-147
-    faiss IVF index (PRETRAIN.md 4).
+    """faiss k-means (docs/pretrain.md section 1; fairseq fits on 10% of the utterances) or the mHuBERT-147
+    faiss IVF index (docs/pretrain.md section 4).
 
     Attributes:
         k: clusters.
@@ -135,7 +135,7 @@ class ClusterConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The masked-prediction training stage (PRETRAIN.md 1). Defaults = HuBERT Base iteration 2.
+    """The masked-prediction training stage (docs/pretrain.md section 1). Defaults = HuBERT Base iteration 2.
 
     Attributes:
         steps: optimiser updates.
