@@ -43,3 +43,20 @@ def check_recipe_name(recipe: Union[str, Path]) -> None:
             raise ConfigError(f"recipe file {recipe} does not exist")
     elif str(recipe) not in available_recipes():
         raise unknown_recipe(str(recipe))
+
+
+def describe_recipes() -> Tuple[str, ...]:
+    """One line per packaged recipe: its name, the recipe it inherits (`base:`, or "-") and the
+    first line of its header comment (what it is)."""
+    root = resources.files("harness") / "recipes"
+    rows = []
+    for name in available_recipes():
+        base, about = "-", ""
+        for line in (root / f"{name}.yaml").read_text().splitlines():
+            if line.startswith("#") and not about:
+                about = line.lstrip("# ").strip()
+            elif line.startswith("base:"):
+                base = line.split(":", 1)[1].split("#")[0].strip()
+        rows.append((name, base, about))
+    w0, w1 = (max(len(r[i]) for r in rows) for i in (0, 1))
+    return tuple(f"{n.ljust(w0)}  base {b.ljust(w1)}  {a}".rstrip() for n, b, a in rows)
