@@ -109,7 +109,7 @@ def list_cmd(what: Listing = typer.Argument(..., help="what to list"),
     """List upstreams (registered names and the exports under --runs: family, layers, width,
     frame rate, parameters, source), tasks, or pre-training recipes (name, base, description)."""
     if what == Listing.recipes:
-        from harness.pretrain.names import describe_recipes
+        from harness.pretrain.recipe_files import describe_recipes
 
         for line in describe_recipes():
             print(line)
@@ -274,7 +274,7 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
     (`python -m harness.pretrain` is this command, with these options)."""
     import os
 
-    from harness.pretrain.names import check_recipe_name
+    from harness.pretrain.recipe_files import check_recipe_name
 
     check_recipe_name(recipe)  # a misspelt name fails here in a fraction of a second (no torch yet)
     from harness.config import check_count
@@ -284,8 +284,9 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
     load_recipe(recipe, set_ or ())  # every key and value, before a corpus is generated or read
     if iterations is not None:
         check_count("--iterations", iterations)
-    if export_every < 0 or threads < 0:
-        raise HarnessError(f"--export-every {export_every} / --threads {threads}: must be >= 0")
+    for flag, value, zero in (("--export-every", export_every, "no step exports"), ("--threads", threads, "torch's default")):
+        if value < 0:
+            raise HarnessError(f"{flag} {value}: must be >= 0 (0 = {zero})")
     if noise is not None and not Path(noise).is_dir():
         raise HarnessError(f"--noise {noise}: no such folder")
     if threads:

@@ -13,11 +13,11 @@ comes from upstreams/<family>.py through upstreams.base.Family.
 
 __all__ = ["pretrain", "load_recipe", "available_recipes", "Recipe"]
 _WHERE = {"pretrain": "harness.pretrain.run", "load_recipe": "harness.pretrain.recipe",
-          "available_recipes": "harness.pretrain.names", "Recipe": "harness.pretrain.recipe"}
+          "available_recipes": "harness.pretrain.recipe_files", "Recipe": "harness.pretrain.recipe"}
 
 
 def __getattr__(name):
-    # imported on first use: `harness.pretrain.names` (the CLI's recipe-name check) must not pull
+    # imported on first use: `harness.pretrain.recipe_files` (the CLI's recipe-name check) must not pull
     # in torch through run.py
     if name in _WHERE:
         import importlib

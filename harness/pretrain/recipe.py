@@ -33,14 +33,13 @@ import dataclasses
 import difflib
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, Mapping, Sequence, Tuple, Union
 
-from harness.config import merge, read_config_file
+from harness.config import merge
 from harness.errors import ConfigError, HarnessError
 from harness.pretrain.cluster import IVF_FACTORY
-from harness.pretrain.names import available_recipes, check_recipe_name, is_recipe_path, suggest, unknown_recipe
+from harness.pretrain.recipe_files import available_recipes, deep_merge, read_recipe  # noqa: F401 (re-exported)
 from upstreams.base import get_family
 from upstreams.hubert import HubertConfig
 
@@ -385,73 +384,6 @@ def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> R
             raise ConfigError(f"recipe iterations[{i + 1}].features.layer = {f.layer}, but iteration {i} "
                               f"has {prev.model.encoder_layers} layers (0..{prev.model.encoder_layers})")
     return Recipe(name=name, data=dcfg, iterations=tuple(iters))
-
-
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> Dict[str, Any]:
-    """`base` with `over` laid on top: mappings merge key by key (recursively); anything else,
-    lists included, is replaced by `over`'s value."""
-    import copy
-
-    out = copy.deepcopy(dict(base))
-    for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def _read_file(path, label: str) -> Dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"recipe {label}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"recipe {label}: expected a mapping at the top level")
-    return dict(data)
-
-
-def read_recipe(recipe: Union[str, Path], _chain: Tuple[str, ...] = ()) -> Tuple[Dict[str, Any], str]:
-    """(the recipe's mapping with its `base` chain resolved, its default name).
-
-    A recipe may start from another: `base: NAME` (a packaged recipe) or `base: FILE.yaml` (a
-    path, relative to the inheriting file's folder), then only the keys that differ. The base's
-    mapping and the recipe's merge with `deep_merge` (tables key by key; lists such as
-    `iterations` replace the base's whole list). `name` is never inherited: a recipe without one
-    is named after its file. A base may itself have a base; a cycle or an unknown base is an
-    error naming the file."""
-    if is_recipe_path(recipe):
-        path = Path(recipe)
-        check_recipe_name(path)
-        label, key, folder, stem = str(path), str(path.resolve()), path.parent, path.stem
-        data = _read_file(path, label) if path.suffix in (".yaml", ".yml") else read_config_file(path)
-    else:
-        name = str(recipe)
-        if name not in available_recipes():
-            raise unknown_recipe(name)
-        path = resources.files("harness") / "recipes" / f"{name}.yaml"
-        label, key, folder, stem = f"harness/recipes/{name}.yaml", f"harness/recipes/{name}.yaml", None, name
-        data = _read_file(path, label)
-    if key in _chain:
-        names = [Path(c).stem for c in _chain[_chain.index(key):]] + [Path(key).stem]
-        raise ConfigError(f"recipe {label}: base cycle {' -> '.join(names)}")
-    if "base" not in data:
-        return data, stem
-    base = data.pop("base")
-    if not isinstance(base, str) or not base:
-        raise ConfigError(f"recipe {label}: base must be a recipe name or a YAML path, got {base!r}")
-    ref: Union[str, Path] = base
-    if is_recipe_path(base) or Path(base).suffix in (".yaml", ".yml"):
-        ref = Path(base) if Path(base).is_absolute() or folder is None else folder / base
-        if not Path(ref).is_file():
-            raise ConfigError(f"recipe {label}: base {base!r}: no such file ({ref})")
-    elif base not in available_recipes():
-        raise ConfigError(f"recipe {label}: unknown base {base!r}{suggest(base)}")
-    parent, _ = read_recipe(ref, _chain + (key,))
-    parent.pop("name", None)
-    return deep_merge(parent, data), stem
 
 
 def load_recipe(recipe: Union[str, Path], overrides: Sequence[str] = ()) -> Recipe:

@@ -98,7 +98,7 @@ def test_version():
 
 
 def test_list_recipes():
-    from harness.pretrain.names import available_recipes
+    from harness.pretrain.recipe_files import available_recipes
 
     r = CliRunner().invoke(app, ["list", "recipes"])
     assert r.exit_code == 0, r.output

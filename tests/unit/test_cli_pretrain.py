@@ -62,8 +62,8 @@ def test_misspelt_recipe_fails_before_torch_and_corpus(tmp_path):
     (["--set", "train.steps=-3"], "train.steps must be >= 1, got -3"),
     (["--set", "modle.preset=tiny"], "TABLE one of"),
     (["--iterations", "0"], "--iterations must be an integer >= 1, got 0"),
-    (["--export-every", "-1"], "must be >= 0"),
-    (["--threads", "-2"], "must be >= 0"),
+    (["--export-every", "-1"], "--export-every -1: must be >= 0"),
+    (["--threads", "-2"], "--threads -2: must be >= 0"),
     (["--noise", "no_such_noise"], "--noise no_such_noise: no such folder"),
 ])
 def test_pretrain_checks_names_and_values_before_corpus_work(tmp_path, monkeypatch, args, message):
