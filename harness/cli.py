@@ -293,14 +293,16 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
         import torch
 
         torch.set_num_threads(threads)
+    # log lines whole, as written (no wrapping at the console width, no markup): they end up in
+    # torchrun's and the user's log files, and are read back by tools
+    log = functools.partial(console.print, soft_wrap=True, highlight=False, markup=False)
     # under torchrun every rank runs this: none may generate the synth corpus (they would all at once)
-    spec = resolve_corpus(corpus, log=_refuse_generation if int(os.environ.get("WORLD_SIZE", "1")) > 1
-                          else console.print)
+    spec = resolve_corpus(corpus, log=_refuse_generation if int(os.environ.get("WORLD_SIZE", "1")) > 1 else log)
     folder = out or Path("runs/pretrain") / Path(recipe).stem
-    up = run_pretrain(recipe, spec, folder, log=console.print,
+    up = run_pretrain(recipe, spec, folder, log=log,
                       iterations=iterations, noise=noise, overrides=set_ or (), export_every=export_every)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
-        console.print(f"upstream: {up}  (evaluate it with: harness eval --upstream {up} --task pr)")
+        log(f"upstream: {up}  (evaluate it with: harness eval --upstream {up} --task pr)")
 
 
 def _refuse_generation(msg: str) -> None:
