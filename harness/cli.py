@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
@@ -23,6 +24,65 @@ console = Console(stderr=True)
 CORPUS_HELP = kinds_help()
 RUNS = Path("runs")
 CACHE = Path("cache")
+RUNS_HELP = "run store: one folder per finished (or failed) run"
+CACHE_HELP = "feature cache: every upstream's hidden states per corpus split"
+
+
+# Closed choices, as enums so that --help lists them. Each repeats a list owned elsewhere (kept
+# out of this module so that `harness --help` imports no torch); tests/unit/test_cli_docs.py
+# checks that the two agree.
+class Profile(str, Enum):
+    """Probe profiles every task defines (tasks/base.py Task.profiles)."""
+
+    quick = "quick"
+    paper = "paper"
+
+
+class Launcher(str, Enum):
+    """harness.launch.LAUNCHERS."""
+
+    local = "local"
+    slurm = "slurm"
+
+
+class ReportFormat(str, Enum):
+    """harness.report.FORMATS."""
+
+    markdown = "markdown"
+    github = "github"
+
+
+class SynthSize(str, Enum):
+    """harness.data.synth_plan.SIZES."""
+
+    tiny = "tiny"
+    small = "small"
+    medium = "medium"
+
+
+class Listing(str, Enum):
+    upstreams = "upstreams"
+    tasks = "tasks"
+    recipes = "recipes"
+
+
+ExportFormat = Enum("ExportFormat", {f: f for f in EXPORT_FORMATS}, type=str)  # harness.export.FORMATS
+# not an enum: cuda:N takes any N (harness.config checks the value, harness.evaluate the machine)
+DEVICE_METAVAR = "[cpu|cuda|cuda:N|mps]"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from harness import __version__
+
+        print(f"harness {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                       help="print the harness version and exit")):
+    """Pre-train, probe and rank self-supervised speech models."""
 
 
 def friendly(fn):
@@ -44,20 +104,24 @@ def friendly(fn):
 
 @app.command("list")
 @friendly
-def list_cmd(what: str = typer.Argument(..., help="upstreams | tasks"),
+def list_cmd(what: Listing = typer.Argument(..., help="what to list"),
              runs: Path = typer.Option(RUNS, help="where to look for exports (folders with upstream.json)")):
     """List upstreams (registered names and the exports under --runs: family, layers, width,
-    frame rate, parameters, source) or tasks."""
+    frame rate, parameters, source), tasks, or pre-training recipes (name, base, description)."""
+    if what == Listing.recipes:
+        from harness.pretrain.recipe_files import describe_recipes
+
+        for line in describe_recipes():
+            print(line)
+        return
     from harness.catalog import accepted_forms, export_rows, registered_rows
     from harness.registry import TASKS, load_all
 
     load_all()
-    if what == "tasks":
+    if what == Listing.tasks:
         for n in TASKS.names():
             print(n)
         return
-    if what != "upstreams":
-        raise HarnessError(f"unknown list {what!r}: use 'upstreams' or 'tasks'")
     exported, problems = export_rows(runs)
     rows = registered_rows() + exported
     table = [("upstream", "family", "layers", "width", "frame rate", "params", "source")]
@@ -81,14 +145,16 @@ def _count(n: int) -> str:
 
 @data_app.command("synth")
 @friendly
-def data_synth(size: str = typer.Option("small", help="tiny | small | medium"),
-               seed: int = typer.Option(0), out: Optional[Path] = typer.Option(None, help="default data/synth/<size>"),
+def data_synth(size: SynthSize = typer.Option(SynthSize.small, help="corpus size: tiny for tests, small for "
+                                              "the demo, medium for CPU pre-training"),
+               seed: int = typer.Option(0, help="generation seed (same size and seed = same corpus)"),
+               out: Optional[Path] = typer.Option(None, help="default data/synth/<size>"),
                workers: int = typer.Option(2, help="processes (the corpus does not depend on it)")):
     """Generate the embedded synth corpus offline with espeak-ng."""
     from harness.data.synth import generate
 
-    path = generate(out or Path("data/synth") / size, size=size, seed=seed, workers=workers)
-    console.print(f"synth corpus ({size}, seed {seed}) in {path}")
+    path = generate(out or Path("data/synth") / size.value, size=size.value, seed=seed, workers=workers)
+    console.print(f"synth corpus ({size.value}, seed {seed}) in {path}")
 
 
 @data_app.command("prepare")
@@ -111,7 +177,8 @@ def data_prepare(corpus: str = typer.Argument(..., help=CORPUS_HELP),
 def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported folder(s); comma-separated allowed"),
              task: List[str] = typer.Option(..., help="task name(s); comma-separated allowed"),
              corpus: str = typer.Option("synth", help=CORPUS_HELP),
-             profile: str = typer.Option("quick", help="quick | paper"),
+             profile: Profile = typer.Option(Profile.quick, help="quick: CPU minutes; paper: the published "
+                                             "steps, batches and lr grids"),
              seeds: int = typer.Option(1, help="number of seeds, from 1337 up"),
              lr: Optional[List[float]] = typer.Option(None, help="learning rate(s), replaces the task's grid"),
              config: Optional[str] = typer.Option(None, help="YAML/TOML config file"),
@@ -120,13 +187,14 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
                                            "corpus is prepared and when it is decoded); the run's result "
                                            "and the board list them"),
              cache_budget_gb: Optional[float] = typer.Option(None, help="largest feature cache to write"),
-             device: str = typer.Option("cpu"),
+             device: str = typer.Option("cpu", metavar=DEVICE_METAVAR, help="where the upstream and the probe run"),
              lexicon: Optional[Path] = typer.Option(None, help="PR phone targets from this lexicon (SUPERB's "
                                                     "LibriSpeech lexicon: WORD PH1 PH2 ... per line); without "
                                                     "it PR uses espeak phones, marked as a substitute"),
-             runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE),
-             launcher: Optional[str] = typer.Option(None, help="local | slurm: one submitit job per (upstream, task, "
-                                                    "lr, seed); default: run here, one after the other"),
+             runs: Path = typer.Option(RUNS, help=RUNS_HELP), cache: Path = typer.Option(CACHE, help=CACHE_HELP),
+             launcher: Optional[Launcher] = typer.Option(None, help="one submitit job per (upstream, task, lr, seed), "
+                                                         "on this machine or SLURM; default: run here, one after "
+                                                         "the other"),
              partition: Optional[str] = typer.Option(None, help="SLURM partition (launcher)"),
              time_min: Optional[int] = typer.Option(None, help="minutes per job (launcher; default 60)"),
              gpus: Optional[int] = typer.Option(None, help="GPUs per job (launcher; default 0)"),
@@ -139,6 +207,7 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     from harness.config import check_count, split_names
     from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
 
+    profile, launcher = profile.value, launcher.value if launcher is not None else None
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
                                   device=device, lrs=tuple(lr) if lr else None,
                                   lexicon=str(lexicon) if lexicon else None).items() if v is not None}
@@ -175,19 +244,19 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
 @app.command("export")
 @friendly
 def export_cmd(upstream: str = typer.Argument(..., help="name, exported folder or source (hf:DIR, ...)"),
-               fmt: str = typer.Option(..., "--format", help=f"output format: {' | '.join(EXPORT_FORMATS)}"),
+               fmt: ExportFormat = typer.Option(..., "--format", help="output format"),
                out: Path = typer.Option(..., help="folder to write")):
     """Write an upstream in another toolkit's format (hf: a transformers model folder; s3prl: a
     checkpoint for s3prl's hubert_local / wavlm_local, evaluated back as s3prl:hubert:FILE)."""
     from harness.export import export
 
-    console.print(f"{upstream} -> {export(upstream, fmt, out)} ({fmt})")
+    console.print(f"{upstream} -> {export(upstream, fmt.value, out)} ({fmt.value})")
 
 
 @app.command()
 @friendly
 def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert_tiny, wavlm_tiny, wavlablm_tiny, "
-                                                          "...) or YAML path"),
+                                                          "...; `harness list recipes`) or YAML path"),
              corpus: str = typer.Option("synth", help=CORPUS_HELP),
              out: Optional[Path] = typer.Option(None, help="run folder (default runs/pretrain/<recipe>)"),
              iterations: Optional[int] = typer.Option(None, help="stop after this many iterations"),
@@ -198,16 +267,47 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
                                                       "e.g. train.steps=3 for a smoke run)"),
              export_every: int = typer.Option(0, "--export-every", metavar="N",
                                               help="also export the weights every N updates of each iteration "
-                                              "to iter<k>/exports/step<NNNNNN> (points of a learning curve)")):
+                                              "to iter<k>/exports/step<NNNNNN> (points of a learning curve)"),
+             threads: int = typer.Option(0, help="torch CPU threads (0 = torch's default)")):
     """Pre-train an upstream iteration by iteration; re-running resumes. Multi-GPU:
-    torchrun --nproc_per_node G -m harness.pretrain --recipe R --corpus C --out DIR."""
-    from harness.evaluate import resolve_corpus
-    from harness.pretrain import pretrain as run_pretrain
+    torchrun --nproc_per_node G -m harness.pretrain --recipe R --corpus C --out DIR
+    (`python -m harness.pretrain` is this command, with these options)."""
+    import os
 
+    from harness.pretrain.recipe_files import check_recipe_name
+
+    check_recipe_name(recipe)  # a misspelt name fails here in a fraction of a second (no torch yet)
+    from harness.config import check_count
+    from harness.evaluate import resolve_corpus
+    from harness.pretrain import load_recipe, pretrain as run_pretrain
+
+    load_recipe(recipe, set_ or ())  # every key and value, before a corpus is generated or read
+    if iterations is not None:
+        check_count("--iterations", iterations)
+    for flag, value, zero in (("--export-every", export_every, "no step exports"), ("--threads", threads, "torch's default")):
+        if value < 0:
+            raise HarnessError(f"{flag} {value}: must be >= 0 (0 = {zero})")
+    if noise is not None and not Path(noise).is_dir():
+        raise HarnessError(f"--noise {noise}: no such folder")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    # log lines whole, as written (no wrapping at the console width, no markup): they end up in
+    # torchrun's and the user's log files, and are read back by tools
+    log = functools.partial(console.print, soft_wrap=True, highlight=False, markup=False)
+    # under torchrun every rank runs this: none may generate the synth corpus (they would all at once)
+    spec = resolve_corpus(corpus, log=_refuse_generation if int(os.environ.get("WORLD_SIZE", "1")) > 1 else log)
     folder = out or Path("runs/pretrain") / Path(recipe).stem
-    up = run_pretrain(recipe, resolve_corpus(corpus, log=console.print), folder, log=console.print,
+    up = run_pretrain(recipe, spec, folder, log=log,
                       iterations=iterations, noise=noise, overrides=set_ or (), export_every=export_every)
-    console.print(f"upstream: {up}  (evaluate it with: harness eval --upstream {up} --task pr)")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
+        log(f"upstream: {up}  (evaluate it with: harness eval --upstream {up} --task pr)")
+
+
+def _refuse_generation(msg: str) -> None:
+    """resolve_corpus's log under torchrun, called just before it would generate a synth corpus."""
+    raise HarnessError(f"{msg}: not under torchrun (one process per GPU); run `harness data synth` first")
 
 
 @app.command()
@@ -215,14 +315,19 @@ def pretrain(recipe: str = typer.Option("hubert_tiny", help="recipe name (hubert
 def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhubert"),
            corpus: str = typer.Option("synth", help=CORPUS_HELP),
            workers: int = typer.Option(2, help="pre-trainings and probes run side by side"),
-           runs: Path = typer.Option(RUNS), cache: Path = typer.Option(CACHE)):
+           runs: Path = typer.Option(RUNS, help=RUNS_HELP), cache: Path = typer.Option(CACHE, help=CACHE_HELP)):
     """Pre-train an ablation's recipes at equal updates and probe them with seeds; the leaderboard
     then shows its table."""
     from harness.ablation import get_ablation, run_ablation
+    from harness.config import check_count
     from harness.evaluate import resolve_corpus
+    from harness.pretrain import load_recipe
 
-    failed = run_ablation(get_ablation(name), resolve_corpus(corpus, log=console.print), runs, cache, workers,
-                          log=console.print)
+    ab = get_ablation(name)  # names and values checked before a corpus is generated or read
+    check_count("--workers", workers)
+    for r in ab.recipes:
+        load_recipe(r)
+    failed = run_ablation(ab, resolve_corpus(corpus, log=console.print), runs, cache, workers, log=console.print)
     if failed:
         raise typer.Exit(1)
     console.print(f"done; write the table with: harness leaderboard --runs {runs}")
@@ -230,7 +335,8 @@ def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhuber
 
 @app.command()
 @friendly
-def leaderboard(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leaderboards"))):
+def leaderboard(runs: Path = typer.Option(RUNS, help=RUNS_HELP),
+                out: Path = typer.Option(Path("leaderboards"), help="folder for the markdown boards and heatmaps")):
     """Aggregate finished runs into leaderboard markdown and heatmaps."""
     from harness.leaderboard import build
 
@@ -240,15 +346,16 @@ def leaderboard(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("
 
 @app.command()
 @friendly
-def report(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leaderboards")),
-           fmt: str = typer.Option("markdown", "--format", help="markdown (REPORT.md) | github (GITHUB.md, "
-                                   "for $GITHUB_STEP_SUMMARY)"),
+def report(runs: Path = typer.Option(RUNS, help=RUNS_HELP),
+           out: Path = typer.Option(Path("leaderboards"), help="folder to write the page in"),
+           fmt: ReportFormat = typer.Option(ReportFormat.markdown, "--format", help="markdown: REPORT.md; github: "
+                                            "GITHUB.md, for $GITHUB_STEP_SUMMARY"),
            base: Optional[Path] = typer.Option(None, help="base run store to compare against"),
            threshold: Optional[float] = typer.Option(None, help="single-seed change that counts, in metric units (default 2)")):
     """Write a one-screen summary page (summary tables, heatmaps, links, comparison with --base)."""
     from harness.report import write_report
 
-    console.print(f"wrote {write_report(runs, out, fmt, base, threshold)}")
+    console.print(f"wrote {write_report(runs, out, fmt.value, base, threshold)}")
 
 
 @app.command()
@@ -271,16 +378,18 @@ def compare(base: Path = typer.Argument(..., help="base run store"), new: Path =
 
 @app.command()
 @friendly
-def ci(runs: Path = typer.Option(Path("runs-ci")), cache: Path = typer.Option(CACHE),
-       out: Path = typer.Option(Path("board-ci")), base: Optional[Path] = typer.Option(None, help="base run store"),
+def ci(runs: Path = typer.Option(Path("runs-ci"), help=RUNS_HELP), cache: Path = typer.Option(CACHE, help=CACHE_HELP),
+       out: Path = typer.Option(Path("board-ci"), help="folder for the board and the report"),
+       base: Optional[Path] = typer.Option(None, help="base run store"),
        threshold: Optional[float] = typer.Option(None, help="single-seed change that counts, in metric units (default 2)"),
        seeds: int = typer.Option(3, help="probe seeds per (upstream, task)"),
-       fmt: str = typer.Option("github", "--format", help="github | markdown")):
+       fmt: ReportFormat = typer.Option(ReportFormat.github, "--format", help="report page format (see harness "
+                                        "report)")):
     """The CI-sized benchmark: synth tiny -> brief pre-training -> PR/SID/LID/SD probes -> board,
     report and (with --base) the regression gate; exit 1 on a failed job or a regression."""
     from harness.ci import benchmark
 
-    o = benchmark(runs, cache, out, base=base, threshold=threshold, seeds=seeds, fmt=fmt, log=console.print)
+    o = benchmark(runs, cache, out, base=base, threshold=threshold, seeds=seeds, fmt=fmt.value, log=console.print)
     console.print(f"wrote {o.report} in {o.seconds:.0f} s; {o.failed} failed job(s), {o.regressions} regression(s)")
     raise typer.Exit(o.exit_code)
 

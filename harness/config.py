@@ -31,7 +31,7 @@ def _require(cfg: "ProbeConfig", name: str, ok: bool, what: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ProbeConfig:
-    """How one probe is trained (PROTOCOL section 2). Units: steps are optimizer updates.
+    """How one probe is trained (docs/protocol.md section 2). Units: steps are optimizer updates.
 
     Attributes:
         steps: optimizer updates.

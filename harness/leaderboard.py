@@ -1,4 +1,4 @@
-"""Leaderboards from run folders (DESIGN.md section 8): result.json files only, never checkpoints.
+"""Leaderboards from run folders (docs/design.md section 8): result.json files only, never checkpoints.
 
 - ``scan`` / ``collect``: every finished run as one DataFrame row (metrics flattened to
   ``dev.<metric>`` / ``test.<metric>`` columns); unfinished folders and unreadable result.json

@@ -1,4 +1,4 @@
-"""Layer-weight heatmaps (PROTOCOL.md section 5), PNG through matplotlib's Agg canvas.
+"""Layer-weight heatmaps (docs/protocol.md section 5), PNG through matplotlib's Agg canvas.
 
 Two views, each drawn from the raw softmax weights and from the norm-corrected contributions
 (c_l = w_l |h_l| / sum_k w_k |h_k|), in percent:

@@ -2,7 +2,7 @@
 
 Read top to bottom: `train_probe` trains one (lr, seed) probe, evaluates on dev every
 `eval_every` updates, keeps the dev-best weights (ties: the task's secondary metric, then the later
-step) and scores them on test (PROTOCOL section 2). A probe whose dev metric never beats the task's
+step) and scores them on test (docs/protocol.md section 2). A probe whose dev metric never beats the task's
 trivial answer (an empty transcript, the majority class, all silence, the mixture) is marked
 `learned_nothing`. A transcription probe also saves the length of each test output against its
 reference (`extra["test_output_tokens"]`): a probe that beat the empty answer on dev may still
@@ -109,7 +109,7 @@ def evaluate_split(task: Task, featurizer: WeightedSum, head: torch.nn.Module, s
                    refs: Dict[str, Any], info: Dict[str, Any], split: str, frame_rate: float,
                    layer_norms: Optional[List[float]] = None):
     """Decode every item of a split and score it. If `layer_norms` is a list, fill it with each
-    layer's mean frame L2 norm over the split (PROTOCOL section 5)."""
+    layer's mean frame L2 norm over the split (docs/protocol.md section 5)."""
     featurizer.eval()
     head.eval()
     preds: Dict[str, Any] = {}
@@ -199,7 +199,7 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
                 loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             if not math.isfinite(float(gnorm)):
-                nan_steps += 1  # PROTOCOL: skip the update, count it
+                nan_steps += 1  # docs/protocol.md section 2: skip the update, count it
                 opt.zero_grad(set_to_none=True)
                 continue
             opt.step()

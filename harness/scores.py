@@ -1,4 +1,4 @@
-"""Benchmark scores (PROTOCOL.md section 4): pure functions, no I/O.
+"""Benchmark scores (docs/protocol.md section 4): pure functions, no I/O.
 
 Metric dictionaries are keyed by ``(task, metric)``, e.g. ``("pr", "per")``, with values in the
 units the protocol uses (percent for PER/WER/CER/EER/DER/accuracy/F1, dB for SI-SDRi).
@@ -44,7 +44,7 @@ class Reference:
     higher_is_better: bool
 
 
-# FBANK -> SOTA of the SUPERB paper (PROTOCOL section 4). QbE MTWV is in x100 units.
+# FBANK -> SOTA of the SUPERB paper (docs/protocol.md section 4). QbE MTWV is in x100 units.
 SUPERB_REFERENCES: Dict[Key, Reference] = {
     ("pr", "per"): Reference(82.01, 3.53, False),
     ("ks", "acc"): Reference(41.3826674, 96.66, True),
@@ -76,7 +76,7 @@ METRIC_HIGHER_IS_BETTER: Dict[str, bool] = {
     "cer_normal": False, "cer_fewshot": False, "lid_acc": True, "der_dev_setting": False, "si_sdr": True,
 }  # fmt: skip
 
-# ML-SUPERB (PROTOCOL section 4): score task -> [(task name without the budget suffix, metric)].
+# ML-SUPERB (docs/protocol.md section 4): score task -> [(task name without the budget suffix, metric)].
 MLSUPERB_BUDGETS: Tuple[str, ...] = ("10min", "1h")
 MLSUPERB_TASKS: Dict[str, Tuple[Key, ...]] = {
     "mono": (("mono_asr", "cer"),),
@@ -165,7 +165,7 @@ class BoardScores(dict):
 
 
 def mlsuperb_score(table, budget: str, zero_upstream: str = "fbank", require_all: bool = True) -> BoardScores:
-    """ML-SUPERB score of one budget with board references (PROTOCOL section 4).
+    """ML-SUPERB score of one budget with board references (docs/protocol.md section 4).
 
     ``table``: long-form DataFrame with columns upstream, task, metric, value (e.g. mean test
     metrics of each upstream's selected run; percent). Per metric of ``mlsuperb_metrics(budget)``

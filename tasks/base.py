@@ -404,7 +404,7 @@ class CTCTask(Task):
 
 
 class MLSuperbTask(CTCTask):
-    """The ML-SUPERB tasks (PROTOCOL section 3: mono_asr, ml_asr, lid_ctc, asr_lid): the ML-SUPERB
+    """The ML-SUPERB tasks (docs/protocol.md section 3: mono_asr, ml_asr, lid_ctc, asr_lid): the ML-SUPERB
     head, CTC over characters of normalised text (space is a token) and/or one `[lang]` token per
     language, greedy decoding; CER pooled over the utterances of the normal and of the few-shot
     languages (`grouped_cer`), LID accuracy over utterances.

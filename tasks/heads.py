@@ -1,4 +1,4 @@
-"""Heads shared by tasks (PROTOCOL section 3). Every head: forward(x (B, T, D), lengths (B,))."""
+"""Heads shared by tasks (docs/protocol.md section 3). Every head: forward(x (B, T, D), lengths (B,))."""
 
 from __future__ import annotations
 
@@ -421,7 +421,7 @@ class Conv2dSubsampling2(nn.Module):
 
 
 class MLSuperbHead(nn.Module):
-    """The ML-SUPERB CTC head (PROTOCOL section 3), on the weighted features:
+    """The ML-SUPERB CTC head (docs/protocol.md section 3), on the weighted features:
 
     SpecAugment (train only, `specaug` = SpecAugment's arguments, None = off) -> utterance mean
     normalisation -> Linear(D, 80) -> conv2d subsampling x2 -> `layers` pre-LN Transformer blocks

@@ -1,5 +1,5 @@
 """ML-SUPERB LID: the CTC head learns one `[lang]` token per utterance; the decision is the first
-language token of the greedy output, "[UNK]" when there is none (PROTOCOL section 3, row lid).
+language token of the greedy output, "[UNK]" when there is none (docs/protocol.md section 3, row lid).
 All languages take part (normal ones at the budget, few-shot ones with 5 utterances).
 
 Extras on test: per-language accuracy, and per-language "CER" = token error rate of the decoded

@@ -159,7 +159,7 @@ def ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -
 
 # --- speaker diarization (SD) -------------------------------------------------------------------
 
-#: PROTOCOL section 2: SD reports the lowest DER over these decoding settings
+#: docs/protocol.md section 2: SD reports the lowest DER over these decoding settings
 SD_MEDIANS = (1, 11)
 SD_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 

@@ -1,4 +1,4 @@
-"""PR: phoneme recognition, frame-wise linear head + CTC, scored by PER (PROTOCOL section 3).
+"""PR: phoneme recognition, frame-wise linear head + CTC, scored by PER (docs/protocol.md section 3).
 
 Targets: SUPERB's PR (s3prl downstream/ctc/libriphone.yaml, corpus/libriphone.py) maps each
 word of the transcript through a LibriSpeech lexicon (`WORD PH1 PH2 ...` per line, ARPAbet with

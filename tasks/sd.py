@@ -12,7 +12,7 @@ chunks in the paper profile) slice the labels with
 
 Head and loss: 1-layer LSTM -> Linear(hidden, 2) (sigmoid), permutation-invariant BCE.
 
-Scoring (PROTOCOL section 2): per-frame probabilities are thresholded, median-filtered and turned
+Scoring (docs/protocol.md section 2): per-frame probabilities are thresholded, median-filtered and turned
 into segments; DER (pyannote.metrics, collar 0, overlap scored) is summed over the split's
 conversations for median filter {1, 11} x threshold {0.3 .. 0.7}.
   der              the lowest DER over that grid (the protocol's number; an oracle choice of the
@@ -204,6 +204,6 @@ class SpeakerDiarization(Task):
             "best_median": best[0], "best_threshold": best[1],
             "dev_best_median": dev[0], "dev_best_threshold": dev[1],
             "der_grid": {f"median={m},threshold={t:g}": v for (m, t), v in grid.items()},
-            "note": "der = lowest DER over median x threshold on the scored split (PROTOCOL); "
+            "note": "der = lowest DER over median x threshold on the scored split (docs/protocol.md section 2); "
                     "der_dev_setting = DER at the dev-best setting",
         }

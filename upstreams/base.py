@@ -1,5 +1,5 @@
 """The upstream interface (every upstream returns HiddenStates with L+1 layers) and the model
-family plugin seam (DESIGN.md 6): a family file registers a `Family` (config class + presets,
+family plugin seam (docs/design.md section 6): a family file registers a `Family` (config class + presets,
 encoder builder, upstream adapter); export/load of `upstream.json` + `upstream.safetensors` is
 keyed by its `family` field, so `harness eval`, feature dumping, export and pre-training only
 talk to this interface."""

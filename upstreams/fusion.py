@@ -1,5 +1,5 @@
 """Fusion of upstreams at several frame rates: the parallel multi-resolution scheme (CV-HuBERT,
-PRETRAIN.md 5; Shi et al., "Exploration on HuBERT with Multiple Resolutions", Interspeech 2023).
+docs/pretrain.md section 5; Shi et al., "Exploration on HuBERT with Multiple Resolutions", Interspeech 2023).
 
 `fusion:A+B+C` (harness.evaluate.build_upstream; A, B, C registered names or exported folders)
 runs every member on the same audio, brings each member's hidden states to the finest member's
@@ -17,8 +17,9 @@ learns one weight per depth, shared by the resolutions, and the head sees every 
 UNVERIFIED: the paper's own text (arXiv 2306.01084) could not be read here, so whether its
 parallel scheme concatenates or sums, and whether per layer or after per-model weighted sums,
 is our choice (per-layer concatenation keeps every resolution's features intact). The abstract
-reports that the multi-resolution integration outperforms the 20 ms HuBERT alone (PRETRAIN.md 5
-says the opposite; the abstract is the reference).
+reports that the multi-resolution integration outperforms the 20 ms HuBERT alone (the CV-HuBERT
+paper found fusing its resolutions worse, docs/pretrain.md section 5; for this scheme the
+abstract is the reference).
 
 Padding contract (upstreams/base.py): each member gives each item of a padded batch its valid
 frames as if alone, the repetition only reads an item's own valid frames, and frames past the

@@ -1,7 +1,7 @@
 """The HuBERT network family: config, encoder, upstream adapter, torchaudio mapping; registered
 as family "hubert" (upstreams/base.py: export/load keyed by family, `random:hubert_<preset>`).
 
-Architecture and init follow PRETRAIN.md section 1 (fairseq HuBERT). The pre-training heads
+Architecture and init follow docs/pretrain.md section 1 (fairseq HuBERT). The pre-training heads
 (harness/pretrain/objectives) wrap the encoder and use `mask=`, `EncoderOutput.features` and
 `.padding_mask`.
 
@@ -13,7 +13,7 @@ Conventions
   frames only, padded frames are zeroed before the positional conv, attention masks padded keys,
   and padded frames of every returned state are zero. Each item of a padded batch therefore
   gives the same valid frames as the item alone.
-- Hidden states (PROTOCOL 1): L+1 states; 0 = input of the first layer (after pos conv, and after
+- Hidden states (docs/protocol.md section 1): L+1 states; 0 = input of the first layer (after pos conv, and after
   LN for post-LN), L = encoder output (after the final LN for pre-LN models).
 """
 
@@ -98,7 +98,7 @@ class HubertConfig:
 
     @classmethod
     def tiny(cls) -> "HubertConfig":
-        """CPU toy (PRETRAIN.md 7): same kernels/strides (20 ms), 128 channels, 4 x 128, 4 heads."""
+        """CPU toy (docs/pretrain.md section 7): same kernels/strides (20 ms), 128 channels, 4 x 128, 4 heads."""
         return cls(conv_channels=(128,) * 7, encoder_dim=128, encoder_layers=4, encoder_heads=4,
                    encoder_ffn_dim=512, final_dim=64)
 
@@ -197,7 +197,7 @@ class HubertEncoder(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """PRETRAIN.md 1: Linear N(0, 0.02), bias 0; mask embedding U[0, 1); CNN convs Kaiming
+        """docs/pretrain.md section 1: Linear N(0, 0.02), bias 0; mask embedding U[0, 1); CNN convs Kaiming
         normal (fairseq); norms weight 1 bias 0; pos conv keeps its fairseq init."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
@@ -305,7 +305,7 @@ class HubertUpstream(Upstream):
 
 HUBERT = register_family_upstreams(Family(
     name="hubert", config_cls=HubertConfig,
-    # CV-HuBERT's frame rates (PRETRAIN.md 5): <preset>_40ms / <preset>_80ms, 25 / 12.5 Hz
+    # CV-HuBERT's frame rates (docs/pretrain.md section 5): <preset>_40ms / <preset>_80ms, 25 / 12.5 Hz
     presets={"tiny": HubertConfig.tiny, "small": HubertConfig.small, "base": HubertConfig.base,
              **{f"{p}_{ms}ms": (lambda p=p, ms=ms: getattr(HubertConfig, p)().at_frame_ms(ms))
                 for p in ("tiny", "base") for ms in (40, 80)}},

@@ -1,7 +1,7 @@
 """The WavLM network family: HuBERT's front end and layers plus a gated relative position bias in
 self-attention; registered as family "wavlm" (`random:wavlm_<preset>`, export/load by family).
 
-Architecture (PRETRAIN.md 2, checked against torchaudio 2.11 `wavlm_attention.py` /
+Architecture (docs/pretrain.md section 2, checked against torchaudio 2.11 `wavlm_attention.py` /
 `_get_wavlm_encoder`, HF `modeling_wavlm.py` and unilm `wavlm/modules.py`):
 - Relative positions d = key - query are put into `num_buckets` buckets, half per direction
   (d > 0 adds num_buckets/2): |d| < num_buckets/4 exactly, then logarithmically up to

@@ -1,4 +1,4 @@
-"""Self-supervised pre-training from raw audio: HuBERT, WavLM, WavLabLM (PRETRAIN.md; DESIGN.md 6).
+"""Self-supervised pre-training from raw audio: HuBERT, WavLM, WavLabLM (docs/pretrain.md; docs/design.md section 6).
 
     from harness.pretrain import pretrain
     upstream_dir = pretrain("hubert_tiny", "data/synth/small", Path("runs/pretrain/hubert_tiny"))
@@ -11,7 +11,16 @@ loop (training, DDP, resume), run (the stages chained per iteration, export). Th
 comes from upstreams/<family>.py through upstreams.base.Family.
 """
 
-from harness.pretrain.recipe import Recipe, available_recipes, load_recipe
-from harness.pretrain.run import pretrain
-
 __all__ = ["pretrain", "load_recipe", "available_recipes", "Recipe"]
+_WHERE = {"pretrain": "harness.pretrain.run", "load_recipe": "harness.pretrain.recipe",
+          "available_recipes": "harness.pretrain.recipe_files", "Recipe": "harness.pretrain.recipe"}
+
+
+def __getattr__(name):
+    # imported on first use: `harness.pretrain.recipe_files` (the CLI's recipe-name check) must not pull
+    # in torch through run.py
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'harness.pretrain' has no attribute {name!r}")

@@ -6,7 +6,7 @@ and `num_frames(num_samples)`, e.g. HubertConfig: 20 ms, 1 + (S - 400) // 320 fr
 at an integer multiple of that rate are decimated: 100 Hz MFCC labels keep every second label
 for a 50 Hz model (every fourth for 25 Hz, every eighth for 12.5 Hz: CV-HuBERT's 40 / 80 ms).
 A label sequence whose length differs from the audio's frame count by more than 0.1 s is an
-error naming the utterance (PRETRAIN.md 1, 6): silently shifted labels are a classic failure.
+error naming the utterance (docs/pretrain.md sections 1 and 6): silently shifted labels are a classic failure.
 
 Layout of a label folder (one per stream and split), sharded like the features it came from:
     shard{r}-of{W}.npy    int16 labels of the shard's utterances back to back (model rate)

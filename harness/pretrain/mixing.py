@@ -1,4 +1,4 @@
-"""WavLM utterance mixing: the "denoising" batch transform of WavLM pre-training (PRETRAIN.md 2).
+"""WavLM utterance mixing: the "denoising" batch transform of WavLM pre-training (docs/pretrain.md section 2).
 
 Applied per batch after cropping, so every item has T samples. Each item is mixed with
 probability `mix_prob`; the added segment is a noise clip (probability `noise_prob`, SNR drawn

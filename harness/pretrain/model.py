@@ -1,4 +1,4 @@
-"""HuBERT masked prediction around any family's encoder (PRETRAIN.md 1, fairseq hubert.py).
+"""HuBERT masked prediction around any family's encoder (docs/pretrain.md section 1, fairseq hubert.py).
 
 - Masking (`compute_mask`): spans of `mask_length` frames; number of spans per row
   = floor(mask_prob * T / mask_length + u), u ~ U[0, 1) drawn once per batch, at least min_masks;

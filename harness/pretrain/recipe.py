@@ -16,10 +16,15 @@ A recipe chains iterations. Top-level `data`, `model`, `objective`, `features`, 
       - continue: true                            # a second stage: the previous iteration's
         data: {balance: language}                 # weights and labels, a language-balanced subset
 
-An iteration trains from scratch (PRETRAIN.md 1) unless `continue: true`: then it starts from the
+An iteration trains from scratch (docs/pretrain.md section 1) unless `continue: true`: then it starts from the
 previous iteration's trained model (same family and config) and reuses its labels (WavLabLM's
-stage 2, PRETRAIN.md 5). Recipes by name live in harness/recipes/<name>.yaml (package data); a
+stage 2, docs/pretrain.md section 5). Recipes by name live in harness/recipes/<name>.yaml (package data); a
 path to a YAML file works too.
+
+A recipe may inherit: `base: hubert_tiny` (or a YAML path) plus only the keys that differ. The
+base's tables merge key by key; a list (`iterations`, `levels`) replaces the base's whole list;
+`name` is never inherited (`read_recipe`). What runs, and what a run folder's recipe.json saves
+with its `recipe_hash`, is the resolved recipe, whichever files it was written in.
 """
 
 from __future__ import annotations
@@ -28,13 +33,13 @@ import dataclasses
 import difflib
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, Mapping, Sequence, Tuple, Union
 
-from harness.config import merge, read_config_file
+from harness.config import merge
 from harness.errors import ConfigError, HarnessError
 from harness.pretrain.cluster import IVF_FACTORY
+from harness.pretrain.recipe_files import available_recipes, deep_merge, read_recipe  # noqa: F401 (re-exported)
 from upstreams.base import get_family
 from upstreams.hubert import HubertConfig
 
@@ -90,8 +95,8 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """faiss k-means (PRETRAIN.md 1; fairseq fits on 10% of the utterances) or the mHuBERT-147
-    faiss IVF index (PRETRAIN.md 4).
+    """faiss k-means (docs/pretrain.md section 1; fairseq fits on 10% of the utterances) or the mHuBERT-147
+    faiss IVF index (docs/pretrain.md section 4).
 
     Attributes:
         k: clusters.
@@ -129,7 +134,7 @@ class ClusterConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The masked-prediction training stage (PRETRAIN.md 1). Defaults = HuBERT Base iteration 2.
+    """The masked-prediction training stage (docs/pretrain.md section 1). Defaults = HuBERT Base iteration 2.
 
     Attributes:
         steps: optimiser updates.
@@ -381,27 +386,21 @@ def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> R
     return Recipe(name=name, data=dcfg, iterations=tuple(iters))
 
 
-def available_recipes() -> Tuple[str, ...]:
-    root = resources.files("harness") / "recipes"
-    return tuple(sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml")))
-
-
 def load_recipe(recipe: Union[str, Path], overrides: Sequence[str] = ()) -> Recipe:
-    """A recipe by packaged name ("hubert_tiny") or by path to a YAML file, with `overrides`
-    ("train.steps=3", see `apply_overrides`) applied before it is resolved."""
-    p = Path(recipe)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return recipe_from_dict(apply_overrides(read_config_file(p), overrides), default_name=p.stem)
-    name = str(recipe)
-    if name not in available_recipes():
-        raise ConfigError(f"unknown recipe {name!r}: not a file, and not one of {', '.join(available_recipes())}")
-    path = resources.files("harness") / "recipes" / f"{name}.yaml"
-    import yaml
+    """A recipe by packaged name ("hubert_tiny") or by path to a YAML file, its `base` chain
+    resolved (`read_recipe`), with `overrides` ("train.steps=3", see `apply_overrides`)
+    applied before it is resolved."""
+    data, default_name = read_recipe(recipe)
+    return recipe_from_dict(apply_overrides(data, overrides), default_name=default_name)
 
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"recipe {name}: expected a mapping at the top level")
-    return recipe_from_dict(apply_overrides(data, overrides), default_name=name)
+
+def recipe_hash(recipe: Recipe) -> str:
+    """sha256 (hex) of the resolved recipe (`recipe_to_dict`) as sorted-key JSON: what runs and
+    what a run folder's recipe.json saves, whichever files it was written in."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(recipe_to_dict(recipe), sort_keys=True).encode()).hexdigest()
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:

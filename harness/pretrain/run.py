@@ -1,7 +1,7 @@
 """`pretrain(recipe, corpus, out)`: chain a recipe's iterations; every stage idempotent and resumable.
 
 Run folder:
-    out/recipe.json                     resolved recipe + corpus (a re-run must match it)
+    out/recipe.json                     resolved recipe, its hash + corpus (a re-run must match it)
     out/iter{k}/features/{train,dev}    feature shards (dump.py)
     out/iter{k}/clusters/{stream}       centroids.npy (k-means) or index.faiss (cluster.method ivf)
                                         + done.json (k, inertia, points, seconds)
@@ -48,7 +48,7 @@ from harness.pretrain import cluster as clus
 from harness.pretrain import dump, labels as lab, loop
 from harness.pretrain.loop import Dist, Item, barrier, init_distributed, resolve_device
 from harness.pretrain.quality import codebook_usage, corpus_label_quality
-from harness.pretrain.recipe import DataConfig, IterationConfig, Recipe, load_recipe, recipe_to_dict
+from harness.pretrain.recipe import DataConfig, IterationConfig, Recipe, load_recipe, recipe_hash, recipe_to_dict
 from harness.results import atomic_write_json, now_iso
 from upstreams.base import export_encoder, get_family
 
@@ -219,7 +219,8 @@ def _check_run_folder(out: Path, ident: dict, rec: Recipe) -> None:
                                "choose another --out or delete it")
         return
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {**ident, "created": now_iso()})
+    # the hash is saved beside the identity, not in it: folders made before it was saved still match
+    atomic_write_json(path, {**ident, "recipe_hash": recipe_hash(rec), "created": now_iso()})
 
 
 def same_run(old: dict, ident: dict, rec: Recipe) -> bool:
@@ -547,36 +548,3 @@ def _summary(rec: Recipe, k: int, root: Path, label_root: Path, stream: str, tim
         "environment": environment(),  # which CPU / threads / kernels made these weights
         "finished_at": now_iso(),
     }
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """python -m harness.pretrain --recipe R --corpus C --out DIR [--iterations N] [--threads N] [--set K=V]
-    (also under torchrun: torchrun --nproc_per_node G -m harness.pretrain ...)."""
-    import argparse
-
-    from harness.errors import HarnessError as _HE
-
-    ap = argparse.ArgumentParser(prog="python -m harness.pretrain", description="self-supervised pre-training")
-    ap.add_argument("--recipe", required=True, help="recipe name (hubert_tiny, wavlm_tiny, ...) or YAML path")
-    ap.add_argument("--corpus", required=True, help="corpus spec (a synth folder, librispeech:DIR, ...)")
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--iterations", type=int, default=None)
-    ap.add_argument("--noise", default=None, help="folder of wav/flac noise clips (denoising objectives)")
-    ap.add_argument("--export-every", type=int, default=0, metavar="N",
-                    help="also export the weights every N updates to iter<k>/exports/step<NNNNNN> (learning curves)")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="TABLE.KEY=VALUE",
-                    help="recipe setting, recipe-wide and in every iteration that sets KEY (repeatable)")
-    a = ap.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    try:
-        up = pretrain(a.recipe, a.corpus, a.out, iterations=a.iterations, noise=a.noise, overrides=a.overrides,
-                      export_every=a.export_every)
-    except _HE as e:
-        print(f"error: {e}")
-        return 1
-    d = init_distributed()
-    if d.is_main:
-        print(f"upstream: {up}")
-    return 0

@@ -1,4 +1,4 @@
-"""mHuBERT-147's two-level language / dataset up-sampling of a pre-training epoch (PRETRAIN.md 4).
+"""mHuBERT-147's two-level language / dataset up-sampling of a pre-training epoch (docs/pretrain.md section 4).
 
 The training loop draws each epoch's utterances with `upsample_indices` when train.upsample_alpha
 or upsample_beta is not 1 (loop.epoch_order); the draw depends only on the generator it is given,

@@ -1,4 +1,4 @@
-"""Frame rate as an upstream property (CV-HuBERT, PRETRAIN.md 5): the 40 / 80 ms HuBERT presets,
+"""Frame rate as an upstream property (CV-HuBERT, docs/pretrain.md section 5): the 40 / 80 ms HuBERT presets,
 label decimation to 12.5 Hz, the rate-dependent parts of SS and the CTC tasks, the fusion of
 resolutions, and the cvhubert recipes (one 80 ms pre-training run on the toy corpus)."""
 

@@ -173,7 +173,7 @@ def test_empty_runs_root(tmp_path):
 
 def test_real_corpus_published_scores_and_no_mixing(tmp_path):
     root = tmp_path / "runs"
-    # PROTOCOL section 4 HuBERT Base test metrics on a real corpus (one lr, one seed, no layer weights)
+    # docs/protocol.md section 4 HuBERT Base test metrics on a real corpus (one lr, one seed, no layer weights)
     hubert = {("pr", "per"): 5.41, ("asr", "wer"): 6.42, ("ks", "acc"): 96.30, ("qbe", "mtwv"): 0.0736,
               ("sid", "acc"): 81.42, ("asv", "eer"): 5.11, ("sd", "der"): 5.88, ("er", "acc"): 64.92,
               ("ic", "acc"): 98.34, ("sf", "f1"): 88.53, ("sf", "cer"): 25.20}

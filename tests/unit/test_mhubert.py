@@ -1,4 +1,4 @@
-"""mHuBERT-147 (PRETRAIN.md 4): faiss IVF labels, two-level language/dataset up-sampling, random-crop
+"""mHuBERT-147 (docs/pretrain.md section 4): faiss IVF labels, two-level language/dataset up-sampling, random-crop
 batching, the synth corpus's dataset level and the recipes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Score functions on the PROTOCOL.md section 4 inputs, board-relative scores, seed intervals."""
+"""Score functions on the docs/protocol.md section 4 inputs, board-relative scores, seed intervals."""
 
 import math
 
@@ -25,7 +25,7 @@ def as_metrics(values):
     return dict(zip(ORDER, values))
 
 
-# PROTOCOL section 4 (QbE MTWV as the raw value, not x100)
+# docs/protocol.md section 4 (QbE MTWV as the raw value, not x100)
 HUBERT_BASE = as_metrics([5.41, 6.42, 96.30, 0.0736, 81.42, 5.11, 5.88, 64.92, 98.34, 88.53, 25.20])
 WAVLM_BASE_PLUS = as_metrics([4.07, 5.64, 96.69, 0.0990, 86.84, 4.26, 4.07, 67.98, 99.16, 89.73, 21.54])
 FBANK_PAPER = as_metrics([82.01, 23.18, 8.63, 0.0058, 8.5e-4, 9.56, 10.05, 35.39, 9.10, 69.64, 52.94])

@@ -1,4 +1,4 @@
-"""Pre-training objectives (DESIGN.md 6): each module registers one with `@register_objective`;
+"""Pre-training objectives (docs/design.md section 6): each module registers one with `@register_objective`;
 this list must name every module (tests/unit/test_registry.py checks it)."""
 
 import importlib

@@ -1,5 +1,5 @@
 """WavLM's objective: masked prediction of the clean utterance's labels from a mixed waveform
-(PRETRAIN.md 2). The network side (gated relative position bias) is the `wavlm` family; this
+(docs/pretrain.md section 2). The network side (gated relative position bias) is the `wavlm` family; this
 objective only adds utterance mixing (harness/pretrain/mixing.py) as the batch transform applied
 to every micro-batch after cropping. Labels stay those of the clean primary utterance."""
 

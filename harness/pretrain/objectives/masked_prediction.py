@@ -1,4 +1,4 @@
-"""HuBERT's objective: masked prediction of k-means labels (PRETRAIN.md 1; harness/pretrain/model.py)."""
+"""HuBERT's objective: masked prediction of k-means labels (docs/pretrain.md section 1; harness/pretrain/model.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MS-HuBERT's objective: Swap + multicluster masked prediction (PRETRAIN.md 3; Yadav, Sitaram
+"""MS-HuBERT's objective: Swap + multicluster masked prediction (docs/pretrain.md section 3; Yadav, Sitaram
 and Shah, "MS-HuBERT: Mitigating Pre-training and Inference Mismatch in Masked Language
 Modelling methods for learning Speech Representations", Interspeech 2024, arXiv 2406.05661).
 
@@ -17,10 +17,10 @@ Which states the loss reads (ambiguous in the published text; option `loss_view`
   masked view's row when an even number of exchanges happened; unmasked frames from the masked
   view.
 - "masked_row": the masked view's row after the exchange, whatever started there.
-The two coincide at even layers without LayerDrop (e.g. PRETRAIN.md's example heads on layers
+The two coincide at even layers without LayerDrop (e.g. the paper's example heads on layers
 8, 10, 12 of 12).
 Both read the unmasked view's content at some layers: that is the method as published
-(PRETRAIN.md 3); measure it with the swap on / off ablation (recipe mshubert_tiny_noswap).
+(docs/pretrain.md section 3); measure it with the swap on / off ablation (recipe mshubert_tiny_noswap).
 
 Multicluster masked prediction. `levels` K_0 > K_1 > ... are hierarchical k-means label sets:
 level 0 is the iteration's k-means on its features (K_0 = cluster.k), level j is k-means with
@@ -58,7 +58,7 @@ LOSS_VIEWS = ("masked_stream", "masked_row")
 
 @dataclass(frozen=True)
 class MSHubertOptions:
-    """MS-HuBERT options; defaults = the published Base settings where known (PRETRAIN.md 3).
+    """MS-HuBERT options; defaults = the published Base settings where known (docs/pretrain.md section 3).
 
     Attributes:
         levels: K of each hierarchical label set, strictly decreasing; levels[0] = cluster.k.
