@@ -230,17 +230,29 @@ def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhuber
 
 @app.command()
 @friendly
-def leaderboard(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leaderboards"))):
-    """Aggregate finished runs into leaderboard markdown and heatmaps."""
+def leaderboard(runs: Path = typer.Option(RUNS),
+                out: Optional[Path] = typer.Option(None, help="board folder (default RUNS/board, next to the runs; "
+                                                   "a committed board is rewritten only when named here)"),
+                fmt: Optional[List[str]] = typer.Option(None, "--format", help="also write board.<fmt>: csv | json "
+                                                        "| parquet (repeatable; board.json is always written)")):
+    """Aggregate finished runs into leaderboard markdown, heatmaps and board.json (one row per
+    upstream x task). Only files an earlier build wrote there (its manifest) are ever deleted."""
+    from harness.board.export import FORMATS as BOARD_FORMATS
+
+    formats = [v.strip() for x in fmt or [] for v in x.split(",") if v.strip()]
+    bad = [f for f in formats if f not in BOARD_FORMATS]
+    if bad:
+        raise HarnessError(f"--format {bad[0]!r}: use {' | '.join(BOARD_FORMATS)}")
     from harness.leaderboard import build
 
-    for p in build(runs, out):
+    for p in build(runs, out or runs / "board", formats):
         console.print(f"wrote {p}")
 
 
 @app.command()
 @friendly
-def report(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leaderboards")),
+def report(runs: Path = typer.Option(RUNS),
+           out: Optional[Path] = typer.Option(None, help="board folder (default RUNS/board, as harness leaderboard)"),
            fmt: str = typer.Option("markdown", "--format", help="markdown (REPORT.md) | github (GITHUB.md, "
                                    "for $GITHUB_STEP_SUMMARY)"),
            base: Optional[Path] = typer.Option(None, help="base run store to compare against"),
@@ -248,7 +260,7 @@ def report(runs: Path = typer.Option(RUNS), out: Path = typer.Option(Path("leade
     """Write a one-screen summary page (summary tables, heatmaps, links, comparison with --base)."""
     from harness.report import write_report
 
-    console.print(f"wrote {write_report(runs, out, fmt, base, threshold)}")
+    console.print(f"wrote {write_report(runs, out or runs / 'board', fmt, base, threshold)}")
 
 
 @app.command()
