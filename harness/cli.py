@@ -48,16 +48,15 @@ def list_cmd(what: str = typer.Argument(..., help="upstreams | tasks"),
              runs: Path = typer.Option(RUNS, help="where to look for exports (folders with upstream.json)")):
     """List upstreams (registered names and the exports under --runs: family, layers, width,
     frame rate, parameters, source) or tasks."""
-    from harness.catalog import accepted_forms, export_rows, registered_rows
-    from harness.registry import TASKS, load_all
+    from harness.registry import TASK_NAMES
 
-    load_all()
-    if what == "tasks":
-        for n in TASKS.names():
+    if what == "tasks":  # from the static list: no task module (and no torch) is imported
+        for n in TASK_NAMES:
             print(n)
         return
     if what != "upstreams":
         raise HarnessError(f"unknown list {what!r}: use 'upstreams' or 'tasks'")
+    from harness.catalog import accepted_forms, export_rows, registered_rows
     exported, problems = export_rows(runs)
     rows = registered_rows() + exported
     table = [("upstream", "family", "layers", "width", "frame rate", "params", "source")]
@@ -137,7 +136,7 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     """Probe frozen upstream(s) on task(s); one run folder per (lr, seed). Finished runs are skipped.
     Launcher resources come from these flags over the config file's `launcher:` section."""
     from harness.config import check_count, split_names
-    from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
+    from harness.registry import check_task_name
 
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
                                   device=device, lrs=tuple(lr) if lr else None,
@@ -149,6 +148,10 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     if launcher is None and any(v is not None for v in resources.values()):
         given = ", ".join("--" + k.replace("_", "-") for k, v in resources.items() if v is not None)
         raise HarnessError(f"{given}: launcher options need --launcher local|slurm")
+    for t in tasks:  # names known without torch: a misspelt task answers before torch is imported
+        check_task_name(t)
+    from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
+
     if launcher is not None:
         from harness.launch import check_launcher, launch, launcher_config
         from harness.sweep import EvalJob
