@@ -164,15 +164,31 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
         build_upstream(u)
     spec = resolve_corpus(corpus, log=console.print)
     if launcher is None:
-        for u in ups:
-            for t in tasks:
-                evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, config_file=config, overrides=over,
-                         log=console.print)
+        done = [r for u in ups for t in tasks
+                for r in evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, config_file=config,
+                                  overrides=over, log=console.print)]
+        for line in closing_lines(done, runs):
+            console.print(line, highlight=False, soft_wrap=True)
         return
     jobs = [EvalJob(u, t, spec, runs, cache, seeds=seeds, profile=profile, config_file=config, overrides=over)
             for u in ups for t in tasks]
-    if launch(jobs, launcher, lcfg, launcher_dir, log=console.print):
+    failed = launch(jobs, launcher, lcfg, launcher_dir, log=console.print)
+    console.print(f"run folders under {runs}; next: harness leaderboard --runs {runs}", highlight=False, soft_wrap=True)
+    if failed:
         raise typer.Exit(1)
+
+
+def closing_lines(results: List[dict], runs: Path) -> List[str]:
+    """What `harness eval` says last: the run folders of its (corpus, upstream, task) groups, each
+    with its finished runs, and the command that turns them into a board (written to RUNS/board)."""
+    from harness.results import slug
+
+    groups: dict = {}
+    for r in results:
+        folder = Path(runs) / slug(str(r["corpus"])) / slug(str(r["upstream"])) / str(r["task"])
+        groups[folder] = groups.get(folder, 0) + 1
+    lines = [f"run folders: {folder} ({n} finished run(s))" for folder, n in groups.items()]
+    return lines + [f"next: harness leaderboard --runs {runs}   (board in {Path(runs) / 'board'})"]
 
 
 @app.command("export")
