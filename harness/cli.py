@@ -265,7 +265,7 @@ def leaderboard(runs: Path = typer.Option(RUNS),
     from harness.leaderboard import build
 
     for p in build(runs, out or runs / "board", formats):
-        console.print(f"wrote {p}")
+        console.print(f"wrote {p}", highlight=False, soft_wrap=True)  # a path is never broken across lines
 
 
 @app.command()
