@@ -114,14 +114,16 @@ def list_cmd(what: Listing = typer.Argument(..., help="what to list"),
         for line in describe_recipes():
             print(line)
         return
-    from harness.catalog import accepted_forms, export_rows, registered_rows
-    from harness.registry import TASKS, load_all
+    from harness.registry import TASK_NAMES
 
-    load_all()
-    if what == Listing.tasks:
-        for n in TASKS.names():
+    if what == Listing.tasks:  # from the static list: no task module (and no torch) is imported
+        for n in TASK_NAMES:
             print(n)
         return
+    from harness.catalog import accepted_forms, export_rows, registered_rows
+    from harness.registry import load_all
+
+    load_all()
     exported, problems = export_rows(runs)
     rows = registered_rows() + exported
     table = [("upstream", "family", "layers", "width", "frame rate", "params", "source")]
@@ -205,7 +207,7 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     """Probe frozen upstream(s) on task(s); one run folder per (lr, seed). Finished runs are skipped.
     Launcher resources come from these flags over the config file's `launcher:` section."""
     from harness.config import check_count, split_names
-    from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
+    from harness.registry import check_task_name
 
     profile, launcher = profile.value, launcher.value if launcher is not None else None
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
@@ -218,6 +220,10 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     if launcher is None and any(v is not None for v in resources.values()):
         given = ", ".join("--" + k.replace("_", "-") for k, v in resources.items() if v is not None)
         raise HarnessError(f"{given}: launcher options need --launcher local|slurm")
+    for t in tasks:  # names known without torch: a misspelt task answers before torch is imported
+        check_task_name(t)
+    from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
+
     if launcher is not None:
         from harness.launch import check_launcher, launch, launcher_config
         from harness.sweep import EvalJob
@@ -230,15 +236,31 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
         build_upstream(u)
     spec = resolve_corpus(corpus, log=console.print)
     if launcher is None:
-        for u in ups:
-            for t in tasks:
-                evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, config_file=config, overrides=over,
-                         log=console.print)
+        done = [r for u in ups for t in tasks
+                for r in evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, config_file=config,
+                                  overrides=over, log=console.print)]
+        for line in closing_lines(done, runs):
+            console.print(line, highlight=False, soft_wrap=True)
         return
     jobs = [EvalJob(u, t, spec, runs, cache, seeds=seeds, profile=profile, config_file=config, overrides=over)
             for u in ups for t in tasks]
-    if launch(jobs, launcher, lcfg, launcher_dir, log=console.print):
+    failed = launch(jobs, launcher, lcfg, launcher_dir, log=console.print)
+    console.print(f"run folders under {runs}; next: harness leaderboard --runs {runs}", highlight=False, soft_wrap=True)
+    if failed:
         raise typer.Exit(1)
+
+
+def closing_lines(results: List[dict], runs: Path) -> List[str]:
+    """What `harness eval` says last: the run folders of its (corpus, upstream, task) groups, each
+    with its finished runs, and the command that turns them into a board (written to RUNS/board)."""
+    from harness.results import slug
+
+    groups: dict = {}
+    for r in results:
+        folder = Path(runs) / slug(str(r["corpus"])) / slug(str(r["upstream"])) / str(r["task"])
+        groups[folder] = groups.get(folder, 0) + 1
+    lines = [f"run folders: {folder} ({n} finished run(s))" for folder, n in groups.items()]
+    return lines + [f"next: harness leaderboard --runs {runs}   (board in {Path(runs) / 'board'})"]
 
 
 @app.command("export")
@@ -336,18 +358,28 @@ def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhuber
 @app.command()
 @friendly
 def leaderboard(runs: Path = typer.Option(RUNS, help=RUNS_HELP),
-                out: Path = typer.Option(Path("leaderboards"), help="folder for the markdown boards and heatmaps")):
-    """Aggregate finished runs into leaderboard markdown and heatmaps."""
+                out: Optional[Path] = typer.Option(None, help="board folder (default RUNS/board, next to the runs; "
+                                                   "a committed board is rewritten only when named here)"),
+                fmt: Optional[List[str]] = typer.Option(None, "--format", help="also write board.<fmt>: csv | json "
+                                                        "| parquet (repeatable; board.json is always written)")):
+    """Aggregate finished runs into leaderboard markdown, heatmaps and board.json (one row per
+    upstream x task). Only files an earlier build wrote there (its manifest) are ever deleted."""
+    from harness.board.export import FORMATS as BOARD_FORMATS
+
+    formats = [v.strip() for x in fmt or [] for v in x.split(",") if v.strip()]
+    bad = [f for f in formats if f not in BOARD_FORMATS]
+    if bad:
+        raise HarnessError(f"--format {bad[0]!r}: use {' | '.join(BOARD_FORMATS)}")
     from harness.leaderboard import build
 
-    for p in build(runs, out):
-        console.print(f"wrote {p}")
+    for p in build(runs, out or runs / "board", formats):
+        console.print(f"wrote {p}", highlight=False, soft_wrap=True)  # a path is never broken across lines
 
 
 @app.command()
 @friendly
 def report(runs: Path = typer.Option(RUNS, help=RUNS_HELP),
-           out: Path = typer.Option(Path("leaderboards"), help="folder to write the page in"),
+           out: Optional[Path] = typer.Option(None, help="board folder (default RUNS/board, as harness leaderboard)"),
            fmt: ReportFormat = typer.Option(ReportFormat.markdown, "--format", help="markdown: REPORT.md; github: "
                                             "GITHUB.md, for $GITHUB_STEP_SUMMARY"),
            base: Optional[Path] = typer.Option(None, help="base run store to compare against"),
@@ -355,7 +387,7 @@ def report(runs: Path = typer.Option(RUNS, help=RUNS_HELP),
     """Write a one-screen summary page (summary tables, heatmaps, links, comparison with --base)."""
     from harness.report import write_report
 
-    console.print(f"wrote {write_report(runs, out, fmt.value, base, threshold)}")
+    console.print(f"wrote {write_report(runs, out or runs / 'board', fmt.value, base, threshold)}")
 
 
 @app.command()

@@ -60,8 +60,6 @@ def diagnostics_section(b: pd.DataFrame, runs_root: Optional[Path], out_dir: Pat
     pre-training iteration of the board's upstreams is found under ``runs_root``."""
     from harness.leaderboard import md_table  # noqa: PLC0415 (leaderboard imports this module)
 
-    for old in hdir.glob("pretrain_*.png") if hdir.is_dir() else []:
-        old.unlink()
     if runs_root is None:
         return [], []
     names = set(b["upstream"])

@@ -46,7 +46,8 @@ import numpy as np
 import pandas as pd
 
 from harness import plots, scores
-from harness.board import absolute, versions
+from harness.board import absolute, manifest, versions
+from harness.board import export as board_export
 from harness.board.ranks import fmt_rank, rank_ranges
 from harness.ablation import ablation_tables
 from harness.diagnostics import diagnostics_section
@@ -783,8 +784,6 @@ def learning_curve_section(b: pd.DataFrame, out_dir: Path, hdir: Path) -> Tuple[
     """Markdown lines of a board's "Learning curves" section and the PNGs written into ``hdir``
     (one per pre-training run, a panel per task with two or more points, fbank and mfcc as lines);
     ([], []) when no run has two exported steps on the board."""
-    for old in hdir.glob("curve_*.png") if hdir.is_dir() else []:
-        old.unlink()
     curves = learning_curve_points(b)
     if not curves:
         return [], []
@@ -843,8 +842,6 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
     details: List[str] = []
     for profile, b in c.groupby("profile", sort=True):
         hdir = out_dir / slug(corpus) / slug(str(profile))
-        for old in hdir.glob("heatmap_*.png") if hdir.is_dir() else []:
-            old.unlink()
         everything = b
         if not b["upstream"].map(is_step_export).all():  # step exports: learning curves only
             b = b[~b["upstream"].map(is_step_export)]
@@ -947,13 +944,19 @@ def unreadable_section(s: Scan, corpus: str) -> List[str]:
             "board (`harness eval` redoes such a run):", "", *out, ""]
 
 
-def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
-    """Write the corpus pages of a scan; returns (written paths, {corpus: markdown})."""
+def build_from_scan(s: Scan, out_dir, formats: Sequence[str] = ()) -> Tuple[List[Path], Dict[str, str]]:
+    """Write the corpus pages of a scan, ``board.json`` (and ``board.<fmt>`` per ``formats``:
+    harness.board.export) and the manifest; returns (written paths, {corpus: markdown}).
+
+    Files an earlier build listed in the manifest and this one did not write again (a heatmap of
+    an upstream no longer on the board) are deleted; no other file in ``out_dir`` ever is."""
     if s.runs.empty:
         raise HarnessError(f"no finished runs were found under {s.root}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     best, set_aside = select_board(s.runs)
+    earlier = manifest.read(out_dir)
+    data_files = board_export.write_board(best, out_dir, formats)  # an unknown format fails before any page
     written, pages = [], {}
     for corpus in sorted(best["corpus"].unique()):
         n = int((s.runs["corpus"] == corpus).sum())
@@ -964,15 +967,18 @@ def build_from_scan(s: Scan, out_dir) -> Tuple[List[Path], Dict[str, str]]:
         page.write_text(md + "\n")
         written += [page] + pngs
         pages[corpus] = md
+    written += data_files
+    manifest.replace(out_dir, earlier, written)
     return written, pages
 
 
-def build(runs_root, out_dir, log=print) -> List[Path]:
-    """Leaderboard markdown per corpus (``out_dir/<corpus>.md``) plus heatmaps; returns the paths.
-    Every result.json that could not be read is named to ``log``, one line each, and on the page."""
+def build(runs_root, out_dir, formats: Sequence[str] = (), log=print) -> List[Path]:
+    """Leaderboard markdown per corpus (``out_dir/<corpus>.md``) plus heatmaps, ``board.json`` and
+    ``board.<fmt>`` for each of ``formats`` (csv | json | parquet); returns the paths. Every
+    result.json that could not be read is named to ``log``, one line each, and on the page."""
     s = scan(runs_root)
     for p, why in s.broken:
         log(f"unreadable result {p} ({why}): left off the board")
     if s.runs.empty:
         collect(runs_root)  # raises the "no finished runs" error with the path
-    return build_from_scan(s, out_dir)[0]
+    return build_from_scan(s, out_dir, formats)[0]

@@ -25,6 +25,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import matplotlib
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from harness.results import slug
@@ -61,22 +62,67 @@ def above_uniform(matrix: np.ndarray) -> np.ndarray:
         return np.isfinite(matrix) & (matrix > 100.0 / np.maximum(n, 1) + 1e-9)
 
 
-def heatmap(matrix: np.ndarray, row_labels: Sequence[str], title: str, path: Path, row_axis: str,
-            vmin: float, vmax: float) -> Path:
-    """Draw an annotated heatmap (rows x layers, percent) on the colour scale [vmin, vmax] to
-    ``path`` (PNG); cells above their row's uniform weight carry a dot."""
+#: a heatmap's row labels and titles break onto a new line beyond this many characters (a
+#: fusion of three exports is 75), after one of BREAKS, so every label is drawn whole
+WRAP = 30
+BREAKS = "+:/_-"
+FONT_PT = 9
+
+
+def wrap_label(text: str, width: int = WRAP) -> str:
+    """``text`` on lines of at most ``width`` characters, broken after the last ``+ : / _ -`` that
+    fits (mid-word only where a run of ``width`` characters has none); joining the lines gives
+    ``text`` back."""
+    lines, cur = [], ""
+    for ch in str(text):
+        cur += ch
+        if len(cur) > width:
+            cut = max(cur.rfind(b, 0, width) for b in BREAKS) + 1 or width
+            lines.append(cur[:cut])
+            cur = cur[cut:]
+    return "\n".join(lines + [cur])
+
+
+def text_size(text: str, fontsize: float) -> Tuple[float, float]:
+    """(width, height) in inches that ``text`` takes at ``fontsize`` points (Agg's metrics)."""
+    fig = Figure(dpi=100)
+    r = FigureCanvasAgg(fig).get_renderer()
+    bb = fig.text(0, 0, text, fontsize=fontsize).get_window_extent(r)
+    return bb.width / fig.dpi, bb.height / fig.dpi
+
+
+def heatmap_figure(matrix: np.ndarray, row_labels: Sequence[str], title: str, row_axis: str,
+                   vmin: float, vmax: float) -> Figure:
+    """The annotated heatmap (rows x layers, percent) on the colour scale [vmin, vmax], sized to
+    its labels: long row labels and titles are wrapped (``wrap_label``), measured, and the margins
+    are set from those measures, so no label is cut (no tight_layout, which gives up on long ones)."""
     n_rows, n_cols = matrix.shape
-    fig = Figure(figsize=(max(4.5, 0.6 * n_cols + 2.5), max(2.2, 0.5 * n_rows + 1.6)), dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
+    labels = [wrap_label(lab) for lab in row_labels]
+    title = "\n".join(wrap_label(part, 2 * WRAP) for part in title.split("\n"))
+    lab_w = max((text_size(lab, FONT_PT)[0] for lab in labels), default=0.0)
+    lines = max((lab.count("\n") + 1 for lab in labels), default=1)
+    row_h = max(0.42, 0.17 * lines + 0.12)
+    xlabel = f"layer 0..{n_cols - 1}\n({UNIFORM_NOTE})"
+    left = lab_w + 0.55  # tick labels, the tick pad and the rotated axis label
+    plot_w = max(2.6, 0.55 * n_cols, text_size(xlabel, FONT_PT)[0] + 0.1)
+    right = 1.1  # the colour bar, its ticks and its "%" label
+    top = text_size(title, 10)[1] + 0.3
+    bottom = 0.9
+    plot_h = row_h * n_rows
+    width, height = left + plot_w + right, bottom + plot_h + top
+    width = max(width, text_size(title, 10)[0] + 0.3)  # a title wider than everything else
+    fig = Figure(figsize=(width, height), dpi=100)
+    ax = fig.add_axes((left / width, bottom / height, plot_w / width, plot_h / height))
+    cax = fig.add_axes(((left + plot_w + 0.15) / width, bottom / height, 0.15 / width, plot_h / height))
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
     vmax = max(vmax, vmin + 1e-9)
     im = ax.imshow(np.ma.masked_invalid(matrix), aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
                    interpolation="nearest")
     ax.set_xticks(range(n_cols), [str(i) for i in range(n_cols)])
-    ax.set_yticks(range(n_rows), list(row_labels))
-    ax.set_xlabel(f"layer 0..{n_cols - 1}   ({UNIFORM_NOTE})")
+    ax.set_yticks(range(n_rows), labels, fontsize=FONT_PT)
+    ax.set_xlabel(xlabel, fontsize=FONT_PT)
     ax.set_ylabel(row_axis)
-    ax.set_title(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
     digits = 1 if n_cols <= 13 else 0
     size = 8 if n_cols <= 13 else 6
     dots = above_uniform(matrix)
@@ -89,8 +135,14 @@ def heatmap(matrix: np.ndarray, row_labels: Sequence[str], title: str, path: Pat
             if dots[i, j]:
                 ax.plot(j + 0.32, i - 0.28, marker="o", markersize=5, color=DOT_COLOR, markeredgecolor="white",
                         markeredgewidth=0.5)
-    fig.colorbar(im, ax=ax, label="%")
-    fig.tight_layout()
+    fig.colorbar(im, cax=cax, label="%")
+    return fig
+
+
+def heatmap(matrix: np.ndarray, row_labels: Sequence[str], title: str, path: Path, row_axis: str,
+            vmin: float, vmax: float) -> Path:
+    """Draw ``heatmap_figure`` to ``path`` (PNG); cells above their row's uniform weight carry a dot."""
+    fig = heatmap_figure(matrix, row_labels, title, row_axis, vmin, vmax)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
@@ -221,37 +273,58 @@ def spaced_labels(xs: Sequence[float], min_gap: float = 0.12) -> List[int]:
     return sorted(keep)
 
 
-def learning_curve(panels: Mapping[str, Mapping], path: Path, title: str = "") -> Path:
-    """One pre-training run's learning curve (PNG), a panel per task: the probe's test metric
-    (mean with its 95% interval over seeds, as error bars) of each exported step against the
+#: baseline lines of a learning curve: (dash, width) in drawing order, wide dashes first so that
+#: two baselines at the same value both stay visible (the narrower dots run over the wider dashes)
+BASELINE_STYLES = (("--", 2.6), (":", 1.6), ("-.", 1.2), ((0, (1, 3)), 1.0))
+
+
+def learning_curve_figure(panels: Mapping[str, Mapping], title: str = "") -> Figure:
+    """One pre-training run's learning curve, a panel per task: the probe's test metric (mean
+    with its 95% interval over seeds, as error bars) of each exported step against the
     pre-training updates behind it, and each baseline as a horizontal line with its interval as a
     band.
 
     ``panels``: {task: {"metric": label, "points": [(updates, mean, ci[, minutes])], "baselines":
-    {name: (mean, ci)}}}; a NaN ci (one seed) draws no bar or band; a point's training minutes, when
-    given and finite, are written beside it."""
+    {name: (mean, ci)}}}; a NaN ci (one seed) draws no bar or band. The points' training minutes,
+    when given and finite, label a second x axis on top at the points' own update counts (one
+    scale, so the two axes cannot disagree); points too close to the next labelled one get no
+    label (``spaced_labels``), so no two labels overlap."""
     n = max(1, len(panels))
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), dpi=100)
+    fig = Figure(figsize=(4.4 * cols, 3.6 * rows + (0.3 if title else 0.0)), dpi=100)
     for i, (task, p) in enumerate(panels.items()):
         ax = fig.add_subplot(rows, cols, i + 1)
         x, y, e = (np.array([pt[j] for pt in p["points"]], dtype=float) for j in range(3))
-        ax.errorbar(x, y, yerr=np.where(np.isfinite(e), e, 0.0), marker="o", capsize=3, color="C0",
-                    label="pre-trained")
-        timed = [pt for pt in p["points"] if len(pt) > 3 and pt[3] is not None and math.isfinite(pt[3])]
-        for k in spaced_labels([pt[0] for pt in timed]):  # the training time behind each point
-            ax.annotate(f"{timed[k][3]:.3g} min", timed[k][:2], textcoords="offset points", xytext=(4, 4),
-                        fontsize=7, color="C0")
-        for (name, (mean, ci)), color in zip(sorted(p["baselines"].items()), ("C1", "C2", "C3", "C4")):
-            ax.axhline(mean, color=color, linestyle="--", label=name)
+        for (name, (mean, ci)), color, (dash, width) in zip(sorted(p["baselines"].items()), ("C1", "C2", "C3", "C4"),
+                                                             BASELINE_STYLES):
+            ax.axhline(mean, color=color, linestyle=dash, linewidth=width, label=name)
             if ci is not None and math.isfinite(ci):
                 ax.axhspan(mean - ci, mean + ci, color=color, alpha=0.12)
+        ax.errorbar(x, y, yerr=np.where(np.isfinite(e), e, 0.0), marker="o", capsize=3, color="C0",
+                    label="pre-trained")
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("pre-training updates")
         ax.set_ylabel(p["metric"])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+        timed = [pt for pt in p["points"] if len(pt) > 3 and pt[3] is not None and math.isfinite(pt[3])]
+        if timed:  # the training time behind each point, on the same x scale as the updates
+            top = ax.twiny()
+            top.set_xlim(ax.get_xlim())
+            keep = spaced_labels([pt[0] for pt in timed])
+            top.set_xticks([timed[k][0] for k in keep], [f"{timed[k][3]:.3g}" for k in keep], fontsize=7)
+            top.set_xlabel("training minutes of this iteration at the point", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curve(panels: Mapping[str, Mapping], path: Path, title: str = "") -> Path:
+    """Draw ``learning_curve_figure`` to ``path`` (PNG)."""
+    fig = learning_curve_figure(panels, title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path

@@ -47,13 +47,30 @@ class Registry:
 
     def get(self, name: str) -> Callable:
         if name not in self._items:
-            # 0.6: a looser cutoff suggests unrelated names (a random: model for any path)
-            close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.6)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise HarnessError(
-                f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(self.names())}"
-            )
+            raise unknown_name(self.kind, name, self.names())
         return self._items[name]
+
+
+def unknown_name(kind: str, name: str, known) -> HarnessError:
+    """The one-line error for a name not in `known`, with up to three close names."""
+    # 0.6: a looser cutoff suggests unrelated names (a random: model for any path)
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return HarnessError(f"unknown {kind} {name!r}.{hint} Known: {', '.join(sorted(known))}")
+
+
+#: every registered task name, known without importing the task modules (and torch with them), so
+#: that `harness list tasks` and a misspelt --task answer at once; tests/unit/test_cli_imports.py
+#: checks that it equals the registry once the modules are loaded
+TASK_NAMES = ("asr", "asr_lid_10min", "asr_lid_1h", "asv", "ks", "lid", "lid_ctc_10min", "lid_ctc_1h",
+              "ml_asr_10min", "ml_asr_1h", "mono_asr_10min", "mono_asr_1h", "pr", "sd", "sid", "ss")
+
+
+def check_task_name(name: str) -> str:
+    """`name` if it is a task (TASK_NAMES), else the registry's unknown-task error."""
+    if name not in TASK_NAMES:
+        raise unknown_name("task", name, TASK_NAMES)
+    return name
 
 
 UPSTREAMS = Registry("upstream")

@@ -9,18 +9,20 @@
   weights), links to the full pages, the run counts (unfinished and unreadable folders named)
   and, with a base store, the comparison.
 - ``GITHUB.md`` (format ``github``): the same for ``$GITHUB_STEP_SUMMARY``: a status line first
-  (regressions or none), the comparison, then the summary tables; the heatmaps are embedded by
-  the same relative paths and named as files of the uploaded board artifact (a step summary
-  cannot carry images of its own).
+  (regressions or none), the comparison, then the summary tables; a step summary cannot show
+  the artifact's images, so the task heatmaps are text tables (per-layer percentages with
+  unicode blocks, harness.board.layer_text), and a line links the workflow run's artifacts.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
 from harness import compare as cmp
 from harness import leaderboard
+from harness.board import layer_text
 from harness.errors import HarnessError
 from harness.results import now_iso, slug
 
@@ -28,8 +30,31 @@ LIST_AT_MOST = 20  # unfinished folders named on the page; the count is always c
 FORMATS = {"markdown": "REPORT.md", "github": "GITHUB.md"}
 
 
-def _summaries(best, corpus: str, out_dir: Path) -> List[str]:
-    """Summary tables and task heatmap links of one corpus (every profile)."""
+def _weight_tables(b) -> List[str]:
+    """The task heatmaps as text (harness.board.layer_text): a table per task of the upstreams'
+    norm-corrected layer weights, for the GitHub summary, which cannot show the artifact's PNGs."""
+    md = []
+    for task, t in b.groupby("task", sort=True):
+        w = {r["upstream"]: r["lw_corrected"] for _, r in t.sort_values("upstream").iterrows()}
+        table = layer_text.layer_table(w)
+        if table:
+            md += [f"Layer weights, {task} (norm-corrected, percent):", "", table, "", layer_text.legend(w), ""]
+    return md
+
+
+def artifact_line() -> str:
+    """Where the board's files are: the workflow run's artifacts when GitHub's environment names
+    the run (GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_RUN_ID), else the board folder."""
+    env = [os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    if all(env):
+        url = f"{env[0]}/{env[1]}/actions/runs/{env[2]}#artifacts"
+        return f"[The uploaded board artifact]({url}) (`benchmark-board`)"
+    return "The uploaded board artifact (`benchmark-board`)"
+
+
+def _summaries(best, corpus: str, out_dir: Path, images: bool = True) -> List[str]:
+    """Summary tables and task heatmap links of one corpus (every profile); ``images=False``:
+    the layer weights as text tables instead (a GitHub step summary shows no artifact image)."""
     c = best[best["corpus"] == corpus]
     kind = c["corpus_kind"].iloc[0]
     md = []
@@ -45,6 +70,9 @@ def _summaries(best, corpus: str, out_dir: Path) -> List[str]:
                 board, notes = leaderboard.mlsuperb_board_scores(part), []
             md += [f"{label}:", "", leaderboard.summary_table(part, board), ""] + [*notes[:1], ""] * bool(notes)
         md += [leaderboard.RANK_NOTE, ""]
+        if not images:
+            md += _weight_tables(b)
+            continue
         hdir = out_dir / slug(corpus) / slug(str(profile))
         imgs = [hdir / f"heatmap_task_{slug(t)}_corrected.png" for t in sorted(b["task"].unique())]
         imgs = [p for p in imgs if p.is_file()]
@@ -97,7 +125,7 @@ def write_report(runs_root, out_dir, fmt: str = "markdown", base_runs=None,
     if cells is not None:
         reg = cmp.regressions(cells)
         comparison = [f"## Compared with the base store `{base_runs}`", "", cmp.to_markdown(cells), ""]
-    summaries = [x for c in corpora for x in _summaries(best, c, out_dir)]
+    summaries = [x for c in corpora for x in _summaries(best, c, out_dir, images=fmt == "markdown")]
     if fmt == "markdown":
         md = ["# Benchmark report", "", f"Generated {now_iso()} from `{s.root}`.", "", *counts, "", links, "",
               "## Summary (test primary metrics)", "", *summaries, *comparison]
@@ -107,8 +135,8 @@ def write_report(runs_root, out_dir, fmt: str = "markdown", base_runs=None,
                   if reg else "No regression of a primary metric against the base store.")
         md = ["## Speech SSL benchmark", "", status, "", *comparison,
               "## Summary (test primary metrics)", "", *summaries,
-              f"The heatmaps and the full boards ({', '.join(f'`{slug(c)}.md`' for c in corpora)}) are files of "
-              "the uploaded board artifact, at the relative paths used above.", "", *counts]
+              f"{artifact_line()} holds the heatmaps, `board.json` and the full boards "
+              f"({', '.join(f'`{slug(c)}.md`' for c in corpora)}).", "", *counts]
     path = out_dir / FORMATS[fmt]
     path.write_text("\n".join(md) + "\n")
     return path

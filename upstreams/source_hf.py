@@ -81,7 +81,8 @@ def _transformers():
     except ImportError as e:  # pragma: no cover - transformers is a runtime dependency
         raise HarnessError(f"hf: upstreams need the transformers package ({e})") from None
     transformers.logging.set_verbosity_error()  # "some weights were not used" goes to our own checks
-    transformers.utils.logging.disable_progress_bar()  # a "Loading weights" bar per load, on stderr
+    # its tqdm bars ("Loading weights") would print between our own log lines; loading is quick
+    transformers.utils.logging.disable_progress_bar()
     return transformers
 
 

@@ -79,7 +79,7 @@ def test_cli_compare_exit_code(tmp_path):
     assert "**▼**" in (tmp_path / "cmp.md").read_text()
 
 
-def test_github_report_shows_regressions_and_relative_images(tmp_path):
+def test_github_report_shows_regressions_and_layer_weights_as_text(tmp_path, monkeypatch):
     base = store(tmp_path / "base", BASE)
     new = store(tmp_path / "new", {**BASE, ("up", "asr"): 35.0})
     out = tmp_path / "board"
@@ -89,10 +89,20 @@ def test_github_report_shows_regressions_and_relative_images(tmp_path):
     assert md.splitlines()[2].startswith("**1 regression(s)** ▼")
     # the summary row of the new store: value #rank per task
     assert "**▼**" in md and re.search(r"^\| up \|.*\| 35\.00 #1 \| 80\.00 #1 \|", md, re.M)
-    images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", md)
-    assert images and all(not Path(i).is_absolute() and (out / i).is_file() for i in images)
-    assert {Path(i).name for i in images} == {"heatmap_task_asr_corrected.png", "heatmap_task_ks_corrected.png"}
+    # a step summary shows no image of the artifact: the task heatmaps are text tables instead.
+    # up's 3 layers: asr corrected weights 3:2:1 (50, 33, 17 %), ks 1:2:3; blocks in eighths of the
+    # table's top (50 %): 33.3/50 * 8 = 5.3 -> ▅, 16.7/50 * 8 = 2.7 -> ▃; * above uniform 33.3 %
+    assert not re.findall(r"!\[[^]]*\]\(([^)]+)\)", md)
+    asr = md[md.index("Layer weights, asr"):]
+    assert "| upstream | L0 | L1 | L2 |" in asr and "| up | █ 50* | ▅ 33 | ▃ 17 |" in asr
+    assert "| up | ▃ 17 | ▅ 33 | █ 50* |" in md[md.index("Layer weights, ks"):]
+    assert "| fbank |" not in asr.split("\n\n")[1]  # one layer: nothing to weigh, as in the heatmaps
+    assert "The uploaded board artifact (`benchmark-board`) holds the heatmaps" in md
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "o/r")
+    monkeypatch.setenv("GITHUB_RUN_ID", "42")
     clean = write_report(new, tmp_path / "b2", fmt="github").read_text()
+    assert "[The uploaded board artifact](https://github.com/o/r/actions/runs/42#artifacts)" in clean
     assert "No base store to compare with." in clean and "▼" not in clean
     with pytest.raises(HarnessError, match="unknown report format 'html'"):
         write_report(new, out, fmt="html")
@@ -104,7 +114,7 @@ def test_workflow_parses_and_calls_existing_commands():
     assert {"push", "pull_request"} <= set(triggers)
     steps = [s for job in wf["jobs"].values() for s in job["steps"]]
     uses = [s["uses"] for s in steps if "uses" in s]
-    assert all(re.fullmatch(r"actions/[a-z-]+(/[a-z]+)?@v\d+", u) for u in uses), uses
+    assert all(re.fullmatch(r"actions/[a-z-]+(/[a-z]+)?@[0-9a-f]{40}", u) for u in uses), uses  # test_workflow.py
     assert any(u.startswith("actions/upload-artifact@") for u in uses)
     assert sum(u.startswith("actions/cache") for u in uses) >= 2  # the venv and the run store
     scripts = "\n".join(s["run"] for s in steps if "run" in s)
