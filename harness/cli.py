@@ -272,7 +272,7 @@ def compare(base: Path = typer.Argument(..., help="base run store"), new: Path =
 @app.command()
 @friendly
 def analyze(upstream: str = typer.Option(..., help="name or exported folder"),
-            corpus: str = typer.Option("synth:tiny", help=CORPUS_HELP + " (needs phone alignments: synth)"),
+            corpus: str = typer.Option("synth", help=CORPUS_HELP + " (needs phone alignments: synth)"),
             measure: Optional[str] = typer.Option(None, help="comma-separated: cca_phone, mi_phone, mi_speaker, "
                                                   "probe_layer (default: the first three)"),
             max_frames: int = typer.Option(20000, help="speech frames the measures read"),

@@ -110,8 +110,8 @@ def analyze(upstream: str, corpus: str, runs_root: Path, cache_dir: Path, measur
         return layers[:, 0, : int(lengths[0])].permute(1, 0, 2).numpy()
 
     t0 = time.time()
-    sample = lab.sample_frames([u for u in utts if u.id in set(src.ids)], features, spec.frame_rate_hz,
-                               max_frames, seed)
+    readable = set(src.ids)  # all but audio skipped as unreadable
+    sample = lab.sample_frames([u for u in utts if u.id in readable], features, spec.frame_rate_hz, max_frames, seed)
     timing["sample_s"] = time.time() - t0
     phones, speakers = lab.label_codes(sample.phones), lab.label_codes(sample.speakers)
     onehot = cca_mod.one_hot(phones["codes"], len(phones["classes"]))

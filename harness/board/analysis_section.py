@@ -155,7 +155,8 @@ def analysis_section(runs_root: Optional[Path], corpus: str, rows, out_dir: Path
             md += [f"![{up} layer analysis]({p.relative_to(out_dir).as_posix()})", ""]
         md += _table(r, w).splitlines() + [""]
         probe = r.get("probe_layer") or {}
-        md += [f"{s.get('frames', '–')} speech frames of {s.get('utterances', '–')} utterances, "
+        size = f" ({r['corpus']} {r['corpus_size']}, {r.get('corpus_version', '–')})" if r.get("corpus_size") else ""
+        md += [f"{s.get('frames', '–')} speech frames of {s.get('utterances', '–')} utterances{size}, "
                f"{s.get('phones', '–')} phones (H = {_f(s.get('phone_entropy_bits'))} bits), "
                f"{s.get('speakers', '–')} speakers (H = {_f(s.get('speaker_entropy_bits'))} bits); "
                f"k = {st.get('clusters', '–')}, SVD keeps {st.get('keep_variance', '–')} of the variance"
