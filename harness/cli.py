@@ -410,6 +410,32 @@ def compare(base: Path = typer.Argument(..., help="base run store"), new: Path =
 
 @app.command()
 @friendly
+def analyze(upstream: str = typer.Option(..., help="name or exported folder"),
+            corpus: str = typer.Option("synth", help=CORPUS_HELP + " (needs phone alignments: synth)"),
+            measure: Optional[str] = typer.Option(None, help="comma-separated: cca_phone, mi_phone, mi_speaker, "
+                                                  "probe_layer (default: the first three)"),
+            max_frames: int = typer.Option(20000, help="speech frames the measures read"),
+            clusters: int = typer.Option(50, help="k of the k-means behind mi_phone / mi_speaker"),
+            probe_steps: int = typer.Option(150, help="updates of each single-layer probe (probe_layer)"),
+            seed: int = typer.Option(0, help="seed of the frame sample, the k-means and the probes"), force: bool = typer.Option(False, "--force", help="recompute a finished run"),
+            runs: Path = typer.Option(RUNS, help=RUNS_HELP), cache: Path = typer.Option(CACHE, help=CACHE_HELP)):
+    """Measure what each layer encodes (PWCCA with phones, k-means MI with phones and speakers,
+    single-layer probes) into RUNS/<corpus>/<upstream>/analyze/<hash>; the board shows it."""
+    from harness.analysis.run import analyze as run_analyze, parse_measures
+    from harness.evaluate import resolve_corpus
+
+    names = parse_measures(measure)
+    res = run_analyze(upstream, resolve_corpus(corpus, log=console.print), runs, cache, names, max_frames=max_frames,
+                      clusters=clusters, seed=seed, probe_steps=probe_steps, force=force, log=console.print)
+    cols = [k for k in res["layers"][0] if k != "layer"]
+    print("layer  " + "  ".join(cols))
+    for row in res["layers"]:
+        print(f"{row['layer']:<5}  " + "  ".join(f"{row.get(c, float('nan')):.3f}".rjust(len(c)) for c in cols))
+    print("time (s): " + ", ".join(f"{k} {v:g}" for k, v in res["timing"].items()))
+
+
+@app.command()
+@friendly
 def ci(runs: Path = typer.Option(Path("runs-ci"), help=RUNS_HELP), cache: Path = typer.Option(CACHE, help=CACHE_HELP),
        out: Path = typer.Option(Path("board-ci"), help="folder for the board and the report"),
        base: Optional[Path] = typer.Option(None, help="base run store"),

@@ -48,6 +48,7 @@ import pandas as pd
 from harness import plots, scores
 from harness.board import absolute, manifest, versions
 from harness.board import export as board_export
+from harness.board.analysis_section import analysis_section, is_analysis
 from harness.board.ranks import fmt_rank, rank_ranges
 from harness.ablation import ablation_tables
 from harness.diagnostics import diagnostics_section
@@ -176,6 +177,8 @@ def scan(runs_root) -> Scan:
     for p in sorted(root.rglob(RESULT)) if root.is_dir() else []:
         try:
             r = json.loads(p.read_text())
+            if is_analysis(r):  # a `harness analyze` run: the Layer analysis section reads it
+                continue
             why = result_problem(r)
             if why:
                 raise ValueError(why)
@@ -905,6 +908,9 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
                                 for p in files), ""]  # fmt: skip
                 paths += files
         details += [f"### Profile: {profile}", "", details_table(everything), ""]
+    analysis_md, analysis_paths = analysis_section(runs_root, corpus, c, out_dir)
+    md += analysis_md
+    paths += analysis_paths
     md += ["## Run details", "", "The runs behind each task-table row, keyed by task and upstream (the selected lr's "
            "seeds).", ""] + details
     return "\n".join(md), paths
