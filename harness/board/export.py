@@ -11,7 +11,8 @@ as ``board.csv`` or ``board.parquet``. The columns (README, "Board data files"):
 - ``mean``, ``ci95``: the test primary metric's mean over the seeds of the selected lr and the
   95 % Student-t half-width (null with one seed); ``dev_mean``, ``dev_ci95`` the same on dev.
 - ``n_seeds``, ``seeds`` (comma-separated), ``lr`` (the selected learning rate), ``selected_on``
-  (``dev``, or ``test`` where the task has no dev set).
+  (``dev``, or ``test`` where the task has no dev set); ``lr_grid``: every lr searched with the
+  mean over seeds of its primary metric on that split, as ``lr:value`` pairs (comma-separated).
 - ``config_hash``, ``git_sha``, ``run_ids``: comma-separated, of the runs behind the row.
 - ``score``, ``score_ci95``, ``score_name``: the upstream's board score on that (corpus, profile)
   (the synth absolute score of harness.board.absolute, with its 95 % half-width), repeated on each
@@ -37,7 +38,7 @@ FORMATS = ("csv", "json", "parquet")
 STEM = "board"
 COLUMNS = ["corpus", "corpus_kind", "profile", "upstream", "task", "task_version", "corpus_version", "metric",
            "higher_is_better", "mean", "ci95", "dev_mean", "dev_ci95", "n_seeds", "seeds", "lr", "selected_on",
-           "config_hash", "git_sha", "run_ids", "score", "score_ci95", "score_name"]  # fmt: skip
+           "lr_grid", "config_hash", "git_sha", "run_ids", "score", "score_ci95", "score_name"]  # fmt: skip
 SYNTH_SCORE = "absolute (synth: trivial answer = 0, perfect = 1000)"
 
 
@@ -52,6 +53,14 @@ def _num(x) -> float:
 
 def _joined(x) -> str:
     return ",".join(str(v) for v in (x or []))
+
+
+def _grid(lr_scores) -> str:
+    """'1e-05:61.2,0.0001:55.0' (lr: mean over seeds of the selection split's primary metric) of
+    every lr searched, in lr order: the paper profile's grid search, as SUPERB searched it."""
+    if not isinstance(lr_scores, dict):
+        return ""
+    return ",".join(f"{float(lr):g}:{float(v):.4g}" for lr, v in sorted(lr_scores.items()))
 
 
 def _scores(best: pd.DataFrame) -> Dict[Tuple[str, str, str], Tuple[float, float]]:
@@ -88,7 +97,8 @@ def board_rows(best: pd.DataFrame) -> pd.DataFrame:
             "mean": _num(r.get(f"test.{pm}.mean")), "ci95": _num(r.get(f"test.{pm}.ci")),
             "dev_mean": _num(r.get(f"dev.{pm}.mean")), "dev_ci95": _num(r.get(f"dev.{pm}.ci")),
             "n_seeds": int(r["n_seeds"]), "seeds": _joined(r["seeds"]), "lr": float(r["lr"]),
-            "selected_on": str(r["selected_on"]), "config_hash": _joined(r["config_hashes"]),
+            "selected_on": str(r["selected_on"]), "lr_grid": _grid(r.get("lr_scores")),
+            "config_hash": _joined(r["config_hashes"]),
             "git_sha": _joined(r["git_shas"]), "run_ids": _joined(r["run_ids"]),
             "score": _num(score), "score_ci95": _num(score_ci),
             "score_name": SYNTH_SCORE if math.isfinite(_num(score)) else "",

@@ -36,6 +36,7 @@ def test_board_json_loads_with_pandas_and_holds_the_selected_rows(runs, tmp_path
     assert (r["metric"], r["higher_is_better"], r["n_seeds"], r["seeds"]) == ("wer", False, 2, "1,2")
     assert r["git_sha"] == "abc123def456" and r["config_hash"].startswith("h") and r["selected_on"] == "dev"
     assert r["task_version"] == 1 and r["corpus_version"] == "unversioned"
+    assert r["lr_grid"] == "0.0001:15.5,0.001:20"  # the dev mean of every lr searched, in lr order
     assert r["run_ids"] == "random-hubert_tiny-asr-lr0.0001-s1,random-hubert_tiny-asr-lr0.0001-s2"
     assert df[df["task"] == "ks"]["higher_is_better"].tolist() == [True, True]
     # no metric declarations in these runs: no absolute score, a null in the file
