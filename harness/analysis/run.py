@@ -52,6 +52,14 @@ def parse_measures(spec: Optional[str]) -> List[str]:
     return list(dict.fromkeys(names))
 
 
+def _finished(folder: Path) -> bool:
+    """A readable layer-analysis result.json (results.is_finished checks a probe run's keys)."""
+    try:
+        return json.loads((Path(folder) / results.RESULT).read_text()).get("kind") == "layer_analysis"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def analyze(upstream: str, corpus: str, runs_root: Path, cache_dir: Path, measures: Sequence[str] = DEFAULT_MEASURES,
             max_frames: int = 20000, clusters: int = 50, keep_variance: float = 0.99, seed: int = 0,
             probe_steps: int = 150, cache_budget_gb: float = 20.0, force: bool = False,
@@ -92,7 +100,7 @@ def analyze(upstream: str, corpus: str, runs_root: Path, cache_dir: Path, measur
              "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version", "generator")}}
     chash = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     folder = Path(runs_root) / results.slug(corp.name) / results.slug(spec.name) / FOLDER / chash
-    if results.is_finished(folder) and not force:
+    if _finished(folder) and not force:
         log(f"skip {spec.name} analysis: finished in {folder}")
         return json.loads((folder / results.RESULT).read_text())
 

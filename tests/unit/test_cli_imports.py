@@ -41,7 +41,7 @@ def run_cli(args):
     (["--help"], "Pre-train, probe and rank"),
     (["leaderboard", "--help"], "--format"),
     (["list", "tasks"], "\n".join(TASK_NAMES)),
-    (["list", "nope"], "unknown list 'nope': use 'upstreams' or 'tasks'"),
+    (["list", "nope"], "'nope' is not one of"),  # the Listing enum: click's one error box
     (["eval", "--upstream", "fbank", "--task", "sdi"], "unknown task 'sdi'. Did you mean: sd, sid"),
     (["eval", "--upstream", "fbank", "--task", "pr", "--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
     (["eval", "--upstream", "fbank", "--task", "pr", "--workers", "2"], "launcher options need --launcher"),
