@@ -263,7 +263,8 @@ def _extract(upstream, utts, folder, device, skip_bad, desc) -> None:
 class FeatureSource:
     """Per-utterance layer features for one split, from cached pools or from the live upstream.
 
-    `get_batch(ids, crops)` -> (layers (L+1, B, T, D) float32, lengths (B,) frames).
+    `get_batch(ids, crops)` -> (layers (L+1, B, T, D) float32, lengths (B,) frames), on
+    `device` (the extraction's and the probe's).
     """
 
     def __init__(self, utts: Sequence[Utterance], pools: Optional[List[CachedPool]] = None,
@@ -300,36 +301,18 @@ class FeatureSource:
     def frames(self, uid: str) -> int:
         if self.pools:
             return self._pool_of(uid).frames(uid)
-        n = torch.tensor([int(round(self._utt[uid].duration * self.upstream.spec.sample_rate))])
+        n = torch.tensor([int(round(self._utt[uid].duration * self.upstream.spec.sample_rate))], device="cpu")
         return int(self.upstream.num_frames(n)[0])
 
     def get_batch(self, ids: Sequence[str], crops: Optional[Sequence[Tuple[int, int]]] = None):
+        """(layers (L+1, B, T, D) float32, lengths (B,) int64), both on this source's device
+        (harness/batches.py: gathered on the host, padded and cast on the device; live mode
+        keeps the upstream's layers on the device)."""
+        from harness.batches import device_batch, host_batch, live_batch
+
         if self.pools:
-            arrs = []
-            for k, uid in enumerate(ids):
-                pool = self._pool_of(uid)
-                start, length = crops[k] if crops else (0, None)
-                # stay in float16 until the copy below: numpy's half -> float conversion is slow
-                arrs.append(torch.from_numpy(np.array(pool.get(uid, start, length))))
-            lengths = torch.tensor([a.shape[0] for a in arrs], dtype=torch.long)
-            out = torch.zeros(arrs[0].shape[1], len(arrs), int(lengths.max()), arrs[0].shape[2])
-            for k, a in enumerate(arrs):
-                out[:, k, : a.shape[0]].copy_(a.permute(1, 0, 2))
-            return out, lengths
-        # Live mode: run the frozen upstream on this batch (what s3prl does every step).
-        wavs, keep = _load_many([self._utt[i] for i in ids], self.skip_bad, self.skipped)
-        if len(keep) != len(ids):
-            raise HarnessError("bad audio found during live feature extraction; rerun with the cache")
-        layers, lengths = run_upstream(self.upstream, wavs, self.device)
-        layers = layers.half().float()  # the cache stores float16: keep both paths numerically equal
-        if crops:
-            T = max(c[1] for c in crops)
-            out = torch.zeros(layers.shape[0], layers.shape[1], T, layers.shape[3])
-            for k, (s, n) in enumerate(crops):
-                out[:, k, :n] = layers[:, k, s : s + n]
-                lengths[k] = n
-            layers = out
-        return layers, lengths
+            return device_batch(host_batch(self, ids, crops), self.device)
+        return live_batch(self, ids, crops)
 
 
 def prepare_sources(
