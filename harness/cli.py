@@ -106,6 +106,21 @@ def data_prepare(corpus: str = typer.Argument(..., help=CORPUS_HELP),
         print(line)
 
 
+@data_app.command("verify")
+@friendly
+def data_verify(cache: Path = typer.Option(CACHE, help="the cache folder (its features/ pools are checked)")):
+    """Hash every feature pool of the cache in full (index.json and every shard), stamp the sound
+    ones so that they open without re-hashing, and name the damaged ones. Exit 1 if any is damaged."""
+    from harness.features import CachedPool, DamagedPool
+    from harness.poolstamp import verify_cache
+
+    ok, bad = verify_cache(Path(cache) / "features", lambda f, full: CachedPool(f, verify=full), DamagedPool,
+                           log=console.print)
+    console.print(f"{ok} sound pool(s), {bad} damaged")
+    if bad:
+        raise typer.Exit(1)
+
+
 @app.command("eval")
 @friendly
 def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported folder(s); comma-separated allowed"),
@@ -159,6 +174,10 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
         resolve_config(build_task(t), profile, config, over)
     for u in ups:
         build_upstream(u)
+    if launcher is None:  # runs here: this machine must have the device (a launcher's job checks its own)
+        from harness.config import check_device
+
+        check_device(device)
     spec = resolve_corpus(corpus, log=console.print)
     if launcher is None:
         for u in ups:

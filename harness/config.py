@@ -106,7 +106,9 @@ class EvalConfig:
         probe: the resolved probe configuration.
         cache_budget_gb: largest feature cache (all layers, float16) written to disk; above it
             the upstream is run per batch instead.
-        device: "cpu", "cuda", "cuda:N" or "mps" (checked against this machine).
+        device: "cpu", "cuda", "cuda:N" or "mps". Only its spelling is checked here; whether the
+            machine has it is checked where the evaluation runs (`check_device` in
+            harness/evaluate.py), so that a login node without a GPU can submit GPU jobs.
         skip_bad: skip (and count) unreadable audio instead of stopping.
         lexicon: a pronunciation lexicon file for PR (s3prl's LibriSpeech lexicon format); "" =
             the corpus's espeak phones, recorded as a substitute (see tasks/pr.py).
@@ -124,17 +126,25 @@ class EvalConfig:
         ok = _finite(self.cache_budget_gb) and self.cache_budget_gb >= 0
         if not ok:
             raise ConfigError(f"config key 'cache_budget_gb' must be a number >= 0, got {self.cache_budget_gb!r}")
-        check_device(self.device)
+        check_device_name(self.device)
 
 
-def check_device(device: str) -> str:
-    """A torch device this machine has: "cpu", "cuda" / "cuda:N" (a visible GPU) or "mps"."""
+def check_device_name(device: str) -> str:
+    """A device spelt as torch spells it: "cpu", "cuda", "cuda:N" or "mps" (not checked against
+    this machine: see `check_device`)."""
     import re
-
-    import torch
 
     if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
         raise ConfigError(f"config key 'device' must be cpu, cuda, cuda:N or mps, got {device!r}")
+    return device
+
+
+def check_device(device: str) -> str:
+    """A torch device this machine has: "cpu", "cuda" / "cuda:N" (a visible GPU) or "mps".
+    Called where the work runs (in the job, not on the host that submits it)."""
+    import torch
+
+    check_device_name(device)
     if device.startswith("cuda"):
         n = torch.cuda.device_count()
         idx = int(device.split(":")[1]) if ":" in device else 0

@@ -12,7 +12,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from harness import results
 from harness.catalog import upstream_facts
-from harness.config import EvalConfig, ProbeConfig, check_count, config_hash, merge, read_config_file, to_dict
+from harness.config import (EvalConfig, ProbeConfig, check_count, check_device, config_hash, merge, read_config_file,
+                            to_dict)
 from harness.diskio import os_errors
 from harness.environment import environment
 from harness.errors import ConfigError
@@ -184,6 +185,7 @@ def evaluate(
     if not plan:
         return done
 
+    check_device(cfg.device)  # here, in the job: the submitting host may have no GPU
     splits = task_obj.prepare(corp)
     t0 = time.time()
     sources = prepare_sources(up, splits.as_dict(), splits.pools, cache_dir / "features", cfg.cache_budget_gb,

@@ -6,12 +6,14 @@ ASR, LID and SID all read the `speech` subset) share it. On disk, under
   shard_00000.npy ...   float16 arrays (frames, L+1, D), one utterance = a contiguous block
   index.json            ids, shard, frame offset and length per utterance, skipped ids, spec,
                         and per shard its frames, size in bytes and blake2b hash
+  verified.json         the stamp of the last full check (harness/poolstamp.py)
 A pool is extracted under an exclusive lock into a temporary sibling folder and published by a
 rename (harness/diskio.py): a killed or failed extraction (a full disk included) leaves nothing
 half-written in its place, and its temporary folder is removed. Opening a pool checks index.json
-and every shard's size, hash and shape (reading a pool costs one pass over its bytes, about a
-second per GB); a damaged pool is reported in one line naming its folder, removed and extracted
-again, never read. Above the size budget nothing is written and the upstream runs per batch
+and every shard's size and shape; the shards' hashes are checked in full once (when built, or
+when the pool's verification stamp is missing or does not match: harness/poolstamp.py), after
+which an open costs a few small reads; a damaged pool is reported in one line naming its folder,
+removed and extracted again, never read. Above the size budget nothing is written and the upstream runs per batch
 (`FeatureSource` without pools).
 """
 
@@ -181,7 +183,7 @@ def open_pool(folder: Path, log=print) -> Optional[CachedPool]:
     if not folder.exists():
         return None
     try:
-        return CachedPool(folder)
+        return open_stamped(folder)
     except DamagedPool as e:
         log(f"feature cache {folder} is damaged or outdated ({e}); rebuilding it")
         with os_errors(folder, "--cache"):
@@ -203,7 +205,7 @@ def build_pool(
     folder = Path(folder)
     if (folder / "index.json").exists():
         try:
-            return CachedPool(folder)
+            return open_stamped(folder)
         except DamagedPool:
             pass  # judged again under the lock (it may be being replaced right now)
     # Two evaluations of the same upstream may start together: one builds, the other waits.
@@ -211,8 +213,25 @@ def build_pool(
         pool = open_pool(folder, log)
         if pool is not None:
             return pool
-        build_and_publish(folder, lambda tmp: _extract(upstream, utts, tmp, device, skip_bad, desc), "--cache")
+        build_and_publish(folder, lambda tmp: _extract_stamped(upstream, utts, tmp, device, skip_bad, desc),
+                          "--cache")
         return CachedPool(folder, verify=False)
+
+
+def open_stamped(folder: Path) -> CachedPool:
+    """Open a pool, hashing its shards only when its verification stamp does not match
+    (harness/poolstamp.py); a fully checked pool is stamped."""
+    from harness.poolstamp import open_trusted
+
+    return open_trusted(folder, lambda f, full: CachedPool(f, verify=full))
+
+
+def _extract_stamped(upstream, utts, folder, device, skip_bad, desc) -> None:
+    """`_extract`, then the stamp: the shards were hashed as they were written."""
+    from harness.poolstamp import write_stamp
+
+    _extract(upstream, utts, folder, device, skip_bad, desc)
+    write_stamp(folder)
 
 
 def _extract(upstream, utts, folder, device, skip_bad, desc) -> None:
