@@ -135,6 +135,8 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
                                            "corpus is prepared and when it is decoded); the run's result "
                                            "and the board list them"),
              cache_budget_gb: Optional[float] = typer.Option(None, help="largest feature cache to write"),
+             cache_dtype: Optional[str] = typer.Option(None, help="float16 | int8: how cached layers are stored "
+                                                       "(int8: half the bytes, per-channel scales)"),
              device: str = typer.Option("cpu"),
              lexicon: Optional[Path] = typer.Option(None, help="PR phone targets from this lexicon (SUPERB's "
                                                     "LibriSpeech lexicon: WORD PH1 PH2 ... per line); without "
@@ -154,7 +156,8 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     from harness.config import check_count, split_names
     from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
 
-    over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
+    over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, cache_dtype=cache_dtype,
+                                  skip_bad=skip_bad or None,
                                   device=device, lrs=tuple(lr) if lr else None,
                                   lexicon=str(lexicon) if lexicon else None).items() if v is not None}
     ups, tasks = split_names(upstream, "--upstream"), split_names(task, "--task")

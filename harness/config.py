@@ -104,8 +104,11 @@ class EvalConfig:
     Attributes:
         profile: "quick" (CPU minutes) or "paper" (published steps/batches/lrs).
         probe: the resolved probe configuration.
-        cache_budget_gb: largest feature cache (all layers, float16) written to disk; above it
-            the upstream is run per batch instead.
+        cache_budget_gb: largest feature cache (all layers) written to disk; above it the
+            upstream is run per batch instead.
+        cache_dtype: how cached layers are stored: "float16", or "int8" (half the bytes; per
+            utterance, layer and channel scales: harness/quant.py). Live mode applies the same
+            rounding.
         device: "cpu", "cuda", "cuda:N" or "mps". Only its spelling is checked here; whether the
             machine has it is checked where the evaluation runs (`check_device` in
             harness/evaluate.py), so that a login node without a GPU can submit GPU jobs.
@@ -118,6 +121,7 @@ class EvalConfig:
     profile: str = "quick"
     probe: ProbeConfig = ProbeConfig()
     cache_budget_gb: float = 20.0
+    cache_dtype: str = "float16"
     device: str = "cpu"
     skip_bad: bool = False
     lexicon: str = ""
@@ -126,6 +130,8 @@ class EvalConfig:
         ok = _finite(self.cache_budget_gb) and self.cache_budget_gb >= 0
         if not ok:
             raise ConfigError(f"config key 'cache_budget_gb' must be a number >= 0, got {self.cache_budget_gb!r}")
+        if self.cache_dtype not in ("float16", "int8"):
+            raise ConfigError(f"config key 'cache_dtype' must be float16 or int8, got {self.cache_dtype!r}")
         check_device_name(self.device)
 
 
@@ -254,5 +260,5 @@ def to_dict(obj: Any) -> Dict[str, Any]:
 
 def config_hash(obj: Any, extra: Mapping[str, Any] | None = None) -> str:
     """Short stable hash of a config (and extra identifying values)."""
-    payload = {"config": to_dict(obj), "extra": dict(extra or {})}
+    payload = {"config": obj if isinstance(obj, dict) else to_dict(obj), "extra": dict(extra or {})}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]

@@ -199,9 +199,11 @@ def build_pool(
     skip_bad: bool = False,
     desc: str = "features",
     log=print,
+    dtype: str = "float16",
 ) -> CachedPool:
     """The pool of `utts` in `folder`: opened when it is there and sound, else extracted (all
-    layers) in a temporary sibling folder and published by a rename (harness/diskio.py)."""
+    layers, stored as `dtype`: float16, or int8 as harness/quant.py describes) in a temporary
+    sibling folder and published by a rename (harness/diskio.py)."""
     folder = Path(folder)
     if (folder / "index.json").exists():
         try:
@@ -213,9 +215,22 @@ def build_pool(
         pool = open_pool(folder, log)
         if pool is not None:
             return pool
-        build_and_publish(folder, lambda tmp: _extract_stamped(upstream, utts, tmp, device, skip_bad, desc),
+        build_and_publish(folder, lambda tmp: _extract_stamped(upstream, utts, tmp, device, skip_bad, desc, dtype),
                           "--cache")
-        return CachedPool(folder, verify=False)
+        return _pool_class(folder)(folder, verify=False)
+
+
+def _pool_class(folder: Path):
+    """CachedPool, or QuantizedPool for a pool whose index.json says "dtype": "int8"."""
+    try:
+        dtype = json.loads((Path(folder) / "index.json").read_text()).get("dtype", "float16")
+    except (OSError, ValueError, AttributeError):
+        dtype = "float16"  # CachedPool reports what is wrong with the index
+    if dtype == "int8":
+        from harness.quant import QuantizedPool
+
+        return QuantizedPool
+    return CachedPool
 
 
 def open_stamped(folder: Path) -> CachedPool:
@@ -223,14 +238,19 @@ def open_stamped(folder: Path) -> CachedPool:
     (harness/poolstamp.py); a fully checked pool is stamped."""
     from harness.poolstamp import open_trusted
 
-    return open_trusted(folder, lambda f, full: CachedPool(f, verify=full))
+    return open_trusted(folder, lambda f, full: _pool_class(f)(f, verify=full))
 
 
-def _extract_stamped(upstream, utts, folder, device, skip_bad, desc) -> None:
-    """`_extract`, then the stamp: the shards were hashed as they were written."""
+def _extract_stamped(upstream, utts, folder, device, skip_bad, desc, dtype: str = "float16") -> None:
+    """`_extract` (or its int8 twin), then the stamp: the shards were hashed as they were written."""
     from harness.poolstamp import write_stamp
 
-    _extract(upstream, utts, folder, device, skip_bad, desc)
+    if dtype == "int8":
+        from harness.quant import extract_int8
+
+        extract_int8(upstream, utts, folder, device, skip_bad, desc)
+    else:
+        _extract(upstream, utts, folder, device, skip_bad, desc)
     write_stamp(folder)
 
 
@@ -287,8 +307,10 @@ class FeatureSource:
     """
 
     def __init__(self, utts: Sequence[Utterance], pools: Optional[List[CachedPool]] = None,
-                 upstream: Optional[Upstream] = None, device: str = "cpu", skip_bad: bool = False):
+                 upstream: Optional[Upstream] = None, device: str = "cpu", skip_bad: bool = False,
+                 cache_dtype: str = "float16"):
         self.device = device
+        self.cache_dtype = cache_dtype  # live mode gives the numbers a cache of this dtype would
         self.upstream = upstream
         self.pools = pools or []
         self.skip_bad = skip_bad
@@ -344,8 +366,10 @@ def prepare_sources(
     skip_bad: bool = False,
     log=print,
     weights_hash: Optional[str] = None,
+    cache_dtype: str = "float16",
 ) -> Dict[str, FeatureSource]:
-    """Cache every pool the splits need (or fall back to live extraction over the budget).
+    """Cache every pool the splits need, stored as `cache_dtype` (float16 or int8), or fall back
+    to live extraction over the budget (saying in one line what to pass to cache instead).
 
     `weights_hash` is `upstream.weights_hash()` when the caller already has it (hashing a
     base-size model's weights takes about a second).
@@ -354,19 +378,26 @@ def prepare_sources(
         splits: split name -> utterances the task uses.
         pools_of: split name -> the pools (lists of utterances) that contain them.
     """
+    from harness.batches import budget_line
+
     all_pools = {manifest_hash(p): p for ps in pools_of.values() for p in ps}
-    need = sum(estimate_bytes(upstream, p) for p in all_pools.values())
+    need16 = sum(estimate_bytes(upstream, p) for p in all_pools.values())
+    # int8: one byte a value plus float32 scales per (utterance, layer, channel)
+    per_utt = upstream.spec.num_layers * upstream.spec.hidden_size * 4
+    need8 = need16 // 2 + sum(len(p) for p in all_pools.values()) * per_utt
+    need = need8 if cache_dtype == "int8" else need16
     if need > budget_gb * 2**30:
-        log(f"feature cache would take {need / 2**30:.1f} GiB > budget {budget_gb:g} GiB: "
-            "running the upstream per batch instead (slower; raise --cache-budget-gb to cache)")
-        return {s: FeatureSource(u, upstream=upstream, device=device, skip_bad=skip_bad) for s, u in splits.items()}
+        log(budget_line(need16, need8, budget_gb, cache_dtype))
+        return {s: FeatureSource(u, upstream=upstream, device=device, skip_bad=skip_bad, cache_dtype=cache_dtype)
+                for s, u in splits.items()}
     uhash = weights_hash or upstream.weights_hash()
+    suffix = "-int8" if cache_dtype == "int8" else ""  # float16 pools keep their folder names
     built = {}
     for h, p in all_pools.items():
-        built[h] = build_pool(upstream, p, Path(cache_dir) / uhash / h, device, skip_bad,
-                              desc=f"{upstream.spec.name}: features ({len(p)} utts)", log=log)
+        built[h] = build_pool(upstream, p, Path(cache_dir) / uhash / (h + suffix), device, skip_bad,
+                              desc=f"{upstream.spec.name}: features ({len(p)} utts)", log=log, dtype=cache_dtype)
     return {
         s: FeatureSource(u, pools=[built[manifest_hash(p)] for p in pools_of[s]], upstream=upstream,
-                         device=device, skip_bad=skip_bad)
+                         device=device, skip_bad=skip_bad, cache_dtype=cache_dtype)
         for s, u in splits.items()
     }
