@@ -126,16 +126,19 @@ def live_batch(source, ids: Sequence[str], crops: Crops = None) -> Tuple[torch.T
     wavs, keep = _load_many([source.utterance(i) for i in ids], source.skip_bad, source.skipped)
     if len(keep) != len(ids):
         raise HarnessError("bad audio found during live feature extraction; rerun with the cache")
+    from harness.extraction import autocast
+
     x, lens = pad_batch(wavs)
     with torch.no_grad():
-        hs = source.upstream(x.to(device, non_blocking=True), lens.to(device))
+        with autocast(device, getattr(source, "extract_dtype", "float32")):
+            hs = source.upstream(x.to(device, non_blocking=True), lens.to(device))
         lengths = hs.lengths.to(device=device, dtype=torch.long)
         if getattr(source, "cache_dtype", "float16") == "int8":
             from harness.quant import fake_quantize
 
             layers = fake_quantize(torch.stack([h.float() for h in hs.layers], 0), lengths)
-        else:
-            layers = torch.stack([h.to(torch.float16).float() for h in hs.layers], 0)
+        else:  # through float32, as run_upstream casts
+            layers = torch.stack([h.float().to(torch.float16).float() for h in hs.layers], 0)
     if crops:
         t = max(c[1] for c in crops)
         out = torch.zeros((layers.shape[0], layers.shape[1], t, layers.shape[3]), device=device)

@@ -111,10 +111,10 @@ def data_prepare(corpus: str = typer.Argument(..., help=CORPUS_HELP),
 def data_verify(cache: Path = typer.Option(CACHE, help="the cache folder (its features/ pools are checked)")):
     """Hash every feature pool of the cache in full (index.json and every shard), stamp the sound
     ones so that they open without re-hashing, and name the damaged ones. Exit 1 if any is damaged."""
-    from harness.features import CachedPool, DamagedPool
-    from harness.poolstamp import verify_cache
+    from harness.features import DamagedPool
+    from harness.poolstamp import pool_class, verify_cache
 
-    ok, bad = verify_cache(Path(cache) / "features", lambda f, full: CachedPool(f, verify=full), DamagedPool,
+    ok, bad = verify_cache(Path(cache) / "features", lambda f, full: pool_class(f)(f, verify=full), DamagedPool,
                            log=console.print)
     console.print(f"{ok} sound pool(s), {bad} damaged")
     if bad:
@@ -137,6 +137,8 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
              cache_budget_gb: Optional[float] = typer.Option(None, help="largest feature cache to write"),
              cache_dtype: Optional[str] = typer.Option(None, help="float16 | int8: how cached layers are stored "
                                                        "(int8: half the bytes, per-channel scales)"),
+             extract_dtype: Optional[str] = typer.Option(None, help="float32 | bfloat16 | float16 (CUDA): the "
+                                                         "upstream's precision when extracting features"),
              device: str = typer.Option("cpu"),
              lexicon: Optional[Path] = typer.Option(None, help="PR phone targets from this lexicon (SUPERB's "
                                                     "LibriSpeech lexicon: WORD PH1 PH2 ... per line); without "
@@ -157,6 +159,7 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
 
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, cache_dtype=cache_dtype,
+                                  extract_dtype=extract_dtype,
                                   skip_bad=skip_bad or None,
                                   device=device, lrs=tuple(lr) if lr else None,
                                   lexicon=str(lexicon) if lexicon else None).items() if v is not None}

@@ -109,6 +109,9 @@ class EvalConfig:
         cache_dtype: how cached layers are stored: "float16", or "int8" (half the bytes; per
             utterance, layer and channel scales: harness/quant.py). Live mode applies the same
             rounding.
+        extract_dtype: the upstream's precision when extracting: "float32" (the reference),
+            "bfloat16" (autocast; CPUs with bf16 matmuls and GPUs) or "float16" (autocast, CUDA
+            only): harness/extraction.py.
         device: "cpu", "cuda", "cuda:N" or "mps". Only its spelling is checked here; whether the
             machine has it is checked where the evaluation runs (`check_device` in
             harness/evaluate.py), so that a login node without a GPU can submit GPU jobs.
@@ -122,6 +125,7 @@ class EvalConfig:
     probe: ProbeConfig = ProbeConfig()
     cache_budget_gb: float = 20.0
     cache_dtype: str = "float16"
+    extract_dtype: str = "float32"
     device: str = "cpu"
     skip_bad: bool = False
     lexicon: str = ""
@@ -132,6 +136,9 @@ class EvalConfig:
             raise ConfigError(f"config key 'cache_budget_gb' must be a number >= 0, got {self.cache_budget_gb!r}")
         if self.cache_dtype not in ("float16", "int8"):
             raise ConfigError(f"config key 'cache_dtype' must be float16 or int8, got {self.cache_dtype!r}")
+        if self.extract_dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(f"config key 'extract_dtype' must be float32, bfloat16 or float16, got "
+                              f"{self.extract_dtype!r}")
         check_device_name(self.device)
 
 

@@ -102,15 +102,21 @@ def _load_many(utts: Sequence[Utterance], skip_bad: bool, skips: SkipCounter):
 
 
 @torch.no_grad()
-def run_upstream(upstream: Upstream, wavs: List[torch.Tensor], device: str = "cpu") -> Tuple[torch.Tensor, torch.Tensor]:
-    """Run a frozen upstream on waveforms.
+def run_upstream(upstream: Upstream, wavs: List[torch.Tensor], device: str = "cpu", compute: str = "float32",
+                 out_dtype: torch.dtype = torch.float32) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Run a frozen upstream on waveforms, in `compute` precision (harness/extraction.py).
 
     Returns:
-        layers (L+1, B, T, D) float32 and lengths (B,) frames.
+        layers (L+1, B, T, D) of `out_dtype` (cast on the device, before the copy to the host)
+        and lengths (B,) frames.
     """
+    from harness.extraction import autocast
+
     x, lens = pad_batch(wavs)
-    hs = upstream(x.to(device), lens.to(device))
-    return torch.stack([h.float() for h in hs.layers], 0).cpu(), hs.lengths.cpu()
+    with autocast(device, compute):
+        hs = upstream(x.to(device, non_blocking=True), lens.to(device))
+    # float32 first: a bfloat16 state goes to float16 through float32, as the float32 path does
+    return torch.stack([h.float().to(out_dtype) for h in hs.layers], 0).cpu(), hs.lengths.cpu()
 
 
 class DamagedPool(Exception):
@@ -183,7 +189,7 @@ def open_pool(folder: Path, log=print) -> Optional[CachedPool]:
     if not folder.exists():
         return None
     try:
-        return open_stamped(folder)
+        return _open_stamped(folder)
     except DamagedPool as e:
         log(f"feature cache {folder} is damaged or outdated ({e}); rebuilding it")
         with os_errors(folder, "--cache"):
@@ -200,14 +206,16 @@ def build_pool(
     desc: str = "features",
     log=print,
     dtype: str = "float16",
+    compute: str = "float32",
 ) -> CachedPool:
     """The pool of `utts` in `folder`: opened when it is there and sound, else extracted (all
     layers, stored as `dtype`: float16, or int8 as harness/quant.py describes) in a temporary
-    sibling folder and published by a rename (harness/diskio.py)."""
+    sibling folder and published by a rename (harness/diskio.py). `compute` is the extraction's
+    precision (harness/extraction.py)."""
     folder = Path(folder)
     if (folder / "index.json").exists():
         try:
-            return open_stamped(folder)
+            return _open_stamped(folder)
         except DamagedPool:
             pass  # judged again under the lock (it may be being replaced right now)
     # Two evaluations of the same upstream may start together: one builds, the other waits.
@@ -215,46 +223,23 @@ def build_pool(
         pool = open_pool(folder, log)
         if pool is not None:
             return pool
-        build_and_publish(folder, lambda tmp: _extract_stamped(upstream, utts, tmp, device, skip_bad, desc, dtype),
+        from harness.extraction import extract_pool
+        from harness.poolstamp import pool_class
+
+        build_and_publish(folder, lambda tmp: extract_pool(upstream, utts, tmp, device, skip_bad, desc, dtype, compute),
                           "--cache")
-        return _pool_class(folder)(folder, verify=False)
+        return pool_class(folder)(folder, verify=False)
 
 
-def _pool_class(folder: Path):
-    """CachedPool, or QuantizedPool for a pool whose index.json says "dtype": "int8"."""
-    try:
-        dtype = json.loads((Path(folder) / "index.json").read_text()).get("dtype", "float16")
-    except (OSError, ValueError, AttributeError):
-        dtype = "float16"  # CachedPool reports what is wrong with the index
-    if dtype == "int8":
-        from harness.quant import QuantizedPool
-
-        return QuantizedPool
-    return CachedPool
-
-
-def open_stamped(folder: Path) -> CachedPool:
+def _open_stamped(folder: Path) -> CachedPool:
     """Open a pool, hashing its shards only when its verification stamp does not match
     (harness/poolstamp.py); a fully checked pool is stamped."""
-    from harness.poolstamp import open_trusted
+    from harness.poolstamp import open_trusted, pool_class
 
-    return open_trusted(folder, lambda f, full: _pool_class(f)(f, verify=full))
-
-
-def _extract_stamped(upstream, utts, folder, device, skip_bad, desc, dtype: str = "float16") -> None:
-    """`_extract` (or its int8 twin), then the stamp: the shards were hashed as they were written."""
-    from harness.poolstamp import write_stamp
-
-    if dtype == "int8":
-        from harness.quant import extract_int8
-
-        extract_int8(upstream, utts, folder, device, skip_bad, desc)
-    else:
-        _extract(upstream, utts, folder, device, skip_bad, desc)
-    write_stamp(folder)
+    return open_trusted(folder, lambda f, full: pool_class(f)(f, verify=full))
 
 
-def _extract(upstream, utts, folder, device, skip_bad, desc) -> None:
+def _extract(upstream, utts, folder, device, skip_bad, desc, compute: str = "float32") -> None:
     """Write the shards and (last) index.json of a pool into the empty folder `folder`."""
     L1, D = upstream.spec.num_layers, upstream.spec.hidden_size
     frames_per_shard = max(1, SHARD_BYTES // (L1 * D * 2))
@@ -269,19 +254,18 @@ def _extract(upstream, utts, folder, device, skip_bad, desc) -> None:
             return
         name = f"shard_{len(shards):05d}.npy"
         arr = np.concatenate(buf, 0)
-        np.save(folder / name, arr)
-        shards.append({"name": name, "frames": int(arr.shape[0]), "bytes": (folder / name).stat().st_size,
-                       "blake2b": file_digest(folder / name)})
+        size, digest = save_hashed(folder / name, arr)
+        shards.append({"name": name, "frames": int(arr.shape[0]), "bytes": size, "blake2b": digest})
         buf, buf_frames = [], 0
+
+    from harness.extraction import decoded_batches, save_hashed
 
     upstream.eval().to(device)
     batches = length_batches(utts, EXTRACT_BATCH_SECONDS, max_items=32)
     with progress_bar(desc, total=sum(u.duration for u in utts), unit="s audio") as bar:
-        for b in batches:
-            group = [utts[i] for i in b]
-            wavs, keep = _load_many(group, skip_bad, skips)
+        for group, wavs, keep in decoded_batches(utts, batches, skip_bad, skips):
             if keep:
-                layers, lens = run_upstream(upstream, wavs, device)
+                layers, lens = run_upstream(upstream, wavs, device, compute, torch.float16)
                 for j, u in enumerate(keep):
                     n = int(lens[j])
                     arr = layers[:, j, :n].permute(1, 0, 2).to(torch.float16).numpy()
@@ -308,9 +292,10 @@ class FeatureSource:
 
     def __init__(self, utts: Sequence[Utterance], pools: Optional[List[CachedPool]] = None,
                  upstream: Optional[Upstream] = None, device: str = "cpu", skip_bad: bool = False,
-                 cache_dtype: str = "float16"):
+                 cache_dtype: str = "float16", extract_dtype: str = "float32"):
         self.device = device
         self.cache_dtype = cache_dtype  # live mode gives the numbers a cache of this dtype would
+        self.extract_dtype = extract_dtype  # the upstream's precision in live mode
         self.upstream = upstream
         self.pools = pools or []
         self.skip_bad = skip_bad
@@ -367,6 +352,7 @@ def prepare_sources(
     log=print,
     weights_hash: Optional[str] = None,
     cache_dtype: str = "float16",
+    extract_dtype: str = "float32",
 ) -> Dict[str, FeatureSource]:
     """Cache every pool the splits need, stored as `cache_dtype` (float16 or int8), or fall back
     to live extraction over the budget (saying in one line what to pass to cache instead).
@@ -388,16 +374,20 @@ def prepare_sources(
     need = need8 if cache_dtype == "int8" else need16
     if need > budget_gb * 2**30:
         log(budget_line(need16, need8, budget_gb, cache_dtype))
-        return {s: FeatureSource(u, upstream=upstream, device=device, skip_bad=skip_bad, cache_dtype=cache_dtype)
-                for s, u in splits.items()}
+        return {s: FeatureSource(u, upstream=upstream, device=device, skip_bad=skip_bad, cache_dtype=cache_dtype,
+                                 extract_dtype=extract_dtype) for s, u in splits.items()}
     uhash = weights_hash or upstream.weights_hash()
-    suffix = "-int8" if cache_dtype == "int8" else ""  # float16 pools keep their folder names
+    from harness.extraction import SUFFIX
+
+    # float32-extracted float16 pools keep their folder names
+    suffix = SUFFIX[extract_dtype] + ("-int8" if cache_dtype == "int8" else "")
     built = {}
     for h, p in all_pools.items():
         built[h] = build_pool(upstream, p, Path(cache_dir) / uhash / (h + suffix), device, skip_bad,
-                              desc=f"{upstream.spec.name}: features ({len(p)} utts)", log=log, dtype=cache_dtype)
+                              desc=f"{upstream.spec.name}: features ({len(p)} utts)", log=log, dtype=cache_dtype,
+                              compute=extract_dtype)
     return {
         s: FeatureSource(u, pools=[built[manifest_hash(p)] for p in pools_of[s]], upstream=upstream,
-                         device=device, skip_bad=skip_bad, cache_dtype=cache_dtype)
+                         device=device, skip_bad=skip_bad, cache_dtype=cache_dtype, extract_dtype=extract_dtype)
         for s, u in splits.items()
     }

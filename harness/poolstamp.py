@@ -45,7 +45,8 @@ def sample_digest(path: Path) -> str:
 
 def _shard_names(folder: Path) -> List[str]:
     idx = json.loads((folder / "index.json").read_text())
-    return [e["name"] for e in idx["shards"]] + [e["name"] for e in idx.get("extra_files", [])]
+    # an int8 pool's scales file is checked like a shard (harness/quant.py)
+    return [e["name"] for e in idx["shards"]] + ([idx["scales"]["name"]] if "scales" in idx else [])
 
 
 def _facts(folder: Path) -> Dict:
@@ -122,3 +123,18 @@ def verify_cache(cache: Path, open_pool: Callable[[Path, bool], object], damaged
         ok += 1
         log(f"ok {folder}")
     return ok, bad
+
+
+def pool_class(folder: Path):
+    """features.CachedPool, or quant.QuantizedPool for a pool whose index.json says "dtype": "int8"."""
+    from harness.features import CachedPool
+
+    try:
+        dtype = json.loads((Path(folder) / "index.json").read_text()).get("dtype", "float16")
+    except (OSError, ValueError, AttributeError):
+        dtype = "float16"  # CachedPool reports what is wrong with the index
+    if dtype == "int8":
+        from harness.quant import QuantizedPool
+
+        return QuantizedPool
+    return CachedPool

@@ -30,8 +30,9 @@ from typing import List, Tuple
 import numpy as np
 import torch
 
+from harness.extraction import decoded_batches, save_hashed
 from harness.features import (EXTRACT_BATCH_SECONDS, INDEX_FORMAT, SHARD_BYTES, CachedPool, DamagedPool, SkipCounter,
-                              _load_many, file_digest, length_batches, run_upstream)
+                              file_digest, length_batches, run_upstream)
 from harness.progress import progress_bar
 from harness.results import atomic_write_json
 
@@ -93,7 +94,7 @@ class QuantizedPool(CachedPool):
         return self._scales[self._row[uid]]
 
 
-def extract_int8(upstream, utts, folder: Path, device, skip_bad: bool, desc: str) -> None:
+def extract_int8(upstream, utts, folder: Path, device, skip_bad: bool, desc: str, compute: str = "float32") -> None:
     """Write an int8 pool (shards, scales.npy and, last, index.json) into the empty `folder`:
     the float16 extraction's layout, quantised from the upstream's float32 layers."""
     l1, dim = upstream.spec.num_layers, upstream.spec.hidden_size
@@ -109,18 +110,16 @@ def extract_int8(upstream, utts, folder: Path, device, skip_bad: bool, desc: str
             return
         name = f"shard_{len(shards):05d}.npy"
         arr = np.concatenate(buf, 0)
-        np.save(folder / name, arr)
-        shards.append({"name": name, "frames": int(arr.shape[0]), "bytes": (folder / name).stat().st_size,
-                       "blake2b": file_digest(folder / name)})
+        size, digest = save_hashed(folder / name, arr)
+        shards.append({"name": name, "frames": int(arr.shape[0]), "bytes": size, "blake2b": digest})
         buf, buf_frames = [], 0
 
     upstream.eval().to(device)
+    batches = length_batches(utts, EXTRACT_BATCH_SECONDS, max_items=32)
     with progress_bar(desc, total=sum(u.duration for u in utts), unit="s audio") as bar:
-        for b in length_batches(utts, EXTRACT_BATCH_SECONDS, max_items=32):
-            group = [utts[i] for i in b]
-            wavs, keep = _load_many(group, skip_bad, skips)
+        for group, wavs, keep in decoded_batches(utts, batches, skip_bad, skips):
             if keep:
-                layers, lens = run_upstream(upstream, wavs, device)
+                layers, lens = run_upstream(upstream, wavs, device, compute)
                 for j, u in enumerate(keep):
                     n = int(lens[j])
                     q, s = quantize(layers[:, j, :n].permute(1, 0, 2))

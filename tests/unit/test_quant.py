@@ -109,6 +109,24 @@ def test_int8_pool_is_half_the_bytes_and_equals_live(utts, tmp_path, name):
     # int8 against float16: within half a step plus float16's own rounding
     assert bool(((a - c).abs() <= step * 0.51 + c.abs() * 2**-10 + 1e-6).all())
 
+    # the stamp and `harness data verify` cover the scales file like a shard
+    from harness.features import DamagedPool
+    from harness.poolstamp import pool_class, stamp_mismatch, verify_cache, write_stamp
+
+    write_stamp(tmp_path / "p8")
+    assert stamp_mismatch(tmp_path / "p8") is None
+
+    def check(f, full):
+        return pool_class(f)(f, verify=full)
+
+    assert verify_cache(tmp_path, check, DamagedPool, log=lambda *_: None) == (2, 0)
+    sc = tmp_path / "p8" / "scales.npy"
+    data = bytearray(sc.read_bytes())
+    data[-4:] = b"\x00\x00\x80\x7f"  # the last scale becomes +inf
+    sc.write_bytes(bytes(data))
+    assert stamp_mismatch(tmp_path / "p8") == "scales.npy changed since it was verified"
+    assert verify_cache(tmp_path, check, DamagedPool, log=lambda *_: None) == (1, 1)
+
 
 def test_budget_line_says_what_to_pass():
     from harness.batches import budget_line
