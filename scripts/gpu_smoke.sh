@@ -56,14 +56,19 @@ for t in $TASKS; do
   harness eval --upstream random:hubert_tiny --task "$t" --corpus "$WORK/synth" --device cuda --steps "$STEPS" \
     --runs "$WORK/runs" --cache "$WORK/cache" >"$WORK/eval_$t.log" 2>&1 || { echo "gpu_smoke: probe $t FAILED"; tail -20 "$WORK/eval_$t.log"; exit 1; }
 done
+# the int8 cache (pinned int8 buffers, scales applied on the GPU) and bfloat16 extraction, on one task
+harness eval --upstream random:hubert_tiny --task sid --corpus "$WORK/synth" --device cuda --steps "$STEPS" \
+  --cache-dtype int8 --extract-dtype bfloat16 --runs "$WORK/runs_int8" --cache "$WORK/cache" >"$WORK/eval_int8.log" 2>&1 \
+  || { echo "gpu_smoke: int8 + bfloat16 probe FAILED"; tail -20 "$WORK/eval_int8.log"; exit 1; }
 "$PY" - "$WORK/runs" <<'EOF'
 import json, sys
 from pathlib import Path
-for f in sorted(Path(sys.argv[1]).rglob("result.json")):
+for f in sorted(Path(sys.argv[1]).rglob("result.json")) + sorted(Path(sys.argv[1] + "_int8").rglob("result.json")):
     r = json.loads(f.read_text())
     t = r["timing"]
     m = r["primary_metric"]
-    print(f"gpu_smoke: probe {r['task']:<16} {t['steps'] / max(t['train_s'], 1e-9):7.1f} updates/s, "
+    tag = " (int8 cache, bf16 extraction)" if "_int8" in str(f) else ""
+    print(f"gpu_smoke: probe {r['task'] + tag:<16} {t['steps'] / max(t['train_s'], 1e-9):7.1f} updates/s, "
           f"test {m} {r['metrics']['test'][m]:.2f}")
 EOF
 
