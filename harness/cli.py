@@ -174,6 +174,21 @@ def data_prepare(corpus: str = typer.Argument(..., help=CORPUS_HELP),
         print(line)
 
 
+@data_app.command("verify")
+@friendly
+def data_verify(cache: Path = typer.Option(CACHE, help="the cache folder (its features/ pools are checked)")):
+    """Hash every feature pool of the cache in full (index.json and every shard), stamp the sound
+    ones so that they open without re-hashing, and name the damaged ones. Exit 1 if any is damaged."""
+    from harness.features import DamagedPool
+    from harness.poolstamp import pool_class, verify_cache
+
+    ok, bad = verify_cache(Path(cache) / "features", lambda f, full: pool_class(f)(f, verify=full), DamagedPool,
+                           log=console.print)
+    console.print(f"{ok} sound pool(s), {bad} damaged")
+    if bad:
+        raise typer.Exit(1)
+
+
 @app.command("eval")
 @friendly
 def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported folder(s); comma-separated allowed"),
@@ -189,6 +204,10 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
                                            "corpus is prepared and when it is decoded); the run's result "
                                            "and the board list them"),
              cache_budget_gb: Optional[float] = typer.Option(None, help="largest feature cache to write"),
+             cache_dtype: Optional[str] = typer.Option(None, help="float16 | int8: how cached layers are stored "
+                                                       "(int8: half the bytes, per-channel scales)"),
+             extract_dtype: Optional[str] = typer.Option(None, help="float32 | bfloat16 | float16 (CUDA): the "
+                                                         "upstream's precision when extracting features"),
              device: str = typer.Option("cpu", metavar=DEVICE_METAVAR, help="where the upstream and the probe run"),
              lexicon: Optional[Path] = typer.Option(None, help="PR phone targets from this lexicon (SUPERB's "
                                                     "LibriSpeech lexicon: WORD PH1 PH2 ... per line); without "
@@ -210,7 +229,9 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     from harness.registry import check_task_name
 
     profile, launcher = profile.value, launcher.value if launcher is not None else None
-    over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, skip_bad=skip_bad or None,
+    over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, cache_dtype=cache_dtype,
+                                  extract_dtype=extract_dtype,
+                                  skip_bad=skip_bad or None,
                                   device=device, lrs=tuple(lr) if lr else None,
                                   lexicon=str(lexicon) if lexicon else None).items() if v is not None}
     ups, tasks = split_names(upstream, "--upstream"), split_names(task, "--task")
@@ -234,6 +255,10 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
         resolve_config(build_task(t), profile, config, over)
     for u in ups:
         build_upstream(u)
+    if launcher is None:  # runs here: this machine must have the device (a launcher's job checks its own)
+        from harness.config import check_device
+
+        check_device(device)
     spec = resolve_corpus(corpus, log=console.print)
     if launcher is None:
         done = [r for u in ups for t in tasks

@@ -106,9 +106,17 @@ class EvalConfig:
     Attributes:
         profile: "quick" (CPU minutes) or "paper" (published steps/batches/lrs).
         probe: the resolved probe configuration.
-        cache_budget_gb: largest feature cache (all layers, float16) written to disk; above it
-            the upstream is run per batch instead.
-        device: "cpu", "cuda", "cuda:N" or "mps" (checked against this machine).
+        cache_budget_gb: largest feature cache (all layers) written to disk; above it the
+            upstream is run per batch instead.
+        cache_dtype: how cached layers are stored: "float16", or "int8" (half the bytes; per
+            utterance, layer and channel scales: harness/quant.py). Live mode applies the same
+            rounding.
+        extract_dtype: the upstream's precision when extracting: "float32" (the reference),
+            "bfloat16" (autocast; CPUs with bf16 matmuls and GPUs) or "float16" (autocast, CUDA
+            only): harness/extraction.py.
+        device: "cpu", "cuda", "cuda:N" or "mps". Only its spelling is checked here; whether the
+            machine has it is checked where the evaluation runs (`check_device` in
+            harness/evaluate.py), so that a login node without a GPU can submit GPU jobs.
         skip_bad: skip (and count) unreadable audio instead of stopping.
         lexicon: a pronunciation lexicon file for PR (s3prl's LibriSpeech lexicon format); "" =
             the corpus's espeak phones, recorded as a substitute (see tasks/pr.py).
@@ -118,6 +126,8 @@ class EvalConfig:
     profile: str = "quick"
     probe: ProbeConfig = ProbeConfig()
     cache_budget_gb: float = 20.0
+    cache_dtype: str = "float16"
+    extract_dtype: str = "float32"
     device: str = "cpu"
     skip_bad: bool = False
     lexicon: str = ""
@@ -126,17 +136,30 @@ class EvalConfig:
         ok = _finite(self.cache_budget_gb) and self.cache_budget_gb >= 0
         if not ok:
             raise ConfigError(f"config key 'cache_budget_gb' must be a number >= 0, got {self.cache_budget_gb!r}")
-        check_device(self.device)
+        if self.cache_dtype not in ("float16", "int8"):
+            raise ConfigError(f"config key 'cache_dtype' must be float16 or int8, got {self.cache_dtype!r}")
+        if self.extract_dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(f"config key 'extract_dtype' must be float32, bfloat16 or float16, got "
+                              f"{self.extract_dtype!r}")
+        check_device_name(self.device)
 
 
-def check_device(device: str) -> str:
-    """A torch device this machine has: "cpu", "cuda" / "cuda:N" (a visible GPU) or "mps"."""
+def check_device_name(device: str) -> str:
+    """A device spelt as torch spells it: "cpu", "cuda", "cuda:N" or "mps" (not checked against
+    this machine: see `check_device`)."""
     import re
-
-    import torch
 
     if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
         raise ConfigError(f"config key 'device' must be cpu, cuda, cuda:N or mps, got {device!r}")
+    return device
+
+
+def check_device(device: str) -> str:
+    """A torch device this machine has: "cpu", "cuda" / "cuda:N" (a visible GPU) or "mps".
+    Called where the work runs (in the job, not on the host that submits it)."""
+    import torch
+
+    check_device_name(device)
     if device.startswith("cuda"):
         n = torch.cuda.device_count()
         idx = int(device.split(":")[1]) if ":" in device else 0
@@ -308,5 +331,5 @@ def to_dict(obj: Any) -> Dict[str, Any]:
 
 def config_hash(obj: Any, extra: Mapping[str, Any] | None = None) -> str:
     """Short stable hash of a config (and extra identifying values)."""
-    payload = {"config": to_dict(obj), "extra": dict(extra or {})}
+    payload = {"config": obj if isinstance(obj, dict) else to_dict(obj), "extra": dict(extra or {})}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]

@@ -11,7 +11,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from harness import results
 from harness.catalog import upstream_facts
-from harness.config import EvalConfig, ProbeConfig, check_count, config_hash, merge, read_config_file, to_dict
+from harness.config import (EvalConfig, ProbeConfig, check_count, check_device, config_hash, merge, read_config_file,
+                            to_dict)
 from harness.diskio import os_errors
 from harness.environment import environment
 from harness.errors import ConfigError, HarnessError
@@ -182,7 +183,11 @@ def plan_runs(
     cfp = content_fingerprint(corp)
     # lr and seed name the folder; the hash covers everything else that changes a result, the
     # upstream's weights included (a re-trained export keeps its readable name)
-    chash = config_hash(dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, lrs=(), seed=0)),
+    hashed = to_dict(dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, lrs=(), seed=0)))
+    for key, default in (("cache_dtype", "float16"), ("extract_dtype", "float32")):
+        if hashed.get(key) == default:
+            del hashed[key]  # the default: the hashes of runs made before the key existed hold
+    chash = config_hash(hashed,
                         extra={"upstream": spec.name, "upstream_weights": whash, "task": task,
                                **task_obj.identity(), "corpus": corp.name,
                                "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version")},
@@ -228,10 +233,15 @@ def evaluate(
     if not plan:
         return done
 
+    check_device(cfg.device)  # here, in the job: the submitting host may have no GPU
+    from harness.extraction import check_extract_dtype
+
+    check_extract_dtype(cfg.extract_dtype, cfg.device)
     splits = task_obj.prepare(corp)
     t0 = time.time()
     sources = prepare_sources(up, splits.as_dict(), splits.pools, cache_dir / "features", cfg.cache_budget_gb,
-                              device=cfg.device, skip_bad=cfg.skip_bad, log=log, weights_hash=whash)
+                              device=cfg.device, skip_bad=cfg.skip_bad, log=log, weights_hash=whash,
+                              cache_dtype=cfg.cache_dtype, extract_dtype=cfg.extract_dtype)
     feat_s = time.time() - t0
     subsets = task_obj.subsets(splits, cfg.profile)  # None: one probe per run (every task but mono_asr)
     skipped = dict(corp.meta.get("skipped_bad") or {})  # left out of the manifests (--skip-bad)
@@ -314,7 +324,8 @@ def train_subset_probes(task, subsets: Dict[str, Any], sources: Dict[str, Any], 
     from harness.probe import ProbeOutcome, train_probe
 
     def view(src: FeatureSource, utts) -> FeatureSource:
-        return FeatureSource(utts, pools=src.pools, upstream=src.upstream, device=src.device, skip_bad=src.skip_bad)
+        return FeatureSource(utts, pools=src.pools, upstream=src.upstream, device=src.device, skip_bad=src.skip_bad,
+                             cache_dtype=src.cache_dtype, extract_dtype=src.extract_dtype)
 
     outs = {}
     for name, sub in subsets.items():

@@ -6,12 +6,14 @@ ASR, LID and SID all read the `speech` subset) share it. On disk, under
   shard_00000.npy ...   float16 arrays (frames, L+1, D), one utterance = a contiguous block
   index.json            ids, shard, frame offset and length per utterance, skipped ids, spec,
                         and per shard its frames, size in bytes and blake2b hash
+  verified.json         the stamp of the last full check (harness/poolstamp.py)
 A pool is extracted under an exclusive lock into a temporary sibling folder and published by a
 rename (harness/diskio.py): a killed or failed extraction (a full disk included) leaves nothing
 half-written in its place, and its temporary folder is removed. Opening a pool checks index.json
-and every shard's size, hash and shape (reading a pool costs one pass over its bytes, about a
-second per GB); a damaged pool is reported in one line naming its folder, removed and extracted
-again, never read. Above the size budget nothing is written and the upstream runs per batch
+and every shard's size and shape; the shards' hashes are checked in full once (when built, or
+when the pool's verification stamp is missing or does not match: harness/poolstamp.py), after
+which an open costs a few small reads; a damaged pool is reported in one line naming its folder,
+removed and extracted again, never read. Above the size budget nothing is written and the upstream runs per batch
 (`FeatureSource` without pools).
 """
 
@@ -100,15 +102,21 @@ def _load_many(utts: Sequence[Utterance], skip_bad: bool, skips: SkipCounter):
 
 
 @torch.no_grad()
-def run_upstream(upstream: Upstream, wavs: List[torch.Tensor], device: str = "cpu") -> Tuple[torch.Tensor, torch.Tensor]:
-    """Run a frozen upstream on waveforms.
+def run_upstream(upstream: Upstream, wavs: List[torch.Tensor], device: str = "cpu", compute: str = "float32",
+                 out_dtype: torch.dtype = torch.float32) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Run a frozen upstream on waveforms, in `compute` precision (harness/extraction.py).
 
     Returns:
-        layers (L+1, B, T, D) float32 and lengths (B,) frames.
+        layers (L+1, B, T, D) of `out_dtype` (cast on the device, before the copy to the host)
+        and lengths (B,) frames.
     """
+    from harness.extraction import autocast
+
     x, lens = pad_batch(wavs)
-    hs = upstream(x.to(device), lens.to(device))
-    return torch.stack([h.float() for h in hs.layers], 0).cpu(), hs.lengths.cpu()
+    with autocast(device, compute):
+        hs = upstream(x.to(device, non_blocking=True), lens.to(device))
+    # float32 first: a bfloat16 state goes to float16 through float32, as the float32 path does
+    return torch.stack([h.float().to(out_dtype) for h in hs.layers], 0).cpu(), hs.lengths.cpu()
 
 
 class DamagedPool(Exception):
@@ -194,7 +202,7 @@ def open_pool(folder: Path, log=print) -> Optional[CachedPool]:
     if not folder.exists():
         return None
     try:
-        return CachedPool(folder)
+        return _open_stamped(folder)
     except DamagedPool as e:
         log(f"feature cache {folder} is damaged or outdated ({e}); rebuilding it")
         with os_errors(folder, "--cache"):
@@ -210,13 +218,17 @@ def build_pool(
     skip_bad: bool = False,
     desc: str = "features",
     log=print,
+    dtype: str = "float16",
+    compute: str = "float32",
 ) -> CachedPool:
     """The pool of `utts` in `folder`: opened when it is there and sound, else extracted (all
-    layers) in a temporary sibling folder and published by a rename (harness/diskio.py)."""
+    layers, stored as `dtype`: float16, or int8 as harness/quant.py describes) in a temporary
+    sibling folder and published by a rename (harness/diskio.py). `compute` is the extraction's
+    precision (harness/extraction.py)."""
     folder = Path(folder)
     if (folder / "index.json").exists():
         try:
-            return CachedPool(folder)
+            return _open_stamped(folder)
         except DamagedPool:
             pass  # judged again under the lock (it may be being replaced right now)
     # Two evaluations of the same upstream may start together: one builds, the other waits.
@@ -224,11 +236,23 @@ def build_pool(
         pool = open_pool(folder, log)
         if pool is not None:
             return pool
-        build_and_publish(folder, lambda tmp: _extract(upstream, utts, tmp, device, skip_bad, desc), "--cache")
-        return CachedPool(folder, verify=False)
+        from harness.extraction import extract_pool
+        from harness.poolstamp import pool_class
+
+        build_and_publish(folder, lambda tmp: extract_pool(upstream, utts, tmp, device, skip_bad, desc, dtype, compute),
+                          "--cache")
+        return pool_class(folder)(folder, verify=False)
 
 
-def _extract(upstream, utts, folder, device, skip_bad, desc) -> None:
+def _open_stamped(folder: Path) -> CachedPool:
+    """Open a pool, hashing its shards only when its verification stamp does not match
+    (harness/poolstamp.py); a fully checked pool is stamped."""
+    from harness.poolstamp import open_trusted, pool_class
+
+    return open_trusted(folder, lambda f, full: pool_class(f)(f, verify=full))
+
+
+def _extract(upstream, utts, folder, device, skip_bad, desc, compute: str = "float32") -> None:
     """Write the shards and (last) index.json of a pool into the empty folder `folder`."""
     L1, D = upstream.spec.num_layers, upstream.spec.hidden_size
     frames_per_shard = max(1, SHARD_BYTES // (L1 * D * 2))
@@ -243,19 +267,18 @@ def _extract(upstream, utts, folder, device, skip_bad, desc) -> None:
             return
         name = f"shard_{len(shards):05d}.npy"
         arr = np.concatenate(buf, 0)
-        np.save(folder / name, arr)
-        shards.append({"name": name, "frames": int(arr.shape[0]), "bytes": (folder / name).stat().st_size,
-                       "blake2b": file_digest(folder / name)})
+        size, digest = save_hashed(folder / name, arr)
+        shards.append({"name": name, "frames": int(arr.shape[0]), "bytes": size, "blake2b": digest})
         buf, buf_frames = [], 0
+
+    from harness.extraction import decoded_batches, save_hashed
 
     upstream.eval().to(device)
     batches = length_batches(utts, EXTRACT_BATCH_SECONDS, max_items=32)
     with progress_bar(desc, total=sum(u.duration for u in utts), unit="s audio") as bar:
-        for b in batches:
-            group = [utts[i] for i in b]
-            wavs, keep = _load_many(group, skip_bad, skips)
+        for group, wavs, keep in decoded_batches(utts, batches, skip_bad, skips):
             if keep:
-                layers, lens = run_upstream(upstream, wavs, device)
+                layers, lens = run_upstream(upstream, wavs, device, compute, torch.float16)
                 for j, u in enumerate(keep):
                     n = int(lens[j])
                     arr = layers[:, j, :n].permute(1, 0, 2).to(torch.float16).numpy()
@@ -274,12 +297,16 @@ def _extract(upstream, utts, folder, device, skip_bad, desc) -> None:
 class FeatureSource:
     """Per-utterance layer features for one split, from cached pools or from the live upstream.
 
-    `get_batch(ids, crops)` -> (layers (L+1, B, T, D) float32, lengths (B,) frames).
+    `get_batch(ids, crops)` -> (layers (L+1, B, T, D) float32, lengths (B,) frames), on
+    `device` (the extraction's and the probe's).
     """
 
     def __init__(self, utts: Sequence[Utterance], pools: Optional[List[CachedPool]] = None,
-                 upstream: Optional[Upstream] = None, device: str = "cpu", skip_bad: bool = False):
+                 upstream: Optional[Upstream] = None, device: str = "cpu", skip_bad: bool = False,
+                 cache_dtype: str = "float16", extract_dtype: str = "float32"):
         self.device = device
+        self.cache_dtype = cache_dtype  # live mode gives the numbers a cache of this dtype would
+        self.extract_dtype = extract_dtype  # the upstream's precision in live mode
         self.upstream = upstream
         self.pools = pools or []
         self.skip_bad = skip_bad
@@ -311,36 +338,18 @@ class FeatureSource:
     def frames(self, uid: str) -> int:
         if self.pools:
             return self._pool_of(uid).frames(uid)
-        n = torch.tensor([int(round(self._utt[uid].duration * self.upstream.spec.sample_rate))])
+        n = torch.tensor([int(round(self._utt[uid].duration * self.upstream.spec.sample_rate))], device="cpu")
         return int(self.upstream.num_frames(n)[0])
 
     def get_batch(self, ids: Sequence[str], crops: Optional[Sequence[Tuple[int, int]]] = None):
+        """(layers (L+1, B, T, D) float32, lengths (B,) int64), both on this source's device
+        (harness/batches.py: gathered on the host, padded and cast on the device; live mode
+        keeps the upstream's layers on the device)."""
+        from harness.batches import device_batch, host_batch, live_batch
+
         if self.pools:
-            arrs = []
-            for k, uid in enumerate(ids):
-                pool = self._pool_of(uid)
-                start, length = crops[k] if crops else (0, None)
-                # stay in float16 until the copy below: numpy's half -> float conversion is slow
-                arrs.append(torch.from_numpy(np.array(pool.get(uid, start, length))))
-            lengths = torch.tensor([a.shape[0] for a in arrs], dtype=torch.long)
-            out = torch.zeros(arrs[0].shape[1], len(arrs), int(lengths.max()), arrs[0].shape[2])
-            for k, a in enumerate(arrs):
-                out[:, k, : a.shape[0]].copy_(a.permute(1, 0, 2))
-            return out, lengths
-        # Live mode: run the frozen upstream on this batch (what s3prl does every step).
-        wavs, keep = _load_many([self._utt[i] for i in ids], self.skip_bad, self.skipped)
-        if len(keep) != len(ids):
-            raise HarnessError("bad audio found during live feature extraction; rerun with the cache")
-        layers, lengths = run_upstream(self.upstream, wavs, self.device)
-        layers = layers.half().float()  # the cache stores float16: keep both paths numerically equal
-        if crops:
-            T = max(c[1] for c in crops)
-            out = torch.zeros(layers.shape[0], layers.shape[1], T, layers.shape[3])
-            for k, (s, n) in enumerate(crops):
-                out[:, k, :n] = layers[:, k, s : s + n]
-                lengths[k] = n
-            layers = out
-        return layers, lengths
+            return device_batch(host_batch(self, ids, crops), self.device)
+        return live_batch(self, ids, crops)
 
 
 def prepare_sources(
@@ -353,8 +362,11 @@ def prepare_sources(
     skip_bad: bool = False,
     log=print,
     weights_hash: Optional[str] = None,
+    cache_dtype: str = "float16",
+    extract_dtype: str = "float32",
 ) -> Dict[str, FeatureSource]:
-    """Cache every pool the splits need (or fall back to live extraction over the budget).
+    """Cache every pool the splits need, stored as `cache_dtype` (float16 or int8), or fall back
+    to live extraction over the budget (saying in one line what to pass to cache instead).
 
     `weights_hash` is `upstream.weights_hash()` when the caller already has it (hashing a
     base-size model's weights takes about a second).
@@ -363,23 +375,34 @@ def prepare_sources(
         splits: split name -> utterances the task uses.
         pools_of: split name -> the pools (lists of utterances) that contain them.
     """
+    from harness.batches import budget_line
+
     all_pools = {manifest_hash(p): p for ps in pools_of.values() for p in ps}
-    need = sum(estimate_bytes(upstream, p) for p in all_pools.values())
+    need16 = sum(estimate_bytes(upstream, p) for p in all_pools.values())
+    # int8: one byte a value plus float32 scales per (utterance, layer, channel)
+    per_utt = upstream.spec.num_layers * upstream.spec.hidden_size * 4
+    need8 = need16 // 2 + sum(len(p) for p in all_pools.values()) * per_utt
+    need = need8 if cache_dtype == "int8" else need16
     if need > budget_gb * 2**30:
-        log(f"feature cache would take {need / 2**30:.1f} GiB > budget {budget_gb:g} GiB: "
-            "running the upstream per batch instead (slower; raise --cache-budget-gb to cache)")
-        return {s: FeatureSource(u, upstream=upstream, device=device, skip_bad=skip_bad) for s, u in splits.items()}
+        log(budget_line(need16, need8, budget_gb, cache_dtype))
+        return {s: FeatureSource(u, upstream=upstream, device=device, skip_bad=skip_bad, cache_dtype=cache_dtype,
+                                 extract_dtype=extract_dtype) for s, u in splits.items()}
     uhash = weights_hash or upstream.weights_hash()
-    # a pool built with --skip-bad may lack items: a run without the flag never reads it
-    folders = {h: Path(cache_dir) / uhash / (h + ("-skip-bad" if skip_bad else "")) for h in all_pools}
+    from harness.extraction import SUFFIX
+
+    # float32-extracted float16 pools keep their folder names; a pool built with --skip-bad may
+    # lack items: a run without the flag never reads it
+    suffix = SUFFIX[extract_dtype] + ("-int8" if cache_dtype == "int8" else "") + ("-skip-bad" if skip_bad else "")
+    folders = {h: Path(cache_dir) / uhash / (h + suffix) for h in all_pools}
     check_space(cache_dir, sum(estimate_bytes(upstream, p) for h, p in all_pools.items() if not folders[h].exists()),
                 "--cache", f"{upstream.spec.name}'s features (or lower --cache-budget-gb to run it per batch)")
     built = {}
     for h, p in all_pools.items():
         built[h] = build_pool(upstream, p, folders[h], device, skip_bad,
-                              desc=f"{upstream.spec.name}: features ({len(p)} utts)", log=log)
+                              desc=f"{upstream.spec.name}: features ({len(p)} utts)", log=log, dtype=cache_dtype,
+                              compute=extract_dtype)
     return {
         s: FeatureSource(u, pools=[built[manifest_hash(p)] for p in pools_of[s]], upstream=upstream,
-                         device=device, skip_bad=skip_bad)
+                         device=device, skip_bad=skip_bad, cache_dtype=cache_dtype, extract_dtype=extract_dtype)
         for s, u in splits.items()
     }

@@ -52,8 +52,8 @@ class WeightedSum(nn.Module):
 
 def corrected_contributions(weights: Sequence[float], layer_norms: Sequence[float]) -> List[float]:
     """c_l = w_l |h_l| / sum_k w_k |h_k| (docs/protocol.md section 5): weights corrected for layer magnitude."""
-    w = torch.tensor(list(weights), dtype=torch.float64)
-    n = torch.tensor(list(layer_norms), dtype=torch.float64)
+    w = torch.tensor(list(weights), dtype=torch.float64, device="cpu")  # plain numbers, for result.json
+    n = torch.tensor(list(layer_norms), dtype=torch.float64, device="cpu")
     c = w * n
     total = c.sum()
     return (c / total).tolist() if total > 0 else [float("nan")] * len(w)

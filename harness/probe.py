@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
+from harness.batches import Prefetcher, eval_batches, to_probe
 from harness.config import ProbeConfig
 from harness.featurizer import WeightedSum, corrected_contributions
 from harness.features import FeatureSource
@@ -114,10 +115,9 @@ def evaluate_split(task: Task, featurizer: WeightedSum, head: torch.nn.Module, s
     head.eval()
     preds: Dict[str, Any] = {}
     norm_sum, norm_cnt = None, 0
-    for ids in _batches_for_eval(source, frame_rate):
-        layers, lengths = source.get_batch(ids)
+    for ids, layers, lengths in eval_batches(source, list(_batches_for_eval(source, frame_rate))):
         if layer_norms is not None:
-            mask = torch.arange(layers.shape[2])[None, :] < lengths[:, None]  # (B, T)
+            mask = torch.arange(layers.shape[2], device=layers.device)[None, :] < lengths[:, None]  # (B, T)
             norms = layers.norm(dim=-1)  # (L+1, B, T)
             s = (norms * mask).sum(dim=(1, 2))
             norm_sum = s if norm_sum is None else norm_sum + s
@@ -139,8 +139,7 @@ def dev_loss(task: Task, featurizer: WeightedSum, head: torch.nn.Module, source:
     featurizer.eval()
     head.eval()
     total, n = 0.0, 0
-    for ids in _batches_for_eval(source, frame_rate):
-        layers, lengths = source.get_batch(ids)
+    for ids, layers, lengths in eval_batches(source, list(_batches_for_eval(source, frame_rate))):
         out = head(featurizer(layers), lengths)
         total += float(task.loss(out, Batch(ids, lengths, task.collate([refs[i] for i in ids])))) * len(ids)
         n += len(ids)
@@ -153,18 +152,30 @@ def average_states(states: List[Dict[str, torch.Tensor]]) -> Dict[str, torch.Ten
             for k in states[0]}
 
 
+def build_probe(task: Task, spec: UpstreamSpec, cfg: ProbeConfig, info: Dict[str, Any], device):
+    """The WeightedSum and the task's head, initialised on the CPU (the same values on every
+    device for one seed) and then moved to `device`."""
+    featurizer = WeightedSum(spec.num_layers, layer_norm=cfg.layer_norm)
+    head = task.build_head(spec.hidden_size, spec.frame_rate_hz, info, cfg)
+    return featurizer.to(device), head.to(device)
+
+
 def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], spec: UpstreamSpec,
                 cfg: ProbeConfig, lr: float, log: Callable[[str], None] = print,
                 desc: str = "probe") -> ProbeOutcome:
-    """Train WeightedSum + head on cached layers with one learning rate; score dev-best on test."""
+    """Train WeightedSum + head with one learning rate; score dev-best on test.
+
+    Everything runs on the train source's device (`--device`): the modules, the batches (sent
+    from a prefetching host thread, padded and cast there), the losses and the dev and test
+    evaluations; only decoded outputs come back to the host."""
     if cfg.average_best < 1:
         from harness.errors import ConfigError
 
         raise ConfigError(f"config key 'average_best' must be at least 1, got {cfg.average_best}")
     init_seed(cfg.seed)
     info = splits.info
-    featurizer = WeightedSum(spec.num_layers, layer_norm=cfg.layer_norm)
-    head = task.build_head(spec.hidden_size, spec.frame_rate_hz, info, cfg)
+    device = torch.device(sources["train"].device)
+    featurizer, head = build_probe(task, spec, cfg, info, device)
     params = list(featurizer.parameters()) + list(head.parameters())
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
@@ -186,13 +197,14 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
     nbest: List[tuple] = []  # (dev loss, step, state) of the lowest dev losses (cfg.average_best)
     history, nan_steps, t0 = [], 0, time.time()
     running = None
-    with progress_bar(desc, total=cfg.steps, unit="steps", status=True) as bar:
+    with progress_bar(desc, total=cfg.steps, unit="steps", status=True) as bar, \
+            Prefetcher(train_src, sampler.next) as batches:
         for step in range(1, cfg.steps + 1):
             featurizer.train()
             head.train()
             for _ in range(cfg.grad_accum):
-                ids, crops = sampler.next()
-                layers, lengths = train_src.get_batch(ids, crops)
+                ids, crops, hb = batches.next()
+                layers, lengths = to_probe(train_src, ids, crops, hb)
                 out = head(featurizer(layers), lengths)
                 batch = Batch(ids, lengths, task.collate([refs[i] for i in ids]), crops=crops)
                 loss = task.loss(out, batch) / cfg.grad_accum

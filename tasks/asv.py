@@ -108,7 +108,7 @@ class SpeakerVerification(Task):
 
     def loss(self, out, batch):
         train_emb, _ = out
-        y = torch.tensor([self._index[t] for t in batch.targets], dtype=torch.long)
+        y = torch.tensor([self._index[t] for t in batch.targets], dtype=torch.long, device=train_emb.device)
         return self._amsm(train_emb, y)
 
     def decode(self, out, batch):

@@ -258,11 +258,13 @@ def ctc_loss(log_probs: torch.Tensor, out_lens: torch.Tensor, targets: list[list
             default, s3prl's CTC heads); "batch" = summed over items, divided by the batch size
             (ESPnet's espnet2/asr/ctc.py, the ML-SUPERB head).
     """
-    flat = torch.tensor([t for seq in targets for t in seq], dtype=torch.long)
-    tlens = torch.tensor([len(s) for s in targets], dtype=torch.long)
+    # on the log-probs' device: torch's CUDA CTC kernel reads targets there (cuDNN is not used
+    # for int64 targets), the lengths are read on the host either way
+    flat = torch.tensor([t for seq in targets for t in seq], dtype=torch.long, device=log_probs.device)
+    tlens = torch.tensor([len(s) for s in targets], dtype=torch.long, device=log_probs.device)
     if reduction not in ("mean", "batch"):
         raise ValueError(f"ctc_loss reduction {reduction!r}: use 'mean' or 'batch'")
-    loss = F.ctc_loss(log_probs.transpose(0, 1), flat, out_lens.cpu(), tlens, blank=0,
+    loss = F.ctc_loss(log_probs.transpose(0, 1), flat, out_lens, tlens, blank=0,
                       reduction="mean" if reduction == "mean" else "sum", zero_infinity=True)
     return loss if reduction == "mean" else loss / log_probs.shape[0]
 

@@ -63,10 +63,11 @@ class Conversation:
     duration: float
 
     def frame_labels(self, frame_rate: float) -> torch.Tensor:
-        """(T, speakers) float 0/1 labels, T = ceil(duration * frame_rate) + 1 (callers trim)."""
+        """(T, speakers) float 0/1 labels on the host (a per-conversation table; batches copy
+        their frames to the device), T = ceil(duration * frame_rate) + 1 (callers trim)."""
         T = int(math.ceil(self.duration * frame_rate)) + 1
-        centres = (torch.arange(T, dtype=torch.float64) + 0.5) / frame_rate
-        y = torch.zeros(T, len(self.speakers))
+        centres = (torch.arange(T, dtype=torch.float64, device="cpu") + 0.5) / frame_rate
+        y = torch.zeros(T, len(self.speakers), device="cpu")
         col = {s: i for i, s in enumerate(self.speakers)}
         for spk, s, e in self.segments:
             y[(centres >= s) & (centres < e), col[spk]] = 1.0
@@ -151,23 +152,23 @@ class SpeakerDiarization(Task):
         self._dev_setting = None
         return DiarizationHead(dim, hidden=cfg.head_dim, speakers=NUM_SPEAKERS)
 
-    def batch_labels(self, batch, T: int) -> torch.Tensor:
-        """(B, T, speakers) labels of the frames the features cover (crops at training)."""
+    def batch_labels(self, batch, T: int, device="cpu") -> torch.Tensor:
+        """(B, T, speakers) labels of the frames the features cover (crops at training), on `device`."""
         if not self._frame_rate:
             raise HarnessError("task 'sd': build_head must run before the loss (it sets the frame rate)")
-        y = torch.zeros(len(batch.ids), T, NUM_SPEAKERS)
+        y = torch.zeros(len(batch.ids), T, NUM_SPEAKERS, device=device)
         for k, (uid, ref) in enumerate(zip(batch.ids, batch.targets)):
             if uid not in self._labels:
                 self._labels[uid] = ref.frame_labels(self._frame_rate)
             lab = self._labels[uid]
             start, n = batch.crops[k] if batch.crops else (0, int(batch.lengths[k]))
             part = lab[start : start + min(n, T)]
-            y[k, : part.shape[0]] = part
+            y[k, : part.shape[0]] = part.to(device, non_blocking=True)
         return y
 
     def loss(self, out, batch):
         logits, lengths = out
-        return pit_bce_loss(logits, self.batch_labels(batch, logits.shape[1]).to(logits.device), lengths)
+        return pit_bce_loss(logits, self.batch_labels(batch, logits.shape[1], logits.device), lengths)
 
     def decode(self, out, batch):
         logits, lengths = out

@@ -160,7 +160,7 @@ class SourceSeparation(Task):
         lo, hi = start * hop - half, (start + frames - 1) * hop + half  # samples under the frames
         seg = x[..., max(lo, 0) : min(hi, x.shape[-1])]
         seg = torch.nn.functional.pad(seg, (max(0, -lo), max(0, hi - x.shape[-1])))
-        X = torch.stft(seg, N_FFT, hop_length=hop, win_length=N_FFT, window=torch.hann_window(N_FFT),
+        X = torch.stft(seg, N_FFT, hop_length=hop, win_length=N_FFT, window=torch.hann_window(N_FFT, device=x.device),
                        center=False, return_complex=True)
         return X.transpose(-1, -2)
 
@@ -177,18 +177,21 @@ class SourceSeparation(Task):
     def loss(self, out, batch):
         masks, lengths = out
         B, C, T, F = masks.shape
-        mix_mag = torch.zeros(B, T, F)
-        target = torch.zeros(B, C, T, F)
+        mix_mag = torch.zeros(B, T, F, device=masks.device)
+        target = torch.zeros(B, C, T, F, device=masks.device)
+        lens = lengths.tolist()  # one device -> host copy, not one per item
         for k, ref in enumerate(batch.targets):
             mix, srcs = self.audio(ref)
             # crops count feature frames; lengths (from the head) count mask = STFT frames
             start = batch.crops[k][0] * self._subframes if batch.crops else 0
-            Y = self.stft(torch.cat([mix[None], srcs]), start, min(int(lengths[k]), T))  # (1 + C, <= n, F)
+            # the STFT runs on the masks' device (the audio itself is cached on the host)
+            wav = torch.cat([mix[None], srcs]).to(masks.device, non_blocking=True)
+            Y = self.stft(wav, start, min(lens[k], T))  # (1 + C, <= n, F)
             t = Y.shape[1]
             mix_mag[k, :t] = Y[0].abs()
             # |X| cos(angle Y - angle X) = Re(X conj(Y)) / |Y|; NPSM keeps its positive part
             target[k, :, :t] = ((Y[1:] * Y[0].conj()).real / Y[0].abs().clamp(min=1e-8)).clamp(min=0)
-        return upit_mse_loss(masks, mix_mag.to(masks.device), target.to(masks.device), lengths)
+        return upit_mse_loss(masks, mix_mag, target, lengths)
 
     def decode(self, out, batch):
         masks, lengths = out
@@ -204,7 +207,7 @@ class SourceSeparation(Task):
             est = (m[:, : Y.shape[0]] * Y[None]).transpose(-1, -2)  # (C, F, T)
             # centred frames, so istft(center=True) drops the n_fft / 2 padding at both ends
             wav = torch.istft(est, N_FFT, hop_length=self._hop, win_length=N_FFT,
-                              window=torch.hann_window(N_FFT), center=True, length=mix.shape[0])
+                              window=torch.hann_window(N_FFT, device=est.device), center=True, length=mix.shape[0])
             preds.append(wav.float())
         return preds
 
@@ -223,7 +226,7 @@ class SourceSeparation(Task):
         """The ideal ratio mask on this task's own STFT (the hop the probe used): source c's
         estimate is the mixture STFT times |S_c| / sum_j |S_j|, inverted as `decode` inverts a
         probe's masks. Its SI-SDRi is the absolute score's 1000 for SS on these mixtures."""
-        window = torch.hann_window(N_FFT)
+        window = torch.hann_window(N_FFT, device="cpu")  # scored on the host, like the probe's decoded output
         preds = {}
         for uid, ref in refs.items():
             mix, srcs = self.audio(ref)

@@ -14,6 +14,7 @@ index's transforms) are the two kinds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ def fit_kmeans(x: np.ndarray, k: int, niter: int = 25, seed: int = 0, nredo: int
     if init not in ("kmeans++", "random"):
         raise ValueError(f"k-means init must be 'kmeans++' or 'random', got {init!r}")
     set_threads(threads)
+    if gpu:
+        check_faiss_gpu()
     t0 = time.perf_counter()
     best = None
     for r in range(nredo if init == "kmeans++" else 1):
@@ -95,7 +98,45 @@ def fit_kmeans(x: np.ndarray, k: int, niter: int = 25, seed: int = 0, nredo: int
             best = (obj, c)
     centroids = best[1]
     secs = time.perf_counter() - t0
-    return KMeansResult(centroids, inertia(x, centroids), n, secs)
+    return KMeansResult(centroids, inertia(x, centroids, threads=threads), n, secs)
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask: a SLURM job's allocation), not
+    OMP_NUM_THREADS (torchrun sets it to 1)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def check_faiss_gpu() -> int:
+    """The number of GPUs faiss can use; a one-line HarnessError when it can use none (a
+    faiss-cpu build, or no visible GPU)."""
+    import faiss
+
+    n = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    if not hasattr(faiss, "StandardGpuResources"):
+        raise HarnessError(f"cluster.gpu is true but the installed faiss {faiss.__version__} has no GPU support "
+                           "(faiss-cpu): install a faiss-gpu build in place of faiss-cpu, or set cluster.gpu=false")
+    if n < 1:
+        raise HarnessError("cluster.gpu is true but faiss sees no GPU here (faiss.get_num_gpus() == 0); "
+                           "set cluster.gpu=false")
+    return n
+
+
+@contextlib.contextmanager
+def omp_threads(threads: int):
+    """Run the block with `threads` OpenMP threads, then give torch back its own count (faiss and
+    torch share one OpenMP runtime: a rank's training would otherwise inherit the fit's count)."""
+    import torch
+
+    prev = torch.get_num_threads()
+    set_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(prev)
 
 
 def set_threads(threads: Optional[int] = None) -> int:
@@ -119,11 +160,11 @@ def nearest(x: np.ndarray, centroids: np.ndarray, threads: Optional[int] = None)
     return lab[:, 0], dist[:, 0]
 
 
-def inertia(x: np.ndarray, centroids: np.ndarray, chunk: int = 1 << 18) -> float:
+def inertia(x: np.ndarray, centroids: np.ndarray, chunk: int = 1 << 18, threads: Optional[int] = None) -> float:
     """Sum over rows of x of the squared distance to the nearest centroid (float64 sum)."""
     total = 0.0
     for i in range(0, len(x), chunk):
-        total += float(nearest(x[i: i + chunk], centroids)[1].astype(np.float64).sum())
+        total += float(nearest(x[i: i + chunk], centroids, threads)[1].astype(np.float64).sum())
     return total
 
 

@@ -104,11 +104,42 @@ def init_distributed(device: str = "auto") -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), local)
 
 
+def gpu_present() -> Optional[str]:
+    """Why this machine looks like it has an NVIDIA GPU (a /dev/nvidia* device node, or GPUs
+    assigned through CUDA_VISIBLE_DEVICES as SLURM does), None when nothing says so."""
+    nodes = sorted(str(p) for p in Path("/dev").glob("nvidia[0-9]*"))
+    if nodes:
+        return f"{nodes[0]} exists"
+    vis = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if vis and vis not in ("-1", "none", "NoDevFiles"):
+        return f"CUDA_VISIBLE_DEVICES={vis}"
+    return None
+
+
+def _cuda_failure() -> str:
+    """torch's own reason why CUDA is unusable (e.g. a driver older than the wheel's CUDA)."""
+    try:
+        torch.cuda.init()
+    except Exception as e:  # noqa: BLE001 - any reason is reported as it is
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    return "torch.cuda.is_available() is False"
+
+
 def resolve_device(device: str) -> str:
+    """"cuda" or "cpu" for train.device. "auto" takes the GPU when torch can use one and the
+    CPU when the machine has none; a machine that has a GPU torch cannot use (a driver too old
+    for the installed CUDA build, a broken install) is an error, not a silent CPU run."""
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if torch.cuda.is_available():
+            return "cuda"
+        seen = gpu_present()
+        if seen:
+            raise HarnessError(f"train.device auto: this machine has a GPU ({seen}) but torch {torch.__version__} "
+                               f"(CUDA {torch.version.cuda}) cannot use it ({_cuda_failure()}); fix the driver or "
+                               "the torch build, or set train.device=cpu to train on the CPU")
+        return "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise HarnessError("train.device is cuda but no GPU is available")
+        raise HarnessError(f"train.device is cuda but no GPU is usable here ({_cuda_failure()})")
     return device
 
 

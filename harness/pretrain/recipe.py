@@ -112,6 +112,12 @@ class ClusterConfig:
         nredo: restarts (the best objective is kept).
         init: "kmeans++" (k-means++ seeds from a 10,000-frame subset) or "random" (faiss's own).
         seed: sampling and initialisation seed (every faiss seed of the IVF index too).
+        threads: faiss (OpenMP) threads of the fit on rank 0; 0 = every CPU core this process
+            may use. Set explicitly because torchrun sets OMP_NUM_THREADS=1, which would leave
+            k-means on one core while the other ranks wait at the barrier.
+        gpu: fit k-means ("kmeans" method) on every visible GPU with faiss's GPU index; needs a
+            faiss build with GPU support (the faiss-gpu packages, installed instead of
+            faiss-cpu); without one the run stops with one line saying so.
     """
 
     k: int = 100
@@ -123,8 +129,16 @@ class ClusterConfig:
     nredo: int = 1
     init: str = "kmeans++"
     seed: int = 0
+    threads: int = 0
+    gpu: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 0:
+            raise ConfigError(f"cluster.threads must be an integer >= 0 (0 = all cores), got {self.threads!r}")
+        if self.gpu not in (True, False):
+            raise ConfigError(f"cluster.gpu must be true or false, got {self.gpu!r}")
+        if self.gpu and self.method != "kmeans":
+            raise ConfigError("cluster.gpu applies to method 'kmeans' only; the IVF index trains on the CPU")
         if self.method not in ("kmeans", "ivf"):
             raise ConfigError(f"cluster.method must be 'kmeans' or 'ivf', got {self.method!r}")
         if self.method == "ivf" and "IVF" not in self.ivf_factory:
@@ -154,7 +168,8 @@ class TrainConfig:
         log_every: steps between log lines.
         seed: training seed (init, data order, crops, masks, dropout).
         precision: "auto" (bf16 autocast on a GPU that supports it, fp32 otherwise), "fp32", "bf16".
-        device: "auto" (cuda when available), "cpu" or "cuda".
+        device: "auto" (cuda when torch can use a GPU, cpu on a machine without one; a GPU
+            torch cannot use is an error, never a silent CPU run), "cpu" or "cuda".
         num_workers: data-loading processes (0 = in the training process).
         bucket_batches: batches per length-sorted bucket when batching (keeps crops short-lossless).
         dev_max_utterances: cap on dev utterances for held-out accuracy (0 = all).

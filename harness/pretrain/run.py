@@ -372,30 +372,38 @@ def _features_clusters_labels(rec: Recipe, it: IterationConfig, k: int, utts: Di
                 t0 = time.perf_counter()
                 cdir.mkdir(parents=True, exist_ok=True)
                 extra = {}
-                if stream.parent:  # a level of a hierarchy (MS-HuBERT): k-means on the parent level's centroids
-                    x = np.load(root / "clusters" / stream.parent / "centroids.npy")
-                    say(f"k-means {stream.name}: the {len(x)} centroids of {stream.parent}, K = {stream.k}")
-                    res = clus.fit_kmeans(x, stream.k, niter=it.cluster.niter, seed=it.cluster.seed,
-                                          nredo=it.cluster.nredo, init=it.cluster.init)
-                    # parents[c] = this level's cluster of the parent level's centroid c
-                    np.save(cdir / "parents.npy", clus.nearest(x, res.centroids)[0])
-                    np.save(cdir / "centroids.npy", res.centroids)
-                else:
-                    reader = dump.FeatureReader(root / "features" / "train")
-                    x = clus.sample_frames(reader, it.cluster.sample_fraction, it.cluster.seed, it.cluster.max_frames)
-                    if it.cluster.method == "ivf":
-                        factory = clus.ivf_factory(it.cluster.ivf_factory, stream.k)
-                        say(f"faiss index {factory} {stream.name}: {len(x)} frames x {x.shape[1]} dims")
-                        res = clus.fit_ivf(x, stream.k, it.cluster.ivf_factory, seed=it.cluster.seed)
-                        for note in res.notes:
-                            say(f"faiss index {stream.name}: {note}")
-                        res.codebook.save(cdir)
-                        extra = {"method": "ivf", "factory": res.factory}
-                    else:
-                        say(f"k-means {stream.name}: {len(x)} frames x {x.shape[1]} dims, K = {stream.k}")
+                # explicit: under torchrun OMP_NUM_THREADS=1 would leave the fit on one core
+                threads = it.cluster.threads or clus.cpu_cores()
+                on_gpu = " and faiss's GPU index" if it.cluster.gpu else ""
+                say(f"clustering {stream.name} on {threads} CPU thread(s){on_gpu}")
+                with clus.omp_threads(threads):
+                    if stream.parent:  # a level of a hierarchy (MS-HuBERT): k-means on the parent level's centroids
+                        x = np.load(root / "clusters" / stream.parent / "centroids.npy")
+                        say(f"k-means {stream.name}: the {len(x)} centroids of {stream.parent}, K = {stream.k}")
                         res = clus.fit_kmeans(x, stream.k, niter=it.cluster.niter, seed=it.cluster.seed,
-                                              nredo=it.cluster.nredo, init=it.cluster.init)
+                                              nredo=it.cluster.nredo, init=it.cluster.init, threads=threads,
+                                              gpu=it.cluster.gpu)
+                        # parents[c] = this level's cluster of the parent level's centroid c
+                        np.save(cdir / "parents.npy", clus.nearest(x, res.centroids)[0])
                         np.save(cdir / "centroids.npy", res.centroids)
+                    else:
+                        reader = dump.FeatureReader(root / "features" / "train")
+                        x = clus.sample_frames(reader, it.cluster.sample_fraction, it.cluster.seed, it.cluster.max_frames)
+                        if it.cluster.method == "ivf":
+                            factory = clus.ivf_factory(it.cluster.ivf_factory, stream.k)
+                            say(f"faiss index {factory} {stream.name}: {len(x)} frames x {x.shape[1]} dims")
+                            res = clus.fit_ivf(x, stream.k, it.cluster.ivf_factory, seed=it.cluster.seed,
+                                               threads=threads)
+                            for note in res.notes:
+                                say(f"faiss index {stream.name}: {note}")
+                            res.codebook.save(cdir)
+                            extra = {"method": "ivf", "factory": res.factory}
+                        else:
+                            say(f"k-means {stream.name}: {len(x)} frames x {x.shape[1]} dims, K = {stream.k}")
+                            res = clus.fit_kmeans(x, stream.k, niter=it.cluster.niter, seed=it.cluster.seed,
+                                                  nredo=it.cluster.nredo, init=it.cluster.init, threads=threads,
+                                                  gpu=it.cluster.gpu)
+                            np.save(cdir / "centroids.npy", res.centroids)
                 atomic_write_json(cdir / "done.json", {"k": stream.k, "inertia": res.inertia, "points": res.n_points,
                                                        "inertia_per_point": res.inertia / res.n_points,
                                                        "fit_seconds": res.seconds, **extra,

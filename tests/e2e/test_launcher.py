@@ -117,3 +117,21 @@ def test_slurm_flags_reach_the_sbatch_script(tmp_path, monkeypatch):
     for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=1",
                  "#SBATCH --cpus-per-task=4", "#SBATCH --mem=16GB", "#SBATCH --job-name=harness-eval"):
         assert line in script, script
+
+
+def test_gpu_jobs_are_planned_on_a_host_without_gpu_and_checked_in_the_job(tmp_path):
+    """Issue 30 finding 3: the device is the job's business. A login node without a GPU plans and
+    submits `--device cuda:7` jobs; the job itself (here: also without that GPU) fails with the
+    one-line device message, before any feature extraction."""
+    import torch
+
+    assert torch.cuda.device_count() < 8  # the premise of this test: no 8th GPU here
+    runs, logs = tmp_path / "runs", tmp_path / "logs"
+    tones = str(make_tone_corpus(tmp_path / "tones", n_per_class=6))
+    job = EvalJob("mfcc", "lid", corpus=tones, runs=runs, cache=tmp_path / "cache", lrs=(3e-3,),
+                  overrides={"steps": 4, "device": "cuda:7"})
+    lines = []
+    assert launch([job], "local", LauncherConfig(time_min=5), logs, log=lines.append) == 1
+    (bad,) = [ln for ln in lines if "FAILED" in ln]
+    assert "device 'cuda:7' asked for, but this machine has" in bad, bad
+    assert not (tmp_path / "cache" / "features").exists()

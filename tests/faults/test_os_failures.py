@@ -68,13 +68,14 @@ def test_row10_unwritable_runs_or_cache_is_one_line(tmp_path, tones, monkeypatch
 
 
 def test_row10_full_cache_leaves_no_temporary_files(tmp_path, tones, monkeypatch):
-    import harness.features as features
+    import harness.extraction as extraction
 
     def full_save(file, arr, *a, **kw):  # a partial shard, then the disk is full
         Path(file).write_bytes(b"\x93NUMPY partial")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(features.np, "save", full_save)
+    # shards are written (and hashed on the way) by extraction.save_hashed
+    monkeypatch.setattr(extraction, "save_hashed", full_save)
     line = _one_error_line(_eval(tmp_path, tones))
     assert "disk full at" in line and str(tmp_path / "cache" / "features") in line and "--cache" in line
     left = [p.name for p in (tmp_path / "cache").rglob("*") if ".tmp" in p.name or p.name.endswith(".npy")]

@@ -49,3 +49,20 @@ def test_data_prepare_builds_manifests_ahead_of_time(tmp_path):
     mtime = (folder / "corpus.json").stat().st_mtime_ns
     assert CliRunner().invoke(app, ["data", "prepare", f"librispeech:{root}", "--cache-dir", str(cache)]).exit_code == 0
     assert (folder / "corpus.json").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--cache-dtype", "int4", "config key 'cache_dtype' must be float16 or int8, got 'int4'"),
+    ("--extract-dtype", "fp8", "config key 'extract_dtype' must be float32, bfloat16 or float16, got 'fp8'"),
+    ("--extract-dtype", "float16", "extract_dtype float16 needs a CUDA device"),
+])
+def test_cache_and_extraction_precisions_are_one_line(tmp_path, flag, value, message):
+    from tests.conftest import make_tone_corpus
+
+    corpus = make_tone_corpus(tmp_path / "tones", n_per_class=3)
+    r = CliRunner().invoke(app, ["eval", "--upstream", "fbank", "--task", "lid", flag, value, "--corpus", str(corpus),
+                                 "--runs", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache")],
+                           terminal_width=400)
+    assert r.exit_code == 1, r.output
+    assert message in r.output.replace("\n", " ") and "Traceback" not in r.output
+    assert not (tmp_path / "cache" / "features").exists()
