@@ -334,9 +334,13 @@ def _refuse_generation(msg: str) -> None:
 
 @app.command()
 @friendly
-def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhubert"),
+def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhubert | wavlm"),
            corpus: str = typer.Option("synth", help=CORPUS_HELP),
            workers: int = typer.Option(2, help="pre-trainings and probes run side by side"),
+           pretrain_seeds: int = typer.Option(1, "--pretrain-seeds", metavar="N",
+                                              help="pre-train each recipe N times from different seeds (seed 0 "
+                                              "is the recipe as written); the table pools them with an interval "
+                                              "over the runs"),
            runs: Path = typer.Option(RUNS, help=RUNS_HELP), cache: Path = typer.Option(CACHE, help=CACHE_HELP)):
     """Pre-train an ablation's recipes at equal updates and probe them with seeds; the leaderboard
     then shows its table."""
@@ -347,9 +351,11 @@ def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhuber
 
     ab = get_ablation(name)  # names and values checked before a corpus is generated or read
     check_count("--workers", workers)
+    check_count("--pretrain-seeds", pretrain_seeds)
     for r in ab.recipes:
         load_recipe(r)
-    failed = run_ablation(ab, resolve_corpus(corpus, log=console.print), runs, cache, workers, log=console.print)
+    failed = run_ablation(ab, resolve_corpus(corpus, log=console.print), runs, cache, workers, log=console.print,
+                          pretrain_seeds=pretrain_seeds)
     if failed:
         raise typer.Exit(1)
     console.print(f"done; write the table with: harness leaderboard --runs {runs}")

@@ -86,6 +86,7 @@ def test_module_entry_refuses_to_generate_synth_under_torchrun(tmp_path, monkeyp
 @pytest.mark.parametrize("args, message", [
     (["ablate", "mshubret"], "unknown ablation 'mshubret'"),
     (["ablate", "mshubert", "--workers", "0"], "--workers must be an integer >= 1, got 0"),
+    (["ablate", "wavlm", "--pretrain-seeds", "0"], "--pretrain-seeds must be an integer >= 1, got 0"),
     (["data", "synth", "--size", "huge"], "huge"),
     (["data", "synth", "--size", "tiny", "--workers", "0"], "workers must be at least 1"),
 ])
