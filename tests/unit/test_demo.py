@@ -50,3 +50,32 @@ def test_every_board_carries_its_controls():
         fam, preset = twin.split(":")[1].rsplit("_", 1)
         assert _network(asdict(get_family(fam).preset(preset))) == _network(asdict(it.model))
     assert set(demo.CONTROL_TASKS) >= {"pr", "asr", "ks", "sid", "asv", "sd", "ss"}
+
+
+def test_run_pretrainings_runs_every_recipe_from_every_seed(tmp_path, monkeypatch):
+    """--pretrain-seeds: each recipe once per seed, seed 0 in runs/pretrain/<recipe> (the folder
+    of every run made before seeds), seed s in runs/pretrain/<recipe>-s<s>; the seed reaches
+    pretrain()."""
+    from harness.pretrain import run as run_mod
+    from harness.sweep import run_pretrainings
+
+    calls = []
+    monkeypatch.setattr(run_mod, "pretrain", lambda recipe, corpus, out, **kw: calls.append(
+        (recipe, corpus, out, kw["pretrain_seed"], kw["export_every"])))
+    lines = []
+    outs = run_pretrainings(["hubert_tiny", "wavlm_tiny"], "c", tmp_path, workers=1, log=lines.append,
+                            export_every=7, seeds=range(2))
+    p = tmp_path / "pretrain"
+    assert outs == [p / "hubert_tiny", p / "hubert_tiny-s1", p / "wavlm_tiny", p / "wavlm_tiny-s1"]
+    assert calls == [("hubert_tiny", "c", p / "hubert_tiny", 0, 7), ("hubert_tiny", "c", p / "hubert_tiny-s1", 1, 7),
+                     ("wavlm_tiny", "c", p / "wavlm_tiny", 0, 7), ("wavlm_tiny", "c", p / "wavlm_tiny-s1", 1, 7)]
+    assert "hubert_tiny-s1 done" in lines[1]
+    assert run_pretrainings(["hubert_tiny"], "c", tmp_path, workers=1, log=lines.append) == [p / "hubert_tiny"]
+
+
+def test_demo_refuses_zero_pretraining_seeds(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        demo.main(["--pretrain-seeds", "0"])
+    assert "--pretrain-seeds must be >= 1, got 0" in capsys.readouterr().err
