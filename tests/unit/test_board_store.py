@@ -1,0 +1,90 @@
+"""A committed board re-rendered from its result store matches exactly, and every kind of drift
+is named (harness.board_store) - on a tiny hand-made store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.board_store import board_differences, first_difference, store_problems
+from harness.leaderboard import build
+from tests.unit.test_leaderboard import PRIMARY, UPSTREAMS, write_run
+
+
+@pytest.fixture()
+def board(tmp_path):
+    """A board folder whose store holds 2 upstreams x 2 tasks x 2 lrs x 2 seeds, its page built
+    from that store as a session would commit it."""
+    b = tmp_path / "leaderboards" / "tiny"
+    store = b / "store"
+    for (up, task), by_lr in PRIMARY.items():
+        for lr, seeds in by_lr.items():
+            for seed, (dev, test) in enumerate(seeds, start=1):
+                write_run(store, "synth", "synth", up, task, lr, seed, dev, test, UPSTREAMS[up])
+    build(store, b)
+    return b
+
+
+def test_a_board_rerenders_exactly_from_its_store(board):
+    assert (board / "synth.md").is_file()
+    assert board_differences(board) == []
+    assert store_problems(board / "store") == []
+    # the store holds result.json and config.json only: 2 x 2 x 2 x 2 runs, two files each
+    assert len([p for p in (board / "store").rglob("*") if p.is_file()]) == 32
+
+
+def test_a_hand_edited_number_is_caught_with_its_line(board):
+    page = board / "synth.md"
+    text = page.read_text()
+    lines = text.split("\n")
+    i = next(k for k, ln in enumerate(lines) if "fbank" in ln and "±" in ln)
+    edited = lines[i].replace("±", "+-", 1)
+    page.write_text("\n".join(lines[:i] + [edited] + lines[i + 1:]))
+    (diff,) = board_differences(board)
+    assert diff == f"{page}: line {i + 1}: committed {edited!r} / rendered {lines[i]!r}"
+    page.write_text(text + " ")  # one trailing space: still a difference
+    (diff,) = board_differences(board)
+    assert "line" in diff and "<end of page>" not in diff
+
+
+def test_a_run_missing_from_the_store_changes_the_page(board):
+    res = sorted((board / "store").rglob("result.json"))[0]
+    res.unlink()
+    (res.parent / "config.json").unlink()
+    (diff,) = board_differences(board)
+    assert diff.startswith(f"{board / 'synth.md'}: line ")
+
+
+def test_a_changed_result_changes_the_page(board):
+    for res in (board / "store").rglob("result.json"):  # every fbank run's test metric + 1
+        r = json.loads(res.read_text())
+        if r["upstream"] == "fbank":
+            r["metrics"]["test"][r["primary_metric"]] += 1.0
+            res.write_text(json.dumps(r))
+    (diff,) = board_differences(board)
+    assert diff.startswith(f"{board / 'synth.md'}: line ")
+
+
+def test_store_holds_only_results_and_configs(board):
+    w = next((board / "store").rglob("result.json")).parent / "probe.pt"
+    w.write_bytes(b"weights")
+    assert board_differences(board) == [f"{w}: a store holds only result.json and config.json"]
+    assert store_problems(board / "nowhere") == [f"{board / 'nowhere'}: no such folder"]
+    (board / "empty").mkdir()
+    assert store_problems(board / "empty") == [f"{board / 'empty'}: no result.json"]
+
+
+def test_pages_missing_on_either_side_are_named(board):
+    (board / "extra.md").write_text("# a page no store renders\n")
+    (board / "REPORT.md").write_text("Generated at some time\n")  # never compared
+    assert board_differences(board) == [f"{board / 'extra.md'}: committed but {board / 'store'} renders no such page"]
+    (board / "extra.md").unlink()
+    (board / "synth.md").unlink()
+    assert board_differences(board) == [f"{board / 'synth.md'}: rendered from {board / 'store'} but not committed"]
+
+
+def test_first_difference():
+    assert first_difference("a\nb\n", "a\nb\n") == ""
+    assert first_difference("a\nb", "a\nc") == "line 2: committed 'b' / rendered 'c'"
+    assert first_difference("a", "a\nz") == "line 2: committed '<end of page>' / rendered 'z'"
