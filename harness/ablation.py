@@ -110,23 +110,25 @@ def run_ablation(ab: Ablation, corpus: str, runs: Path, cache: Path, workers: in
     root = Path(runs) / "pretrain"
     recs = {r: load_recipe(r) for r in ab.recipes}
 
-    def train(recipes, seed):
+    seeds = list(range(pretrain_seeds))
+
+    def train(recipes):  # every seed of every recipe, side by side; returns {(recipe, seed): folder}
         from harness.pretrain.seeds import pretrain_folder
 
         for r in recipes:
-            reuse_iterations(r, corpus, pretrain_folder(runs, r, seed),
-                             sorted(p for p in root.glob("*") if p.is_dir()), log, pretrain_seed=seed)
-        return run_pretrainings(recipes, corpus, runs, workers=workers, log=log, seeds=(seed,))
+            for seed in seeds:
+                reuse_iterations(r, corpus, pretrain_folder(runs, r, seed),
+                                 sorted(p for p in root.glob("*") if p.is_dir()), log, pretrain_seed=seed)
+        outs = run_pretrainings(recipes, corpus, runs, workers=workers, log=log, seeds=seeds)
+        return dict(zip([(r, s) for r in recipes for s in seeds], outs))
 
     ref, others = ab.recipes[0], list(ab.recipes[1:])
-    jobs = []
-    for seed in range(pretrain_seeds):
-        if any(shared_iterations(recs[ref], recs[r]) for r in others):
-            outs = train([ref], seed) + train(others, seed)
-        else:
-            outs = train(list(ab.recipes), seed)
-        jobs += [EvalJob(str(out / f"iter{len(recs[r].iterations)}" / "upstream"), task, corpus, runs, cache,
-                         ab.seeds) for r, out in zip(ab.recipes, outs) for task in ab.tasks]
+    if any(shared_iterations(recs[ref], recs[r]) for r in others):
+        outs = {**train([ref]), **train(others)}
+    else:
+        outs = train(list(ab.recipes))
+    jobs = [EvalJob(str(outs[r, seed] / f"iter{len(recs[r].iterations)}" / "upstream"), task, corpus, runs, cache,
+                    ab.seeds) for r in ab.recipes for seed in seeds for task in ab.tasks]
     return run_jobs(jobs, workers, log)
 
 

@@ -114,3 +114,38 @@ def test_ablation_table_of_one_run_per_variant_keeps_the_board_text():
         "updates; each cell: test mean ± 95% CI (probe seeds); ▲ / ▼ better / worse than the reference beyond "
         "both intervals, ≈ within them. `harness ablate mshubert`.")
     assert block.splitlines()[-1] == "| mshubert_tiny_noswap | mshubert_tiny_noswap-it2 | 60.44 ± 1.49 (3) ≈ | 27.55 |"
+
+
+def test_run_ablation_trains_and_probes_every_pretraining_seed(tmp_path, monkeypatch):
+    """--pretrain-seeds 2 on MS-HuBERT (its variants share the reference's iteration 1): the
+    reference's two seeds train first, then the variants' (each seed may reuse its own seed's
+    iteration 1), and every run's last export is probed on every task with the probe seeds."""
+    from harness import sweep
+    from harness.ablation import run_ablation
+    from harness.pretrain import run as run_mod
+
+    calls = []
+    monkeypatch.setattr(run_mod, "reuse_iterations",
+                        lambda r, corpus, out, others, log, pretrain_seed: calls.append(("reuse", r, out.name, pretrain_seed)))
+
+    def pretrainings(recipes, corpus, runs, workers, log, seeds):
+        calls.append(("train", tuple(recipes), tuple(seeds)))
+        return [runs / "pretrain" / (r if s == 0 else f"{r}-s{s}") for r in recipes for s in seeds]
+
+    jobs = []
+    monkeypatch.setattr(sweep, "run_pretrainings", pretrainings)
+    monkeypatch.setattr(sweep, "run_jobs", lambda js, workers, log: jobs.extend(js) or 0)
+    ab = get_ablation("mshubert")
+    assert run_ablation(ab, "c", tmp_path, tmp_path / "cache", pretrain_seeds=2) == 0
+    assert calls == [("reuse", "mshubert_tiny", "mshubert_tiny", 0), ("reuse", "mshubert_tiny", "mshubert_tiny-s1", 1),
+                     ("train", ("mshubert_tiny",), (0, 1)),
+                     ("reuse", "mshubert_tiny_noswap", "mshubert_tiny_noswap", 0),
+                     ("reuse", "mshubert_tiny_noswap", "mshubert_tiny_noswap-s1", 1),
+                     ("reuse", "mshubert_tiny_single", "mshubert_tiny_single", 0),
+                     ("reuse", "mshubert_tiny_single", "mshubert_tiny_single-s1", 1),
+                     ("train", ("mshubert_tiny_noswap", "mshubert_tiny_single"), (0, 1))]
+    got = {(j.upstream, j.task, j.seeds) for j in jobs}
+    assert len(jobs) == len(got) == 3 * 2 * 3
+    p = tmp_path / "pretrain"
+    assert (str(p / "mshubert_tiny_single-s1" / "iter2" / "upstream"), "lid", ab.seeds) in got
+    assert (str(p / "mshubert_tiny" / "iter2" / "upstream"), "pr", ab.seeds) in got
