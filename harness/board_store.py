@@ -1,8 +1,10 @@
 """A committed board with its data: re-render it from its result store and compare, exactly.
 
 A board folder (e.g. leaderboards/pretrain/) ships its result store beside its pages,
-`<board>/store/`: every run's result.json and config.json, nothing else (no weights, features or
-logs). `board_differences` renders the store into a scratch folder with the same code as
+`<board>/store/`: every run's result.json and config.json, and each pre-training iteration's
+summary.json and curves.png (the board's "Pre-training diagnostics" section reads them from the
+run store: without them a pre-training board cannot re-render); nothing else (no weights,
+features or logs). `board_differences` renders the store into a scratch folder with the same code as
 `harness leaderboard` and compares every corpus page (`<corpus>.md`) with the committed one,
 byte for byte: nothing is ignored, so a page that drifts from its data (new rendering code,
 a hand edit, a run missing from the store) is caught. REPORT.md / GITHUB.md are not compared:
@@ -20,20 +22,21 @@ from typing import Dict, List, Optional
 
 from harness.errors import HarnessError
 
-#: the only files a board's store may hold
-STORE_FILES = ("result.json", "config.json")
+#: the only files a board's store may hold: probe runs' results and configs, pre-training
+#: iterations' summaries and training curves (harness.diagnostics reads those two)
+STORE_FILES = ("result.json", "config.json", "summary.json", "curves.png")
 #: pages of a board folder that are not re-rendered from the store (they carry a timestamp)
 NOT_RENDERED = ("REPORT.md", "GITHUB.md")
 
 
 def store_problems(store: Path) -> List[str]:
-    """Why `store` is not a board's result store (empty: it is): a file other than result.json
-    and config.json, or not one result.json."""
+    """Why `store` is not a board's result store (empty: it is): a file other than STORE_FILES,
+    or not one result.json."""
     store = Path(store)
     if not store.is_dir():
         return [f"{store}: no such folder"]
     files = [p for p in sorted(store.rglob("*")) if p.is_file()]
-    out = [f"{p}: a store holds only {' and '.join(STORE_FILES)}" for p in files if p.name not in STORE_FILES]
+    out = [f"{p}: a board's store holds only {', '.join(STORE_FILES)}" for p in files if p.name not in STORE_FILES]
     if not any(p.name == "result.json" for p in files):
         out.append(f"{store}: no result.json")
     return out

@@ -69,7 +69,8 @@ def test_a_changed_result_changes_the_page(board):
 def test_store_holds_only_results_and_configs(board):
     w = next((board / "store").rglob("result.json")).parent / "probe.pt"
     w.write_bytes(b"weights")
-    assert board_differences(board) == [f"{w}: a store holds only result.json and config.json"]
+    assert board_differences(board) == [f"{w}: a board's store holds only result.json, config.json, summary.json, "
+                                        "curves.png"]
     assert store_problems(board / "nowhere") == [f"{board / 'nowhere'}: no such folder"]
     (board / "empty").mkdir()
     assert store_problems(board / "empty") == [f"{board / 'empty'}: no result.json"]
@@ -88,3 +89,32 @@ def test_first_difference():
     assert first_difference("a\nb\n", "a\nb\n") == ""
     assert first_difference("a\nb", "a\nc") == "line 2: committed 'b' / rendered 'c'"
     assert first_difference("a", "a\nz") == "line 2: committed '<end of page>' / rendered 'z'"
+
+
+def test_a_pretraining_board_needs_its_iterations_summaries_in_the_store(tmp_path):
+    """The Pre-training diagnostics section is read from iter<k>/summary.json (and curves.png) in
+    the run store: with them in the store the board re-renders exactly; without them the
+    re-render loses the section, and the difference is named."""
+    b = tmp_path / "board"
+    store = b / "store"
+    facts = {"family": "hubert", "layers": 5, "width": 128, "frame_rate_hz": 50.0, "params": 1000, "source": "x",
+             "pretraining": {"corpus": "synth", "utterances": 10, "hours": 0.1, "updates": 12, "recipe": "micro",
+                             "iteration": 1, "objective": "masked_prediction", "step": 12, "train_seconds": 6.0}}
+    for up in ("fbank", "micro-it1"):
+        for seed in (1, 2):
+            write_run(store, "synth", "synth", up, "ks", 1e-3, seed, 50.0 + seed, 40.0 + seed, 5,
+                      **({"upstream_facts": facts} if up == "micro-it1" else {}))
+    it = store / "pretrain" / "micro" / "iter1"
+    it.mkdir(parents=True)
+    (it / "summary.json").write_text(json.dumps({
+        "name": "micro-it1", "iteration": 1, "k": 12, "features": {"source": "mfcc"}, "finished_at": "2025-01-01",
+        "label_quality": {"dev": {"pnmi": 0.25, "phone_purity": 0.5, "clusters_used": 12}},
+        "train": {"steps": 12, "train_seconds": 6.0}, "masked_acc": {"dev": 0.2, "majority_label": 0.1}}))
+    (it / "curves.png").write_bytes(b"png")
+    build(store, b)
+    page = (b / "synth.md").read_text()
+    assert "### Pre-training diagnostics" in page and "| micro-it1 | MFCC | 12 | 0.250 |" in page
+    assert board_differences(b) == []
+    (it / "summary.json").unlink()
+    (diff,) = board_differences(b)
+    assert diff.startswith(f"{b / 'synth.md'}: line ")
