@@ -42,6 +42,27 @@ def store_problems(store: Path) -> List[str]:
     return out
 
 
+def copy_store(runs: Path, store: Path) -> int:
+    """Copy the files of run store `runs` that a board is rendered from (STORE_FILES, at the same
+    relative paths) into `store`, which must not exist yet; returns how many were copied. The
+    board `harness leaderboard --runs RUNS` writes then re-renders from `store` alone."""
+    import shutil
+
+    runs, store = Path(runs), Path(store)
+    if not runs.is_dir():
+        raise HarnessError(f"{runs}: no such run store")
+    if store.exists():
+        raise HarnessError(f"{store} exists already: a board's store is written once, whole")
+    n = 0
+    for p in sorted(runs.rglob("*")):
+        if p.is_file() and p.name in STORE_FILES:
+            dst = store / p.relative_to(runs)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, dst)
+            n += 1
+    return n
+
+
 def rerender(store: Path, out: Path) -> Dict[str, str]:
     """Render the board of the runs in `store` into folder `out` as `harness leaderboard` does;
     returns {page file name: its text as written}."""

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from harness.board_store import board_differences, first_difference, store_problems
+from harness.errors import HarnessError
+
+from harness.board_store import board_differences, copy_store, first_difference, store_problems
 from harness.leaderboard import build
 from tests.unit.test_leaderboard import PRIMARY, UPSTREAMS, write_run
 
@@ -118,3 +120,23 @@ def test_a_pretraining_board_needs_its_iterations_summaries_in_the_store(tmp_pat
     (it / "summary.json").unlink()
     (diff,) = board_differences(b)
     assert diff.startswith(f"{b / 'synth.md'}: line ")
+
+
+def test_a_board_built_from_full_runs_rerenders_from_its_copied_store(tmp_path):
+    """copy_store keeps what the board reads and drops the rest (weights, logs): the page built
+    from the full run folders is exactly the one its store re-renders."""
+    runs = tmp_path / "runs"
+    for (up, task), by_lr in PRIMARY.items():
+        for lr, seeds in by_lr.items():
+            for seed, (dev, test) in enumerate(seeds, start=1):
+                d = write_run(runs, "synth", "synth", up, task, lr, seed, dev, test, UPSTREAMS[up])
+                (d / "probe.pt").write_bytes(b"weights")
+                (d / "train.log").write_text("log\n")
+    board = tmp_path / "board"
+    build(runs, board)
+    assert copy_store(runs, board / "store") == 32
+    assert store_problems(board / "store") == [] and board_differences(board) == []
+    with pytest.raises(HarnessError, match="exists already"):
+        copy_store(runs, board / "store")
+    with pytest.raises(HarnessError, match="no such run store"):
+        copy_store(tmp_path / "nowhere", tmp_path / "s2")
