@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from harness.errors import HarnessError
-
 from harness.board_store import board_differences, copy_store, first_difference, store_problems
+from harness.errors import HarnessError
 from harness.leaderboard import build
 from tests.unit.test_leaderboard import PRIMARY, UPSTREAMS, write_run
 
