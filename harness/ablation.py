@@ -1,13 +1,15 @@
 """Ablations: recipes that differ in one choice, trained at equal updates, probed with seeds.
 
 An ablation names its recipes (the first is the method as published, the reference), the tasks
-it is read on and the number of probe seeds. `run_ablation` pre-trains every recipe (finished
-stages are reused), then probes each recipe's last export on the tasks with that many seeds;
-the leaderboard (`ablation_tables`, from the run folders only) writes one table per ablation:
-test mean ± 95% interval per task, and for every other variant whether it differs from the
-reference beyond both intervals. Written whichever way it falls.
+it is read on and the number of probe seeds. `run_ablation` pre-trains every recipe from N
+pre-training seeds (harness.pretrain.seeds; finished stages are reused), then probes each run's
+last export on the tasks with that many probe seeds; the leaderboard (`ablation_tables`, from the
+run folders only) writes one table per ablation: per task, a variant's test metric pooled over its
+pre-training runs with a 95 % interval over them (harness.board.pooling; one run: the interval
+over its probe seeds), and for every other variant whether it differs from the reference beyond
+both intervals. Written whichever way it falls.
 
-    harness ablate mshubert --corpus synth
+    harness ablate mshubert --corpus synth --pretrain-seeds 2
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ ABLATIONS: Dict[str, Ablation] = {a.name: a for a in (
              "What does a coarser frame rate cost on each task, and what does it save in probe time?",
              ("cvhubert_tiny_20ms", "cvhubert_tiny_40ms", "cvhubert_tiny_80ms"),
              ("pr", "asr", "ks", "sid", "asv", "lid", "sd", "ss")),
+    # wavlm_tiny changes two things against hubert_tiny: the network (gated relative position bias)
+    # and the objective (mixing); the no-mixing twin keeps the network and drops the objective
+    Ablation("wavlm", "WavLM: denoising objective vs network",
+             "Is WavLM's gain on speakers and separation the denoising objective or the network "
+             "(the same network without mixing, and HuBERT; equal updates)?",
+             ("wavlm_tiny", "wavlm_tiny_nodenoise", "hubert_tiny"), ("sd", "ss", "asv", "pr")),
 )}
 
 
@@ -63,67 +71,115 @@ def get_ablation(name: str) -> Ablation:
     return ABLATIONS[name]
 
 
+def board_runs(recipe: str, upstreams) -> Dict[int, str]:
+    """{pre-training seed: upstream} of `recipe`'s exports among `upstreams` at its latest
+    iteration: "<recipe>-it<k>" (seed 0) and "<recipe>-s<s>-it<k>" with the largest k any seed
+    reached; seeds that stopped before that iteration are left out (runs of one iteration are
+    pooled, never runs of different iterations). {} when none is there."""
+    from harness.pretrain.seeds import parse_upstream
+
+    found = [(p, str(u)) for u in set(upstreams) for p in [parse_upstream(recipe, str(u))] if p]
+    if not found:
+        return {}
+    k = max(it for (_, it), _ in found)
+    return dict(sorted((seed, u) for (seed, it), u in found if it == k))
+
+
 def board_upstream(recipe: str, upstreams) -> Optional[str]:
     """The upstream of `upstreams` that is the recipe's latest iteration on the board
-    ("<recipe>-it<k>" with the largest k), or None."""
+    ("<recipe>-it<k>" with the largest k, pre-training seed 0), or None."""
     pat = re.compile(rf"^{re.escape(recipe)}-it(\d+)$")
     found = [(int(m.group(1)), u) for u in set(upstreams) for m in [pat.match(str(u))] if m]
     return max(found)[1] if found else None
 
 
 def run_ablation(ab: Ablation, corpus: str, runs: Path, cache: Path, workers: int = 2,
-                 log: Callable[[str], None] = print) -> int:
-    """Pre-train every recipe of `ab`, probe each last export on its tasks with its seeds.
+                 log: Callable[[str], None] = print, pretrain_seeds: int = 1) -> int:
+    """Pre-train every recipe of `ab` from `pretrain_seeds` pre-training seeds (0 .. N-1,
+    harness.pretrain.seeds), probe each run's last export on its tasks with its probe seeds.
     Iterations a recipe shares with a finished run under runs/pretrain (e.g. the variants' common
-    HuBERT iteration 1) are reused, not retrained: when a variant shares iterations with the
-    reference, the reference trains first, alone. Returns the number of failed probes (each one
-    logged, the others kept)."""
+    HuBERT iteration 1 of the same pre-training seed) are reused, not retrained: when a variant
+    shares iterations with the reference, the reference trains first, alone. Returns the number
+    of failed probes (each one logged, the others kept)."""
+    from harness.config import check_count
     from harness.pretrain.recipe import load_recipe
     from harness.pretrain.run import reuse_iterations, shared_iterations
     from harness.sweep import EvalJob, run_jobs, run_pretrainings
 
+    check_count("pretrain_seeds", pretrain_seeds)
     root = Path(runs) / "pretrain"
     recs = {r: load_recipe(r) for r in ab.recipes}
 
-    def train(recipes):
+    seeds = list(range(pretrain_seeds))
+
+    def train(recipes):  # every seed of every recipe, side by side; returns {(recipe, seed): folder}
+        from harness.pretrain.seeds import pretrain_folder
+
         for r in recipes:
-            reuse_iterations(r, corpus, root / r, sorted(p for p in root.glob("*") if p.is_dir()), log)
-        return run_pretrainings(recipes, corpus, runs, workers=workers, log=log)
+            for seed in seeds:
+                reuse_iterations(r, corpus, pretrain_folder(runs, r, seed),
+                                 sorted(p for p in root.glob("*") if p.is_dir()), log, pretrain_seed=seed)
+        outs = run_pretrainings(recipes, corpus, runs, workers=workers, log=log, seeds=seeds)
+        return dict(zip([(r, s) for r in recipes for s in seeds], outs))
 
     ref, others = ab.recipes[0], list(ab.recipes[1:])
     if any(shared_iterations(recs[ref], recs[r]) for r in others):
-        outs = train([ref]) + train(others)
+        outs = {**train([ref]), **train(others)}
     else:
         outs = train(list(ab.recipes))
-    jobs = [EvalJob(str(out / f"iter{len(recs[r].iterations)}" / "upstream"), task, corpus, runs, cache, ab.seeds)
-            for r, out in zip(ab.recipes, outs) for task in ab.tasks]
+    jobs = [EvalJob(str(outs[r, seed] / f"iter{len(recs[r].iterations)}" / "upstream"), task, corpus, runs, cache,
+                    ab.seeds) for r in ab.recipes for seed in seeds for task in ab.tasks]
     return run_jobs(jobs, workers, log)
 
 
-def _verdict(ref: dict, row: dict, pm: str, hib: bool) -> str:
-    m, c = f"test.{pm}.mean", f"test.{pm}.ci"
-    if ref is row or pd.isna(ref.get(m)) or pd.isna(row.get(m)):
+def pooled_cell(rows: Sequence[dict], pm: str):
+    """The `harness.board.pooling.Pooled` of one variant on one task from its board rows, one
+    row per pre-training run (test.<pm>.mean / .ci over that run's probe seeds, n_seeds)."""
+    from harness.board.pooling import pool_runs
+
+    return pool_runs([r.get(f"test.{pm}.mean") for r in rows], [r.get(f"test.{pm}.ci") for r in rows],
+                     [int(r["n_seeds"]) for r in rows])
+
+
+def _verdict(ref, cell, hib: bool) -> str:
+    """" ▲" / " ▼": `cell` better / worse than `ref` beyond both intervals; " ≈" within them;
+    "" when either has no interval (nothing can be said)."""
+    from harness.board.pooling import apart
+
+    far = apart(ref, cell)
+    if far is None:
         return ""
-    apart = (row[m] - row[c] > ref[m] + ref[c]) or (ref[m] - ref[c] > row[m] + row[c])
-    if not apart:
+    if not far:
         return " ≈"
-    return " ▲" if (row[m] > ref[m]) == hib else " ▼"
+    return " ▲" if (cell.mean > ref.mean) == hib else " ▼"
+
+
+def _cell_text(p, fmt, fmt_ci) -> str:
+    """One run: "mean ± probe ci (n)", as boards before pre-training seeds. R runs: "mean ±
+    interval over runs (R×n) [probe ± mean probe ci]"."""
+    if not p.over_pretraining:
+        return f"{fmt_ci(p.mean, p.ci)} ({p.probe_seeds[0]})"
+    n = set(p.probe_seeds)
+    count = f"{p.runs}×{p.probe_seeds[0]}" if len(n) == 1 else f"{p.runs} runs, {sum(p.probe_seeds)} probes"
+    return f"{fmt_ci(p.mean, p.ci)} ({count}) [probe ± {fmt(p.probe_ci)}]"
 
 
 def ablation_tables(b: pd.DataFrame, ablations: Optional[Sequence[Ablation]] = None) -> List[str]:
-    """Markdown blocks, one per ablation with at least two of its upstreams on this board (one
-    corpus and profile): rows = variants (reference first), columns = tasks (test primary metric,
-    mean ± 95% CI, seeds) and the summed mean probe training time. ▲ / ▼: better / worse than the
-    reference beyond both intervals; ≈: within them."""
+    """Markdown blocks, one per ablation with at least two of its recipes on this board (one
+    corpus and profile): rows = variants (reference first), columns = tasks (test primary metric)
+    and the summed mean probe training time. A variant pre-trained from several seeds pools
+    them (harness.board.pooling): mean of the runs' probe-seed means ± 95% t-interval over the
+    runs, the probe-seed spread beside it; one run: mean ± 95% CI over its probe seeds. ▲ / ▼:
+    better / worse than the reference beyond both intervals; ≈: within them."""
     from harness.leaderboard import _arrow, fmt, fmt_ci, md_table
 
     blocks = []
     for ab in ablations if ablations is not None else ABLATIONS.values():
-        names = [(r, board_upstream(r, b["upstream"])) for r in ab.recipes]
-        names = [(r, u) for r, u in names if u is not None]
+        names = [(r, board_runs(r, b["upstream"])) for r in ab.recipes]
+        names = [(r, ups) for r, ups in names if ups]
         if len(names) < 2 or names[0][0] != ab.recipes[0]:  # nothing to compare with the reference
             continue
-        present = b[b["upstream"].isin([u for _, u in names])]
+        present = b[b["upstream"].isin([u for _, ups in names for u in ups.values()])]
         tasks = [t for t in ab.tasks if t in set(present["task"])]
         head = ["variant (recipe)", "upstream"]
         info = {}
@@ -133,25 +189,50 @@ def ablation_tables(b: pd.DataFrame, ablations: Optional[Sequence[Ablation]] = N
             info[t] = (pm, hib, {r["upstream"]: r for r in g.to_dict("records")})
             head.append(f"{t} {pm}{_arrow(pm, hib)}")
         head.append("probe train s (sum of task means)")
-        rows = []
-        ref_name = names[0][1]
-        for recipe, up in names:
-            cells = [recipe + (" (reference)" if up == ref_name else ""), up]
-            cost = 0.0
+        cells_by = {}  # (recipe, task) -> Pooled
+        for recipe, ups in names:
             for t in tasks:
                 pm, hib, by_up = info[t]
-                r = by_up.get(up)
-                if r is None:
+                rows = [by_up[u] for u in ups.values() if u in by_up]
+                if rows:
+                    cells_by[recipe, t] = (pooled_cell(rows, pm), rows)
+        rows_md = []
+        ref_recipe = names[0][0]
+        runs_max = max((p.runs for p, _ in cells_by.values()), default=1)
+        pooled_any = runs_max >= 2
+        for recipe, ups in names:
+            cells = [recipe + (" (reference)" if recipe == ref_recipe else ""), _upstream_text(ups)]
+            cost = 0.0
+            for t in tasks:
+                pm, hib, _ = info[t]
+                if (recipe, t) not in cells_by:
                     cells.append("-")
                     continue
-                ref = by_up.get(ref_name)
-                mark = _verdict(ref, r, pm, hib) if ref is not None else ""
-                cells.append(f"{fmt_ci(r.get(f'test.{pm}.mean'), r.get(f'test.{pm}.ci'))} ({r['n_seeds']}){mark}")
-                cost += float(r.get("train_s") or 0.0)
+                p, rows = cells_by[recipe, t]
+                ref = cells_by.get((ref_recipe, t))
+                mark = _verdict(ref[0], p, hib) if ref is not None and recipe != ref_recipe else ""
+                cells.append(_cell_text(p, fmt, fmt_ci) + mark)
+                spent = [float(r.get("train_s") or 0.0) for r in rows]
+                cost += sum(spent) / len(spent)
             cells.append(fmt(cost) if cost else "-")
-            rows.append(cells)
-        blocks.append("\n".join([f"#### {ab.title}", "", f"{ab.question} Recipes trained at equal updates; each "
-                                 f"cell: test mean ± 95% CI (probe seeds); ▲ / ▼ better / worse than the "
-                                 f"reference beyond both intervals, ≈ within them. `harness ablate {ab.name}`.",
-                                 "", md_table(head, rows)]))
+            rows_md.append(cells)
+        if pooled_any:
+            how = ("each cell: test mean over pre-training runs of each run's probe-seed mean ± 95% t-interval "
+                   "over the runs (runs × probe seeds), [the mean probe-seed 95% CI of a run]; a cell of one "
+                   "run: mean ± 95% CI over its probe seeds; ▲ / ▼ better / worse than the reference beyond "
+                   "both intervals, ≈ within them")
+        else:  # the text of every board made before pre-training seeds
+            how = ("each cell: test mean ± 95% CI (probe seeds); ▲ / ▼ better / worse than the reference "
+                   "beyond both intervals, ≈ within them")
+        blocks.append("\n".join([f"#### {ab.title}", "", f"{ab.question} Recipes trained at equal updates; {how}. "
+                                 f"`harness ablate {ab.name}{f' --pretrain-seeds {runs_max}' if pooled_any else ''}`.", "",
+                                 md_table(head, rows_md)]))
     return blocks
+
+
+def _upstream_text(ups: Dict[int, str]) -> str:
+    """Seed 0's upstream name alone (one run), else the names' pattern and the seeds pooled."""
+    if len(ups) == 1:
+        return next(iter(ups.values()))
+    seeds = sorted(ups)
+    return f"{ups[seeds[0]]} (pre-training seeds {', '.join(map(str, seeds))})"

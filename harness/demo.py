@@ -4,7 +4,9 @@
 hubert_small's two iterations on synth medium with step exports, then fbank, mfcc, the
 random-init twin, fbank_no_cmvn and every iteration probed on synth small's 8 SUPERB tasks with 3 seeds (10 on
 PR; ASR's probe trained 2000 updates), and the exports on the learning-curve tasks; see
-docs/pretrain-cpu.md for its time on a fresh clone with 2 cores.
+docs/pretrain-cpu.md for its time on a fresh clone with 2 cores. `--pretrain-seeds N` pre-trains
+each recipe N times from different seeds (harness.pretrain.seeds; seed 0 is the run above, seed s
+is named <recipe>-s<s>) and probes every run.
 
 The default set: fbank, mfcc and hubert_tiny-it1 on the 8 SUPERB tasks and the two faster
 ML-SUPERB tasks, with 3 probe seeds on the tasks of the absolute score and LID, plus the controls
@@ -69,11 +71,16 @@ def main(argv=None) -> int:
                     help="pre-training iterations to run and evaluate (each one adds a few minutes and its probes)")
     ap.add_argument("--upstreams", default=None, help="comma-separated baselines to evaluate")
     ap.add_argument("--tasks", default=None, help="comma-separated tasks")
+    ap.add_argument("--pretrain-seeds", type=int, default=1, metavar="N",
+                    help="pre-train each recipe N times from different seeds (seed 0 is the recipe as written; "
+                    "seed s's run folder and exports are named <recipe>-s<s>); every run is probed")
     ap.add_argument("--jobs", type=int, default=2,
                     help="evaluations run in parallel, one torch thread each (small probes run best that way)")
     ap.add_argument("--board", choices=["pretrain"], default=None,
                     help="pretrain: the pre-training board (hubert_small on synth medium, then its probes; 65-102 min on 2 cores)")
     a = ap.parse_args(argv)
+    if a.pretrain_seeds < 1:
+        ap.error(f"--pretrain-seeds must be >= 1, got {a.pretrain_seeds}")
     # seeds: {task: n} of --board (others 3); steps: {task: probe updates} of --board
     a.pretrain_size, a.export_every, a.seeds, a.steps = a.size, 0, None, {}
     if a.board == "pretrain":
@@ -105,12 +112,13 @@ def main(argv=None) -> int:
         curve = []
         if recipes:
             t1 = time.time()
-            outs = run_pretrainings(recipes, str(pre_corpus), a.runs, a.iterations, workers=len(recipes),
-                                    log=con.print, export_every=a.export_every)
+            outs = run_pretrainings(recipes, str(pre_corpus), a.runs, a.iterations,
+                                    workers=len(recipes) * a.pretrain_seeds, log=con.print,
+                                    export_every=a.export_every, seeds=range(a.pretrain_seeds))
             pretrained = [str(out / f"iter{k}" / "upstream") for out in outs for k in range(1, a.iterations + 1)]
             upstreams += pretrained
             curve = [p for out in outs for p in step_exports(out, a.iterations)]
-            if len(recipes) > 1:  # one recipe's time is already printed by its own line
+            if len(outs) > 1:  # one run's time is already printed by its own line
                 con.print(f"[bold]pre-training[/] {', '.join(recipes)} done in {time.time() - t1:.0f} s")
         t1 = time.time()
         tasks = [t for t in a.tasks.split(",") if t]

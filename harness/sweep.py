@@ -121,24 +121,30 @@ def run_jobs(jobs: Sequence[EvalJob], workers: int = 2, log: Callable[[str], Non
 
 def _pretrain_job(job) -> str:
     from harness.pretrain import pretrain
+    from harness.pretrain.seeds import seeded_name
 
-    recipe, corpus, out, iterations, threads, export_every = job
+    recipe, corpus, out, iterations, threads, export_every, seed = job
     torch.set_num_threads(threads)
     t1 = time.time()
-    pretrain(recipe, corpus, out, iterations=iterations, export_every=export_every)
-    return f"[bold]pre-training[/] {recipe} done in {time.time() - t1:.0f} s"
+    pretrain(recipe, corpus, out, iterations=iterations, export_every=export_every, pretrain_seed=seed)
+    return f"[bold]pre-training[/] {seeded_name(recipe, seed)} done in {time.time() - t1:.0f} s"
 
 
 def run_pretrainings(recipes: Sequence[str], corpus: str, runs: Path, iterations=None, workers: int = 2,
-                     log: Callable[[str], None] = print, export_every: int = 0) -> List[Path]:
-    """Pre-train recipes into runs/pretrain/<recipe>, `workers` side by side (one process each,
-    the machine's threads split between them: a tiny model's step scales poorly over threads).
-    Finished stages are reused; `export_every` as `harness pretrain --export-every`. Returns each
-    recipe's run folder, in order."""
-    outs = [Path(runs) / "pretrain" / r for r in recipes]
-    n = max(1, min(workers, len(recipes)))
-    jobs = [(r, str(corpus), out, iterations, max(1, torch.get_num_threads() // n), export_every)
-            for r, out in zip(recipes, outs)]
+                     log: Callable[[str], None] = print, export_every: int = 0,
+                     seeds: Sequence[int] = (0,)) -> List[Path]:
+    """Pre-train each recipe once per pre-training seed of `seeds` (harness.pretrain.seeds) into
+    runs/pretrain/<recipe> (seed 0) or runs/pretrain/<recipe>-s<seed>, `workers` side by side
+    (one process each, the machine's threads split between them: a tiny model's step scales
+    poorly over threads). Finished stages are reused; `export_every` as `harness pretrain
+    --export-every`. Returns the run folders, recipe by recipe, each recipe's seeds in order."""
+    from harness.pretrain.seeds import pretrain_folder
+
+    runs_ = [(r, s) for r in recipes for s in seeds]
+    outs = [pretrain_folder(runs, r, s) for r, s in runs_]
+    n = max(1, min(workers, len(runs_)))
+    jobs = [(r, str(corpus), out, iterations, max(1, torch.get_num_threads() // n), export_every, s)
+            for (r, s), out in zip(runs_, outs)]
     if n > 1:
         with mp.get_context("spawn").Pool(n) as pool:
             for line in pool.imap_unordered(_pretrain_job, jobs):

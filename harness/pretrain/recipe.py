@@ -273,9 +273,14 @@ class IterationConfig:
 
 @dataclass(frozen=True)
 class Recipe:
+    """A resolved recipe. `pretrain_seed` 0 is the recipe as written; s > 0 is its s-th re-run
+    from other seeds (harness.pretrain.seeds.with_pretrain_seed: every seed shifted by s, and
+    `name` "<recipe>-s<s>")."""
+
     name: str
     data: DataConfig
     iterations: Tuple[IterationConfig, ...]
+    pretrain_seed: int = 0
 
     def iteration_name(self, k: int) -> str:
         """Readable upstream name of iteration k (1-based): "<recipe>-it<k>"."""
@@ -401,12 +406,16 @@ def recipe_from_dict(data: Mapping[str, Any], default_name: str = "recipe") -> R
     return Recipe(name=name, data=dcfg, iterations=tuple(iters))
 
 
-def load_recipe(recipe: Union[str, Path], overrides: Sequence[str] = ()) -> Recipe:
+def load_recipe(recipe: Union[str, Path], overrides: Sequence[str] = (), pretrain_seed: int = 0) -> Recipe:
     """A recipe by packaged name ("hubert_tiny") or by path to a YAML file, its `base` chain
     resolved (`read_recipe`), with `overrides` ("train.steps=3", see `apply_overrides`)
-    applied before it is resolved."""
+    applied before it is resolved, and pre-training seed `pretrain_seed` (0: as written; see
+    harness.pretrain.seeds)."""
+    from harness.pretrain.seeds import with_pretrain_seed
+
     data, default_name = read_recipe(recipe)
-    return recipe_from_dict(apply_overrides(data, overrides), default_name=default_name)
+    return with_pretrain_seed(recipe_from_dict(apply_overrides(data, overrides), default_name=default_name),
+                              pretrain_seed)
 
 
 def recipe_hash(recipe: Recipe) -> str:
@@ -454,4 +463,7 @@ def recipe_to_dict(recipe: Recipe) -> Dict[str, Any]:
             return [conv(v) for v in o]
         return o
 
-    return conv(recipe)
+    out = conv(recipe)
+    if not out.get("pretrain_seed"):  # seed 0: the dict (and recipe_hash) of every run made before seeds
+        out.pop("pretrain_seed", None)
+    return out

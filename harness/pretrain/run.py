@@ -104,18 +104,19 @@ def noise_clips(corpus: Corpus, noise: Optional[str], split: str) -> List[str]:
 
 def pretrain(recipe: Union[str, Path], corpus: str, out: Path, log: Callable[[str], None] = print,
              iterations: Optional[int] = None, noise: Optional[str] = None, overrides: Sequence[str] = (),
-             export_every: int = 0) -> Path:
+             export_every: int = 0, pretrain_seed: int = 0) -> Path:
     """Run (or resume) every iteration of `recipe` on `corpus` in folder `out`; returns the last
     iteration's exported upstream folder. `iterations` stops after that many iterations; `noise`
     is a folder of noise clips for objectives that mix in noise (default: the corpus's noise
     subset); `export_every` N > 0 also exports the weights every N updates of each iteration's
     training to out/iter{k}/exports/step{NNNNNN} (not part of the recipe: the weights do not
-    change)."""
+    change); `pretrain_seed` s > 0 runs the recipe from other seeds, named "<recipe>-s<s>"
+    (harness.pretrain.seeds; out is the caller's, e.g. seeds.pretrain_folder)."""
     if iterations is not None:
         check_count("iterations", iterations)
     if export_every < 0:
         raise HarnessError(f"export_every {export_every}: must be >= 0 (0 = no step exports)")
-    rec = load_recipe(recipe, overrides)
+    rec = load_recipe(recipe, overrides, pretrain_seed)
     out = Path(out)
     d = init_distributed(rec.iterations[0].train.device)
     c = load_corpus(corpus)
@@ -159,15 +160,16 @@ def shared_iterations(a: Recipe, b: Recipe) -> int:
 
 
 def reuse_iterations(recipe: Union[str, Path], corpus: str, out: Path, others: Sequence[Path],
-                     log: Callable[[str], None] = print) -> int:
+                     log: Callable[[str], None] = print, pretrain_seed: int = 0) -> int:
     """Before running `recipe` in `out`: link in the finished leading iterations of another run
     folder (of `others`) whose recipe starts with the same iterations on the same corpus (e.g.
     every variant of an ablation shares the reference's HuBERT iteration 1). Files are hard
     links where the file system allows (finished stages are never rewritten). Returns the number
-    of iterations reused (0: nothing matched, or `out` already had them)."""
+    of iterations reused (0: nothing matched, or `out` already had them). `pretrain_seed`: the
+    seed `out` is run with (a run of another seed differs in its seeds, so never matches)."""
     import shutil
 
-    rec = load_recipe(recipe)
+    rec = load_recipe(recipe, pretrain_seed=pretrain_seed)
     c = load_corpus(corpus)
     ident = _identity(rec, corpus, {s: select_utterances(c, rec.data, getattr(rec.data, f"{s}_split")) for s in SPLITS})
     new = json.loads(json.dumps(ident))
@@ -499,7 +501,9 @@ def provenance(rec: Recipe, k: int, kept: List[Item], out: Path, step: Optional[
     the corpus (as given to `pretrain`, from out/recipe.json), the training utterances and hours
     actually used, the optimiser updates behind the weights (this iteration's `step`, plus those
     of the iterations it continues from), `step` and `train_seconds` (this iteration's training
-    time up to that step: the minutes a learning curve shows)."""
+    time up to that step: the minutes a learning curve shows) and, for a pre-training seed s > 0
+    (harness.pretrain.seeds), `pretrain_seed` s (absent: seed 0, the record of every export made
+    before seeds)."""
     updates = 0
     for j, it in enumerate(rec.iterations[:k], 1):
         updates = (updates if it.continue_previous or it.warm_start else 0) + (it.train.steps if j < k or step is None else step)
@@ -509,7 +513,8 @@ def provenance(rec: Recipe, k: int, kept: List[Item], out: Path, step: Optional[
             "hours": round(sum(x.num_samples for x in kept) / dump.SAMPLE_RATE / 3600, 3), "updates": updates,
             "recipe": rec.name, "iteration": k, "objective": rec.iterations[k - 1].objective,
             "step": rec.iterations[k - 1].train.steps if step is None else step,
-            "train_seconds": None if train_seconds is None else round(float(train_seconds), 3)}
+            "train_seconds": None if train_seconds is None else round(float(train_seconds), 3),
+            **({"pretrain_seed": rec.pretrain_seed} if rec.pretrain_seed else {})}
 
 
 def export_iteration(train_dir: Path, it: IterationConfig, folder: Path, name: str,

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from harness.ablation import ABLATIONS, Ablation, ablation_tables, board_upstream, get_ablation
+from harness.ablation import ABLATIONS, Ablation, ablation_tables, board_runs, board_upstream, get_ablation
 from harness.errors import HarnessError
 from harness.pretrain.recipe import available_recipes
 from harness.registry import TASKS, load_all
@@ -42,3 +42,110 @@ def test_ablation_table_marks_differences_beyond_the_intervals():
     # one variant alone is no ablation
     assert ablation_tables(pd.DataFrame(rows[:2]), [ab]) == []
     assert "60.00" not in block
+
+
+def test_pool_runs_hand_computed():
+    """Two levels: the mean of the runs' probe-seed means, a 95% t-interval over the runs (t
+    quantiles from a printed table: t_0.975,1 = 12.7062, t_0.975,2 = 4.3027), the mean probe-seed
+    half-width beside it."""
+    import math
+
+    from harness.board.pooling import apart, pool_runs
+
+    # runs 30 and 32: mean 31, sd sqrt(2), se sqrt(2)/sqrt(2) = 1 -> 12.7062 * 1
+    p = pool_runs([30.0, 32.0], [1.0, 3.0], [3, 3])
+    assert (p.mean, p.runs, p.probe_seeds, p.probe_ci) == (31.0, 2, (3, 3), 2.0)
+    assert p.ci == pytest.approx(12.7062, abs=1e-4) and p.over_pretraining
+    # runs 1, 2, 3: mean 2, sd 1, se 1/sqrt(3) -> 4.3027 / 1.7321 = 2.4841
+    q = pool_runs([1.0, 2.0, 3.0], [0.5, math.nan, 1.5], [3, 1, 3])
+    assert q.mean == 2.0 and q.ci == pytest.approx(2.4841, abs=1e-4) and q.probe_ci == 1.0  # NaN left out
+    # one run: its probe-seed interval, as boards before pre-training seeds
+    one = pool_runs([30.0], [1.5], [3])
+    assert (one.mean, one.ci, one.probe_ci, one.runs, one.over_pretraining) == (30.0, 1.5, 1.5, 1, False)
+    # a diverged run (NaN mean) is left out
+    assert pool_runs([30.0, math.nan], [1.5, 2.0], [3, 3]) == one
+    # apart: the intervals do not overlap; no interval -> nothing can be said
+    assert apart(p, pool_runs([50.0], [5.0], [3])) is True  # 31 + 12.71 < 50 - 5
+    assert apart(p, pool_runs([40.0], [5.0], [3])) is False
+    assert apart(p, pool_runs([40.0], [math.nan], [1])) is None
+    with pytest.raises(ValueError, match="one of each per pre-training run"):
+        pool_runs([1.0, 2.0], [1.0], [3, 3])
+
+
+def test_board_runs_groups_pretraining_seeds_of_the_latest_iteration():
+    ups = ["hubert_tiny-it1", "hubert_tiny-it2", "hubert_tiny-s1-it2", "hubert_tiny-s2-it1",  # s2 stopped at it1
+           "hubert_tiny_x-s1-it3", "hubert_tiny-s1-it2-step000100", "fbank"]
+    assert board_runs("hubert_tiny", ups) == {0: "hubert_tiny-it2", 1: "hubert_tiny-s1-it2"}
+    assert board_runs("hubert_tiny_x", ups) == {1: "hubert_tiny_x-s1-it3"}
+    assert board_runs("wavlm_tiny", ups) == {}
+
+
+def test_ablation_table_pools_pretraining_seeds_and_marks_only_beyond_their_interval():
+    ab = Ablation("t", "Test ablation", "Q?", ("hubert_tiny", "wavlm_tiny"), ("pr", "ks"))
+    ref = ["hubert_tiny-it2", "hubert_tiny-s1-it2", "hubert_tiny-s2-it2"]
+    oth = ["wavlm_tiny-it2", "wavlm_tiny-s1-it2", "wavlm_tiny-s2-it2"]
+    rows = [_row("pr", "per", False, ref[0], 40.0, 1.0), _row("pr", "per", False, ref[1], 42.0, 1.0),
+            # each run's probe interval (±1) says "apart", the runs' spread does not: 21 ± 12.71 vs 41 ± 12.71
+            _row("pr", "per", False, oth[0], 20.0, 1.0, train_s=4.0), _row("pr", "per", False, oth[1], 22.0, 1.0, train_s=6.0),
+            _row("pr", "per", False, "wavlm_tiny-s3-it1", 90.0, 1.0),  # an earlier iteration: not pooled
+            # 11 ± 2.48 vs 21 ± 2.48 over three runs: apart
+            *[_row("ks", "acc", True, u, m, 2.0, train_s=10.0) for u, m in zip(ref, (10.0, 11.0, 12.0))],
+            *[_row("ks", "acc", True, u, m, 4.0, n=2, train_s=10.0) for u, m in zip(oth, (20.0, 21.0, 22.0))]]
+    (block,) = ablation_tables(pd.DataFrame(rows), [ab])
+    lines = [x for x in block.splitlines() if x.startswith("| ")]
+    assert lines[0].startswith("| variant (recipe) | upstream | pr per ↓ | ks acc ↑ |")
+    assert lines[1] == ("| hubert_tiny (reference) | hubert_tiny-it2 (pre-training seeds 0, 1, 2) | "
+                        "41.00 ± 12.71 (2×3) [probe ± 1.00] | 11.00 ± 2.48 (3×3) [probe ± 2.00] | 20.00 |")
+    assert lines[2] == ("| wavlm_tiny | wavlm_tiny-it2 (pre-training seeds 0, 1, 2) | "
+                        "21.00 ± 12.71 (2×3) [probe ± 1.00] ≈ | 21.00 ± 2.48 (3×2) [probe ± 4.00] ▲ | 15.00 |")
+    assert "`harness ablate t --pretrain-seeds 3`" in block and "t-interval over the runs" in block
+    assert "90.00" not in block
+
+
+def test_ablation_table_of_one_run_per_variant_keeps_the_board_text():
+    """Boards made before pre-training seeds re-render unchanged (the committed synth board's
+    MS-HuBERT rows, leaderboards/synth.md)."""
+    ab = ABLATIONS["mshubert"]
+    rows = [_row("pr", "per", False, "mshubert_tiny-it2", 61.39, 4.56, train_s=27.14),
+            _row("pr", "per", False, "mshubert_tiny_noswap-it2", 60.44, 1.49, train_s=27.55)]
+    (block,) = ablation_tables(pd.DataFrame(rows), [ab])
+    assert block.splitlines()[2] == (
+        "Does the swap help, and do several label sets beat one (equal updates)? Recipes trained at equal "
+        "updates; each cell: test mean ± 95% CI (probe seeds); ▲ / ▼ better / worse than the reference beyond "
+        "both intervals, ≈ within them. `harness ablate mshubert`.")
+    assert block.splitlines()[-1] == "| mshubert_tiny_noswap | mshubert_tiny_noswap-it2 | 60.44 ± 1.49 (3) ≈ | 27.55 |"
+
+
+def test_run_ablation_trains_and_probes_every_pretraining_seed(tmp_path, monkeypatch):
+    """--pretrain-seeds 2 on MS-HuBERT (its variants share the reference's iteration 1): the
+    reference's two seeds train first, then the variants' (each seed may reuse its own seed's
+    iteration 1), and every run's last export is probed on every task with the probe seeds."""
+    from harness import sweep
+    from harness.ablation import run_ablation
+    from harness.pretrain import run as run_mod
+
+    calls = []
+    monkeypatch.setattr(run_mod, "reuse_iterations",
+                        lambda r, corpus, out, others, log, pretrain_seed: calls.append(("reuse", r, out.name, pretrain_seed)))
+
+    def pretrainings(recipes, corpus, runs, workers, log, seeds):
+        calls.append(("train", tuple(recipes), tuple(seeds)))
+        return [runs / "pretrain" / (r if s == 0 else f"{r}-s{s}") for r in recipes for s in seeds]
+
+    jobs = []
+    monkeypatch.setattr(sweep, "run_pretrainings", pretrainings)
+    monkeypatch.setattr(sweep, "run_jobs", lambda js, workers, log: jobs.extend(js) or 0)
+    ab = get_ablation("mshubert")
+    assert run_ablation(ab, "c", tmp_path, tmp_path / "cache", pretrain_seeds=2) == 0
+    assert calls == [("reuse", "mshubert_tiny", "mshubert_tiny", 0), ("reuse", "mshubert_tiny", "mshubert_tiny-s1", 1),
+                     ("train", ("mshubert_tiny",), (0, 1)),
+                     ("reuse", "mshubert_tiny_noswap", "mshubert_tiny_noswap", 0),
+                     ("reuse", "mshubert_tiny_noswap", "mshubert_tiny_noswap-s1", 1),
+                     ("reuse", "mshubert_tiny_single", "mshubert_tiny_single", 0),
+                     ("reuse", "mshubert_tiny_single", "mshubert_tiny_single-s1", 1),
+                     ("train", ("mshubert_tiny_noswap", "mshubert_tiny_single"), (0, 1))]
+    got = {(j.upstream, j.task, j.seeds) for j in jobs}
+    assert len(jobs) == len(got) == 3 * 2 * 3
+    p = tmp_path / "pretrain"
+    assert (str(p / "mshubert_tiny_single-s1" / "iter2" / "upstream"), "lid", ab.seeds) in got
+    assert (str(p / "mshubert_tiny" / "iter2" / "upstream"), "pr", ab.seeds) in got

@@ -65,6 +65,7 @@ def test_misspelt_recipe_fails_before_torch_and_corpus(tmp_path):
     (["--export-every", "-1"], "--export-every -1: must be >= 0"),
     (["--threads", "-2"], "--threads -2: must be >= 0"),
     (["--noise", "no_such_noise"], "--noise no_such_noise: no such folder"),
+    (["--pretrain-seed", "-1"], "pre-training seed must be an integer >= 0, got -1"),
 ])
 def test_pretrain_checks_names_and_values_before_corpus_work(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)  # the default corpus `synth` would be generated under data/synth
@@ -86,6 +87,7 @@ def test_module_entry_refuses_to_generate_synth_under_torchrun(tmp_path, monkeyp
 @pytest.mark.parametrize("args, message", [
     (["ablate", "mshubret"], "unknown ablation 'mshubret'"),
     (["ablate", "mshubert", "--workers", "0"], "--workers must be an integer >= 1, got 0"),
+    (["ablate", "wavlm", "--pretrain-seeds", "0"], "--pretrain-seeds must be an integer >= 1, got 0"),
     (["data", "synth", "--size", "huge"], "huge"),
     (["data", "synth", "--size", "tiny", "--workers", "0"], "workers must be at least 1"),
 ])

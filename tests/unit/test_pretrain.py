@@ -675,3 +675,40 @@ def test_warm_start_starts_from_the_previous_encoder_with_new_labels(toy, tmp_pa
         recipe_from_dict({"model": {"preset": "tiny"},
                           "iterations": [{}, {"warm_start": True, "features": {"source": "layer", "layer": 1},
                                               "model": {"encoder_layers": 2}}]})
+
+
+def test_pretrain_seed_changes_the_run_and_is_recorded(toy, tmp_path):
+    """Pre-training seed s > 0 (harness.pretrain.seeds): other k-means centroids and other weights
+    than seed 0 (which twice gives the same bytes), exports named <recipe>-s<s>-it<k>, the seed
+    in recipe.json and in the export's pretraining record (what result.json's upstream_facts
+    carries); seed 0's record and names are those of a run made before seeds. A seed-1 run never
+    reuses seed 0's iterations."""
+    from harness.catalog import upstream_facts
+    from harness.pretrain.run import pretrain, reuse_iterations
+
+    recipe = tmp_path / "micro.yaml"
+    m = {k: (list(v) if isinstance(v, tuple) else v) for k, v in MICRO.to_dict().items()}
+    recipe.write_text(json.dumps({
+        "name": "micro", "data": {"min_seconds": 1.0}, "model": {"preset": "tiny", **m},
+        "cluster": {"k": 12, "sample_fraction": 1.0, "niter": 5},
+        "train": {"steps": 4, "lr": 2e-3, "batch_samples": 64000, "checkpoint_every": 4, "log_every": 2},
+        "iterations": [{"features": {"source": "mfcc"}}]}))
+    quiet = lambda s: None  # noqa: E731
+    s0 = pretrain(recipe, str(toy.root), tmp_path / "micro", log=quiet)
+    s0b = pretrain(recipe, str(toy.root), tmp_path / "micro_again", log=quiet)
+    assert reuse_iterations(recipe, str(toy.root), tmp_path / "micro-s1", [tmp_path / "micro"], log=quiet,
+                            pretrain_seed=1) == 0
+    s1 = pretrain(recipe, str(toy.root), tmp_path / "micro-s1", log=quiet, pretrain_seed=1)
+    weights = lambda up: (up / "upstream.safetensors").read_bytes()  # noqa: E731
+    assert weights(s0) == weights(s0b) and weights(s1) != weights(s0)
+    cents = lambda up: np.load(up.parent / "clusters" / "main" / "centroids.npy")  # noqa: E731
+    assert np.array_equal(cents(s0), cents(s0b)) and not np.array_equal(cents(s1), cents(s0))
+    assert load_exported(s0).spec.name == "micro-it1" and load_exported(s1).spec.name == "micro-s1-it1"
+    f0, f1 = upstream_facts(load_exported(s0))["pretraining"], upstream_facts(load_exported(s1))["pretraining"]
+    assert "pretrain_seed" not in f0 and f0["recipe"] == "micro"
+    assert f1["pretrain_seed"] == 1 and f1["recipe"] == "micro-s1"
+    assert {k: v for k, v in f1.items() if k not in ("pretrain_seed", "recipe", "train_seconds")} == \
+        {k: v for k, v in f0.items() if k not in ("recipe", "train_seconds")}
+    ident = json.loads((tmp_path / "micro-s1" / "recipe.json").read_text())
+    assert ident["recipe"]["pretrain_seed"] == 1 and ident["recipe"]["iterations"][0]["train"]["seed"] == 2
+    assert "pretrain_seed" not in json.loads((tmp_path / "micro" / "recipe.json").read_text())["recipe"]

@@ -112,3 +112,64 @@ def test_an_unknown_base_fails_with_one_line_naming_the_file(tmp_path):
 def test_an_unknown_recipe_name_suggests_the_close_one():
     with pytest.raises(ConfigError, match=r"unknown recipe 'hubert_tinny' \(did you mean hubert_tiny"):
         load_recipe("hubert_tinny")
+
+
+def test_pretrain_seed_zero_is_the_recipe_as_written_and_others_shift_every_seed():
+    """Pre-training seeds (harness.pretrain.seeds): seed 0 keeps the name and the hash of every run
+    made before seeds; seed s renames the recipe <name>-s<s>, adds s to each iteration's training
+    and clustering seeds, records itself and changes nothing else."""
+    import dataclasses
+
+    from harness.pretrain.seeds import parse_upstream, pretrain_folder, seeded_name, with_pretrain_seed
+
+    base = load_recipe("mshubert_tiny")
+    assert load_recipe("mshubert_tiny", pretrain_seed=0) == base
+    assert recipe_hash(load_recipe("mshubert_tiny", pretrain_seed=0)) == HASHES["mshubert_tiny"]
+    s2 = load_recipe("mshubert_tiny", pretrain_seed=2)
+    assert s2.name == "mshubert_tiny-s2" and s2.pretrain_seed == 2 and s2.iteration_name(1) == "mshubert_tiny-s2-it1"
+    assert [(it.train.seed, it.cluster.seed) for it in s2.iterations] == \
+        [(it.train.seed + 2, it.cluster.seed + 2) for it in base.iterations]
+    for a, b in zip(base.iterations, s2.iterations):  # nothing else moved
+        assert dataclasses.replace(b, train=a.train, cluster=a.cluster) == a
+        assert dataclasses.replace(b.train, seed=a.train.seed) == a.train
+    assert s2.data == base.data and recipe_to_dict(s2)["pretrain_seed"] == 2
+    assert "pretrain_seed" not in recipe_to_dict(base) and recipe_hash(s2) != HASHES["mshubert_tiny"]
+    with pytest.raises(ConfigError, match="already has pre-training seed 2"):
+        with_pretrain_seed(s2, 1)
+    with pytest.raises(ConfigError, match="integer >= 0, got -1"):
+        load_recipe("mshubert_tiny", pretrain_seed=-1)
+    assert seeded_name("x", 0) == "x" and seeded_name("x", 3) == "x-s3"
+    assert pretrain_folder(Path("runs"), "x", 0) == Path("runs/pretrain/x")
+    assert pretrain_folder(Path("runs"), "x", 3) == Path("runs/pretrain/x-s3")
+    assert parse_upstream("x", "x-it2") == (0, 2) and parse_upstream("x", "x-s3-it1") == (3, 1)
+    assert parse_upstream("x", "x_y-it1") is None and parse_upstream("x", "x-it1-step000100") is None
+
+
+def test_wavlm_nodenoise_is_wavlm_tiny_without_mixing_and_sits_in_the_wavlm_ablation():
+    """wavlm_tiny_nodenoise resolves to wavlm_tiny except the two mixing probabilities (0: every
+    utterance trains clean), at equal updates; the WavLM ablation compares it with wavlm_tiny
+    (reference) and hubert_tiny."""
+    import dataclasses
+
+    from harness.ablation import get_ablation
+
+    w, n = load_recipe("wavlm_tiny"), load_recipe("wavlm_tiny_nodenoise")
+    assert n.name == "wavlm_tiny_nodenoise" and n.data == w.data and len(n.iterations) == len(w.iterations) == 2
+    for a, b in zip(w.iterations, n.iterations):
+        assert (a.objective_options.mix_prob, a.objective_options.noise_prob) == (0.2, 0.1)
+        assert (b.objective_options.mix_prob, b.objective_options.noise_prob) == (0.0, 0.0)
+        assert not b.make_objective().needs_noise
+        opts = dataclasses.replace(b.objective_options, mix_prob=a.objective_options.mix_prob,
+                                   noise_prob=a.objective_options.noise_prob)
+        assert dataclasses.replace(b, objective_options=opts) == a  # nothing else differs
+    dw, dn = recipe_to_dict(w), recipe_to_dict(n)
+    for d in (dw, dn):
+        d.pop("name")
+        for it in d["iterations"]:
+            it["objective_options"].pop("mix_prob"), it["objective_options"].pop("noise_prob")
+    assert dw == dn
+    hub = load_recipe("hubert_tiny")
+    assert [it.train.steps for it in n.iterations] == [it.train.steps for it in hub.iterations] == [1200, 1200]
+    ab = get_ablation("wavlm")
+    assert ab.recipes == ("wavlm_tiny", "wavlm_tiny_nodenoise", "hubert_tiny")
+    assert set(ab.tasks) == {"sd", "ss", "asv", "pr"} and ab.seeds >= 3
