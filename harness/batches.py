@@ -53,6 +53,12 @@ def pin_for(device) -> bool:
     return torch.device(device).type == "cuda"
 
 
+def layer_slice(source) -> slice:
+    """The hidden states a source hands out: all (the default), or the slice its
+    `layer_slice` attribute names (harness.analysis's single-layer probes)."""
+    return getattr(source, "layer_slice", None) or slice(None)
+
+
 def host_batch(source, ids: Sequence[str], crops: Crops = None) -> HostBatch:
     """The frames of `ids` (optionally crops (start, frames)) copied from the source's pools
     into one flat, pinned-when-useful host buffer. Safe to call from a worker thread."""
@@ -63,7 +69,8 @@ def host_batch(source, ids: Sequence[str], crops: Crops = None) -> HostBatch:
         parts.append((pool, uid, start, length))
         lengths.append(pool.frames(uid) - start if length is None else length)
     first = parts[0][0]
-    l1, dim = first.num_layers, first.dim
+    sel = layer_slice(source)
+    l1, dim = len(range(first.num_layers)[sel]), first.dim
     dtype = getattr(first, "torch_dtype", torch.float16)
     pin = pin_for(source.device)
     data = torch.empty((sum(lengths), l1, dim), dtype=dtype, pin_memory=pin)
@@ -74,9 +81,9 @@ def host_batch(source, ids: Sequence[str], crops: Crops = None) -> HostBatch:
     off = 0
     for k, (pool, uid, start, length) in enumerate(parts):
         n = lengths[k]
-        flat[off : off + n] = pool.get(uid, start, length)  # the one copy out of the memory map
+        flat[off : off + n] = pool.get(uid, start, length)[:, sel]  # the one copy out of the memory map
         if scales is not None:
-            scales.numpy()[k] = pool.scale(uid)
+            scales.numpy()[k] = pool.scale(uid)[sel]
         off += n
     return HostBatch(data, lengths, scales)
 
@@ -139,6 +146,7 @@ def live_batch(source, ids: Sequence[str], crops: Crops = None) -> Tuple[torch.T
             layers = fake_quantize(torch.stack([h.float() for h in hs.layers], 0), lengths)
         else:  # through float32, as run_upstream casts
             layers = torch.stack([h.float().to(torch.float16).float() for h in hs.layers], 0)
+    layers = layers[layer_slice(source)]
     if crops:
         t = max(c[1] for c in crops)
         out = torch.zeros((layers.shape[0], layers.shape[1], t, layers.shape[3]), device=device)

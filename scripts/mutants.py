@@ -176,7 +176,7 @@ MUTANTS: List[Mutant] = [
       "                    items.append((u.id, len(shards), buf_frames, n))\n"
       "                    if buf_frames + n > frames_per_shard:\n                        flush()\n",
       [T_CACHE], "the first item of a new shard is indexed into the previous one"),
-    M("live-crop-ignores-start", "harness/features.py",
+    M("live-crop-ignores-start", "harness/batches.py",
       "out[:, k, :n] = layers[:, k, s : s + n]", "out[:, k, :n] = layers[:, k, :n]",
       [T_CACHE], "live extraction crops from frame 0 whatever the crop start"),
     # ---- the families' forward passes

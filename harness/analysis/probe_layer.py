@@ -23,10 +23,9 @@ class OneLayerSource(FeatureSource):
     def __init__(self, source: FeatureSource, layer: int):
         self.__dict__.update(source.__dict__)  # same ids, pools, upstream and skip list
         self.layer = layer
-
-    def get_batch(self, ids: Sequence[str], crops=None):
-        layers, lengths = super().get_batch(ids, crops)
-        return layers[self.layer: self.layer + 1], lengths
+        # read by harness.batches (host_batch, live_batch): only this layer leaves the cache, on
+        # every path the probe takes (its prefetcher as well as get_batch)
+        self.layer_slice = slice(layer, layer + 1)
 
 
 def probe_layers(task, splits, sources: Dict[str, FeatureSource], spec, cfg, lr: float, layers: Sequence[int],

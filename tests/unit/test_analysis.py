@@ -176,6 +176,8 @@ class _Pool:
 
     def __init__(self, arrays):
         self.arrays = arrays
+        first = next(iter(arrays.values()))
+        self.num_layers, self.dim = first.shape[1], first.shape[2]
 
     def __contains__(self, uid):
         return uid in self.arrays
@@ -201,3 +203,8 @@ def test_one_layer_source_hands_the_probe_only_that_layer():
     assert layers.shape == (1, 2, 7, 3) and lengths.tolist() == [7, 5]
     torch.testing.assert_close(layers[0, 1, :5], torch.from_numpy(arrays["b"][:, 2].astype(np.float32)))
     assert one.ids == src.ids and one.frames("a") == 7
+    # the probe's own path (the prefetcher's host batches) hands out that one layer too
+    from harness.batches import device_batch, host_batch
+
+    got, _ = device_batch(host_batch(one, ["a", "b"]), "cpu")
+    torch.testing.assert_close(got, layers)
