@@ -22,6 +22,8 @@ the free space; read-only, permission denied, a file where a folder is expected)
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import errno
 import fcntl
 import os
@@ -191,3 +193,20 @@ def remove(folder: Path) -> None:
         trash = _sibling(folder, f"old-{uuid.uuid4().hex[:8]}")
         os.rename(folder, trash)
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def index_digest(idx: dict) -> str:
+    """blake2b (128-bit) of a JSON object's canonical form, its own "digest" key left out (a
+    feature pool's index.json, a manifest cache's corpus.json): an edit that keeps the file valid
+    JSON (an item's frame offset moved) changes it."""
+    body = {k: v for k, v in idx.items() if k != "digest"}
+    return hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
+def file_digest(path) -> str:
+    """blake2b (128-bit) of a file's bytes, read in 16 MiB chunks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(16 * 2**20), b""):
+            h.update(chunk)
+    return h.hexdigest()

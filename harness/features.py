@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from harness.audio import load_audio, pad_batch
-from harness.diskio import build_and_publish, check_space, locked, os_errors, remove
+from harness.diskio import build_and_publish, check_space, file_digest, index_digest, locked, os_errors, remove
 from harness.data.corpus import Utterance
 from harness.errors import BadAudioError, HarnessError
 from harness.progress import progress_bar
@@ -121,22 +121,6 @@ def run_upstream(upstream: Upstream, wavs: List[torch.Tensor], device: str = "cp
 
 class DamagedPool(Exception):
     """A pool folder that cannot be trusted; the message says why."""
-
-
-def index_digest(idx: Dict) -> str:
-    """blake2b (128-bit) of an index's canonical JSON, its own "digest" key left out: an edit that
-    keeps index.json valid JSON (an item's frame offset moved) changes it."""
-    body = {k: v for k, v in idx.items() if k != "digest"}
-    return hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=16).hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    """blake2b (128-bit) of a file's bytes, read in 16 MiB chunks."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(16 * 2**20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class CachedPool:

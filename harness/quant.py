@@ -138,6 +138,5 @@ def extract_int8(upstream, utts, folder: Path, device, skip_bad: bool, desc: str
            "skipped": skips.items, "upstream": upstream.spec.name}
     from harness import features
 
-    if hasattr(features, "index_digest"):  # an index that carries its own digest (checked by CachedPool)
-        idx["digest"] = features.index_digest(idx)
+    idx["digest"] = features.index_digest(idx)  # an index carries its own digest (checked by CachedPool)
     atomic_write_json(folder / "index.json", idx)

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from harness.data.corpus import Corpus, load_manifest_dir, save_manifests, write_trials
-from harness.diskio import build_and_publish, locked
+from harness.diskio import build_and_publish, file_digest, index_digest, locked
 from harness.errors import BadAudioError, HarnessError
 from harness.registry import CORPORA, register_corpus
 
@@ -246,19 +246,6 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _meta_digest(meta: Dict[str, Any]) -> str:
-    body = {k: v for k, v in meta.items() if k != "digest"}
-    return hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=16).hexdigest()
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(16 * 2**20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def cache_problem(folder: Path, key: str) -> Optional[str]:
     """Why the prepared corpus in `folder` cannot be used for `key` (None: it can). Every file of
     the cache is checked: corpus.json against its own digest and `key`, the manifests and trial
@@ -266,7 +253,7 @@ def cache_problem(folder: Path, key: str) -> Optional[str]:
     folder = Path(folder)
     try:
         meta = json.loads((folder / "corpus.json").read_text())
-        if not isinstance(meta, dict) or meta.get("digest") != _meta_digest(meta):
+        if not isinstance(meta, dict) or meta.get("digest") != index_digest(meta):
             return "its corpus.json is damaged or edited (digest mismatch)"
         if meta.get("cache_key") != key:
             return "its source files or the loader's options changed since it was made"
@@ -275,7 +262,7 @@ def cache_problem(folder: Path, key: str) -> Optional[str]:
         if sorted(files) != present:
             return f"its files are {', '.join(present)}, corpus.json lists {', '.join(sorted(files))}"
         for name, digest in files.items():
-            if _file_digest(folder / name) != digest:
+            if file_digest(folder / name) != digest:
                 return f"{name} does not match its digest in corpus.json"
     except (OSError, ValueError) as e:
         return f"unreadable ({type(e).__name__}: {str(e)[:100]})"
@@ -329,9 +316,9 @@ def write_prepared(folder: Path, recordings, supervisions, meta: Dict[str, Any],
     for split, tr in (trials or {}).items():
         write_trials(folder / f"trials_{split}.txt", tr)
     save_manifests(folder, recordings, supervisions, meta)
-    files = {p.name: _file_digest(p) for p in sorted(folder.iterdir()) if p.name != "corpus.json"}
+    files = {p.name: file_digest(p) for p in sorted(folder.iterdir()) if p.name != "corpus.json"}
     meta = {**meta, "files": files}
-    (folder / "corpus.json").write_text(json.dumps({**meta, "digest": _meta_digest(meta)}, indent=1, sort_keys=True))
+    (folder / "corpus.json").write_text(json.dumps({**meta, "digest": index_digest(meta)}, indent=1, sort_keys=True))
 
 
 def recording_from_file(path: Path, rec_id: str, skipped: Optional[Dict[str, str]] = None):
