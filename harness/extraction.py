@@ -65,6 +65,41 @@ def save_hashed(path: Path, arr: np.ndarray) -> Tuple[int, str]:
     return w.n, w.h.hexdigest()
 
 
+class ShardWriter:
+    """Consecutive utterances' (frames, L+1, D) arrays packed into `.npy` shards of at most
+    `frames_per_shard` frames (an utterance is never split), each saved and hashed as written.
+
+    Attributes:
+        items: (utterance id, shard number, frame offset, frames) per added utterance.
+        shards: index.json's shard entries (name, frames, bytes, blake2b).
+    """
+
+    def __init__(self, folder: Path, frames_per_shard: int):
+        self.folder, self.frames_per_shard = Path(folder), frames_per_shard
+        self.items: List[tuple] = []
+        self.shards: List[dict] = []
+        self._buf: List[np.ndarray] = []
+        self._frames = 0
+
+    def add(self, uid: str, arr: np.ndarray) -> None:
+        n = int(arr.shape[0])
+        if self._frames + n > self.frames_per_shard:
+            self.flush()
+        self.items.append((uid, len(self.shards), self._frames, n))
+        self._buf.append(arr)
+        self._frames += n
+
+    def flush(self) -> None:
+        """Write the shard being filled (nothing when it is empty)."""
+        if not self._buf:
+            return
+        name = f"shard_{len(self.shards):05d}.npy"
+        arr = np.concatenate(self._buf, 0)
+        size, digest = save_hashed(self.folder / name, arr)
+        self.shards.append({"name": name, "frames": int(arr.shape[0]), "bytes": size, "blake2b": digest})
+        self._buf, self._frames = [], 0
+
+
 def decoded_batches(utts: Sequence, batches: Sequence[Sequence[int]], skip_bad: bool, skips,
                     workers: int = 2, ahead: int = 2) -> Iterator[Tuple[list, List[torch.Tensor], list]]:
     """(group, waveforms, kept utterances) per batch of indices into `utts`, in order, the next

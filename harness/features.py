@@ -239,24 +239,10 @@ def _open_stamped(folder: Path) -> CachedPool:
 def _extract(upstream, utts, folder, device, skip_bad, desc, compute: str = "float32") -> None:
     """Write the shards and (last) index.json of a pool into the empty folder `folder`."""
     L1, D = upstream.spec.num_layers, upstream.spec.hidden_size
-    frames_per_shard = max(1, SHARD_BYTES // (L1 * D * 2))
+    from harness.extraction import ShardWriter, decoded_batches
+
+    out = ShardWriter(folder, max(1, SHARD_BYTES // (L1 * D * 2)))
     skips = SkipCounter()
-    items, shards = [], []
-    buf: List[np.ndarray] = []
-    buf_frames = 0
-
-    def flush():
-        nonlocal buf, buf_frames
-        if not buf:
-            return
-        name = f"shard_{len(shards):05d}.npy"
-        arr = np.concatenate(buf, 0)
-        size, digest = save_hashed(folder / name, arr)
-        shards.append({"name": name, "frames": int(arr.shape[0]), "bytes": size, "blake2b": digest})
-        buf, buf_frames = [], 0
-
-    from harness.extraction import decoded_batches, save_hashed
-
     upstream.eval().to(device)
     batches = length_batches(utts, EXTRACT_BATCH_SECONDS, max_items=32)
     with progress_bar(desc, total=sum(u.duration for u in utts), unit="s audio") as bar:
@@ -264,17 +250,11 @@ def _extract(upstream, utts, folder, device, skip_bad, desc, compute: str = "flo
             if keep:
                 layers, lens = run_upstream(upstream, wavs, device, compute, torch.float16)
                 for j, u in enumerate(keep):
-                    n = int(lens[j])
-                    arr = layers[:, j, :n].permute(1, 0, 2).to(torch.float16).numpy()
-                    if buf_frames + n > frames_per_shard:
-                        flush()
-                    items.append((u.id, len(shards), buf_frames, n))
-                    buf.append(arr)
-                    buf_frames += n
+                    out.add(u.id, layers[:, j, :int(lens[j])].permute(1, 0, 2).to(torch.float16).numpy())
             bar.advance(sum(u.duration for u in group))
-    flush()
-    idx = {"format": INDEX_FORMAT, "num_layers": L1, "dim": D, "items": [list(x) for x in items],
-           "shards": shards, "skipped": skips.items, "upstream": upstream.spec.name}
+    out.flush()
+    idx = {"format": INDEX_FORMAT, "num_layers": L1, "dim": D, "items": [list(x) for x in out.items],
+           "shards": out.shards, "skipped": skips.items, "upstream": upstream.spec.name}
     atomic_write_json(folder / "index.json", {**idx, "digest": index_digest(idx)})
 
 

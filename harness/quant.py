@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
 
-from harness.extraction import decoded_batches, save_hashed
+from harness.extraction import ShardWriter, decoded_batches
 from harness.features import (EXTRACT_BATCH_SECONDS, INDEX_FORMAT, SHARD_BYTES, CachedPool, DamagedPool, SkipCounter,
                               file_digest, length_batches, run_upstream)
 from harness.progress import progress_bar
@@ -98,22 +98,9 @@ def extract_int8(upstream, utts, folder: Path, device, skip_bad: bool, desc: str
     """Write an int8 pool (shards, scales.npy and, last, index.json) into the empty `folder`:
     the float16 extraction's layout, quantised from the upstream's float32 layers."""
     l1, dim = upstream.spec.num_layers, upstream.spec.hidden_size
-    frames_per_shard = max(1, SHARD_BYTES // (l1 * dim))
+    out = ShardWriter(folder, max(1, SHARD_BYTES // (l1 * dim)))
     skips = SkipCounter()
-    items, shards, scales = [], [], []
-    buf: List[np.ndarray] = []
-    buf_frames = 0
-
-    def flush():
-        nonlocal buf, buf_frames
-        if not buf:
-            return
-        name = f"shard_{len(shards):05d}.npy"
-        arr = np.concatenate(buf, 0)
-        size, digest = save_hashed(folder / name, arr)
-        shards.append({"name": name, "frames": int(arr.shape[0]), "bytes": size, "blake2b": digest})
-        buf, buf_frames = [], 0
-
+    scales = []
     upstream.eval().to(device)
     batches = length_batches(utts, EXTRACT_BATCH_SECONDS, max_items=32)
     with progress_bar(desc, total=sum(u.duration for u in utts), unit="s audio") as bar:
@@ -121,19 +108,14 @@ def extract_int8(upstream, utts, folder: Path, device, skip_bad: bool, desc: str
             if keep:
                 layers, lens = run_upstream(upstream, wavs, device, compute)
                 for j, u in enumerate(keep):
-                    n = int(lens[j])
-                    q, s = quantize(layers[:, j, :n].permute(1, 0, 2))
-                    if buf_frames + n > frames_per_shard:
-                        flush()
-                    items.append((u.id, len(shards), buf_frames, n))
-                    buf.append(q.numpy())
-                    scales.append(s.numpy())
-                    buf_frames += n
+                    q, sc = quantize(layers[:, j, :int(lens[j])].permute(1, 0, 2))
+                    out.add(u.id, q.numpy())
+                    scales.append(sc.numpy())
             bar.advance(sum(u.duration for u in group))
-    flush()
+    out.flush()
     np.save(folder / SCALES, np.stack(scales, 0) if scales else np.zeros((0, l1, dim), np.float32))
-    idx = {"format": INDEX_FORMAT, "dtype": "int8", "num_layers": l1, "dim": dim, "items": [list(x) for x in items],
-           "shards": shards, "scales": {"name": SCALES, "bytes": (folder / SCALES).stat().st_size,
+    idx = {"format": INDEX_FORMAT, "dtype": "int8", "num_layers": l1, "dim": dim, "items": [list(x) for x in out.items],
+           "shards": out.shards, "scales": {"name": SCALES, "bytes": (folder / SCALES).stat().st_size,
                                         "blake2b": file_digest(folder / SCALES)},
            "skipped": skips.items, "upstream": upstream.spec.name}
     from harness import features

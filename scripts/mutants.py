@@ -170,11 +170,11 @@ MUTANTS: List[Mutant] = [
       "return self._shards[s][o + start : o + start + length]",
       "return self._shards[s][o + start + 1 : o + start + length + 1]",
       [T_CACHE], "cached features read one frame late"),
-    M("cache-item-indexed-before-flush", "harness/features.py",
-      "                    if buf_frames + n > frames_per_shard:\n                        flush()\n"
-      "                    items.append((u.id, len(shards), buf_frames, n))\n",
-      "                    items.append((u.id, len(shards), buf_frames, n))\n"
-      "                    if buf_frames + n > frames_per_shard:\n                        flush()\n",
+    M("cache-item-indexed-before-flush", "harness/extraction.py",
+      "        if self._frames + n > self.frames_per_shard:\n            self.flush()\n"
+      "        self.items.append((uid, len(self.shards), self._frames, n))\n",
+      "        self.items.append((uid, len(self.shards), self._frames, n))\n"
+      "        if self._frames + n > self.frames_per_shard:\n            self.flush()\n",
       [T_CACHE], "the first item of a new shard is indexed into the previous one"),
     M("live-crop-ignores-start", "harness/batches.py",
       "out[:, k, :n] = layers[:, k, s : s + n]", "out[:, k, :n] = layers[:, k, :n]",
