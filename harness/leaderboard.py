@@ -57,8 +57,6 @@ from harness.errors import HarnessError
 from harness.results import RESULT, result_problem, slug
 
 GROUP = ["corpus", "profile", "upstream", "task"]
-REQUIRED = ["run_id", "corpus", "corpus_kind", "upstream", "task", "lr", "seed", "primary_metric",
-            "higher_is_better", "metrics"]  # fmt: skip
 RUN_DIR_NAME = re.compile(r"^lr.+_seed-?\d+_[0-9A-Za-z]+$")
 ABSOLUTE = "absolute score"
 SYNTH_HEADER = ("Absolute score on synth: each task's trivial answer = 0, its perfect value = 1000 "
