@@ -42,26 +42,6 @@ def spec_of(row, metric: str) -> Optional[dict]:
     return None
 
 
-def anchors(row) -> Tuple[Optional[float], Optional[float], str]:
-    """(trivial, perfect, why not) of a board row's primary metric."""
-    pm = row["primary_metric"]
-    spec = spec_of(row, pm)
-    if spec is None:
-        return None, None, f"no declaration of {pm} in its results"
-    trivial = spec.get("trivial")
-    if trivial is None:
-        t = (row.get("trivial") or {}).get("test") or {}
-        trivial = t.get(pm)
-    perfect = spec.get("perfect")
-    if perfect is None:
-        perfect = row.get("oracle")
-    if trivial is None or perfect is None or not (math.isfinite(trivial) and math.isfinite(perfect)):
-        return None, None, "no trivial answer or no perfect value recorded"
-    if trivial == perfect:
-        return None, None, f"its trivial answer is already perfect ({trivial:g})"
-    return float(trivial), float(perfect), ""
-
-
 def task_points(mean: float, half: float, trivial: float, perfect: float) -> Tuple[float, float]:
     """(points, half-width) of one task: 1000 (mean - trivial) / (perfect - trivial)."""
     a = 1000.0 / (perfect - trivial)
@@ -82,7 +62,7 @@ def absolute_scores(rows: Sequence[dict], tasks: Sequence[str] = SYNTH_SCORE_TAS
             if r is None or mean is None or not math.isfinite(mean):
                 s.missing.append(task)
                 continue
-            trivial, perfect, _ = anchors(r)
+            trivial, perfect = metric_anchors(r, r["primary_metric"])
             if trivial is None:
                 s.missing.append(task)
                 continue
