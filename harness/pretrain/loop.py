@@ -24,7 +24,8 @@ Loss. Summed masked cross-entropy + feature penalty term, divided by the GLOBAL 
 frames with a label (all-reduced before the forward pass); under DDP the loss is multiplied by
 the world size since DDP averages gradients. Adam(0.9, 0.98, eps 1e-6) with decoupled weight
 decay (AdamW), linear warm-up then linear decay to 0, grad-norm clipping; a step whose grad norm
-is not finite is skipped (counted). bf16 autocast on GPUs that support it, fp32 on the CPU.
+is not finite is skipped (counted). bf16 autocast on GPUs that support it, fp32 on the CPU, or the faster of the two
+measured on the machine (harness.pretrain.precision).
 
 Checkpoints (`checkpoint.pt`, written atomically every checkpoint_every steps and at the end):
 model, optimiser, scheduler, step, the RNG states of every rank (torch CPU/CUDA, numpy, python)
@@ -60,6 +61,7 @@ from harness.audio import load_audio
 from harness.errors import HarnessError
 from harness.pretrain.labels import LabelStore, fit_to_audio, num_frames
 from harness.pretrain.model import compute_mask
+from harness.pretrain.precision import resolve_precision
 from harness.pretrain.objectives.base import LabelStream, Objective
 from harness.pretrain.recipe import TrainConfig
 from harness.pretrain.sampling import upsample_indices
@@ -455,10 +457,6 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
         device = f"cuda:{d.local_rank}"
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    dtype = torch.float32
-    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.startswith("cuda")
-                                   and torch.cuda.is_bf16_supported()):
-        dtype = torch.bfloat16
     if d.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     barrier(d)
@@ -473,6 +471,8 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
             raise HarnessError(f"{out_dir}: the initial state does not fit the model: missing "
                                f"{res.missing_keys[:5]}, unexpected {res.unexpected_keys[:5]}")
     model = model.to(device)
+    dtype, precision = resolve_precision(cfg.precision, device, model.encoder, min(cfg.batch_samples, cfg.max_sample_size),
+                                         out_dir, d.is_main, lambda rec: _gather_objects(rec, d)[0], log)
     opt, sched = build_optimizer(model, cfg)
     start, history, nan_steps, elapsed, audio_total = 0, [], 0, 0.0, 0.0
     window0 = torch.zeros(7, dtype=torch.float64)  # loss, ce, n_m, c_m, n_u, c_u (sums), steps
@@ -583,7 +583,7 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
 
     summary = {"steps": cfg.steps, "train_seconds": elapsed, "audio_seconds": audio_total,
                "audio_s_per_s": audio_total / max(elapsed, 1e-9), "nan_steps": nan_steps,
-               "world_size": d.world, "device": device, "precision": str(dtype).replace("torch.", "")}
+               "world_size": d.world, "device": device, **precision}
     if history:
         summary.update(train_masked_acc=history[-1]["masked_acc"], train_unmasked_acc=history[-1]["unmasked_acc"],
                        train_loss=history[-1]["loss"], train_masked_ce=history[-1]["masked_ce"])

@@ -167,7 +167,9 @@ class TrainConfig:
         checkpoint_every: steps between atomic checkpoints (the last step always saves).
         log_every: steps between log lines.
         seed: training seed (init, data order, crops, masks, dropout).
-        precision: "auto" (bf16 autocast on a GPU that supports it, fp32 otherwise), "fp32", "bf16".
+        precision: "auto" (bf16 autocast on a GPU that supports it, fp32 otherwise), "fp32", "bf16",
+            "fastest" (whichever of the two measures faster on the machine, recorded in the
+            stage; harness.pretrain.precision).
         device: "auto" (cuda when torch can use a GPU, cpu on a machine without one; a GPU
             torch cannot use is an error, never a silent CPU run), "cpu" or "cuda".
         num_workers: data-loading processes (0 = in the training process).
@@ -220,8 +222,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be a finite number >= 0, got {getattr(self, name)!r}")
         if not 0.0 <= self.warmup_frac < 1.0:
             raise ConfigError(f"train.warmup_frac must be in [0, 1), got {self.warmup_frac}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"train.precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fastest"):
+            raise ConfigError(f"train.precision must be auto, fp32, bf16 or fastest, got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
         if self.grad_accum < 1 or self.checkpoint_every < 1 or self.log_every < 1:
