@@ -13,7 +13,8 @@ ML-SUPERB tasks, with 3 probe seeds on the tasks of the absolute score and LID (
 the controls every board carries (harness.controls: the random-init twin of each pre-trained
 network and the un-normalised filter bank), one seed each on the tasks of the score. `--full` adds WavLM pre-training (and its twin)
 and the two slowest ML-SUPERB tasks (the committed board). Every stage is resumable: the corpus, the feature caches and finished runs are reused, so a
-second `./run demo` only rebuilds the leaderboard. Output: leaderboards/synth.md, REPORT.md and
+second `./run demo` only rebuilds the leaderboard. Output: leaderboards/synth.md, REPORT.md, the
+board's result store (leaderboards/store: every result.json and config.json, harness.board_store) and
 the heatmaps.
 """
 
@@ -139,6 +140,13 @@ def main(argv=None) -> int:
         con.print(f"[bold]probes[/] {len(jobs)} (upstream, task) pairs done in {time.time() - t1:.0f} s")
         for p in build(a.runs, a.out):
             con.print(f"wrote {p}")
+        # the board's data beside it (harness.board_store): what re-renders it on any clone
+        import shutil
+
+        from harness.board_store import copy_store
+
+        shutil.rmtree(a.out / "store", ignore_errors=True)
+        con.print(f"wrote {a.out / 'store'} ({copy_store(a.runs, a.out / 'store')} files: results and configs, no weights)")
         con.print(f"wrote {write_report(a.runs, a.out)}")
     except HarnessError as e:
         con.print(f"[bold red]error:[/] {e}")
