@@ -3,7 +3,7 @@
 
 import importlib
 
-MODULES = ["baselines", "fusion", "hubert", "source_fairseq", "source_hf", "source_s3prl", "source_torchaudio",
+MODULES = ["baselines", "bundled", "fusion", "hubert", "source_fairseq", "source_hf", "source_s3prl", "source_torchaudio",
            "wavlm"]
 
 for _m in MODULES:

@@ -1,0 +1,112 @@
+"""Write a bundled upstream (upstreams/bundled/<NAME>/) from a pre-training export, with its card.
+
+Run it in the clone that made the export, right after the command that made it, so that the
+commit it records is the one that made the weights:
+
+    ./run demo --board pretrain
+    .venv/bin/python scripts/make_bundle.py runs/board-pretrain/hubert_small/iter2/upstream \
+        hubert_small_synth --board leaderboards/pretrain --command "./run demo --board pretrain"
+
+What it records (bundle.json and CARD.md): the recipe and its hash (the run's recipe.json), the
+commit (`git rev-parse HEAD`; a tree with uncommitted changes to tracked files is refused), the
+command, the pre-training corpus's generator version and content fingerprint, the updates and
+hours of pre-training (upstream.json), and the board rows of the export's name (board.json of
+--board: mean and 95 % interval per task) so the card says what the weights reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.errors import HarnessError  # noqa: E402
+from upstreams.bundled import ROOT, write_bundle  # noqa: E402
+
+
+def commit() -> str:
+    """HEAD's sha, refusing a tree whose tracked files differ from it."""
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    if dirty:
+        raise HarnessError(f"uncommitted changes to tracked files ({dirty.splitlines()[0]} ...): the bundle "
+                           "could not name the code that made it")
+    return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def corpus_identity(path: str) -> dict:
+    """The pre-training corpus's generator version and content fingerprint."""
+    from harness.data.corpora import load_corpus
+    from harness.data.corpus import content_fingerprint
+
+    meta_path = Path(path) / "corpus.json"
+    version = json.loads(meta_path.read_text()).get("version", "") if meta_path.is_file() else ""
+    return {"corpus": Path(path).name, "corpus_version": version,
+            "corpus_fingerprint": content_fingerprint(load_corpus(f"synth:{path}"))}
+
+
+def board_rows(board: Path, name: str) -> list:
+    """(task, metric, mean, ci95, n_seeds, task_version) of `name`'s rows in `board`/board.json."""
+    data = json.loads((board / "board.json").read_text())
+    out = []
+    for r in data:
+        if r.get("upstream") == name:
+            out.append({k: r.get(k) for k in ("task", "metric", "mean", "ci95", "n_seeds", "task_version")})
+    return sorted(out, key=lambda r: str(r["task"]))
+
+
+def card_text(name: str, prov: dict, rows: list) -> str:
+    lines = [f"# bundled:{name}", "",
+             f"Weights of `{prov['export_name']}`: recipe `{prov['recipe']}` (hash `{prov['recipe_hash'][:16]}`), "
+             f"{prov['updates']} updates of its last iteration on synth `{prov['corpus']}` "
+             f"({prov['corpus_version']}, content fingerprint `{prov['corpus_fingerprint']}`, "
+             f"{prov['hours']} h), stored in float16 (the export is float32; loading widens them back).", "",
+             f"Made at commit `{prov['commit']}` by `{prov['command']}`; the same command at that commit on the "
+             "same machine type and thread count gives the same float32 export (docs/reproducibility.md), "
+             f"and `{prov['bundle_command']}` turns it into this bundle.", "",
+             "What it is: a CPU-budget HuBERT trained on synthetic speech. It is a reference point for "
+             "the demo board, not a general speech model.", ""]
+    if rows:
+        lines += ["Its rows on the board it was made with (float32 export; mean and 95 % t-interval over "
+                  "probe seeds):", "", "| task | metric | mean | 95 % interval | seeds |", "|---|---|---|---|---|"]
+        for r in rows:
+            ci = f"± {r['ci95']:.2f}" if isinstance(r.get("ci95"), (int, float)) else "n/a"
+            mean = f"{r['mean']:.2f}" if isinstance(r.get("mean"), (int, float)) else "n/a"
+            lines.append(f"| {r['task']} | {r['metric']} | {mean} | {ci} | {r['n_seeds']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("export", type=Path, help="the export folder (e.g. runs/board-pretrain/hubert_small/iter2/upstream)")
+    ap.add_argument("name", help="the bundle's name (the upstream is bundled:NAME)")
+    ap.add_argument("--board", type=Path, default=None, help="the board folder with board.json that probed the export")
+    ap.add_argument("--command", required=True, help="the command that made the export, at this commit")
+    ap.add_argument("--root", type=Path, default=ROOT)
+    a = ap.parse_args(argv)
+    try:
+        up = json.loads((a.export / "upstream.json").read_text())
+        run = a.export.parent.parent
+        rec = json.loads((run / "recipe.json").read_text())
+        pre = up.get("pretraining", {})
+        prov = {"export_name": up["name"], "family": up["family"], "recipe": pre.get("recipe", rec["recipe"].get("name")),
+                "recipe_hash": rec["recipe_hash"], "updates": pre.get("updates"), "hours": pre.get("hours"),
+                "iteration": pre.get("iteration"), "commit": commit(), "command": a.command,
+                "bundle_command": "scripts/make_bundle.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                **corpus_identity(rec["corpus"])}
+        rows = board_rows(a.board, up["name"]) if a.board else []
+        folder = write_bundle(a.export, a.name, {**prov, "board_rows": rows}, card_text(a.name, prov, rows), a.root)
+    except (HarnessError, OSError, KeyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""Bundled upstreams (upstreams/bundled.py): written from an export in float16, checked against
+their sha256, loaded through the export loader, listed and evaluated by name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from harness.errors import HarnessError
+from upstreams import bundled as B
+from upstreams.base import WEIGHTS_FILE, export_encoder, load_exported
+from upstreams.hubert import HubertConfig, HubertEncoder
+
+
+@pytest.fixture()
+def export(tmp_path):
+    torch.manual_seed(0)
+    enc = HubertEncoder(HubertConfig.tiny())
+    return export_encoder(enc, "hubert", tmp_path / "run" / "iter1" / "upstream", "toy-it1",
+                          pretraining={"recipe": "toy", "updates": 3})
+
+
+def test_write_then_load_through_the_export_path(tmp_path, export):
+    folder = B.write_bundle(export, "toy", {"recipe": "toy"}, "# card\n", root=tmp_path / "bundles")
+    meta = json.loads((folder / B.BUNDLE_FILE).read_text())
+    assert meta["sha256"] == B.sha256_file(folder / WEIGHTS_FILE) and meta["dtype"] == "float16"
+    half = load_file(str(folder / WEIGHTS_FILE))
+    assert all(t.dtype == torch.float16 for t in half.values() if t.is_floating_point())
+    ref, up = load_exported(export), B.load_bundle(folder)
+    assert up.spec.name == "bundled:toy"
+    for key, t in ref.state_dict().items():  # the float32 weights rounded to float16, widened back
+        if t.is_floating_point():
+            assert torch.equal(up.state_dict()[key], t.half().float()), key
+    wav = torch.randn(1, 16000, generator=torch.Generator().manual_seed(1)) * 0.1
+    lens = torch.tensor([16000])
+    with torch.no_grad():
+        a, b = ref(wav, lens).layers, up(wav, lens).layers
+    rel = max(float((x - y).norm() / x.norm()) for x, y in zip(a, b))
+    assert 0 < rel < 5e-3
+
+
+def test_a_changed_weight_file_is_refused(tmp_path, export):
+    folder = B.write_bundle(export, "toy", {}, "", root=tmp_path / "bundles")
+    raw = bytearray((folder / WEIGHTS_FILE).read_bytes())
+    raw[-1] ^= 1
+    (folder / WEIGHTS_FILE).write_bytes(bytes(raw))
+    with pytest.raises(HarnessError, match="sha256"):
+        B.load_bundle(folder)
+
+
+def test_a_bundle_is_written_once(tmp_path, export):
+    B.write_bundle(export, "toy", {}, "", root=tmp_path / "bundles")
+    with pytest.raises(HarnessError, match="exists already"):
+        B.write_bundle(export, "toy", {}, "", root=tmp_path / "bundles")
+    with pytest.raises(HarnessError, match="not an export folder"):
+        B.write_bundle(tmp_path, "other", {}, "", root=tmp_path / "bundles")
+
+
+@pytest.mark.parametrize("folder", B.bundle_folders(), ids=lambda p: p.name)
+def test_each_committed_bundle_matches_its_hash_and_is_registered(folder):
+    from harness.evaluate import build_upstream
+
+    meta = B.check_bundle(folder)
+    for key in ("commit", "command", "recipe", "recipe_hash", "corpus_version", "corpus_fingerprint"):
+        assert meta.get(key), key
+    up = build_upstream(B.PREFIX + folder.name)
+    assert up.spec.name == B.PREFIX + folder.name
+    ref = load_exported(folder)  # the same export loader, without the bundle's checks
+    assert all(torch.equal(t, up.state_dict()[k]) for k, t in ref.state_dict().items())
+    assert (folder / "CARD.md").read_text().startswith(f"# bundled:{folder.name}")
