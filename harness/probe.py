@@ -228,8 +228,11 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
                     best_key, best_step, best_dev = key, step, dev
                     best_state = copy.deepcopy((featurizer.state_dict(), head.state_dict()))
                 if cfg.average_best > 1:
-                    loss = dev_loss(task, featurizer, head, sources["dev"], refs, info, spec.frame_rate_hz)
-                    history[-1]["dev_loss"] = loss
+                    if task.dev_loss_defined:
+                        loss = dev_loss(task, featurizer, head, sources["dev"], refs, info, spec.frame_rate_hz)
+                        history[-1]["dev_loss"] = loss
+                    else:  # the dev primary metric, oriented so that lower is better
+                        loss = -val if task.higher_is_better else val
                     nbest = sorted(nbest + [(loss, step, copy.deepcopy((featurizer.state_dict(), head.state_dict())))],
                                    key=lambda e: (e[0], e[1]))[: cfg.average_best]
                 bar.update(status=f"loss {running:.3f} dev {task.primary_metric} {val:.2f}")
@@ -250,7 +253,8 @@ def train_probe(task: Task, splits: Splits, sources: Dict[str, FeatureSource], s
     test_refs = {i: refs[i] for i in sources["test"].ids}
     extra = task.extra_results(test_preds, test_refs, info)
     if nbest:
-        extra["averaged_checkpoints"] = {"steps": sorted(e[1] for e in nbest), "by": "lowest dev loss"}
+        extra["averaged_checkpoints"] = {"steps": sorted(e[1] for e in nbest), "by": "lowest dev loss"
+                                         if task.dev_loss_defined else f"best dev {task.primary_metric}"}
     lengths = output_tokens(task, test_preds, test_refs)
     if lengths is not None:
         extra["test_output_tokens"] = lengths

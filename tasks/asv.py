@@ -41,6 +41,8 @@ class SpeakerVerification(Task):
                Metric("mindcf", False, "", perfect=0.0, trivial=1.0, version=2))
     versions = {1: "unversioned runs (some with the un-normalised minDCF, before afeebeb)", 2: "the definition when tasks began to declare versions (2026-12-07); version 1 runs were made by earlier code"}
     level = "utterance"
+    # dev trials are between held-out speakers, who are no class of the AM-softmax
+    dev_loss_defined = False
     heads = ("default", "xvector", "xvector_bn", "ecapa")
     profiles = {
         # quick: one lr for the demo budget (1e-3 was dev-best for three of the four demo upstreams).

@@ -128,6 +128,10 @@ class Task(abc.ABC):
     #: feature, all that a Linear -> mean-pool -> Linear head sees, and SUPERB's reference FBANK
     #: row is above chance there (upstreams/baselines.py, Upstream.for_task)
     baseline_cmvn: bool = True
+    #: whether `loss` is defined on the dev split (average_best > 1 averages the checkpoints of
+    #: the lowest dev losses). False where dev items are not training classes (ASV: held-out
+    #: speakers); the probe then ranks those checkpoints by the dev primary metric instead
+    dev_loss_defined: bool = True
 
     #: where this task departs from its reference recipe on purpose, one sentence each; saved
     #: with every result (result.json "departures") so a board can print them next to the number
