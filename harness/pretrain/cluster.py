@@ -118,7 +118,8 @@ def check_faiss_gpu() -> int:
     n = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
     if not hasattr(faiss, "StandardGpuResources"):
         raise HarnessError(f"cluster.gpu is true but the installed faiss {faiss.__version__} has no GPU support "
-                           "(faiss-cpu): install a faiss-gpu build in place of faiss-cpu, or set cluster.gpu=false")
+                           "(faiss-cpu): `pip uninstall -y faiss-cpu && pip install -e '.[gpu]'` (faiss-gpu-cu12, same "
+                           "faiss module), or set cluster.gpu=false")
     if n < 1:
         raise HarnessError("cluster.gpu is true but faiss sees no GPU here (faiss.get_num_gpus() == 0); "
                            "set cluster.gpu=false")
