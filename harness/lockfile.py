@@ -22,6 +22,10 @@ LOCK = "requirements.lock"
 PYPROJECT = "pyproject.toml"
 STAMP = "# pyproject-deps-sha256: "
 REFRESH = "./run lock"
+#: optional extras the lock does not pin (`./run lock` resolves the dependencies and the test
+#: extra): gpu's faiss-gpu-cu12 replaces the locked faiss-cpu on a GPU machine, so it cannot
+#: share the CPU install's lock
+UNLOCKED_EXTRAS = ("gpu",)
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)\s*(?:;\s*(.+))?$")
 

@@ -25,8 +25,9 @@ def _locked():
 def _requirements():
     lists = lockfile.dependency_lists(PYPROJECT)
     reqs = list(lists["dependencies"])
-    for extra in lists["optional-dependencies"].values():
-        reqs += extra
+    for name, extra in lists["optional-dependencies"].items():
+        if name not in lockfile.UNLOCKED_EXTRAS:
+            reqs += extra
     return [Requirement(r) for r in reqs]
 
 
