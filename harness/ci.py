@@ -2,7 +2,8 @@
 
 One call builds the tiny synth corpus, pre-trains the ``hubert_ci`` recipe briefly, probes it and
 the hand-made baselines on one task of each kind (content: PR; speaker: SID; language: LID;
-multi-speaker: SD) with several probe seeds, then writes the board and the report. Every stage
+multi-speaker: SD) with several probe seeds, runs the layer analysis (harness analyze: PWCCA and
+cluster MI per layer) on the pre-trained model, then writes the board and the report. Every stage
 is reused when unchanged: the corpus, the pre-training run (by recipe and corpus), the feature
 caches (by upstream weights) and finished probe runs (by config hash), so a CI cache of the run
 store makes a re-run cheap. With a base store the report compares against it and a regressed
@@ -44,7 +45,7 @@ class Outcome:
 def benchmark(runs: Path, cache: Path, out: Path, data: Path = Path("data/synth"), size: str = "tiny",
               recipe: str = RECIPE, tasks: Sequence[str] = TASKS, baselines: Sequence[str] = BASELINES,
               seeds: int = SEEDS, workers: int = 2, base: Optional[Path] = None,
-              threshold: Optional[float] = None, fmt: str = "github",
+              threshold: Optional[float] = None, fmt: str = "github", analysis: bool = True,
               log: Callable[[str], None] = print) -> Outcome:
     """Corpus -> pre-training -> probes -> board and report (-> comparison with ``base``).
 
@@ -54,6 +55,8 @@ def benchmark(runs: Path, cache: Path, out: Path, data: Path = Path("data/synth"
         data: parent folder of the synth corpus (``<data>/<size>``).
         base: a base run store to compare against; None compares nothing.
         fmt: the report format ("github" writes GITHUB.md, "markdown" REPORT.md).
+        analysis: run `harness analyze` (its default measures) on the pre-trained upstream, for
+            the board's layer-analysis section.
 
     Raises:
         HarnessError: a bad argument (checked before any work) or a stage that cannot run.
@@ -85,6 +88,12 @@ def benchmark(runs: Path, cache: Path, out: Path, data: Path = Path("data/synth"
     upstreams += [c for c in controls([recipe]) if c not in upstreams]
     jobs = [EvalJob(u, t, str(corpus), Path(runs), Path(cache), seeds) for t in tasks for u in upstreams]
     failed = run_jobs(jobs, workers, log)
+    if analysis:  # the board's "Layer analysis" section for the CI upstream (harness analyze)
+        from harness.analysis.run import analyze
+
+        t1 = time.time()
+        analyze(str(pre / "iter1" / "upstream"), str(corpus), Path(runs), Path(cache), log=log)
+        log(f"layer analysis of {recipe}-it1 done in {time.time() - t1:.0f} s")
     build(runs, out)
     cells = cmp.compare(base, runs, threshold) if base is not None else None
     report = write_report(runs, out, fmt=fmt, base_runs=base, threshold=threshold, cells=cells)
