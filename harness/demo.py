@@ -12,7 +12,7 @@ The default set: fbank, mfcc and hubert_tiny-it1 on the 8 SUPERB tasks and the t
 ML-SUPERB tasks, with 3 probe seeds on the tasks of the absolute score and LID (2 on ASR), plus
 the controls every board carries (harness.controls: the random-init twin of each pre-trained
 network and the un-normalised filter bank), one seed each on the tasks of the score. `--full` adds WavLM pre-training (and its twin)
-and the two slowest ML-SUPERB tasks (the committed board). Every stage is resumable: the corpus, the feature caches and finished runs are reused, so a
+and the two slowest ML-SUPERB tasks. Every stage is resumable: the corpus, the feature caches and finished runs are reused, so a
 second `./run demo` only rebuilds the leaderboard. Output: leaderboards/synth.md, REPORT.md, the
 board's result store (leaderboards/store: every result.json and config.json, harness.board_store) and
 the heatmaps.
@@ -29,7 +29,7 @@ from harness.errors import HarnessError
 UPSTREAMS = ["fbank", "mfcc"]
 TASKS = ["pr", "asr", "ks", "sid", "asv", "lid", "sd", "ss", "ml_asr_10min", "lid_ctc_10min"]
 RECIPES = ["hubert_tiny"]
-#: `--full` (the committed board; about 30 minutes): a second pre-training, the random-init
+#: `--full` (not timed on a clean clone): a second pre-training, the random-init
 #: twin and the two slowest ML-SUPERB tasks besides the above
 FULL = {"upstreams": UPSTREAMS, "recipes": RECIPES + ["wavlm_tiny"],
         "tasks": TASKS + ["mono_asr_10min", "asr_lid_10min"]}
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=Path("cache"))
     ap.add_argument("--out", type=Path, default=Path("leaderboards"))
     ap.add_argument("--full", action="store_true",
-                    help="the committed board's set: + wavlm_tiny (and its random-init twin), mono_asr_10min, asr_lid_10min")
+                    help="the larger set: + wavlm_tiny (and its random-init twin), mono_asr_10min, asr_lid_10min")
     ap.add_argument("--recipes", default=None,
                     help="comma-separated pre-training recipes, trained side by side ('' to skip pre-training)")
     ap.add_argument("--iterations", type=int, default=1,
