@@ -243,7 +243,9 @@ def _extract(upstream, utts, folder, device, skip_bad, desc, compute: str = "flo
 
     out = ShardWriter(folder, max(1, SHARD_BYTES // (L1 * D * 2)))
     skips = SkipCounter()
-    upstream.eval().to(device)
+    from harness.extraction import for_compute
+
+    upstream = for_compute(upstream.eval().to(device), compute)
     batches = length_batches(utts, EXTRACT_BATCH_SECONDS, max_items=32)
     with progress_bar(desc, total=sum(u.duration for u in utts), unit="s audio") as bar:
         for group, wavs, keep in decoded_batches(utts, batches, skip_bad, skips):

@@ -101,7 +101,9 @@ def extract_int8(upstream, utts, folder: Path, device, skip_bad: bool, desc: str
     out = ShardWriter(folder, max(1, SHARD_BYTES // (l1 * dim)))
     skips = SkipCounter()
     scales = []
-    upstream.eval().to(device)
+    from harness.extraction import for_compute
+
+    upstream = for_compute(upstream.eval().to(device), compute)
     batches = length_batches(utts, EXTRACT_BATCH_SECONDS, max_items=32)
     with progress_bar(desc, total=sum(u.duration for u in utts), unit="s audio") as bar:
         for group, wavs, keep in decoded_batches(utts, batches, skip_bad, skips):
