@@ -52,6 +52,14 @@ class ReportFormat(str, Enum):
     github = "github"
 
 
+class BoardFormat(str, Enum):
+    """harness.board.export.FORMATS."""
+
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
 class SynthSize(str, Enum):
     """harness.data.synth_plan.SIZES."""
 
@@ -397,19 +405,16 @@ def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhuber
 def leaderboard(runs: Path = typer.Option(RUNS, help=RUNS_HELP),
                 out: Optional[Path] = typer.Option(None, help="board folder (default RUNS/board, next to the runs; "
                                                    "a committed board is rewritten only when named here)"),
-                fmt: Optional[List[str]] = typer.Option(None, "--format", help="also write board.<fmt>: csv | json "
-                                                        "| parquet (repeatable; board.json is always written)")):
+                fmt: Optional[List[BoardFormat]] = typer.Option(None, "--format", help="also write board.<fmt>, the "
+                                                                "same table (repeatable; board.json is always "
+                                                                "written; parquet keeps the column dtypes: "
+                                                                "pandas.read_parquet)")):
     """Aggregate finished runs into leaderboard markdown, heatmaps and board.json (one row per
-    upstream x task). Only files an earlier build wrote there (its manifest) are ever deleted."""
-    from harness.board.export import FORMATS as BOARD_FORMATS
-
-    formats = [v.strip() for x in fmt or [] for v in x.split(",") if v.strip()]
-    bad = [f for f in formats if f not in BOARD_FORMATS]
-    if bad:
-        raise HarnessError(f"--format {bad[0]!r}: use {' | '.join(BOARD_FORMATS)}")
+    upstream x task; columns: harness/board/export.py). Only files an earlier build wrote there
+    (its manifest) are ever deleted."""
     from harness.leaderboard import build
 
-    for p in build(runs, out or runs / "board", formats):
+    for p in build(runs, out or runs / "board", [f.value for f in fmt or []]):
         console.print(f"wrote {p}", highlight=False, soft_wrap=True)  # a path is never broken across lines
 
 

@@ -45,7 +45,7 @@ def run_cli(args):
     (["eval", "--upstream", "fbank", "--task", "sdi"], "unknown task 'sdi'. Did you mean: sd, sid"),
     (["eval", "--upstream", "fbank", "--task", "pr", "--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
     (["eval", "--upstream", "fbank", "--task", "pr", "--workers", "2"], "launcher options need --launcher"),
-    (["leaderboard", "--runs", "nowhere", "--format", "xml"], "--format 'xml': use csv | json | parquet"),
+    (["leaderboard", "--runs", "nowhere", "--format", "xml"], "'xml' is not one of 'csv',"),
 ], ids=lambda a: " ".join(a) if isinstance(a, list) else None)
 def test_answers_without_torch(args, expect):
     out, heavy = run_cli(args)
