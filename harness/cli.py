@@ -128,12 +128,14 @@ def list_cmd(what: Listing = typer.Argument(..., help="what to list"),
         for n in TASK_NAMES:
             print(n)
         return
-    from harness.catalog import accepted_forms, export_rows, registered_rows
-    from harness.registry import load_all
+    from harness.upstream_names import REGISTERED, accepted_forms, export_folders
 
-    load_all()
-    exported, problems = export_rows(runs)
-    rows = registered_rows() + exported
+    exported, problems = [], []
+    if export_folders(runs):  # describing an export builds it on the meta device: torch only then
+        from harness.catalog import export_rows
+
+        exported, problems = export_rows(runs)
+    rows = list(REGISTERED) + exported
     table = [("upstream", "family", "layers", "width", "frame rate", "params", "source")]
     table += [(r.name, r.family, str(r.layers), str(r.width),
                f"{r.frame_rate_hz:g} Hz ({1000 / r.frame_rate_hz:g} ms)", _count(r.params), r.source) for r in rows]
@@ -235,6 +237,7 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     Launcher resources come from these flags over the config file's `launcher:` section."""
     from harness.config import check_count, split_names
     from harness.registry import check_task_name
+    from harness.upstream_names import check_upstream_name
 
     profile, launcher = profile.value, launcher.value if launcher is not None else None
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, cache_dtype=cache_dtype,
@@ -249,8 +252,10 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     if launcher is None and any(v is not None for v in resources.values()):
         given = ", ".join("--" + k.replace("_", "-") for k, v in resources.items() if v is not None)
         raise HarnessError(f"{given}: launcher options need --launcher local|slurm")
-    for t in tasks:  # names known without torch: a misspelt task answers before torch is imported
+    for t in tasks:  # names known without torch: a misspelt name answers before torch is imported
         check_task_name(t)
+    for u in ups:
+        check_upstream_name(u, runs)
     from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
 
     if launcher is not None:
