@@ -52,6 +52,14 @@ class ReportFormat(str, Enum):
     github = "github"
 
 
+class BoardFormat(str, Enum):
+    """harness.board.export.FORMATS."""
+
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
 class SynthSize(str, Enum):
     """harness.data.synth_plan.SIZES."""
 
@@ -120,12 +128,14 @@ def list_cmd(what: Listing = typer.Argument(..., help="what to list"),
         for n in TASK_NAMES:
             print(n)
         return
-    from harness.catalog import accepted_forms, export_rows, registered_rows
-    from harness.registry import load_all
+    from harness.upstream_names import REGISTERED, accepted_forms, export_folders
 
-    load_all()
-    exported, problems = export_rows(runs)
-    rows = registered_rows() + exported
+    exported, problems = [], []
+    if export_folders(runs):  # describing an export builds it on the meta device: torch only then
+        from harness.catalog import export_rows
+
+        exported, problems = export_rows(runs)
+    rows = list(REGISTERED) + exported
     table = [("upstream", "family", "layers", "width", "frame rate", "params", "source")]
     table += [(r.name, r.family, str(r.layers), str(r.width),
                f"{r.frame_rate_hz:g} Hz ({1000 / r.frame_rate_hz:g} ms)", _count(r.params), r.source) for r in rows]
@@ -227,6 +237,7 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     Launcher resources come from these flags over the config file's `launcher:` section."""
     from harness.config import check_count, split_names
     from harness.registry import check_task_name
+    from harness.upstream_names import check_upstream_name
 
     profile, launcher = profile.value, launcher.value if launcher is not None else None
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, cache_dtype=cache_dtype,
@@ -241,8 +252,10 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     if launcher is None and any(v is not None for v in resources.values()):
         given = ", ".join("--" + k.replace("_", "-") for k, v in resources.items() if v is not None)
         raise HarnessError(f"{given}: launcher options need --launcher local|slurm")
-    for t in tasks:  # names known without torch: a misspelt task answers before torch is imported
+    for t in tasks:  # names known without torch: a misspelt name answers before torch is imported
         check_task_name(t)
+    for u in ups:
+        check_upstream_name(u, runs)
     from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
 
     if launcher is not None:
@@ -397,19 +410,16 @@ def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhuber
 def leaderboard(runs: Path = typer.Option(RUNS, help=RUNS_HELP),
                 out: Optional[Path] = typer.Option(None, help="board folder (default RUNS/board, next to the runs; "
                                                    "a committed board is rewritten only when named here)"),
-                fmt: Optional[List[str]] = typer.Option(None, "--format", help="also write board.<fmt>: csv | json "
-                                                        "| parquet (repeatable; board.json is always written)")):
+                fmt: Optional[List[BoardFormat]] = typer.Option(None, "--format", help="also write board.<fmt>, the "
+                                                                "same table (repeatable; board.json is always "
+                                                                "written; parquet keeps the column dtypes: "
+                                                                "pandas.read_parquet)")):
     """Aggregate finished runs into leaderboard markdown, heatmaps and board.json (one row per
-    upstream x task). Only files an earlier build wrote there (its manifest) are ever deleted."""
-    from harness.board.export import FORMATS as BOARD_FORMATS
-
-    formats = [v.strip() for x in fmt or [] for v in x.split(",") if v.strip()]
-    bad = [f for f in formats if f not in BOARD_FORMATS]
-    if bad:
-        raise HarnessError(f"--format {bad[0]!r}: use {' | '.join(BOARD_FORMATS)}")
+    upstream x task; columns: harness/board/export.py). Only files an earlier build wrote there
+    (its manifest) are ever deleted."""
     from harness.leaderboard import build
 
-    for p in build(runs, out or runs / "board", formats):
+    for p in build(runs, out or runs / "board", [f.value for f in fmt or []]):
         console.print(f"wrote {p}", highlight=False, soft_wrap=True)  # a path is never broken across lines
 
 

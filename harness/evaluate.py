@@ -27,8 +27,8 @@ def build_upstream(name_or_path: str) -> Upstream:
     `fusion:A+B+...` of those (upstreams/fusion.py: aligned to the finest frame rate), or
     `<source>:<rest>` of a registered source (harness.registry.SOURCES, e.g. a checkpoint made
     by another toolkit)."""
-    from harness.catalog import unknown_upstream
-    from upstreams.fusion import FusionUpstream, fusion_members
+    from harness.upstream_names import fusion_members, unknown_upstream
+    from upstreams.fusion import FusionUpstream
 
     load_all()
     if name_or_path in UPSTREAMS:

@@ -760,7 +760,12 @@ def learning_curve_points(b: pd.DataFrame) -> Dict[str, pd.DataFrame]:
     on the board. An upstream is a point of its run when its ``upstream_facts["pretraining"]``
     records a step (``harness pretrain --export-every``'s exports, and the iteration's final
     export); each point is a (task, step) with the test primary metric's mean and 95% interval
-    over seeds, sorted by task and updates."""
+    over seeds, sorted by task and updates.
+
+    ``minutes`` count like ``updates``: the pre-training minutes behind the weights, those of the
+    iterations the run continues from included (an export records its own iteration's time; the
+    earlier iteration's end is read from its final export's point on this board, NaN when that
+    export was not probed here)."""
     rows = []
     for _, r in b.iterrows():
         pre = (r.get("facts") or {}).get("pretraining")
@@ -773,10 +778,21 @@ def learning_curve_points(b: pd.DataFrame) -> Dict[str, pd.DataFrame]:
                      "updates": int(pre.get("updates") or pre["step"]), "step": int(pre["step"]),
                      "minutes": math.nan if secs is None else float(secs) / 60,
                      "mean": r.get(f"test.{pm}.mean", math.nan), "ci": r.get(f"test.{pm}.ci", math.nan),
-                     "n_seeds": int(r["n_seeds"])})
+                     "n_seeds": int(r["n_seeds"]), "iteration": int(pre.get("iteration", 1)),
+                     "lineage": (pre["recipe"], pre.get("pretrain_seed", 0))})
     if not rows:
         return {}
     df = pd.DataFrame(rows)
+    # iteration k's exports carry updates - step updates of the iterations before it: its minutes
+    # start where the earlier iteration's export with that many updates (its final one) ended
+    ended: Dict[tuple, float] = {}
+    for k in sorted(df["iteration"].unique()):
+        at = df.index[df["iteration"] == k]
+        for i in at:
+            carried = int(df.at[i, "updates"] - df.at[i, "step"])
+            if carried:
+                df.at[i, "minutes"] += ended.get((df.at[i, "lineage"], k - 1, carried), math.nan)
+        ended.update({(df.at[i, "lineage"], k, int(df.at[i, "updates"])): df.at[i, "minutes"] for i in at})
     return {run: g.sort_values(["task", "updates"]).reset_index(drop=True)
             for run, g in df.groupby("run", sort=True) if g["updates"].nunique() >= 2}
 
@@ -793,7 +809,8 @@ def learning_curve_section(b: pd.DataFrame, out_dir: Path, hdir: Path) -> Tuple[
           "--export-every`), probed like any upstream (mean ± 95% interval over the seeds of its dev-best lr; "
           "the step exports appear only here and in the run details); "
           f"dashed lines: {' and '.join(CURVE_BASELINES)} with their intervals as bands. Minutes: the "
-          "iteration's training time up to that step.", ""]
+          "pre-training time behind the weights, as the updates count it (an iteration that continues "
+          "from an earlier one starts at that one's end).", ""]
     paths = []
     for run, pts in curves.items():
         panels, rows = {}, []

@@ -285,10 +285,11 @@ def learning_curve_figure(panels: Mapping[str, Mapping], title: str = "") -> Fig
     band.
 
     ``panels``: {task: {"metric": label, "points": [(updates, mean, ci[, minutes])], "baselines":
-    {name: (mean, ci)}}}; a NaN ci (one seed) draws no bar or band. The points' training minutes,
-    when given and finite, label a second x axis on top at the points' own update counts (one
-    scale, so the two axes cannot disagree); points too close to the next labelled one get no
-    label (``spaced_labels``), so no two labels overlap."""
+    {name: (mean, ci)}}}; a NaN ci (one seed) draws no bar or band. The points' pre-training
+    minutes, when given and finite, label a second x axis on top at the points' own update counts
+    (one scale, so the two axes cannot disagree; the minutes must count what the updates count,
+    earlier iterations included: harness.leaderboard.learning_curve_points); points too close to
+    the next labelled one get no label (``spaced_labels``), so no two labels overlap."""
     n = max(1, len(panels))
     cols = min(n, 3)
     rows = math.ceil(n / cols)
@@ -314,7 +315,7 @@ def learning_curve_figure(panels: Mapping[str, Mapping], title: str = "") -> Fig
             top.set_xlim(ax.get_xlim())
             keep = spaced_labels([pt[0] for pt in timed])
             top.set_xticks([timed[k][0] for k in keep], [f"{timed[k][3]:.3g}" for k in keep], fontsize=7)
-            top.set_xlabel("training minutes of this iteration at the point", fontsize=8)
+            top.set_xlabel("pre-training minutes at the point (earlier iterations included)", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from harness.errors import HarnessError
+from harness.upstream_names import CONFIG_FILE
 
 WEIGHTS_FILE = "upstream.safetensors"
-CONFIG_FILE = "upstream.json"
 RANDOM_SEED = 0
 SAMPLE_RATE = 16000  # every upstream's input rate (Hz)
 

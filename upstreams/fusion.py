@@ -28,26 +28,14 @@ finest member's lengths are zero; so the fusion keeps the contract.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from harness.errors import HarnessError
+from harness.upstream_names import FUSION_PREFIX
 from upstreams.base import HiddenStates, Upstream, UpstreamSpec
-
-PREFIX = "fusion:"
-
-
-def fusion_members(name: str) -> Optional[List[str]]:
-    """The member names of `fusion:A+B+...` (None for any other name)."""
-    if not name.startswith(PREFIX):
-        return None
-    parts = name[len(PREFIX):].split("+")
-    if len(parts) < 2 or not all(parts):
-        raise HarnessError(f"upstream {name!r}: a fusion names two or more upstreams, as fusion:A+B+C")
-    return parts
-
 
 def repeat_to(h: Tensor, lengths: Tensor, factor: int, frames: int) -> Tensor:
     """Bring (B, T, D) states at `factor` times the finest stride to `frames` finest frames.
@@ -94,7 +82,7 @@ class FusionUpstream(Upstream):
                                f"({base} samples): {names}")
         self.factors = [s.stride // base for s in specs]
         self.spec = UpstreamSpec(
-            name=name or PREFIX + "+".join(s.name for s in specs), family="fusion",
+            name=name or FUSION_PREFIX + "+".join(s.name for s in specs), family="fusion",
             sample_rate=specs[0].sample_rate, num_layers=specs[0].num_layers,
             hidden_size=sum(s.hidden_size for s in specs), frame_rate_hz=specs[self.finest].frame_rate_hz,
             source=" + ".join(s.source or s.name for s in specs),

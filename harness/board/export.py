@@ -20,6 +20,10 @@ as ``board.csv`` or ``board.parquet``. The columns (README, "Board data files"):
   real corpus: its published scores stay on the markdown page).
 
 Lists are written as comma-separated strings so that the three formats hold the same table.
+``DTYPES`` gives each column's pandas dtype (text ``str``, ``task_version`` / ``n_seeds`` ``int64``,
+``higher_is_better`` ``bool``, the rest ``float64``): ``pandas.read_parquet`` gives them back as
+written, ``pandas.read_json(path, dtype=DTYPES)`` too (an all-null column would otherwise load as
+``object``). Parquet is written by pyarrow (in the lock).
 This module imports nothing of harness.leaderboard: it reads the rows it is given.
 """
 
@@ -36,9 +40,14 @@ from harness.errors import HarnessError
 
 FORMATS = ("csv", "json", "parquet")
 STEM = "board"
-COLUMNS = ["corpus", "corpus_kind", "profile", "upstream", "task", "task_version", "corpus_version", "metric",
-           "higher_is_better", "mean", "ci95", "dev_mean", "dev_ci95", "n_seeds", "seeds", "lr", "selected_on",
-           "lr_grid", "config_hash", "git_sha", "run_ids", "score", "score_ci95", "score_name"]  # fmt: skip
+_STR, _INT, _FLOAT = "str", "int64", "float64"
+#: column -> pandas dtype, in file order
+DTYPES = {"corpus": _STR, "corpus_kind": _STR, "profile": _STR, "upstream": _STR, "task": _STR,
+          "task_version": _INT, "corpus_version": _STR, "metric": _STR, "higher_is_better": "bool",
+          "mean": _FLOAT, "ci95": _FLOAT, "dev_mean": _FLOAT, "dev_ci95": _FLOAT, "n_seeds": _INT, "seeds": _STR,
+          "lr": _FLOAT, "selected_on": _STR, "lr_grid": _STR, "config_hash": _STR, "git_sha": _STR,
+          "run_ids": _STR, "score": _FLOAT, "score_ci95": _FLOAT, "score_name": _STR}  # fmt: skip
+COLUMNS = list(DTYPES)
 SYNTH_SCORE = "absolute (synth: trivial answer = 0, perfect = 1000)"
 
 
@@ -76,14 +85,14 @@ def _scores(best: pd.DataFrame) -> Dict[Tuple[str, str, str], Tuple[float, float
 
 def board_rows(best: pd.DataFrame) -> pd.DataFrame:
     """The data-file table of ``select_best`` rows: the module docstring's columns, in that order,
-    sorted by corpus, profile, task and upstream.
+    with the ``DTYPES`` dtypes (an empty board too), sorted by corpus, profile, task and upstream.
 
     Args:
         best: ``harness.leaderboard.select_best`` output (one row per corpus, profile, upstream,
             task; ``test.<metric>.mean`` / ``.ci`` columns).
     """
     if best.empty:
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=COLUMNS).astype(DTYPES)
     scores = _scores(best)
     rows: List[dict] = []
     for _, r in best.sort_values(["corpus", "profile", "task", "upstream"]).iterrows():
@@ -103,23 +112,20 @@ def board_rows(best: pd.DataFrame) -> pd.DataFrame:
             "score": _num(score), "score_ci95": _num(score_ci),
             "score_name": SYNTH_SCORE if math.isfinite(_num(score)) else "",
         })  # fmt: skip
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS).astype(DTYPES)
 
 
 def write_table(table: pd.DataFrame, path: Path, fmt: str) -> Path:
     """Write ``table`` to ``path`` as ``fmt`` (csv | json | parquet); JSON is a list of records
-    (``pandas.read_json(path)`` loads it back), NaN as null."""
+    (``pandas.read_json(path, dtype=DTYPES)`` loads it back), NaN as null; parquet keeps the dtypes
+    (``pandas.read_parquet(path)``)."""
     path = Path(path)
     if fmt == "json":
         table.to_json(path, orient="records", indent=1, double_precision=15)
     elif fmt == "csv":
         table.to_csv(path, index=False)
     elif fmt == "parquet":
-        try:
-            table.to_parquet(path, index=False)
-        except ImportError as e:
-            raise HarnessError(f"--format parquet needs pyarrow or fastparquet, which are not installed "
-                               f"(pip install pyarrow); csv and json need nothing: {e}") from None
+        table.to_parquet(path, index=False, engine="pyarrow")
     else:
         raise HarnessError(f"unknown board format {fmt!r}: use {' | '.join(FORMATS)}")
     return path
@@ -129,8 +135,7 @@ def write_board(best: pd.DataFrame, out_dir: Path, formats: Sequence[str] = ()) 
     """Write ``<out_dir>/board.json`` and ``board.<fmt>`` for each of ``formats``; returns the paths.
 
     Raises:
-        HarnessError: an unknown format (checked before anything is written), or parquet without
-            a parquet engine.
+        HarnessError: an unknown format (checked before anything is written).
     """
     bad = [f for f in formats if f not in FORMATS]
     if bad:

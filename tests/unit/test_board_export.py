@@ -67,16 +67,34 @@ def test_absolute_score_and_its_interval_are_in_the_file():
     assert export.board_rows(best[best["task"] != "ss"])["score"].isna().all()
 
 
-def test_parquet_writes_or_names_its_missing_engine(runs, tmp_path):
+def test_parquet_reads_back_as_the_json_and_csv_table_with_the_documented_dtypes(runs, tmp_path):
+    r = CliRunner().invoke(app, ["leaderboard", "--runs", str(runs), "--out", str(tmp_path / "lb"),
+                                 "--format", "parquet", "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    parquet = pd.read_parquet(tmp_path / "lb" / "board.parquet")
+    assert list(parquet.columns) == export.COLUMNS and len(parquet) == 4
+    assert {c: str(t) for c, t in parquet.dtypes.items()} == export.DTYPES
+    # the all-null score column stays float64 in parquet; JSON needs the dtypes to say so
+    assert parquet["score"].isna().all() and parquet["ci95"].notna().any()
+    as_json = pd.read_json(tmp_path / "lb" / "board.json", dtype=export.DTYPES)
+    floats = [c for c, t in export.DTYPES.items() if t == "float64"]
+    as_csv = pd.read_csv(tmp_path / "lb" / "board.csv", dtype=export.DTYPES, keep_default_na=False,
+                         na_values={c: [""] for c in floats})
+    pd.testing.assert_frame_equal(parquet, as_json)
+    pd.testing.assert_frame_equal(parquet, as_csv)
     best = leaderboard.select_best(leaderboard.collect(runs))
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        with pytest.raises(HarnessError, match="--format parquet needs pyarrow"):
-            export.write_board(best, tmp_path, ["parquet"])
-    else:
-        (j, p) = export.write_board(best, tmp_path, ["parquet"])
-        assert pd.read_parquet(p).equals(pd.read_json(j, dtype=False))
+    pd.testing.assert_frame_equal(parquet, export.board_rows(best))
+
+
+def test_an_empty_board_has_the_documented_dtypes_in_parquet(tmp_path):
+    (j, p) = export.write_board(pd.DataFrame(), tmp_path, ["parquet"])
+    empty = pd.read_parquet(p)
+    assert empty.empty and {c: str(t) for c, t in empty.dtypes.items()} == export.DTYPES
+    assert pd.read_json(j, dtype=export.DTYPES).empty
+
+
+def test_an_unknown_format_writes_nothing(runs, tmp_path):
+    best = leaderboard.select_best(leaderboard.collect(runs))
     with pytest.raises(HarnessError, match="unknown board format 'xml'"):
         export.write_board(best, tmp_path / "x", ["xml"])
     assert not (tmp_path / "x").exists()
@@ -120,7 +138,7 @@ def test_manifest_never_deletes_outside_the_board(tmp_path):
     assert manifest.read(out) == set()
 
 
-def test_bad_format_is_one_line(runs, tmp_path):
+def test_bad_format_is_refused_by_the_enum(runs, tmp_path):
     r = CliRunner().invoke(app, ["leaderboard", "--runs", str(runs), "--format", "xml"])
-    assert r.exit_code == 1 and "--format 'xml': use csv | json | parquet" in r.output
+    assert r.exit_code == 2 and "'xml' is not one of 'csv'," in r.output
     assert "Traceback" not in r.output and not (runs / "board").exists()

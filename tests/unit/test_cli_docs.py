@@ -48,6 +48,7 @@ def test_every_option_and_argument_has_help():
 
 
 def test_enums_agree_with_the_lists_they_repeat():
+    from harness.board.export import FORMATS as BOARD_FORMATS
     from harness.data.synth_plan import SIZES
     from harness.export import FORMATS as EXPORT_FORMATS
     from harness.launch import LAUNCHERS
@@ -58,6 +59,7 @@ def test_enums_agree_with_the_lists_they_repeat():
     assert {e.value for e in cli.ReportFormat} == set(REPORT_FORMATS)
     assert [e.value for e in cli.SynthSize] == list(SIZES)
     assert [e.value for e in cli.ExportFormat] == list(EXPORT_FORMATS)
+    assert [e.value for e in cli.BoardFormat] == list(BOARD_FORMATS)
     load_all()
     for name in TASKS.names():
         task = TASKS.get(name)
@@ -69,6 +71,7 @@ def test_enums_agree_with_the_lists_they_repeat():
     (["report"], ["markdown|github"]),
     (["ci"], ["markdown|github"]),
     (["export"], ["hf|s3prl"]),
+    (["leaderboard"], ["csv|json|parquet"]),
     (["data", "synth"], ["tiny|small|medium"]),
     (["list"], ["upstreams|tasks|recipes"]),
 ])

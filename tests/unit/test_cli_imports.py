@@ -1,4 +1,5 @@
-"""Issue 33 item 8: --help, `list tasks` and name/value errors answer without importing torch.
+"""Issue 33 item 8: --help, `list tasks`, `list upstreams` and name/value errors answer without
+importing torch.
 
 An import check, not a timing: each command runs in a fresh interpreter, which then reports
 whether torch (or torchaudio, transformers) was ever imported.
@@ -41,11 +42,15 @@ def run_cli(args):
     (["--help"], "Pre-train, probe and rank"),
     (["leaderboard", "--help"], "--format"),
     (["list", "tasks"], "\n".join(TASK_NAMES)),
+    (["list", "upstreams", "--runs", "nowhere"], "random init, wavlm preset large, seed 0"),
+    (["eval", "--upstream", "nope", "--task", "ks"], "unknown upstream 'nope'. Accepted: a registered name"),
+    (["eval", "--upstream", "fusion:fbank+mfccc", "--task", "ks"], "unknown upstream 'mfccc'. Did you mean: mfcc"),
+    (["eval", "--upstream", "s3prll:hubert:x.pt", "--task", "ks"], "unknown upstream source 's3prll:'"),
     (["list", "nope"], "'nope' is not one of"),  # the Listing enum: click's one error box
     (["eval", "--upstream", "fbank", "--task", "sdi"], "unknown task 'sdi'. Did you mean: sd, sid"),
     (["eval", "--upstream", "fbank", "--task", "pr", "--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
     (["eval", "--upstream", "fbank", "--task", "pr", "--workers", "2"], "launcher options need --launcher"),
-    (["leaderboard", "--runs", "nowhere", "--format", "xml"], "--format 'xml': use csv | json | parquet"),
+    (["leaderboard", "--runs", "nowhere", "--format", "xml"], "'xml' is not one of 'csv',"),
 ], ids=lambda a: " ".join(a) if isinstance(a, list) else None)
 def test_answers_without_torch(args, expect):
     out, heavy = run_cli(args)
@@ -53,10 +58,15 @@ def test_answers_without_torch(args, expect):
     assert heavy == [], f"{' '.join(args)} imported {heavy}"
 
 
-def test_the_probe_sees_torch_when_a_command_needs_it():
-    """`list upstreams` builds models on the meta device, so it imports torch: the check can fail."""
-    out, heavy = run_cli(["list", "upstreams"])
-    assert "random:hubert_tiny" in out and "torch" in heavy
+def test_the_probe_sees_torch_when_a_command_needs_it(tmp_path):
+    """An export under --runs is described by building it on the meta device, so `list upstreams`
+    then imports torch: the check can fail."""
+    from upstreams.base import export_encoder, get_family
+
+    fam = get_family("hubert")
+    export_encoder(fam.random_encoder(fam.preset("tiny")), "hubert", tmp_path / "it1" / "upstream", "t-it1")
+    out, heavy = run_cli(["list", "upstreams", "--runs", str(tmp_path)])
+    assert "random:hubert_tiny" in out and "export 't-it1'" in out and "torch" in heavy
 
 
 def test_static_task_names_are_the_registry():

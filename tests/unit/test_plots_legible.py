@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
@@ -114,3 +115,46 @@ def test_learning_curve_labels_do_not_collide_and_equal_baselines_both_show():
     assert lines["fbank"].get_linestyle() != lines["mfcc"].get_linestyle()
     assert lines["fbank"].get_linewidth() > lines["mfcc"].get_linewidth()
     assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"fbank", "mfcc"}
+
+
+def _curve_row(upstream, iteration, step, updates, seconds, acc):
+    """A select_best row of a ks probe on the export of micro's iteration `iteration` after `step`
+    of its own updates (`updates` with those it continues from) and `seconds` of its training."""
+    pre = {"recipe": "micro", "iteration": iteration, "step": step, "updates": updates, "train_seconds": seconds}
+    return {"upstream": upstream, "task": "ks", "primary_metric": "acc", "higher_is_better": True,
+            "test.acc.mean": acc, "test.acc.ci": 1.0, "n_seeds": 2, "facts": {"pretraining": pre}}
+
+
+def test_learning_curve_minutes_accumulate_over_iterations_like_the_updates(tmp_path, monkeypatch):
+    """Iteration 1 trains 200 updates in 4 minutes; iteration 2 continues from it (its exports
+    record 100 and 200 of its own updates, 300 and 400 in all, after 3 and 6 minutes of its own
+    training): its points sit at 300 and 400 updates and at 7 and 10 minutes, not 3 and 6."""
+    from harness import leaderboard
+
+    best = pd.DataFrame([
+        _curve_row("micro-it1-step000100", 1, 100, 100, 120.0, 40.0), _curve_row("micro-it1", 1, 200, 200, 240.0, 50.0),
+        _curve_row("micro-it2-step000100", 2, 100, 300, 180.0, 60.0), _curve_row("micro-it2", 2, 200, 400, 360.0, 70.0),
+    ])
+    curves = leaderboard.learning_curve_points(best)
+    assert curves["micro-it1"]["minutes"].tolist() == pytest.approx([2.0, 4.0])
+    assert curves["micro-it2"]["updates"].tolist() == [300, 400]
+    assert curves["micro-it2"]["minutes"].tolist() == pytest.approx([7.0, 10.0])
+    drawn = {}
+    real = plots.learning_curve
+    monkeypatch.setattr(leaderboard.plots, "learning_curve",
+                        lambda panels, path, title="": drawn.setdefault(title, panels) and real(panels, path, title))
+    md, _ = leaderboard.learning_curve_section(best, tmp_path, tmp_path / "h")
+    rows = [ln.split(" | ")[2:5] for ln in "\n".join(md).splitlines() if ln.startswith("| ks |")]
+    assert rows == [["100", "2.00", "micro-it1-step000100"], ["200", "4.00", "micro-it1"],
+                    ["300", "7.00", "micro-it2-step000100"], ["400", "10.00", "micro-it2"]]
+    fig = plots.learning_curve_figure(drawn["micro-it2: learning curve"])
+    ax = fig.axes[0]
+    top = next(a for a in fig.axes if a is not ax and a.get_xlabel())
+    assert "earlier iterations included" in top.get_xlabel()
+    FigureCanvasAgg(fig).draw()
+    labels = {float(x): t.get_text() for x, t in zip(top.get_xticks(), top.get_xticklabels())}
+    assert labels == {300.0: "7", 400.0: "10"}
+    assert ax.containers[0].lines[0].get_xdata().tolist() == [300, 400]  # the errorbar's points
+    # an iteration continuing from one whose end is not on the board has no minutes to show
+    only_it2 = leaderboard.learning_curve_points(best[best["upstream"].str.startswith("micro-it2")])
+    assert only_it2["micro-it2"]["minutes"].isna().all()
