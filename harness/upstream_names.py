@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 from harness.errors import HarnessError
 
@@ -68,6 +68,26 @@ REGISTERED = (
     _random("wavlm", "large", 25, 1024, 50.0, 315453120),
     _random("wavlm", "tiny", 5, 128, 50.0, 1207600),
 )
+#: the bundled upstreams (upstreams/bundled.py): one folder each, its row in its bundle.json
+BUNDLE_ROOT = Path(__file__).resolve().parents[1] / "upstreams" / "bundled"
+
+
+def bundled_rows(root: Path = BUNDLE_ROOT) -> Tuple[UpstreamRow, ...]:
+    """The rows of the bundled upstreams, read from their bundle.json files (no weights, no torch)."""
+    import json
+
+    rows = []
+    for path in sorted(Path(root).glob("*/bundle.json")):
+        try:
+            r = json.loads(path.read_text())["row"]
+            rows.append(UpstreamRow(f"bundled:{path.parent.name}", r["family"], int(r["layers"]), int(r["width"]),
+                                    float(r["frame_rate_hz"]), int(r["params"]), f"bundle {path.parent.name}"))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise HarnessError(f"{path}: bad bundle record: {e}") from None
+    return tuple(rows)
+
+
+REGISTERED = tuple(sorted(REGISTERED + bundled_rows(), key=lambda r: r.name))
 REGISTERED_NAMES = tuple(r.name for r in REGISTERED)
 #: source prefix -> the form shown in help and errors (harness.registry.SOURCES and their `form` meta)
 SOURCE_FORMS = {"fairseq": "fairseq:FILE.pt", "hf": "hf:DIR", "s3prl": "s3prl:NAME:FILE",

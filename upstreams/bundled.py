@@ -125,7 +125,13 @@ def write_bundle(export: Path, name: str, provenance: Dict, card: str, root: Pat
     folder.mkdir(parents=True)
     save_file(half, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
     (folder / CONFIG_FILE).write_bytes((export / CONFIG_FILE).read_bytes())
-    meta = {**provenance, "name": PREFIX + name, "dtype": "float16", "sha256": sha256_file(folder / WEIGHTS_FILE)}
+    from upstreams.base import load_exported
+
+    spec = load_exported(folder).spec  # the row `harness list upstreams` prints without torch
+    row = {"family": spec.family, "layers": spec.num_layers, "width": spec.hidden_size,
+           "frame_rate_hz": spec.frame_rate_hz, "params": sum(t.numel() for t in half.values())}
+    meta = {**provenance, "name": PREFIX + name, "dtype": "float16", "sha256": sha256_file(folder / WEIGHTS_FILE),
+            "row": row}
     (folder / BUNDLE_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     (folder / "CARD.md").write_text(card)
     return folder
