@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +33,7 @@ from upstreams.base import (
     EncoderOutput,
     Family,
     HiddenStates,
+    LayerHook,
     Upstream,
     UpstreamSpec,
     register_family_upstreams,
@@ -162,10 +163,10 @@ class HubertEncoder(nn.Module):
     """CNN (or log-Mel frames) -> LayerNorm -> Linear(C, D) -> dropout -> (mask embedding) ->
     transformer encoder.
 
-    Subclasses (other families on the same front end, e.g. WavLM) override `build_transformer`.
-    Objectives that run the transformer on something other than one masked view (MS-HuBERT's
-    two swapped views) call `front_end`, `apply_mask` and `encoder(x, padding_mask, num_layers,
-    layer_hook)` themselves.
+    The `Encoder` of upstreams/base.py. Subclasses (other families on the same front end, e.g.
+    WavLM) override `build_transformer`. Objectives that run the transformer on something other
+    than one masked view (MS-HuBERT's two swapped views) call `front_end`, `apply_mask` and
+    `transformer_states` themselves.
     """
 
     def __init__(self, config: HubertConfig):
@@ -264,6 +265,12 @@ class HubertEncoder(nn.Module):
             raise ValueError(f"mask must be (B, T) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}")
         return torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
 
+    def transformer_states(self, x: Tensor, padding_mask: Optional[Tensor] = None, num_layers: Optional[int] = None,
+                           layer_hook: Optional[LayerHook] = None) -> List[Tensor]:
+        """x (B, T, D) (front_end's, masked or not); padding_mask (B, T) bool -> num_layers + 1
+        states (B, T, D), padded frames zero; layer_hook(i, x) -> x after every layer that ran."""
+        return self.encoder(x, padding_mask, num_layers, layer_hook)
+
     def forward(self, wavs: Tensor, wav_lens: Optional[Tensor] = None, mask: Optional[Tensor] = None,
                 num_layers: Optional[int] = None) -> EncoderOutput:
         """wavs (B, S) float 16 kHz; wav_lens (B,) samples (None: all S); mask (B, T) bool: frames
@@ -271,7 +278,7 @@ class HubertEncoder(nn.Module):
         x, feats, lengths, padding_mask = self.front_end(wavs, wav_lens)
         if mask is not None:
             x = self.apply_mask(x, mask)
-        states = self.encoder(x, padding_mask, num_layers)
+        states = self.transformer_states(x, padding_mask, num_layers)
         return EncoderOutput(states, lengths, padding_mask, feats)
 
 

@@ -32,9 +32,9 @@ from torch import Tensor, nn
 
 from harness.errors import ConfigError, HarnessError
 from upstreams import hubert
-from upstreams.base import Family, register_family_upstreams
+from upstreams.base import Family, LayerHook, register_family_upstreams
 from upstreams.hubert import HubertConfig, HubertEncoder, HubertUpstream
-from upstreams.hubert_modules import (ConvPositionalEmbedding, LayerHook, SelfAttention, TransformerLayer, encoder_input,
+from upstreams.hubert_modules import (ConvPositionalEmbedding, SelfAttention, TransformerLayer, encoder_input,
                                       run_layers)
 
 
