@@ -174,7 +174,12 @@ class Family:
             frame), `receptive_field` (samples) and `num_frames(num_samples) -> (B,) int64`.
         presets: preset name -> config factory ("tiny", "base", ...).
         encoder_cls: nn.Module built from a config, an `Encoder` (above).
-        upstream_cls: the Upstream adapter, `upstream_cls(encoder, name, source)`.
+        upstream_cls: the Upstream adapter, `upstream_cls(encoder, name, source)`; it keeps the
+            encoder as its `encoder` attribute.
+        sources: checkpoint source ("hf", "fairseq", "torchaudio", "s3prl") -> this family's
+            conversion from (and to) that source's format (upstreams/base_conversion.py). The
+            source modules ask the registered families which one reads a checkpoint and hold no
+            family names themselves.
     """
 
     name: str
@@ -182,6 +187,7 @@ class Family:
     presets: Mapping[str, Callable[[], Any]]
     encoder_cls: Callable[[Any], nn.Module]
     upstream_cls: Callable[..., "Upstream"]
+    sources: Mapping[str, Any] = field(default_factory=dict)
 
     def preset(self, name: str) -> Any:
         if name not in self.presets:

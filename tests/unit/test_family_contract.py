@@ -1,5 +1,7 @@
-"""The model family seam (upstreams/base.py): every registered family's encoder is an `Encoder`
-that does what the objectives call on it, and the objectives call nothing the contract leaves out."""
+"""The model family seam (upstreams/base.py, upstreams/base_conversion.py): every registered family's
+encoder is an `Encoder` that does what the objectives call on it, the objectives call nothing
+the contract leaves out, each family declares its checkpoint conversions, and the checkpoint
+source modules name no family: they ask the registered families."""
 
 from __future__ import annotations
 
@@ -11,15 +13,24 @@ import pytest
 import torch
 from torch import nn
 
+from harness.errors import HarnessError
 from harness.registry import FAMILIES, load_all
 from upstreams.base import Encoder, Family
+from upstreams.base_conversion import FairseqConversion, HfConversion, S3prlConversion, TorchaudioConversion
 
 ROOT = Path(__file__).resolve().parents[2]
+SOURCES = sorted((ROOT / "upstreams").glob("source_*.py"))
+KINDS = {"hf": HfConversion, "fairseq": FairseqConversion, "torchaudio": TorchaudioConversion,
+         "s3prl": S3prlConversion}
 #: what the contract declares: methods, properties and annotated attributes of the Protocol
 DECLARED = {k for k in vars(Encoder) if not k.startswith("_") or k == "__call__"} | set(Encoder.__annotations__)
 
 
 load_all()
+
+
+def _families():
+    return [FAMILIES.get(n) for n in FAMILIES.names()]
 
 
 def _smallest_config(fam: Family):
@@ -90,3 +101,124 @@ def test_the_scan_sees_a_call_past_the_contract(tmp_path):
     f = tmp_path / "objective.py"
     f.write_text("def run(self, x, pad):\n    enc = self.encoder\n    return enc.encoder(x, pad), self.encoder.foo()\n")
     assert _encoder_members_used(f) - DECLARED == {"encoder", "foo"}
+
+
+# ----------------------------------------------------------------------------- conversions
+
+
+def test_every_family_declares_its_conversions_by_source():
+    fams = _families()
+    assert {f.name for f in fams} >= {"hubert", "wavlm"}
+    for fam in fams:
+        assert set(fam.sources) <= set(KINDS), fam.name
+        for source, conv in fam.sources.items():
+            assert isinstance(conv, KINDS[source]), (fam.name, source)
+    hf_types = [t for f in fams if "hf" in f.sources for t in f.sources["hf"].model_types]
+    prefixes = [p for f in fams if "torchaudio" in f.sources for p in f.sources["torchaudio"].prefixes]
+    assert len(hf_types) == len(set(hf_types)) and len(prefixes) == len(set(prefixes))
+    assert all(not a.startswith(b) for a in prefixes for b in prefixes if a != b)  # one family per factory
+
+
+def _family_words() -> set:
+    """Lower-case strings that identify a registered family in some source format."""
+    words = set()
+    for fam in _families():
+        words.add(fam.name)
+        s = fam.sources
+        words.update(s["hf"].model_types if "hf" in s else ())
+        words.update(s["torchaudio"].prefixes if "torchaudio" in s else ())
+        words.update([s["s3prl"].entry] if "s3prl" in s else ())
+    return {w.lower() for w in words}
+
+
+def _family_mentions(text: str, words: set, family_modules: set) -> list:
+    """(line, what) of every mention of `words` in code: string constants other than docstrings,
+    identifiers, imports of a family's modules (comments and docstrings are not code)."""
+    tree = ast.parse(text)
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    found = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            names = [node.value]
+        elif isinstance(node, ast.Name):
+            names = [node.id]
+        elif isinstance(node, ast.Attribute):
+            names = [node.attr]
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names = [node.name]
+        elif isinstance(node, ast.arg):
+            names = [node.arg]
+        elif isinstance(node, ast.alias):
+            names = [node.asname or node.name.rsplit(".", 1)[-1]]
+        if isinstance(node, ast.ImportFrom) and node.module in family_modules:
+            found.append((node.lineno, f"imports {node.module}"))
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, f"imports {a.name}") for a in node.names if a.name in family_modules]
+        found += [(node.lineno, n) for n in names if any(w in n.lower() for w in words)]
+    return found
+
+
+def _family_modules() -> set:
+    mods = set()
+    for fam in _families():
+        mods.update({fam.config_cls.__module__, fam.encoder_cls.__module__, fam.upstream_cls.__module__})
+        mods.update(type(c).__module__ for c in fam.sources.values())
+    return mods
+
+
+def test_source_modules_name_no_family():
+    assert [p.stem for p in SOURCES] == ["source_fairseq", "source_hf", "source_s3prl", "source_torchaudio"]
+    words, mods = _family_words(), _family_modules()
+    assert {"hubert", "wavlm", "hubert_", "wavlm_", "wav2vec2_", "hubert_local"} <= words
+    mentions = {p.name: _family_mentions(p.read_text(), words, mods) for p in SOURCES}
+    assert not any(mentions.values()), mentions
+
+
+def test_the_scan_sees_a_family_branch():
+    code = ('"""Docstrings may say hubert."""\nfrom upstreams.wavlm import WavlmConfig\n'
+            'def f(model_type):\n    # so may comments: wavlm\n    return model_type == "wavlm"\n')
+    found = _family_mentions(code, {"wavlm", "hubert"}, {"upstreams.wavlm"})
+    assert found == [(2, "imports upstreams.wavlm"), (2, "WavlmConfig"), (5, "wavlm")]
+
+
+# ----------------------------------------------------------------------------- the sources ask the registry
+
+
+class _ClaimsAll(FairseqConversion):
+    def claims(self, cfg, keys):
+        return True
+
+    def config(self, cfg, normalize):
+        raise AssertionError("not reached")
+
+    def state_dict(self, sd):
+        return sd
+
+
+class _NoTorchaudioFactory(TorchaudioConversion):
+    prefixes = ("toyfam_",)
+
+    def config(self, preset):
+        raise HarnessError(f"no factory {preset}")
+
+    def state_dict(self, sd):
+        return sd
+
+
+def test_a_new_family_is_asked_by_the_sources(monkeypatch):
+    from upstreams.source_fairseq import claiming_family
+    from upstreams.source_torchaudio import factory_config
+
+    hub = next(f for f in _families() if f.name == "hubert")
+    toy = Family(name="toyfam", config_cls=hub.config_cls, presets={}, encoder_cls=hub.encoder_cls,
+                 upstream_cls=hub.upstream_cls, sources={"fairseq": _ClaimsAll(), "torchaudio": _NoTorchaudioFactory()})
+    monkeypatch.setitem(FAMILIES._items, "toyfam", toy)
+    with pytest.raises(HarnessError, match=r"expected a factory named wav2vec2_\*, hubert_\*, toyfam_\* or wavlm_\*$"):
+        factory_config("conformer")
+    with pytest.raises(HarnessError, match="no factory toyfam_x"):
+        factory_config("toyfam_x")
+    with pytest.raises(HarnessError, match="claimed by hubert and toyfam .*exactly one"):
+        claiming_family({"encoder_layers": 2}, ["encoder.layers.0.fc1.weight"])
