@@ -4,7 +4,7 @@ batch, on this machine.
 
 Both models are Base-sized random initialisations from transformers' default configs
 (HubertConfig(), WavLMConfig()); the weights are copied into the project's encoder
-(`upstreams.wavlm.from_hf_state_dict`, as `hf:DIR` does) and the fp32 hidden states are checked
+(the family's hf conversion, `Family.sources["hf"]`, as `hf:DIR` does) and the fp32 hidden states are checked
 to agree before anything is timed. Four steps per model, alternated run by run so that a
 load coming and going hits all alike: ours and transformers' in fp32, and both under the same
 bfloat16 autocast. Prints per run:
@@ -39,8 +39,7 @@ import torch  # noqa: E402
 from harness.environment import environment  # noqa: E402
 from harness.registry import load_all  # noqa: E402
 from upstreams.base import get_family  # noqa: E402
-from upstreams.source_hf import _transformers, family_config  # noqa: E402
-from upstreams.wavlm import from_hf_state_dict  # noqa: E402
+from upstreams.source_hf import _transformers  # noqa: E402
 
 
 def build_pair(model_type: str, dev: torch.device):
@@ -50,8 +49,9 @@ def build_pair(model_type: str, dev: torch.device):
     torch.manual_seed(0)
     theirs = (t.WavLMModel if model_type == "wavlm" else t.HubertModel)(cfg).eval().to(dev)
     fam = get_family(model_type)
-    encoder = fam.encoder_cls(family_config(model_type, cfg.to_dict(), False, f"{model_type} Base"))
-    missing, unexpected = encoder.load_state_dict(from_hf_state_dict(theirs.state_dict()), strict=False)
+    conv = fam.sources["hf"]
+    encoder = fam.encoder_cls(conv.config(cfg.to_dict(), False, f"{model_type} Base"))
+    missing, unexpected = encoder.load_state_dict(conv.state_dict(theirs.state_dict()), strict=False)
     if unexpected or set(missing) - {"mask_emb"}:
         raise SystemExit(f"{model_type}: weight copy failed: missing {missing[:5]}, unexpected {unexpected[:5]}")
     ours = fam.upstream_cls(encoder, f"{model_type}-base-random", source="bench").eval().to(dev)

@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple, Union, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -122,6 +122,47 @@ class EncoderOutput:
     features: Tensor = field(repr=False)
 
 
+#: what a transformer stack calls after each layer that ran: (1-based layer index, its output
+#: (B, T, D)) -> the state kept and fed to the next layer (MS-HuBERT's swap)
+LayerHook = Callable[[int, Tensor], Tensor]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the pre-training objectives (harness/pretrain) may call on a family's encoder besides
+    the nn.Module API (state_dict, to, train, ...); every family's `encoder_cls` builds an
+    nn.Module that is one (tests/unit/test_family_contract.py checks each registered family, and
+    that harness/pretrain calls nothing else).
+
+    Attributes:
+        config: the family config (`Family.config_cls`): the objectives read `encoder_layers`,
+            `encoder_dim`, `final_dim` and, where present, `frontend`.
+        num_layers: transformer layers L (hidden states are L + 1).
+    """
+
+    config: Any
+
+    @property
+    def num_layers(self) -> int: ...
+
+    def __call__(self, wavs: Tensor, wav_lens: Optional[Tensor] = None, mask: Optional[Tensor] = None,
+                 num_layers: Optional[int] = None) -> EncoderOutput:
+        """wavs (B, S) float 16 kHz, wav_lens (B,) samples (None: all S), mask (B, T) bool frames
+        replaced by the mask embedding, num_layers: stop after that many layers."""
+
+    def front_end(self, wavs: Tensor, wav_lens: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The part before the transformer -> (x (B, T, D) transformer input before masking,
+        features (B, T, C), lengths (B,) int64 valid frames, padding_mask (B, T) bool)."""
+
+    def apply_mask(self, x: Tensor, mask: Tensor) -> Tensor:
+        """x (B, T, D) with the frames where mask (B, T) is True replaced by the mask embedding."""
+
+    def transformer_states(self, x: Tensor, padding_mask: Optional[Tensor] = None, num_layers: Optional[int] = None,
+                           layer_hook: Optional[LayerHook] = None) -> List[Tensor]:
+        """The transformer on x (B, T, D) (front_end's, masked or not) -> num_layers + 1 states
+        (B, T, D), padded frames zero; `layer_hook` after every layer that ran."""
+
+
 @dataclass(frozen=True)
 class Family:
     """A model family: everything the engine may know about building and loading one.
@@ -132,9 +173,13 @@ class Family:
             `encoder_dim`, `encoder_layers`, `final_dim`, `layerdrop`, `stride` (samples per
             frame), `receptive_field` (samples) and `num_frames(num_samples) -> (B,) int64`.
         presets: preset name -> config factory ("tiny", "base", ...).
-        encoder_cls: nn.Module built from a config; `forward(wavs (B, S), wav_lens (B,) | None,
-            mask (B, T) bool | None, num_layers | None) -> EncoderOutput`; `num_layers` attribute.
-        upstream_cls: the Upstream adapter, `upstream_cls(encoder, name, source)`.
+        encoder_cls: nn.Module built from a config, an `Encoder` (above).
+        upstream_cls: the Upstream adapter, `upstream_cls(encoder, name, source)`; it keeps the
+            encoder as its `encoder` attribute.
+        sources: checkpoint source ("hf", "fairseq", "torchaudio", "s3prl") -> this family's
+            conversion from (and to) that source's format (upstreams/base_conversion.py). The
+            source modules ask the registered families which one reads a checkpoint and hold no
+            family names themselves.
     """
 
     name: str
@@ -142,6 +187,7 @@ class Family:
     presets: Mapping[str, Callable[[], Any]]
     encoder_cls: Callable[[Any], nn.Module]
     upstream_cls: Callable[..., "Upstream"]
+    sources: Mapping[str, Any] = field(default_factory=dict)
 
     def preset(self, name: str) -> Any:
         if name not in self.presets:

@@ -1,4 +1,4 @@
-"""The HuBERT network family: config, encoder, upstream adapter, torchaudio mapping; registered
+"""The HuBERT network family: config, encoder, upstream adapter, checkpoint conversions; registered
 as family "hubert" (upstreams/base.py: export/load keyed by family, `random:hubert_<preset>`).
 
 Architecture and init follow docs/pretrain.md section 1 (fairseq HuBERT). The pre-training heads
@@ -19,9 +19,8 @@ Conventions
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -33,10 +32,12 @@ from upstreams.base import (
     EncoderOutput,
     Family,
     HiddenStates,
+    LayerHook,
     Upstream,
     UpstreamSpec,
     register_family_upstreams,
 )
+from upstreams.hubert_fairseq import HubertFairseq, HubertS3prl
 from upstreams.hubert_modules import (
     ConvFeatureExtractor,
     FbankFrontEnd,
@@ -46,6 +47,7 @@ from upstreams.hubert_modules import (
     receptive_field,
     valid_mask,
 )
+from upstreams.hubert_sources import HubertHf, HubertTorchaudio
 
 
 @dataclass(frozen=True)
@@ -162,10 +164,10 @@ class HubertEncoder(nn.Module):
     """CNN (or log-Mel frames) -> LayerNorm -> Linear(C, D) -> dropout -> (mask embedding) ->
     transformer encoder.
 
-    Subclasses (other families on the same front end, e.g. WavLM) override `build_transformer`.
-    Objectives that run the transformer on something other than one masked view (MS-HuBERT's
-    two swapped views) call `front_end`, `apply_mask` and `encoder(x, padding_mask, num_layers,
-    layer_hook)` themselves.
+    The `Encoder` of upstreams/base.py. Subclasses (other families on the same front end, e.g.
+    WavLM) override `build_transformer`. Objectives that run the transformer on something other
+    than one masked view (MS-HuBERT's two swapped views) call `front_end`, `apply_mask` and
+    `transformer_states` themselves.
     """
 
     def __init__(self, config: HubertConfig):
@@ -264,6 +266,12 @@ class HubertEncoder(nn.Module):
             raise ValueError(f"mask must be (B, T) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}")
         return torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
 
+    def transformer_states(self, x: Tensor, padding_mask: Optional[Tensor] = None, num_layers: Optional[int] = None,
+                           layer_hook: Optional[LayerHook] = None) -> List[Tensor]:
+        """x (B, T, D) (front_end's, masked or not); padding_mask (B, T) bool -> num_layers + 1
+        states (B, T, D), padded frames zero; layer_hook(i, x) -> x after every layer that ran."""
+        return self.encoder(x, padding_mask, num_layers, layer_hook)
+
     def forward(self, wavs: Tensor, wav_lens: Optional[Tensor] = None, mask: Optional[Tensor] = None,
                 num_layers: Optional[int] = None) -> EncoderOutput:
         """wavs (B, S) float 16 kHz; wav_lens (B,) samples (None: all S); mask (B, T) bool: frames
@@ -271,7 +279,7 @@ class HubertEncoder(nn.Module):
         x, feats, lengths, padding_mask = self.front_end(wavs, wav_lens)
         if mask is not None:
             x = self.apply_mask(x, mask)
-        states = self.encoder(x, padding_mask, num_layers)
+        states = self.transformer_states(x, padding_mask, num_layers)
         return EncoderOutput(states, lengths, padding_mask, feats)
 
 
@@ -303,62 +311,23 @@ class HubertUpstream(Upstream):
         return HiddenStates(layers=out.hidden_states, lengths=out.lengths)
 
 
+def _sources() -> Dict[str, object]:
+    """HuBERT's checkpoint conversions (upstreams/hubert_sources.py, hubert_fairseq.py): wav2vec
+    2.0 shares its encoder layout exactly, so its torchaudio factories are read as HuBERT."""
+    fairseq = HubertFairseq(HubertConfig)
+    return {"hf": HubertHf(HubertConfig, "hubert", "HubertModel", "HubertConfig"), "fairseq": fairseq,
+            "torchaudio": HubertTorchaudio(HubertConfig, ("wav2vec2_", "hubert_")), "s3prl": HubertS3prl(fairseq)}
+
+
 HUBERT = register_family_upstreams(Family(
     name="hubert", config_cls=HubertConfig,
     # CV-HuBERT's frame rates (docs/pretrain.md section 5): <preset>_40ms / <preset>_80ms, 25 / 12.5 Hz
     presets={"tiny": HubertConfig.tiny, "small": HubertConfig.small, "base": HubertConfig.base,
              **{f"{p}_{ms}ms": (lambda p=p, ms=ms: getattr(HubertConfig, p)().at_frame_ms(ms))
                 for p in ("tiny", "base") for ms in (40, 80)}},
-    encoder_cls=HubertEncoder, upstream_cls=HubertUpstream))
+    encoder_cls=HubertEncoder, upstream_cls=HubertUpstream, sources=_sources()))
 
 
 def build_random_encoder(config: HubertConfig, seed: int = RANDOM_SEED) -> HubertEncoder:
     """An untrained HuBERT encoder whose weights depend only on (config, seed)."""
     return HUBERT.random_encoder(config, seed)
-
-
-# ----------------------------------------------------------------------------- torchaudio mapping
-
-_L = r"encoder\.transformer\.layers\.(\d+)\."
-_TA_PATTERNS = [
-    (r"feature_extractor\.conv_layers\.(\d+)\.conv\.(weight|bias)", r"feature_extractor.conv_layers.\1.conv.\2"),
-    (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.(weight|bias)", r"feature_extractor.conv_layers.\1.norm.\2"),
-    (r"encoder\.feature_projection\.layer_norm\.(weight|bias)", r"layer_norm.\1"),
-    (r"encoder\.feature_projection\.projection\.(weight|bias)", r"post_extract_proj.\1"),
-    (r"encoder\.transformer\.pos_conv_embed\.conv\.bias", r"encoder.pos_conv.conv.bias"),
-    (r"encoder\.transformer\.pos_conv_embed\.conv\.(?:weight_g|parametrizations\.weight\.original0)",
-     r"encoder.pos_conv.conv.parametrizations.weight.original0"),
-    (r"encoder\.transformer\.pos_conv_embed\.conv\.(?:weight_v|parametrizations\.weight\.original1)",
-     r"encoder.pos_conv.conv.parametrizations.weight.original1"),
-    (r"encoder\.transformer\.layer_norm\.(weight|bias)", r"encoder.layer_norm.\1"),
-    (_L + r"attention\.(q|k|v|out)_proj\.(weight|bias)", r"encoder.layers.\1.self_attn.\2_proj.\3"),
-    (_L + r"layer_norm\.(weight|bias)", r"encoder.layers.\1.self_attn_layer_norm.\2"),
-    (_L + r"feed_forward\.intermediate_dense\.(weight|bias)", r"encoder.layers.\1.fc1.\2"),
-    (_L + r"feed_forward\.output_dense\.(weight|bias)", r"encoder.layers.\1.fc2.\2"),
-    (_L + r"final_layer_norm\.(weight|bias)", r"encoder.layers.\1.final_layer_norm.\2"),
-    (r"mask_generator\.mask_embedding", r"mask_emb"),
-]
-_TA_SKIP = ("aux.", "logit_generator.")
-
-
-def from_torchaudio_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Map a torchaudio Wav2Vec2Model (hubert_*) or HuBERTPretrainModel state dict to our names.
-
-    Weight norm may come as `weight_g`/`weight_v` or `parametrizations.weight.original0/1`.
-    `aux.*` (CTC head) and `logit_generator.*` are skipped; any other unknown key raises.
-    A plain Wav2Vec2Model has no mask embedding: load the result with strict=False (only
-    `mask_emb` missing) or keep the encoder's own.
-    """
-    out: Dict[str, Tensor] = {}
-    for key, value in sd.items():
-        k = key[len("wav2vec2."):] if key.startswith("wav2vec2.") else key
-        if k.startswith(_TA_SKIP):
-            continue
-        for pat, rep in _TA_PATTERNS:
-            m = re.fullmatch(pat, k)
-            if m:
-                out[m.expand(rep)] = value
-                break
-        else:
-            raise HarnessError(f"torchaudio state dict: unknown key {key!r}")
-    return out

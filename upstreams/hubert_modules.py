@@ -9,14 +9,13 @@ zero-padded batch gives the same valid frames as the item run alone.
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-LayerHook = Callable[[int, Tensor], Tensor]
+from upstreams.base import LayerHook
 
 
 def valid_mask(lengths: Tensor, max_len: int) -> Tensor:

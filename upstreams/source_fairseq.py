@@ -1,5 +1,5 @@
 """`fairseq:FILE.pt`: a pre-trained HuBERT, wav2vec 2.0 (fairseq) or WavLM (unilm) checkpoint, run
-by the project's HuBERT / WavLM family, read without fairseq and without arbitrary unpickling.
+by the project family that reads it, read without fairseq and without arbitrary unpickling.
 
 Reading. `torch.load(weights_only=True)` with an explicit allowlist. Besides tensors and plain
 containers, such checkpoints pickle their configuration and training bookkeeping:
@@ -15,13 +15,11 @@ mapped to an inert record of our own (`_Record`) that stores what the pickle han
 of the original code; `_plain` turns the omegaconf records back into dicts and lists. Any other
 global is refused with an error naming it.
 
-Mapping. fairseq's parameter names are ours except the CNN blocks (`conv_layers.i.0` = conv,
-`.2` = GroupNorm of block 0, `.2.1` = LayerNorm inside the transpose sandwich of layer-norm CNNs;
-torchaudio's `import_fairseq_model` documents the same layout) and the positional conv
-(`pos_conv.0`). Pre-training heads (`final_proj`, `label_embs_concat`, wav2vec 2.0's `quantizer`,
-`project_q`, `target_glu`) are dropped. The family is WavLM when the config asks for a relative
-position embedding (or the weights hold `relative_attention_bias`), HuBERT otherwise: wav2vec 2.0
-shares HuBERT's encoder layout exactly.
+Families. Each registered family with a fairseq conversion (`Family.sources["fairseq"]`,
+upstreams/base_conversion.py) is asked whether it claims the checkpoint's config and weight names;
+exactly one must (HuBERT claims fairseq HuBERT and wav2vec 2.0, which share its encoder layout;
+WavLM claims a checkpoint with a relative position embedding). That family maps the config and the
+weights (upstreams/hubert_fairseq.py documents fairseq's names).
 """
 
 from __future__ import annotations
@@ -33,11 +31,11 @@ from pathlib import Path
 from typing import Any, Dict, Tuple
 
 import torch
-from torch import Tensor
 
 from harness.errors import HarnessError
 from harness.registry import register_source
-from upstreams.base import Upstream, check_state_dict, get_family
+from upstreams.base import Upstream, check_state_dict
+from upstreams.base_conversion import families_with, names
 
 # Classes fairseq / unilm checkpoints pickle besides tensors (module path as the pickle names it).
 RECORDED_GLOBALS = (
@@ -66,8 +64,6 @@ RECORDED_GLOBALS = (
 # Type objects stored as omegaconf metadata (key_type / element_type); used as markers only.
 TYPE_GLOBALS = {"builtins.dict": dict, "builtins.list": list, "builtins.str": str, "builtins.int": int,
                 "builtins.float": float, "builtins.bool": bool}
-# Pre-training heads: not part of the encoder.
-_DROP = ("final_proj.", "label_embs_concat", "quantizer.", "project_q.", "target_glu.")
 
 
 class _Record:
@@ -185,111 +181,37 @@ def parse_conv_layers(spec: str) -> list:
         raise HarnessError(f"conv_feature_layers {spec!r} is not a list of (dim, kernel, stride): {e}") from None
 
 
-def _require(cfg: Dict[str, Any], key: str, allowed: tuple) -> None:
-    if key in cfg and cfg[key] not in allowed:
-        raise HarnessError(f"fairseq config {key}={cfg[key]!r} is not supported (the project's families "
-                           f"implement {', '.join(map(repr, allowed))})")
-
-
-def family_config(cfg: Dict[str, Any], normalize: bool, wavlm: bool):
-    """Our family config from fairseq / unilm model fields (absent fields: fairseq's defaults, which
-    equal HubertConfig's)."""
-    fam = get_family("wavlm" if wavlm else "hubert")
-    _require(cfg, "activation_fn", ("gelu",))
-    _require(cfg, "layer_type", ("transformer",))
-    _require(cfg, "pos_conv_depth", (1,))
-    _require(cfg, "extractor_mode", ("default", "layer_norm"))
-    _require(cfg, "conv_pos_batch_norm", (False,))
-    _require(cfg, "quantize_input", (False,))
-    if wavlm:
-        _require(cfg, "gru_rel_pos", (True,))
-    d = fam.config_cls()
-    kw: Dict[str, Any] = {"normalize": normalize}
-    if "conv_feature_layers" in cfg:
-        layers = parse_conv_layers(str(cfg["conv_feature_layers"]))
-        kw.update(conv_channels=[c for c, _, _ in layers], conv_kernels=[k for _, k, _ in layers],
-                  conv_strides=[s for _, _, s in layers])
-    if "extractor_mode" in cfg:
-        kw["extractor_mode"] = "group_norm" if cfg["extractor_mode"] == "default" else "layer_norm"
-    names = {"conv_bias": "conv_bias", "encoder_embed_dim": "encoder_dim", "encoder_layers": "encoder_layers",
-             "encoder_attention_heads": "encoder_heads", "encoder_ffn_embed_dim": "encoder_ffn_dim",
-             "layer_norm_first": "layer_norm_first", "conv_pos": "pos_conv_kernel",
-             "conv_pos_groups": "pos_conv_groups", "dropout": "dropout", "attention_dropout": "attention_dropout",
-             "activation_dropout": "activation_dropout", "dropout_input": "dropout_input",
-             "encoder_layerdrop": "layerdrop", "feature_grad_mult": "feature_grad_mult", "final_dim": "final_dim"}
-    if wavlm:
-        names.update(num_buckets="num_buckets", max_distance="max_distance")
-    if wavlm:  # unilm WavLMConfig's defaults where ours differ (its max_distance is 1280, not 800)
-        cfg = {"max_distance": 1280, **cfg}
-    for theirs, ours in names.items():
-        if cfg.get(theirs) is not None:
-            kw[ours] = type(getattr(d, ours))(cfg[theirs])
-    if kw.get("final_dim") == 0:  # fairseq: 0 means encoder_embed_dim
-        kw["final_dim"] = kw.get("encoder_dim", d.encoder_dim)
-    try:
-        return fam, fam.config_cls(**kw)
-    except (ValueError, TypeError) as e:
-        raise HarnessError(f"fairseq config gives no valid {fam.name} config: {e}") from None
-
-
-_PATTERNS = [
-    (r"feature_extractor\.conv_layers\.(\d+)\.0\.(weight|bias)", r"feature_extractor.conv_layers.\1.conv.\2"),
-    (r"feature_extractor\.conv_layers\.0\.2\.(weight|bias)", r"feature_extractor.conv_layers.0.norm.\1"),
-    (r"feature_extractor\.conv_layers\.(\d+)\.2\.1\.(weight|bias)", r"feature_extractor.conv_layers.\1.norm.\2"),
-    (r"encoder\.pos_conv\.0\.bias", "encoder.pos_conv.conv.bias"),
-    (r"encoder\.pos_conv\.0\.(?:weight_g|parametrizations\.weight\.original0)",
-     "encoder.pos_conv.conv.parametrizations.weight.original0"),
-    (r"encoder\.pos_conv\.0\.(?:weight_v|parametrizations\.weight\.original1)",
-     "encoder.pos_conv.conv.parametrizations.weight.original1"),
-    (r"(mask_emb|(?:post_extract_proj|layer_norm|encoder\.layer_norm)\.(?:weight|bias))", r"\1"),
-    (r"(encoder\.layers\.\d+\.(?:self_attn\.(?:[qkv]|out)_proj|self_attn_layer_norm|fc1|fc2|final_layer_norm)"
-     r"\.(?:weight|bias))", r"\1"),
-    (r"(encoder\.layers\.\d+\.self_attn\.(?:relative_attention_bias\.weight|grep_linear\.(?:weight|bias)|grep_a))",
-     r"\1"),
-]
-
-
-def from_fairseq_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Map a fairseq HuBERT / wav2vec 2.0 or unilm WavLM `model` state dict to our names.
+def claiming_family(cfg: Dict[str, Any], keys) -> Tuple[Any, Any]:
+    """(family, its FairseqConversion) of the one registered family that claims a checkpoint with
+    model config `cfg` and weight names `keys`.
 
     Raises:
-        HarnessError: naming the first key with no counterpart (a fine-tuned model's
-            `w2v_encoder.*` keys among them).
+        HarnessError: no family claims it, or several do.
     """
-    out: Dict[str, Tensor] = {}
-    for key, value in sd.items():
-        if key.startswith(_DROP):
-            continue
-        for pat, rep in _PATTERNS:
-            m = re.fullmatch(pat, key)
-            if m:
-                out[m.expand(rep)] = value
-                break
-        else:
-            hint = " (a fine-tuned model: give its pre-trained checkpoint)" if key.startswith("w2v_encoder.") else ""
-            raise HarnessError(f"fairseq state dict: unknown key {key!r}{hint}")
-    return out
+    keys = list(keys)
+    readers = families_with("fairseq")
+    found = [(f, c) for f, c in readers if c.claims(cfg, keys)]
+    if len(found) != 1:
+        which = names([f.name for f, _ in found]) if found else "none"
+        raise HarnessError(f"the checkpoint is claimed by {which} of the families reading fairseq checkpoints "
+                           f"({names([f.name for f, _ in readers])}); exactly one must claim it")
+    return found[0]
 
 
 @register_source("fairseq", form="fairseq:FILE.pt")
 def load_fairseq(rest: str) -> Upstream:
-    """`fairseq:FILE.pt` -> the project's HuBERT or WavLM upstream named `fairseq:<file stem>`."""
+    """`fairseq:FILE.pt` -> the upstream of the family that claims it, named `fairseq:<file stem>`."""
     path = Path(rest)
     state = read_checkpoint(path)
     try:
         cfg, normalize = model_config(state)
-        wavlm = bool(cfg.get("relative_position_embedding")) or any(
-            "relative_attention_bias" in k for k in state["model"])
-        fam, config = family_config(cfg, normalize, wavlm)
-        sd = from_fairseq_state_dict(state["model"])
+        fam, conv = claiming_family(cfg, state["model"])
+        config = conv.config(cfg, normalize)
+        sd = conv.state_dict(state["model"])
     except HarnessError as e:
         raise HarnessError(f"{path}: {e}") from None
     encoder = fam.encoder_cls(config)
-    sd.setdefault("mask_emb", encoder.mask_emb.detach().clone())  # only used by pre-training
-    if "post_extract_proj.weight" not in sd and config.conv_channels[-1] == config.encoder_dim:
-        # fairseq and unilm omit the projection when the CNN already has the encoder's width
-        sd["post_extract_proj.weight"] = torch.eye(config.encoder_dim)
-        sd["post_extract_proj.bias"] = torch.zeros(config.encoder_dim)
+    sd = conv.complete(sd, encoder)
     check_state_dict(encoder, sd, path)
     encoder.load_state_dict(sd)
     arch = cfg.get("_name") or cfg.get("arch") or fam.name

@@ -1,12 +1,13 @@
 """`hf:DIR`: a local transformers folder (config.json + weights) as an upstream, and the export of
-the project's HuBERT and WavLM families into such a folder (`harness export --format hf`).
+the project's families into such a folder (`harness export --format hf`).
 
 Nothing is downloaded: every transformers call passes `local_files_only=True`.
 
-- HubertModel / WavLMModel folders map onto the project's families (upstreams/hubert.py,
-  upstreams/wavlm.py): config and weights are converted and the project's encoder runs them, so
-  there is one code path with one padding guarantee. A config field the family cannot represent
-  (another activation, no projection LayerNorm, ...) is an error naming it.
+- A folder whose `model_type` a registered family reads (its `sources["hf"]`, an HfConversion of
+  upstreams/base_conversion.py: HubertModel for `hubert`, WavLMModel for `wavlm`) is converted
+  by that family, config and weights, and the project's encoder runs it, so there is one code
+  path with one padding guarantee. A config field the family cannot represent (another
+  activation, no projection LayerNorm, ...) is an error naming it.
 - Wav2Vec2Model / Data2VecAudioModel folders run in transformers (`HFUpstream`).
 - Any other architecture is an error naming it.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -26,31 +27,12 @@ from torch import Tensor
 
 from harness.errors import HarnessError
 from harness.registry import register_source
-from upstreams.base import SAMPLE_RATE, HiddenStates, Upstream, UpstreamSpec
-from upstreams.hubert import HUBERT, HubertConfig, HubertUpstream
+from upstreams.base import SAMPLE_RATE, HiddenStates, Upstream, UpstreamSpec, check_state_dict
+from upstreams.base_conversion import exporting, families_with
 from upstreams.hubert_modules import conv_out_lengths, receptive_field, valid_mask
-from upstreams.wavlm import WAVLM, WavlmConfig, from_hf_state_dict
 
-#: transformers model_type -> the class `hf:` loads (what the error lists as supported)
-ARCHITECTURES = {"hubert": "HubertModel", "wavlm": "WavLMModel", "wav2vec2": "Wav2Vec2Model",
-                 "data2vec-audio": "Data2VecAudioModel"}
-#: model types the project's families run (the rest run in transformers)
-FAMILY_OF = {"hubert": HUBERT, "wavlm": WAVLM}
-
-# project config field <-> transformers config field, same meaning and value
-_SAME = [("conv_channels", "conv_dim"), ("conv_kernels", "conv_kernel"), ("conv_strides", "conv_stride"),
-         ("conv_bias", "conv_bias"), ("encoder_dim", "hidden_size"), ("encoder_layers", "num_hidden_layers"),
-         ("encoder_heads", "num_attention_heads"), ("encoder_ffn_dim", "intermediate_size"),
-         ("layer_norm_first", "do_stable_layer_norm"), ("pos_conv_kernel", "num_conv_pos_embeddings"),
-         ("pos_conv_groups", "num_conv_pos_embedding_groups"), ("dropout", "hidden_dropout"),
-         ("attention_dropout", "attention_dropout"), ("activation_dropout", "activation_dropout"),
-         ("dropout_input", "feat_proj_dropout"), ("layerdrop", "layerdrop")]
-_WAVLM_SAME = [("num_buckets", "num_buckets"), ("max_distance", "max_bucket_distance")]
-# transformers fields the project's encoder has fixed: (field, the value it implements, default if absent)
-_FIXED = [("hidden_act", "gelu", "gelu"), ("feat_extract_activation", "gelu", "gelu"),
-          ("layer_norm_eps", 1e-5, 1e-5), ("feat_proj_layer_norm", True, True),
-          ("conv_pos_batch_norm", False, False), ("add_adapter", False, False)]
-_NORM = {"group_norm": "group", "layer_norm": "layer"}
+#: transformers model_type -> the class `hf:` runs in transformers (not a project family)
+IN_TRANSFORMERS = {"wav2vec2": "Wav2Vec2Model", "data2vec-audio": "Data2VecAudioModel"}
 
 
 def _read_json(path: Path) -> Dict[str, Any]:
@@ -86,47 +68,19 @@ def _transformers():
     return transformers
 
 
+def hf_family(cfg: Dict[str, Any]) -> Optional[Tuple[Any, Any]]:
+    """(family, its HfConversion) of the registered family that reads config.json `cfg`, or None."""
+    return next(((f, c) for f, c in families_with("hf") if cfg.get("model_type") in c.model_types), None)
+
+
 def _check_architecture(folder: Path, cfg: Dict[str, Any]) -> str:
     model_type = cfg.get("model_type")
-    if model_type not in ARCHITECTURES:
+    if model_type not in IN_TRANSFORMERS and hf_family(cfg) is None:
         arch = ", ".join(cfg.get("architectures") or []) or "no architectures field"
+        supported = [c.architecture for _, c in families_with("hf")] + list(IN_TRANSFORMERS.values())
         raise HarnessError(f"hf:{folder}: architecture {arch} (model_type {model_type!r}) is not supported; "
-                           f"supported: {', '.join(ARCHITECTURES.values())}")
+                           f"supported: {', '.join(supported)}")
     return model_type
-
-
-def family_config(model_type: str, cfg: Dict[str, Any], normalize: bool, where: str):
-    """The project family config (HubertConfig / WavlmConfig) of a transformers config dict.
-
-    Raises:
-        HarnessError: naming the first field whose value the family cannot represent.
-    """
-    for name, value, default in _FIXED:
-        if cfg.get(name, default) != value:
-            raise HarnessError(f"{where}: {name}={cfg.get(name)!r} is not supported by the project's "
-                               f"{model_type} family (it implements {value!r})")
-    norm = cfg.get("feat_extract_norm", "group")
-    modes = {v: k for k, v in _NORM.items()}
-    if norm not in modes:
-        raise HarnessError(f"{where}: feat_extract_norm={norm!r} is not 'group' or 'layer'")
-    pairs = _SAME + (_WAVLM_SAME if model_type == "wavlm" else [])
-    kw = {ours: cfg[theirs] for ours, theirs in pairs if theirs in cfg}
-    cls = WavlmConfig if model_type == "wavlm" else HubertConfig
-    return cls(extractor_mode=modes[norm], normalize=normalize, **kw)
-
-
-def hf_config(config: HubertConfig, model_type: str):
-    """The transformers config (HubertConfig / WavLMConfig) of a project family config; the _FIXED
-    fields keep transformers' defaults, which are the values the family implements (the export
-    round-trip test reads them back through family_config)."""
-    t = _transformers()
-    pairs = _SAME + (_WAVLM_SAME if model_type == "wavlm" else [])
-    kw = {theirs: getattr(config, ours) for ours, theirs in pairs}
-    kw = {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
-    cls = t.WavLMConfig if model_type == "wavlm" else t.HubertConfig
-    # mask_time_prob > 0 gives the model its masked_spec_embed, where our mask embedding goes
-    return cls(feat_extract_norm=_NORM[config.extractor_mode], num_feat_extract_layers=len(config.conv_channels),
-               mask_time_prob=0.05, **kw)
 
 
 class HFUpstream(Upstream):
@@ -203,16 +157,18 @@ def load_hf(rest: str) -> Upstream:
     normalize = bool(_read_json(pre).get("do_normalize", False)) if pre.is_file() else False
     name, where = f"hf:{folder.resolve().name}", f"hf:{rest}"
     t = _transformers()
-    if model_type in FAMILY_OF:
-        fam = FAMILY_OF[model_type]
-        config = family_config(model_type, cfg, normalize, where)
+    found = hf_family(cfg)
+    if found is not None:
+        fam, conv = found
+        config = conv.config(cfg, normalize, where)
         hf = _from_pretrained(t, folder, where)
         encoder = fam.encoder_cls(config)
-        missing, unexpected = encoder.load_state_dict(from_hf_state_dict(hf.state_dict()), strict=False)
-        # a model configured without time masking has no masked_spec_embed; eval never uses it
-        if unexpected or set(missing) - {"mask_emb"}:
-            raise HarnessError(f"{where}: weights do not match the config: missing {missing[:5]}, "
-                               f"unexpected {unexpected[:5]}")
+        try:
+            sd = conv.complete(conv.state_dict(hf.state_dict()), encoder)
+        except HarnessError as e:
+            raise HarnessError(f"{where}: {e}") from None
+        check_state_dict(encoder, sd, where)
+        encoder.load_state_dict(sd)
         return fam.upstream_cls(encoder, name, source=str(folder))
     if cfg.get("add_adapter"):  # its adapter downsamples the last state only: no common frame rate
         raise HarnessError(f"{where}: add_adapter=True is not supported (the adapter's output has another "
@@ -223,26 +179,21 @@ def load_hf(rest: str) -> Upstream:
 
 
 def export_hf(upstream: Upstream, out: Union[str, Path]) -> Path:
-    """Write a project HuBERT / WavLM upstream as a transformers HubertModel / WavLMModel folder
-    (config.json, model.safetensors, preprocessor_config.json) that
-    `transformers.AutoModel.from_pretrained(out)` loads with every weight.
+    """Write a project upstream whose family has an hf conversion (HuBERT, WavLM) as that
+    conversion's transformers model folder (config.json, model.safetensors,
+    preprocessor_config.json) that `transformers.AutoModel.from_pretrained(out)` loads with every
+    weight.
 
     Raises:
-        HarnessError: for any other family.
+        HarnessError: for a family without one, or a config its transformers model cannot represent.
     """
-    if not isinstance(upstream, HubertUpstream) or upstream.family not in FAMILY_OF:
-        raise HarnessError(f"{upstream.spec.name}: --format hf exports the hubert and wavlm families, "
-                           f"not {upstream.spec.family!r}")
-    if upstream.encoder.config.frontend != "cnn":
-        raise HarnessError(f"{upstream.spec.name}: the {upstream.encoder.config.frontend!r} front end has no "
-                           "counterpart in transformers' HubertModel / WavLMModel (they read waveforms through the CNN)")
+    _, conv = exporting(upstream, "hf")
     t = _transformers()
     config = upstream.encoder.config
-    model_cls = t.WavLMModel if upstream.family == "wavlm" else t.HubertModel
-    model = model_cls(hf_config(config, upstream.family)).eval()
+    model = t.AutoModel.from_config(conv.hf_config(config, t, upstream.spec.name)).eval()
     ours = upstream.encoder.state_dict()
-    # the inverse of from_hf_state_dict, taken key by key over the transformers model's own names
-    names = {k: next(iter(from_hf_state_dict({k: v}))) for k, v in model.state_dict().items()}
+    # the inverse of the conversion's state_dict, taken key by key over the transformers model's own names
+    names = {k: next(iter(conv.state_dict({k: v}))) for k, v in model.state_dict().items()}
     if set(names.values()) != set(ours):
         raise HarnessError(f"{upstream.spec.name}: weights without a transformers counterpart: "
                            f"{sorted(set(ours) - set(names.values()))[:5]}")
@@ -250,7 +201,5 @@ def export_hf(upstream: Upstream, out: Union[str, Path]) -> Path:
     folder = Path(out)
     model.save_pretrained(str(folder))
     t.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0,
-                               do_normalize=config.normalize,
-                               return_attention_mask=config.extractor_mode == "layer_norm").save_pretrained(str(folder))
+                               **conv.preprocessor(config)).save_pretrained(str(folder))
     return folder
-

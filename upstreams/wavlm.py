@@ -15,8 +15,8 @@ Architecture (docs/pretrain.md section 2, checked against torchaudio 2.11 `wavlm
   are HuBERT's (upstreams/hubert.py); padded keys get -inf in the float attention mask.
 
 Parameter names follow unilm (`relative_attention_bias`, `grep_linear`, `grep_a`) and fairseq
-(`self_attn.q_proj`, `fc1`, ...), so foreign checkpoints map by name; torchaudio and HF state
-dicts map through `from_torchaudio_state_dict` / `from_hf_state_dict`.
+(`self_attn.q_proj`, `fc1`, ...), so foreign checkpoints map by name; the family's checkpoint
+conversions (`WAVLM.sources`) are HuBERT's with the bucket fields and these names added.
 """
 
 from __future__ import annotations
@@ -24,18 +24,20 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.errors import ConfigError, HarnessError
-from upstreams import hubert
-from upstreams.base import Family, register_family_upstreams
+from upstreams import hubert_sources
+from upstreams.base import Family, LayerHook, register_family_upstreams
 from upstreams.hubert import HubertConfig, HubertEncoder, HubertUpstream
-from upstreams.hubert_modules import (ConvPositionalEmbedding, LayerHook, SelfAttention, TransformerLayer, encoder_input,
+from upstreams.hubert_fairseq import HubertFairseq, HubertS3prl
+from upstreams.hubert_modules import (ConvPositionalEmbedding, SelfAttention, TransformerLayer, encoder_input,
                                       run_layers)
+from upstreams.hubert_sources import ATT, OUR_ATT, HubertHf, HubertTorchaudio, match
 
 
 @dataclass(frozen=True)
@@ -214,49 +216,17 @@ class WavlmUpstream(HubertUpstream):
     family = "wavlm"
 
 
-WAVLM = register_family_upstreams(Family(
-    name="wavlm", config_cls=WavlmConfig,
-    presets={"tiny": WavlmConfig.tiny, "base": WavlmConfig.base, "base_plus": WavlmConfig.base_plus,
-             "large": WavlmConfig.large},
-    encoder_cls=WavlmEncoder, upstream_cls=WavlmUpstream))
+# ----------------------------------------------------------------------------- checkpoint conversions
 
-
-# ----------------------------------------------------------------------------- foreign state dicts
-
-_ATT = r"encoder\.(?:transformer\.)?layers\.(\d+)\.attention\."
-_OUR_ATT = r"encoder.layers.\1.self_attn."
 _TA_ATT = [  # torchaudio WavLMSelfAttention (fused in_proj handled in from_torchaudio_state_dict)
-    (_ATT + r"attention\.out_proj\.(weight|bias)", _OUR_ATT + r"out_proj.\2"),
-    (_ATT + r"rel_attn_embed\.weight", _OUR_ATT + "relative_attention_bias.weight"),
-    (_ATT + r"gru_rel_pos_linear\.(weight|bias)", _OUR_ATT + r"grep_linear.\2"),
-    (_ATT + r"gru_rel_pos_const", _OUR_ATT + "grep_a"),
+    (ATT + r"attention\.out_proj\.(weight|bias)", OUR_ATT + r"out_proj.\2"),
+    (ATT + r"rel_attn_embed\.weight", OUR_ATT + "relative_attention_bias.weight"),
+    (ATT + r"gru_rel_pos_linear\.(weight|bias)", OUR_ATT + r"grep_linear.\2"),
+    (ATT + r"gru_rel_pos_const", OUR_ATT + "grep_a"),
 ]
-_HF = _TA_ATT[1:] + [
-    (_ATT + r"(q|k|v|out)_proj\.(weight|bias)", _OUR_ATT + r"\2_proj.\3"),
-    (r"feature_extractor\.conv_layers\.(\d+)\.conv\.(weight|bias)", r"feature_extractor.conv_layers.\1.conv.\2"),
-    (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.(weight|bias)", r"feature_extractor.conv_layers.\1.norm.\2"),
-    (r"feature_projection\.layer_norm\.(weight|bias)", r"layer_norm.\1"),
-    (r"feature_projection\.projection\.(weight|bias)", r"post_extract_proj.\1"),
-    (r"encoder\.pos_conv_embed\.conv\.bias", "encoder.pos_conv.conv.bias"),
-    (r"encoder\.pos_conv_embed\.conv\.(?:weight_g|parametrizations\.weight\.original0)",
-     "encoder.pos_conv.conv.parametrizations.weight.original0"),
-    (r"encoder\.pos_conv_embed\.conv\.(?:weight_v|parametrizations\.weight\.original1)",
-     "encoder.pos_conv.conv.parametrizations.weight.original1"),
-    (r"encoder\.layer_norm\.(weight|bias)", r"encoder.layer_norm.\1"),
-    (r"encoder\.layers\.(\d+)\.layer_norm\.(weight|bias)", r"encoder.layers.\1.self_attn_layer_norm.\2"),
-    (r"encoder\.layers\.(\d+)\.feed_forward\.intermediate_dense\.(weight|bias)", r"encoder.layers.\1.fc1.\2"),
-    (r"encoder\.layers\.(\d+)\.feed_forward\.output_dense\.(weight|bias)", r"encoder.layers.\1.fc2.\2"),
-    (r"encoder\.layers\.(\d+)\.final_layer_norm\.(weight|bias)", r"encoder.layers.\1.final_layer_norm.\2"),
-    (r"masked_spec_embed", "mask_emb"),
-]
-
-
-def _match(key: str, patterns: Sequence[Tuple[str, str]]) -> Optional[str]:
-    for pat, rep in patterns:
-        m = re.fullmatch(pat, key)
-        if m:
-            return m.expand(rep)
-    return None
+_HF_ATT = _TA_ATT[1:]  # transformers' WavLMAttention: the same names, q/k/v/out as HubertModel's
+_FAIRSEQ_ATT = [(r"(encoder\.layers\.\d+\.self_attn\.(?:relative_attention_bias\.weight|grep_linear\.(?:weight|bias)"
+                 r"|grep_a))", r"\1")]  # unilm's names are ours
 
 
 def from_torchaudio_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -264,8 +234,8 @@ def from_torchaudio_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
 
     torchaudio keeps nn.MultiheadAttention's fused `in_proj_weight` (3D, D) / `in_proj_bias` (3D):
     rows [0, D) are q, [D, 2D) k, [2D, 3D) v. Everything outside the attention maps as for HuBERT
-    (upstreams.hubert.from_torchaudio_state_dict: `aux.*` skipped, weight norm in either naming).
-    A Wav2Vec2Model has no mask embedding: load with strict=False (only `mask_emb` missing).
+    (upstreams.hubert_sources.from_torchaudio_state_dict: `aux.*` skipped, weight norm in either
+    naming). A Wav2Vec2Model has no mask embedding: load with strict=False (only `mask_emb` missing).
 
     Raises:
         HarnessError: naming the first key that has no counterpart.
@@ -274,33 +244,51 @@ def from_torchaudio_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
     rest: Dict[str, Tensor] = {}
     for key, value in sd.items():
         k = key[len("wav2vec2."):] if key.startswith("wav2vec2.") else key
-        m = re.fullmatch(_ATT + r"attention\.in_proj_(weight|bias)", k)
+        m = re.fullmatch(ATT + r"attention\.in_proj_(weight|bias)", k)
         if m:
             for name, part in zip("qkv", value.chunk(3, dim=0)):
                 out[f"encoder.layers.{m.group(1)}.self_attn.{name}_proj.{m.group(2)}"] = part
-        elif (ours := _match(k, _TA_ATT)) is not None:
+        elif (ours := match(k, _TA_ATT)) is not None:
             out[ours] = value
-        elif re.match(_ATT, k):
+        elif re.match(ATT, k):
             raise HarnessError(f"torchaudio state dict: unknown key {key!r}")
         else:
             rest[key] = value
-    out.update(hubert.from_torchaudio_state_dict(rest))
+    out.update(hubert_sources.from_torchaudio_state_dict(rest))
     return out
 
 
-def from_hf_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Map a Hugging Face `WavLMModel` state dict (optionally prefixed `wavlm.`, as in the task
-    models; other top-level heads are an error) to our names. A `HubertModel` state dict maps too
-    (the same names without the relative position bias; upstreams/source_hf.py uses it both ways).
+class WavlmS3prl(HubertS3prl):
+    """The checkpoint of s3prl's `wavlm_local` (unilm's layout: cfg, model)."""
 
-    Raises:
-        HarnessError: naming the first key that has no counterpart.
-    """
-    out: Dict[str, Tensor] = {}
-    for key, value in sd.items():
-        k = key[len("wavlm."):] if key.startswith("wavlm.") else key
-        ours = _match(k, _HF)
-        if ours is None:
-            raise HarnessError(f"Hugging Face HuBERT/WavLM state dict: unknown key {key!r}")
-        out[ours] = value
-    return out
+    entry = "wavlm_local"
+
+    def build(self, fields: Dict[str, Any], c: WavlmConfig) -> Tuple[nn.Module, Any]:
+        from harness import s3prl_compat
+
+        wm = s3prl_compat.module("s3prl.upstream.wavlm.WavLM")
+        cfg = {**fields, "relative_position_embedding": True, "num_buckets": c.num_buckets,
+               "max_distance": c.max_distance, "gru_rel_pos": True, "normalize": c.normalize}
+        return wm.WavLM(wm.WavLMConfig(cfg)), lambda w: {"cfg": cfg, "model": w}
+
+
+def _sources() -> Dict[str, Any]:
+    """HuBERT's conversions (upstreams/hubert_sources.py, hubert_fairseq.py) plus the bucket
+    fields and the gated relative position bias's names."""
+    buckets = [("num_buckets", "num_buckets"), ("max_distance", "max_distance")]
+    fairseq = HubertFairseq(WavlmConfig, relative_position=True, names=dict(buckets),
+                            requires=[("gru_rel_pos", (True,))], patterns=_FAIRSEQ_ATT,
+                            defaults={"max_distance": 1280})  # unilm WavLMConfig's, where ours is 800
+    return {"hf": HubertHf(WavlmConfig, "wavlm", "WavLMModel", "WavLMConfig",
+                           fields=[("num_buckets", "num_buckets"), ("max_distance", "max_bucket_distance")],
+                           patterns=_HF_ATT),
+            "fairseq": fairseq,
+            "torchaudio": HubertTorchaudio(WavlmConfig, ("wavlm_",), from_torchaudio_state_dict, buckets),
+            "s3prl": WavlmS3prl(fairseq)}
+
+
+WAVLM = register_family_upstreams(Family(
+    name="wavlm", config_cls=WavlmConfig,
+    presets={"tiny": WavlmConfig.tiny, "base": WavlmConfig.base, "base_plus": WavlmConfig.base_plus,
+             "large": WavlmConfig.large},
+    encoder_cls=WavlmEncoder, upstream_cls=WavlmUpstream, sources=_sources()))

@@ -18,8 +18,8 @@ from upstreams.hubert import (
     HubertEncoder,
     HubertUpstream,
     build_random_encoder,
-    from_torchaudio_state_dict,
 )
+from upstreams.hubert_sources import from_torchaudio_state_dict
 
 TOL = 1e-4
 TINY = HubertConfig.tiny()

@@ -66,7 +66,7 @@ def test_layer_hook_runs_after_every_layer_and_the_plain_path_is_unchanged():
         ref = enc(wav, lens, mask=mask).hidden_states
         x, _, _, pad = enc.front_end(wav, lens)
         seen = []
-        got = enc.encoder(enc.apply_mask(x, mask), pad, None, lambda i, h: (seen.append(i), h)[1])
+        got = enc.transformer_states(enc.apply_mask(x, mask), pad, None, lambda i, h: (seen.append(i), h)[1])
     assert seen == [1, 2, 3]
     for r, s in zip(ref, got):
         assert torch.equal(r, s)
@@ -82,8 +82,8 @@ def test_swapped_states_read_the_masked_stream():
     enc = model.encoder
     with torch.no_grad():
         x, _, _, pad = enc.front_end(wav)
-        two = enc.encoder(torch.cat([enc.apply_mask(x, mask), x]), torch.cat([pad, pad]), None,
-                          lambda i, h: exchange_masked(h, mask))
+        two = enc.transformer_states(torch.cat([enc.apply_mask(x, mask), x]), torch.cat([pad, pad]), None,
+                                     lambda i, h: exchange_masked(h, mask))
         stream, _, _ = model.swapped_states(wav, None, mask)
         model.loss_view = "masked_row"
         row, _, _ = model.swapped_states(wav, None, mask)

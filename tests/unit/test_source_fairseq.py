@@ -20,8 +20,9 @@ from omegaconf import OmegaConf
 from harness.errors import HarnessError
 from harness.evaluate import build_upstream
 from tests.unit.test_source_torchaudio import assert_same_states, perturb, randn
+from upstreams.base import get_family
 from upstreams.hubert import HubertUpstream
-from upstreams.source_fairseq import family_config, parse_conv_layers
+from upstreams.source_fairseq import parse_conv_layers
 from upstreams.wavlm import WavlmUpstream
 
 CONV = "[(64, 10, 5)] + [(64, 3, 2)] * 4 + [(64, 2, 2)] * 2"
@@ -213,10 +214,11 @@ def test_no_projection_when_the_cnn_has_the_encoder_width(tmp_path):
 
 def test_unilm_defaults_fill_absent_fields():
     """unilm's WavLMConfig defaults (max_distance 1280, not our 800) apply to absent fields."""
-    fam, c = family_config({"relative_position_embedding": True, "gru_rel_pos": True}, False, wavlm=True)
-    assert fam.name == "wavlm" and (c.num_buckets, c.max_distance) == (320, 1280)
+    conv = get_family("wavlm").sources["fairseq"]
+    c = conv.config({"relative_position_embedding": True, "gru_rel_pos": True}, False)
+    assert (c.num_buckets, c.max_distance) == (320, 1280)
     with pytest.raises(HarnessError, match="gru_rel_pos=False"):
-        family_config({"gru_rel_pos": False}, False, wavlm=True)
+        conv.config({"gru_rel_pos": False}, False)
 
 
 def test_refuses_a_pickled_class_outside_the_allowlist(tmp_path):

@@ -180,7 +180,7 @@ def test_export_command_and_refusals(tmp_path):
     path = export("random:hubert_tiny", "s3prl", tmp_path / "tiny_s3prl")
     _assert_same_states(build_upstream("random:hubert_tiny"), build_upstream(f"s3prl:hubert:{path}"),
                         lens=(4000, 2500))
-    with pytest.raises(HarnessError, match="stride 640 samples; s3prl's hubert and wavlm upstreams assume 320"):
+    with pytest.raises(HarnessError, match="stride 640 samples; s3prl's hubert_local upstream assumes 320"):
         export("random:hubert_tiny_40ms", "s3prl", tmp_path / "x")
     with pytest.raises(HarnessError, match="exports the hubert and wavlm families"):
         export("fbank", "s3prl", tmp_path / "y")

@@ -20,7 +20,6 @@ from upstreams.wavlm import (
     WavlmConfig,
     WavlmEncoder,
     WavlmUpstream,
-    from_hf_state_dict,
     from_torchaudio_state_dict,
     relative_position_bucket,
 )
@@ -141,7 +140,7 @@ def test_parity_with_hugging_face(config):
             if name.endswith(("rel_attn_embed.weight", "gru_rel_pos_linear.weight")):
                 p.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(len(name)))
     ours = WavlmEncoder(c).eval()
-    ours.load_state_dict(from_hf_state_dict(hf.state_dict()))  # strict: every name maps
+    ours.load_state_dict(WAVLM.sources["hf"].state_dict(hf.state_dict()))  # strict: every name maps
     x = 0.1 * _randn(1, WAV_4S, seed=3)
     with torch.no_grad():
         ref = hf(x, output_hidden_states=True)
@@ -153,9 +152,10 @@ def test_parity_with_hugging_face(config):
 
 
 def test_hf_mapping_names_unknown_keys():
-    assert set(from_hf_state_dict({"wavlm.masked_spec_embed": torch.zeros(1)})) == {"mask_emb"}
+    from_hf = WAVLM.sources["hf"].state_dict
+    assert set(from_hf({"wavlm.masked_spec_embed": torch.zeros(1)})) == {"mask_emb"}
     with pytest.raises(HarnessError, match="lm_head.weight"):
-        from_hf_state_dict({"lm_head.weight": torch.zeros(1)})
+        from_hf({"lm_head.weight": torch.zeros(1)})
 
 
 # ----------------------------------------------------------------------------- buckets

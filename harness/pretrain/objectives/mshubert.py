@@ -206,7 +206,7 @@ class MultiClusterSwapModel(MaskedPredictionModel):
             exchanged.append(i)
             return exchange_masked(h, mask)
 
-        two = enc.encoder(torch.cat([enc.apply_mask(x, mask), x]), torch.cat([pad, pad]), None, hook)
+        two = enc.transformer_states(torch.cat([enc.apply_mask(x, mask), x]), torch.cat([pad, pad]), None, hook)
         B, sel = x.shape[0], mask[..., None]
         states = []
         for layer, h in enumerate(two):
