@@ -2,7 +2,7 @@
 
 It knows a model family (upstreams/base.py: the encoder, its frame stride and receptive field)
 and an objective (harness/pretrain/objectives: label streams, model with heads and loss, batch
-transform), never a particular method.
+transform, per-update hook), never a particular method.
 
 Batches. Step s reads one GLOBAL batch, identical on every rank: each epoch shuffles the
 utterances (seed, epoch) - or, with two-level up-sampling on (train.upsample_alpha /
@@ -20,11 +20,14 @@ micro-batch index in the global batch). So a run on W ranks sees exactly the dat
 process with the same global batch, and a resumed run the data of an uninterrupted one.
 (fairseq crops per GPU batch; cropping per global batch is what makes that equivalence exact.)
 
-Loss. Summed masked cross-entropy + feature penalty term, divided by the GLOBAL number of masked
-frames with a label (all-reduced before the forward pass); under DDP the loss is multiplied by
-the world size since DDP averages gradients. Adam(0.9, 0.98, eps 1e-6) with decoupled weight
-decay (AdamW), linear warm-up then linear decay to 0, grad-norm clipping; a step whose grad norm
-is not finite is skipped (counted). bf16 autocast on GPUs that support it, fp32 on the CPU, or the faster of the two
+Loss. The objective's summed loss (masked cross-entropy + feature penalty term for HuBERT),
+divided by the GLOBAL number of masked frames with a label (all-reduced before the forward
+pass; of masked frames for an objective without labels, e.g. data2vec); under DDP the loss is
+multiplied by the world size since DDP averages gradients. Adam(0.9, 0.98, eps 1e-6) with
+decoupled weight decay (AdamW) on the parameters that require a gradient, linear warm-up then
+linear decay to 0, grad-norm clipping; a step whose grad norm is not finite is skipped
+(counted). After every update the objective's `after_step` runs (data2vec's EMA teacher
+update). bf16 autocast on GPUs that support it, fp32 on the CPU, or the faster of the two
 measured on the machine (harness.pretrain.precision).
 
 Checkpoints (`checkpoint.pt`, written atomically every checkpoint_every steps and at the end):
@@ -335,8 +338,9 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig):
     linear decay to 0 (fairseq polynomial_decay, power 1). The fused kernel: on the CPU the default
     per-parameter loop took 3.9 ms per update for hubert_tiny's 83 tensors and 12.5 ms for
     hubert_small's 106, the fused one 1.3 and 5.1 ms (same update, one pass over each tensor)."""
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                            weight_decay=cfg.weight_decay, fused=True)
+    # parameters that do not train (data2vec's EMA teacher) stay out: weight decay would move them
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=tuple(cfg.betas),
+                            eps=cfg.eps, weight_decay=cfg.weight_decay, fused=True)
     warm = int(cfg.warmup_frac * cfg.steps)
     total = cfg.steps
 
@@ -447,7 +451,8 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
             it must draw no random number. Its time is not counted in train_seconds.
 
     Returns the summary: steps, seconds, audio_seconds, train masked/unmasked accuracy over the
-    last log window, held-out (dev) accuracy, nan_steps."""
+    last log window, held-out (dev) accuracy, nan_steps (loss only for an objective without
+    labels: `streams` empty, no held-out evaluation)."""
     out_dir = Path(out_dir)
     if (out_dir / DONE).is_file():
         return json.loads((out_dir / DONE).read_text())
@@ -462,7 +467,8 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
     barrier(d)
 
     # model, optimiser, schedule: identical on every rank (same seed; DDP also broadcasts rank 0's)
-    num_classes = streams[0].k
+    labelled = bool(streams)  # False: an objective without labels (loss and counts only)
+    num_classes = streams[0].k if labelled else None
     torch.manual_seed(cfg.seed)
     model = objective.build_model(get_family(family).encoder_cls(model_cfg), streams, cfg)
     if init_state is not None:
@@ -515,10 +521,10 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
             t0 = time.perf_counter()
             wavs, mask = (batch[k].to(device, non_blocking=True) for k in ("wavs", "mask"))
             labels = {k: v.to(device, non_blocking=True) for k, v in batch["labels"].items()}
-            n_local = ((labels[streams[0].name] >= 0) & mask).sum().to(torch.float64)
+            n_local = (((labels[streams[0].name] >= 0) & mask) if labelled else mask).sum().to(torch.float64)
             n_global = float(all_reduce_sum(n_local.clone(), d))
             if n_global == 0:
-                raise HarnessError(f"step {step}: no masked frame with a label in the global batch")
+                raise HarnessError(f"step {step}: no masked frame{' with a label' if labelled else ''} in the global batch")
             stats = torch.zeros(6, dtype=torch.float64, device=device)
             for a in range(cfg.grad_accum):
                 ctx = ddp.no_sync() if (d.world > 1 and a < cfg.grad_accum - 1) else _null()
@@ -536,6 +542,7 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
                 nan_steps += 1
             opt.zero_grad(set_to_none=True)
             sched.step()
+            objective.after_step(model, step + 1, cfg.steps)
             stats = all_reduce_sum(stats, d).cpu()
             dt = time.perf_counter() - t0
             audio = float(batch["global_items"]) * float(batch["crop"]) / SAMPLE_RATE
@@ -544,7 +551,8 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
             audio_total += audio
             window += torch.cat([stats, torch.ones(1, dtype=torch.float64)])
             loss_s, acc_m = float(stats[0] / max(stats[2], 1)), float(stats[3] / max(stats[2], 1))
-            bar.advance(1, status=f"loss {loss_s:.3f}  acc_m {acc_m:.3f}  {audio / max(dt, 1e-9):.0f} s/s")
+            shown = f"loss {loss_s:.3f}  acc_m {acc_m:.3f}" if labelled else f"loss {loss_s:.3f}"
+            bar.advance(1, status=f"{shown}  {audio / max(dt, 1e-9):.0f} s/s")
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
                 w = window
@@ -554,14 +562,17 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
                        "lr": sched.get_last_lr()[0],
                        "grad_norm": float(gnorm), "audio_s_per_s": audio_total / max(elapsed, 1e-9),
                        "elapsed_s": elapsed, "epoch": int(batch["epoch"])}
+                if not labelled:  # no classes: accuracies and cross-entropy mean nothing
+                    rec = {k: v for k, v in rec.items() if k not in ("masked_ce", "masked_acc", "unmasked_acc")}
                 history.append(rec)
                 window.zero_()
                 if d.is_main:
                     with open(out_dir / LOG, "a") as f:
                         f.write(json.dumps(rec) + "\n")
                     eta = elapsed / max(done - start, 1) * (cfg.steps - done) if done > start else 0.0
-                    log(f"{desc} step {done}/{cfg.steps}  loss {rec['loss']:.3f} (ce {rec['masked_ce']:.3f})  masked acc {rec['masked_acc']:.3f}  "
-                        f"unmasked acc {rec['unmasked_acc']:.3f}  lr {rec['lr']:.2e}  "
+                    acc = (f" (ce {rec['masked_ce']:.3f})  masked acc {rec['masked_acc']:.3f}  "
+                           f"unmasked acc {rec['unmasked_acc']:.3f}" if labelled else "")
+                    log(f"{desc} step {done}/{cfg.steps}  loss {rec['loss']:.3f}{acc}  lr {rec['lr']:.2e}  "
                         f"{rec['audio_s_per_s']:.0f} s audio/s  ETA {eta:.0f} s")
             if export is not None and export_every and done % export_every == 0 and done < cfg.steps:
                 if d.is_main:
@@ -584,17 +595,20 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
     summary = {"steps": cfg.steps, "train_seconds": elapsed, "audio_seconds": audio_total,
                "audio_s_per_s": audio_total / max(elapsed, 1e-9), "nan_steps": nan_steps,
                "world_size": d.world, "device": device, **precision}
-    if history:
+    if history and labelled:
         summary.update(train_masked_acc=history[-1]["masked_acc"], train_unmasked_acc=history[-1]["unmasked_acc"],
                        train_loss=history[-1]["loss"], train_masked_ce=history[-1]["masked_ce"])
-    if dev_items and dev_labels_dirs:
+    elif history:
+        summary.update(train_loss=history[-1]["loss"])
+    if dev_items and dev_labels_dirs and labelled:
         t0 = time.perf_counter()
         dev = evaluate_masked(model, dev_items, {k: LabelStore(v) for k, v in dev_labels_dirs.items()}, cfg, device, d)
         summary.update({f"dev_{k}": v for k, v in dev.items()}, dev_eval_seconds=time.perf_counter() - t0)
         if d.is_main:
             log(f"{desc}: held-out masked acc {dev['masked_acc']:.3f} (unmasked {dev['unmasked_acc']:.3f}) "
                 f"on {dev['utterances']} utterances; chance 1/K = {1 / num_classes:.3f}")
-    summary["chance_acc"] = 1.0 / num_classes
+    if labelled:
+        summary["chance_acc"] = 1.0 / num_classes
     if d.is_main:
         atomic_write_json(out_dir / DONE, summary)
     barrier(d)
@@ -635,8 +649,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     train (TrainConfig keys), family (default "hubert"), model (that family's config dict),
     objective ({name, ...options}, default masked_prediction), num_classes, items ([{id, path,
     offset, num_samples}]), labels_dir, out_dir, optional dev_items, dev_labels_dir, noise_files,
-    threads. A labels folder holds the labels of the objective's one stream, or one sub-folder per
-    stream (named as the stream) when it has several. Works under torchrun (one process per rank)."""
+    threads (num_classes and labels_dir only for an objective with labels). A labels folder
+    holds the labels of the objective's one stream, or one sub-folder per stream (named as the
+    stream) when it has several. Works under torchrun (one process per rank)."""
     import sys
 
     from harness.config import merge
@@ -655,15 +670,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     model_cfg = get_family(family).config_cls.from_dict(spec["model"])
     obj_spec = dict(spec.get("objective") or {})
     objective = get_objective(obj_spec.pop("name", "masked_prediction")).from_dict(obj_spec)
-    streams = objective.label_streams(int(spec["num_classes"]))
+    streams = objective.label_streams(int(spec.get("num_classes", 0)))
     items = [Item(**it) for it in spec["items"]]
     dev = [Item(**it) for it in spec.get("dev_items", [])]
 
     def dirs(root: str) -> Dict[str, Path]:
         return {streams[0].name: Path(root)} if len(streams) == 1 else {s.name: Path(root) / s.name for s in streams}
 
-    dev_dirs = dirs(spec["dev_labels_dir"]) if spec.get("dev_labels_dir") else None
-    train(cfg, family, model_cfg, objective, streams, items, dirs(spec["labels_dir"]),
+    dev_dirs = dirs(spec["dev_labels_dir"]) if spec.get("dev_labels_dir") and streams else None
+    train(cfg, family, model_cfg, objective, streams, items, dirs(spec["labels_dir"]) if streams else {},
           Path(spec["out_dir"]), dev, dev_dirs, noise_files=spec.get("noise_files", ()))
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -22,8 +22,9 @@ Run folder:
 The stages talk to a model family (upstreams/base.py) and an objective (objectives/), so a new
 method is a family and/or objective file plus a recipe. An iteration with `continue` (a second
 stage, WavLabLM) has no features, clusters or labels of its own: it trains from the previous
-iteration's model on the previous iteration's labels. A stage whose done marker exists is
-skipped; a killed stage restarts (training from its last checkpoint, dumping and labelling shard
+iteration's model on the previous iteration's labels; nor has an iteration whose objective
+needs no labels (data2vec: its targets come from an EMA teacher). A stage whose done marker
+exists is skipped; a killed stage restarts (training from its last checkpoint, dumping and labelling shard
 by shard). Under torchrun every rank calls `pretrain`: dumping and labelling are sharded by
 rank, clustering runs on rank 0, training uses DDP.
 """
@@ -269,6 +270,7 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
     say = log if d.is_main else (lambda *_: None)
     source = "mfcc" if it.features.source == "mfcc" else f"layer {it.features.layer} of iteration {k - 1}"
     what = (f"continues iteration {k - 1} on its labels" if it.continue_previous else
+            "no labels" if not objective.needs_labels else
             f"features {source}"
             f", {'faiss IVF' if it.cluster.method == 'ivf' else 'k-means'} K = {it.cluster.k}"
             f"{', encoder warm-started from iteration %d' % (k - 1) if it.warm_start else ''}")
@@ -279,7 +281,8 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
         label_root = _label_root(rec, k, out)
     else:
         label_root = root
-        _features_clusters_labels(rec, it, k, utts, out, root, streams, d, say, times)
+        if streams:
+            _features_clusters_labels(rec, it, k, utts, out, root, streams, d, say, times)
 
     # 4. training (from scratch, or from the previous iteration's model)
     min_samples = int(rec.data.min_seconds * dump.SAMPLE_RATE)
@@ -301,7 +304,7 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
 
     tr = loop.train(it.train, it.family, it.model, objective, streams, kept,
                     {s.name: label_root / "labels" / s.name / "train" for s in streams}, root / "train",
-                    dev_items, {s.name: label_root / "labels" / s.name / "dev" for s in streams} if dev_items else None,
+                    dev_items, {s.name: label_root / "labels" / s.name / "dev" for s in streams} if dev_items and streams else None,
                     init_state=init, noise_files=noise_files if objective.needs_noise else (), log=log, desc=name,
                     export_every=export_every, export=export_step)
     wanted = range(export_every, it.train.steps, export_every) if export_every else ()
@@ -320,13 +323,17 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
         times["export"] = time.perf_counter() - t0
     barrier(d)
     if d.is_main:
-        summary = _summary(rec, k, root, label_root, streams[0].name, times, tr, up, name)
+        summary = _summary(rec, k, root, label_root, streams[0].name if streams else None, times, tr, up, name)
         atomic_write_json(root / "summary.json", summary)
         _curves(root, tr, summary)
         maj = summary["masked_acc"]["majority_label"]
-        say(f"== {name}: done in {summary['total_seconds']:.0f} s; masked acc train {tr.get('train_masked_acc', float('nan')):.3f}, "
-            f"held-out {tr.get('dev_masked_acc', float('nan')):.3f} (chance 1/K {1 / streams[0].k:.3f}"
-            f"{'' if maj is None else f', majority label {maj:.3f}'}); upstream {up}")
+        if not streams:
+            say(f"== {name}: done in {summary['total_seconds']:.0f} s; train loss {tr.get('train_loss', float('nan')):.4f}; "
+                f"upstream {up}")
+        else:
+            say(f"== {name}: done in {summary['total_seconds']:.0f} s; masked acc train {tr.get('train_masked_acc', float('nan')):.3f}, "
+                f"held-out {tr.get('dev_masked_acc', float('nan')):.3f} (chance 1/K {1 / streams[0].k:.3f}"
+                f"{'' if maj is None else f', majority label {maj:.3f}'}); upstream {up}")
     barrier(d)
     return up
 
@@ -528,33 +535,36 @@ def export_iteration(train_dir: Path, it: IterationConfig, folder: Path, name: s
     return export_encoder(encoder, it.family, folder, name, pretraining=pretraining)
 
 
-def _summary(rec: Recipe, k: int, root: Path, label_root: Path, stream: str, times: Dict[str, float], tr: dict,
-             up: Path, name: str) -> dict:
+def _summary(rec: Recipe, k: int, root: Path, label_root: Path, stream: Optional[str], times: Dict[str, float],
+             tr: dict, up: Path, name: str) -> dict:
+    """summary.json of iteration k; `stream`: the first label stream (None for an objective
+    without labels: no features, clustering, label quality or accuracies)."""
     it = rec.iterations[k - 1]
-    labels = label_root / "labels" / stream
+    labels = label_root / "labels" / (stream or "")
     quality = {}
-    for split in SPLITS:
+    for split in SPLITS if stream else ():
         p = labels / split / "done.json"
         if p.is_file():
             dd = json.loads(p.read_text())
             quality[split] = {**dd["quality"], **codebook_usage(dd["counts"])}
-    cl = json.loads((label_root / "clusters" / stream / "done.json").read_text())
+    cl = json.loads((label_root / "clusters" / stream / "done.json").read_text()) if stream else None
     # accuracy of always answering the most frequent train label: what "learned only the prior" scores
     majority = None
     ctr, cdev = labels / "train" / "done.json", labels / "dev" / "done.json"
-    if ctr.is_file() and cdev.is_file():
+    if stream and ctr.is_file() and cdev.is_file():
         top = int(np.argmax(json.loads(ctr.read_text())["counts"]))
         dev_counts = json.loads(cdev.read_text())["counts"]
         majority = dev_counts[top] / max(1, sum(dev_counts))
     return {
         "name": name, "iteration": k, "recipe": rec.name, "upstream": str(up), "family": it.family,
         "objective": it.objective, "continues": k - 1 if it.continue_previous else None,
-        "labels": str(labels),
-        "features": {"source": it.features.source, "layer": it.features.layer if it.features.source == "layer" else None},
-        "k": cl["k"], "clustering": cl,
+        "labels": str(labels) if stream else None,
+        "features": {"source": it.features.source, "layer": it.features.layer if it.features.source == "layer" else None}
+        if stream else None,
+        "k": cl["k"] if cl else None, "clustering": cl,
         "times_s": times, "total_seconds": float(sum(times.values())),
         "train": tr,
-        "masked_acc": {"train": tr.get("train_masked_acc"), "dev": tr.get("dev_masked_acc"), "chance": 1 / cl["k"],
+        "masked_acc": {"train": tr.get("train_masked_acc"), "dev": tr.get("dev_masked_acc"), "chance": 1 / cl["k"] if cl else None,
                        "majority_label": majority},
         "unmasked_acc": {"train": tr.get("train_unmasked_acc"), "dev": tr.get("dev_unmasked_acc")},
         "label_quality": quality,

@@ -1,7 +1,10 @@
 """A pre-training run killed with SIGKILL mid-training and resumed ends with exactly the weights
 of an uninterrupted run (CPU, same seed), dropout and LayerDrop on so that RNG states matter;
 for HuBERT, for WavLM with utterance and noise mixing on (the mixing draws must resume too) and
-for MS-HuBERT (Swap, a label set dropped per step: the drop pattern must resume too)."""
+for MS-HuBERT (Swap, a label set dropped per step: the drop pattern must resume too) and for
+data2vec (no labels; its EMA teacher, updated after every step, must resume too: it is in the
+checkpoint's model state; its decay anneals over the whole run, so the steps after the kill
+use other taus than those before)."""
 
 from __future__ import annotations
 
@@ -83,6 +86,9 @@ def test_sigkill_then_resume_gives_the_same_weights(tmp_path, method):
     assert a["model"].keys() == b["model"].keys()
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+    if method == "data2vec":  # the teacher is in the state (so it resumed) and is its own, not a copy of the student
+        t, s = a["model"]["teacher.layers.1.fc1.weight"], a["model"]["encoder.encoder.layers.1.fc1.weight"]
+        assert not torch.equal(t, s)
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert torch.equal(sa["exp_avg"], sb["exp_avg"])
     # the logs agree too (the resumed run dropped the lines written after its checkpoint)

@@ -24,7 +24,7 @@ def test_objective_import_list_names_every_module():
 
     files = {p.stem for p in (ROOT / "harness" / "pretrain" / "objectives").glob("*.py")}
     assert files - {"__init__", "base"} == set(objectives.MODULES)
-    assert set(OBJECTIVES.names()) == {"masked_prediction", "denoising", "mshubert"}
+    assert set(OBJECTIVES.names()) == {"masked_prediction", "denoising", "mshubert", "data2vec"}
 
 
 def test_every_family_registers_its_random_presets():

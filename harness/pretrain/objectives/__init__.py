@@ -5,7 +5,7 @@ import importlib
 
 from harness.registry import OBJECTIVES
 
-MODULES = ["masked_prediction", "denoising", "mshubert"]
+MODULES = ["masked_prediction", "denoising", "mshubert", "data2vec"]
 
 for _m in MODULES:
     importlib.import_module(f"harness.pretrain.objectives.{_m}")

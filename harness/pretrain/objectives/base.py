@@ -1,10 +1,14 @@
-"""The pre-training objective seam: label streams, heads + loss, an optional batch transform.
+"""The pre-training objective seam: label streams, heads + loss, an optional batch transform, a
+per-update hook.
 
 An objective is the part of a pre-training method that is not the network: which label sets it
 predicts (each a `LabelStream`: name, K, clustered from the iteration's feature source at that
 source's rate and brought to the model's frame rate), the model it wraps around a family's
-encoder (heads and loss), and a transform applied to each micro-batch of waveforms after
-cropping (WavLM's utterance mixing). The stages (dump, cluster, labels, loop, export) talk only
+encoder (heads and loss), a transform applied to each micro-batch of waveforms after cropping
+(WavLM's utterance mixing) and a hook run after every update (data2vec's EMA teacher). An
+objective with `needs_labels = False` predicts no frame labels (its targets come from the model
+itself): the run dumps no features, clusters nothing and writes no labels for it, and the loop
+hands its model an empty label dict. The stages (dump, cluster, labels, loop, export) talk only
 to this interface and to the model family's (upstreams/base.py).
 """
 
@@ -47,6 +51,8 @@ class Objective(abc.ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
+    #: False: the objective predicts no frame labels (label_streams is empty; module docstring)
+    needs_labels: ClassVar[bool] = True
 
     def __init__(self, options: Any = None):
         self.options = options if options is not None else self.Options()
@@ -57,8 +63,9 @@ class Objective(abc.ABC):
         return cls(merge(cls.Options(), dict(d), where=where))
 
     def label_streams(self, k: int) -> List[LabelStream]:
-        """The label sets this objective predicts, given the iteration's cluster count."""
-        return [LabelStream("main", int(k))]
+        """The label sets this objective predicts, given the iteration's cluster count (none when
+        `needs_labels` is False)."""
+        return [LabelStream("main", int(k))] if self.needs_labels else []
 
     def check(self, iteration: Any) -> None:
         """Raise ConfigError when the options do not fit the iteration (an IterationConfig: its
@@ -76,7 +83,10 @@ class Objective(abc.ABC):
         """The trainable model: `forward(wavs (B, S), labels {stream: (B, T) int64, -1 = none},
         mask (B, T) bool, wav_lens (B,) | None, step int | None) -> dict` with at least loss (summed, to be
         divided by the global masked-frame count), ce, n_masked, correct_masked, n_unmasked,
-        correct_unmasked; its `encoder` attribute is what export keeps."""
+        correct_unmasked; its `encoder` attribute is what export keeps. With `needs_labels` False,
+        labels is {}, ce is the summed loss term without penalties and the correct_* counts are
+        0. Parameters that do not train (an EMA teacher) have requires_grad False: the optimiser
+        leaves them out."""
 
     @property
     def needs_noise(self) -> bool:
@@ -87,3 +97,10 @@ class Objective(abc.ABC):
         """(n, S) cropped waveforms of one micro-batch -> the waveforms the model sees; labels are
         never changed. Default: identity."""
         return wavs
+
+    def after_step(self, model: nn.Module, step: int, total_steps: int) -> None:
+        """Called by the loop after every update, before that step's checkpoint, on every rank,
+        with the model `build_model` made (not the DDP wrapper), `step` = updates done (1 ..
+        total_steps), also after an update skipped for a non-finite gradient (the step count
+        moves on either way). Whatever it changes must live in the model's state dict (it is
+        checkpointed with it) and draw no random number. Default: nothing."""
