@@ -1,8 +1,9 @@
 """The board's selection: per (corpus, profile, upstream, task) the runs it pools and the learning
 rate it reads them at (docs/design.md section 8).
 
-- ``select_lr``: THE best-lr rule, used by the board (``select_best``) and so by ``harness
-  compare`` and ``harness report`` (both read ``select_board``):
+- ``select_lr``: THE best-lr rule, used by the board (``select_best``), by the sweep's summary
+  line (harness.sweep) and so by ``harness compare`` and ``harness report`` (both read
+  ``select_board``):
 
   1. the split: dev where any run has a dev value, else test (SUPERB ASV has no dev set);
   2. per lr, the mean of that split's primary metric over its seeds; an lr with a seed that has
@@ -67,7 +68,7 @@ class LrChoice:
 
 
 def select_lr(runs: Iterable[Tuple[float, Optional[float], Optional[float]]], higher_is_better: bool) -> LrChoice:
-    """The best-lr rule of the module docstring (the one rule of the board and compare).
+    """The best-lr rule of the module docstring (the one rule of the board, the sweep and compare).
 
     Args:
         runs: one (lr, dev value, test value) per run (seed) of the primary metric; a value is

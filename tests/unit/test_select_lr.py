@@ -1,5 +1,5 @@
-"""The one best-lr rule (harness.board.select.select_lr), read by the board and harness compare:
-the split, the mean per lr, NaN seeds and ties, with values."""
+"""The one best-lr rule (harness.board.select.select_lr), read by the board, the sweep's summary
+line and harness compare: the split, the mean per lr, NaN seeds and ties, with values."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from harness.board.select import seed_mean, select_lr
 from harness.errors import HarnessError
+from harness.sweep import EvalJob, run_job
 
 
 def test_best_mean_in_the_metric_direction_on_dev():
@@ -52,3 +53,23 @@ def test_seed_mean():
     assert seed_mean([1.0, 2.0, 6.0]) == 3.0
     assert math.isnan(seed_mean([1.0, None])) and math.isnan(seed_mean([math.nan, 2.0]))
 
+
+def test_the_sweep_summary_line_follows_the_rule(monkeypatch, tmp_path):
+    """A tie on dev: the sweep's line names the smaller lr (it used to name the first one run) and
+    the test mean over that lr's seeds; without dev values it says the lr was chosen on test."""
+    import harness.evaluate
+
+    def fake(results):
+        def evaluate(*_, **__):
+            return [{"primary_metric": "wer", "higher_is_better": False, "lr": lr,
+                     "metrics": {"dev": {"wer": d} if d is not None else {}, "test": {"wer": t}}}
+                    for lr, d, t in results]
+        return evaluate
+
+    job = EvalJob("fbank", "asr", "synth", tmp_path, tmp_path)
+    monkeypatch.setattr(harness.evaluate, "evaluate", fake([(1e-2, 10.0, 40.0), (1e-3, 10.0, 20.0),
+                                                             (1e-3, 10.0, 22.0), (1e-4, math.nan, 1.0)]))
+    line = run_job(job)
+    assert "test wer 21.00 (lr 0.001, mean of 2 seeds)" in line
+    monkeypatch.setattr(harness.evaluate, "evaluate", fake([(1e-2, None, 40.0), (1e-3, None, 20.0)]))
+    assert "test wer 20.00 (lr 0.001, chosen on test: no dev values, 1 seed)" in run_job(job)
