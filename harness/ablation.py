@@ -21,6 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
+from harness.board.markdown import arrow, fmt, fmt_ci, md_table
 from harness.errors import HarnessError
 
 
@@ -154,7 +155,7 @@ def _verdict(ref, cell, hib: bool) -> str:
     return " ▲" if (cell.mean > ref.mean) == hib else " ▼"
 
 
-def _cell_text(p, fmt, fmt_ci) -> str:
+def _cell_text(p) -> str:
     """One run: "mean ± probe ci (n)", as boards before pre-training seeds. R runs: "mean ±
     interval over runs (R×n) [probe ± mean probe ci]"."""
     if not p.over_pretraining:
@@ -171,8 +172,6 @@ def ablation_tables(b: pd.DataFrame, ablations: Optional[Sequence[Ablation]] = N
     them (harness.board.pooling): mean of the runs' probe-seed means ± 95% t-interval over the
     runs, the probe-seed spread beside it; one run: mean ± 95% CI over its probe seeds. ▲ / ▼:
     better / worse than the reference beyond both intervals; ≈: within them."""
-    from harness.leaderboard import _arrow, fmt, fmt_ci, md_table
-
     blocks = []
     for ab in ablations if ablations is not None else ABLATIONS.values():
         names = [(r, board_runs(r, b["upstream"])) for r in ab.recipes]
@@ -187,7 +186,7 @@ def ablation_tables(b: pd.DataFrame, ablations: Optional[Sequence[Ablation]] = N
             g = present[present["task"] == t]
             pm, hib = g["primary_metric"].iloc[0], bool(g["higher_is_better"].iloc[0])
             info[t] = (pm, hib, {r["upstream"]: r for r in g.to_dict("records")})
-            head.append(f"{t} {pm}{_arrow(pm, hib)}")
+            head.append(f"{t} {pm}{arrow(pm, hib)}")
         head.append("probe train s (sum of task means)")
         cells_by = {}  # (recipe, task) -> Pooled
         for recipe, ups in names:
@@ -211,7 +210,7 @@ def ablation_tables(b: pd.DataFrame, ablations: Optional[Sequence[Ablation]] = N
                 p, rows = cells_by[recipe, t]
                 ref = cells_by.get((ref_recipe, t))
                 mark = _verdict(ref[0], p, hib) if ref is not None and recipe != ref_recipe else ""
-                cells.append(_cell_text(p, fmt, fmt_ci) + mark)
+                cells.append(_cell_text(p) + mark)
                 spent = [float(r.get("train_s") or 0.0) for r in rows]
                 cost += sum(spent) / len(spent)
             cells.append(fmt(cost) if cost else "-")

@@ -66,7 +66,8 @@ def copy_store(runs: Path, store: Path) -> int:
 def rerender(store: Path, out: Path) -> Dict[str, str]:
     """Render the board of the runs in `store` into folder `out` as `harness leaderboard` does;
     returns {page file name: its text as written}."""
-    from harness.leaderboard import build_from_scan, scan
+    from harness.board.loader import scan
+    from harness.board.page import build_from_scan
 
     s = scan(store)
     if s.broken:

@@ -1,7 +1,8 @@
 """Compare two run stores (a base and a new one) metric by metric: the regression gate of CI.
 
 Both stores are read the way the leaderboard reads them (result.json files only; per
-(corpus, profile, upstream, task) the dev-best lr and the mean and 95% interval over its seeds).
+(corpus, profile, upstream, task) the lr of the board's one best-lr rule,
+harness.board.select.select_lr, and the mean and 95% interval over its seeds).
 For every test metric present in either store the comparison gives both values, the difference
 and a verdict:
 
@@ -25,7 +26,10 @@ from typing import List, Optional
 
 import pandas as pd
 
-from harness import leaderboard, scores
+from harness import scores
+from harness.board.loader import scan
+from harness.board.markdown import fmt, md_table
+from harness.board.select import select_board
 from harness.errors import HarnessError
 
 #: the threshold applied where a side has a single seed (metric units)
@@ -74,11 +78,11 @@ class Cell:
 
 
 def _best(runs_root) -> pd.DataFrame:
-    s = leaderboard.scan(runs_root)
+    s = scan(runs_root)
     if s.runs.empty:
         where = "" if Path(runs_root).is_dir() else " (the folder does not exist)"
         raise HarnessError(f"no finished runs were found under {runs_root}{where}")
-    return leaderboard.select_board(s.runs)[0]
+    return select_board(s.runs)[0]
 
 
 def _identity(row) -> str:
@@ -152,7 +156,7 @@ def regressions(cells: List[Cell]) -> List[Cell]:
 def _num(mean: float, ci: float, n: int) -> str:
     if math.isnan(mean):
         return "–"
-    return leaderboard.fmt(mean) + ("" if math.isnan(ci) else f" ± {leaderboard.fmt(ci)}") + f" ({n})"
+    return fmt(mean) + ("" if math.isnan(ci) else f" ± {fmt(ci)}") + f" ({n})"
 
 
 def to_markdown(cells: List[Cell], base_label: str = "base", new_label: str = "new") -> str:
@@ -175,5 +179,5 @@ def to_markdown(cells: List[Cell], base_label: str = "base", new_label: str = "n
     missing = sum(c.verdict.startswith("missing") for c in cells)
     lines = [f"{len(reg)} primary metric(s) regressed {DOWN}, {up} improved {UP}, {missing} metric(s) missing on "
              f"one side. A change counts when the 95% intervals do not overlap (>= 2 seeds on both sides) or, with "
-             f"one seed, when it exceeds the stated threshold.", "", leaderboard.md_table(head, rows)]
+             f"one seed, when it exceeds the stated threshold.", "", md_table(head, rows)]
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Tuple
 
 import pandas as pd
 
+from harness.board.markdown import md_table
 from harness.results import slug
 
 
@@ -58,8 +59,6 @@ def mean_layer(weights) -> Optional[float]:
 def diagnostics_section(b: pd.DataFrame, runs_root: Optional[Path], out_dir: Path, hdir: Path) -> Tuple[List[str], List[Path]]:
     """Markdown lines of the section and the PNGs copied into ``hdir``; ([], []) when no
     pre-training iteration of the board's upstreams is found under ``runs_root``."""
-    from harness.leaderboard import md_table  # noqa: PLC0415 (leaderboard imports this module)
-
     if runs_root is None:
         return [], []
     names = set(b["upstream"])

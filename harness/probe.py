@@ -25,7 +25,6 @@ from harness.config import ProbeConfig
 from harness.featurizer import WeightedSum, corrected_contributions
 from harness.features import FeatureSource
 from harness.progress import progress_bar
-from harness.scores import METRIC_HIGHER_IS_BETTER
 from tasks.base import Batch, Splits, Task
 from tasks.heads import init_seed
 from upstreams.base import UpstreamSpec
@@ -309,5 +308,6 @@ def dev_rank(task: Task, dev: Dict[str, float], step: int) -> Tuple[float, float
         return (v if higher_is_better else -v) if math.isfinite(v) else -math.inf
 
     sec = task.secondary_metric
-    sec_key = signed(sec, METRIC_HIGHER_IS_BETTER.get(sec, task.higher_is_better)) if sec else 0.0
+    # the secondary metric's direction as the task declares it: the probe reads nothing of the board's scores
+    sec_key = signed(sec, task.metric(sec).higher_is_better) if sec else 0.0
     return signed(task.primary_metric, task.higher_is_better), sec_key, step

@@ -1,6 +1,6 @@
 """The CI report: a one-screen summary of a run store, optionally compared with a base store.
 
-``write_report`` writes the full corpus pages (``harness.leaderboard``) and their heatmaps into
+``write_report`` writes the full corpus pages (``harness.board.page``) and their heatmaps into
 ``out_dir``, then one summary page beside them, so every image link is relative to ``out_dir``:
 
 - ``REPORT.md`` (format ``markdown``): per corpus and profile the board's summary tables (the
@@ -21,8 +21,12 @@ from pathlib import Path
 from typing import List, Optional
 
 from harness import compare as cmp
-from harness import leaderboard
 from harness.board import layer_text
+from harness.board.loader import collect, scan
+from harness.board.mlsuperb_section import is_mlsuperb_task, mlsuperb_board_scores
+from harness.board.page import build_from_scan
+from harness.board.select import select_board
+from harness.board.summary import RANK_NOTE, board_scores, summary_table
 from harness.errors import HarnessError
 from harness.results import now_iso, slug
 
@@ -60,16 +64,16 @@ def _summaries(best, corpus: str, out_dir: Path, images: bool = True) -> List[st
     md = []
     for profile, b in c.groupby("profile", sort=True):
         md += [f"### {corpus}, profile {profile}", ""]
-        is_ml = b["task"].map(leaderboard.is_mlsuperb_task)
+        is_ml = b["task"].map(is_mlsuperb_task)
         for part, label in ((b[~is_ml], "SUPERB tasks"), (b[is_ml], "ML-SUPERB tasks")):
             if part.empty:
                 continue
             if label == "SUPERB tasks":
-                board, notes = leaderboard.board_scores(part, kind)
+                board, notes = board_scores(part, kind)
             else:
-                board, notes = leaderboard.mlsuperb_board_scores(part), []
-            md += [f"{label}:", "", leaderboard.summary_table(part, board), ""] + [*notes[:1], ""] * bool(notes)
-        md += [leaderboard.RANK_NOTE, ""]
+                board, notes = mlsuperb_board_scores(part), []
+            md += [f"{label}:", "", summary_table(part, board), ""] + [*notes[:1], ""] * bool(notes)
+        md += [RANK_NOTE, ""]
         if not images:
             md += _weight_tables(b)
             continue
@@ -102,12 +106,12 @@ def write_report(runs_root, out_dir, fmt: str = "markdown", base_runs=None,
     """
     if fmt not in FORMATS:
         raise HarnessError(f"unknown report format {fmt!r}: use {' | '.join(FORMATS)}")
-    s = leaderboard.scan(runs_root)
+    s = scan(runs_root)
     if s.runs.empty:
-        leaderboard.collect(runs_root)  # raises "no finished runs were found under <path>"
+        collect(runs_root)  # raises "no finished runs were found under <path>"
     out_dir = Path(out_dir)
-    _, pages = leaderboard.build_from_scan(s, out_dir)
-    best = leaderboard.select_board(s.runs)[0]
+    _, pages = build_from_scan(s, out_dir)
+    best = select_board(s.runs)[0]
     if cells is None and base_runs is not None:
         cells = cmp.compare(base_runs, runs_root, threshold)
     corpora = sorted(pages)

@@ -17,6 +17,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from harness.board.select import seed_mean, select_lr
+
 
 @dataclass(frozen=True)
 class EvalJob:
@@ -86,17 +88,15 @@ def run_job(job: EvalJob) -> str:
     except Exception as e:  # noqa: BLE001 - every other job's work must survive one failure
         traceback.print_exc()  # into the job's stderr log (the launcher reports its path)
         return f"{FAILED_PREFIX}{job.describe()}[/]: {type(e).__name__}: {e}"
-    # the board's selection: the lr with the best mean dev metric, then its mean test metric
+    # the board's lr (its one rule: ties, NaN and a missing dev set as on the board), then its mean test metric
     m = res[0]["primary_metric"]
-    by_lr: dict = {}
-    for r in res:
-        by_lr.setdefault(r["lr"], []).append(r["metrics"])
-    best = max if res[0]["higher_is_better"] else min
-    lr = best(by_lr, key=lambda x: sum(s["dev"][m] for s in by_lr[x]) / len(by_lr[x]))
-    test = sum(s["test"][m] for s in by_lr[lr]) / len(by_lr[lr])
-    n = len(by_lr[lr])
-    return (f"[bold]{job.describe()}[/]: test {m} {test:.2f} (lr {lr:g}, {'mean of ' if n > 1 else ''}{n} "
-            f"seed{'s' if n > 1 else ''}), {time.time() - t1:.0f} s")
+    runs = [(float(r["lr"]), *((r["metrics"].get(s) or {}).get(m) for s in ("dev", "test"))) for r in res]
+    choice = select_lr(runs, bool(res[0]["higher_is_better"]))
+    tests = [t for lr, _, t in runs if lr == choice.lr]
+    n = len(tests)
+    on = "" if choice.split == "dev" else ", chosen on test: no dev values"
+    return (f"[bold]{job.describe()}[/]: test {m} {seed_mean(tests):.2f} (lr {choice.lr:g}{on}, "
+            f"{'mean of ' if n > 1 else ''}{n} seed{'s' if n > 1 else ''}), {time.time() - t1:.0f} s")
 
 
 FAILED_PREFIX = "[bold red]FAILED "

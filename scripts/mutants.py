@@ -68,6 +68,7 @@ T_FEAT = "tests/unit/test_featurizer.py"
 T_SEL = "tests/unit/test_probe_selection.py"
 T_CACHE = "tests/unit/test_feature_cache_equals_live.py"
 T_BOARD = "tests/unit/test_leaderboard.py"
+T_LR = "tests/unit/test_select_lr.py"
 T_SCORES = "tests/unit/test_scores.py"
 T_PRE = "tests/unit/test_pretrain.py"
 T_MASK = "tests/unit/test_pretrain_mask_loss.py"
@@ -143,19 +144,24 @@ MUTANTS: List[Mutant] = [
       "    featurizer.load_state_dict(best_state[0])\n    head.load_state_dict(best_state[1])\n", "",
       [T_SEL], "test scored with the last weights while best_step names the dev-best"),
     # ---- the board's lr selection and its scores
-    M("board-lr-always-max", "harness/leaderboard.py",
-      "best = valid.max() if hib else valid.min()", "best = valid.max()",
+    M("board-lr-always-max", "harness/board/select.py",
+      "best = max(valid.values()) if higher_is_better else min(valid.values())", "best = max(valid.values())",
       [f"{T_SEL}::test_board_picks_the_lr_on_dev_in_the_metric_direction_never_on_test",
-       f"{T_BOARD}::test_select_best_uses_dev_mean"], "the board picks the worst lr of an error-rate task"),
-    M("board-lr-on-test", "harness/leaderboard.py",
-      "split = \"dev\" if f\"dev.{primary}\" in g and g[f\"dev.{primary}\"].notna().any() else \"test\"",
-      "split = \"test\"", [f"{T_SEL}::test_board_picks_the_lr_on_dev_in_the_metric_direction_never_on_test"],
+       f"{T_BOARD}::test_select_best_uses_dev_mean", T_LR], "the board picks the worst lr of an error-rate task"),
+    M("board-lr-on-test", "harness/board/select.py",
+      "split = \"dev\" if any(not _missing(d) for _, d, _ in runs) else \"test\"",
+      "split = \"test\"", [f"{T_SEL}::test_board_picks_the_lr_on_dev_in_the_metric_direction_never_on_test", T_LR],
       "the lr is picked on test"),
-    M("board-lr-nan-seed-ignored", "harness/leaderboard.py",
-      "lambda v: v.mean() if v.notna().all() else math.nan", "lambda v: v.mean()",
-      [f"{T_SEL}::test_board_sets_aside_an_lr_whose_seed_diverged"],
+    M("board-lr-nan-seed-ignored", "harness/board/select.py",
+      "    if any(_missing(v) for v in values):\n",
+      "    values = [v for v in values if not _missing(v)]\n    if not values:\n",
+      [f"{T_SEL}::test_board_sets_aside_an_lr_whose_seed_diverged", T_LR],
       "an lr whose seed diverged is ranked on its surviving seeds"),
-    M("board-oldest-config", "harness/leaderboard.py",
+    M("board-lr-ties-to-larger", "harness/board/select.py",
+      "return LrChoice(min(lr for lr, m in valid.items() if m == best), split, means)",
+      "return LrChoice(max(lr for lr, m in valid.items() if m == best), split, means)",
+      [T_LR], "a tie on dev goes to the larger lr (the sweep's summary line did so before the one rule)"),
+    M("board-oldest-config", "harness/board/select.py",
       "newest = max(latest.index, key=lambda h: (latest[h], h))",
       "newest = min(latest.index, key=lambda h: (latest[h], h))",
       [f"{T_SEL}::test_board_shows_the_newest_config_only"], "the board shows the oldest config's runs"),

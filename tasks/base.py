@@ -117,7 +117,7 @@ class Task(abc.ABC):
     #: the board never pools, ranks or scores runs of two versions together.
     versions: Dict[int, str] = {UNVERSIONED: "runs without a recorded version"}
     #: breaks ties on the dev primary metric when picking the dev-best step ("" = none: the later
-    #: step wins); its direction is harness.scores.METRIC_HIGHER_IS_BETTER's
+    #: step wins); its direction is the one its entry in `metrics` declares
     secondary_metric: str = ""
     level: str = "utterance"  # utterance | frame | sequence | mixture
     #: profile name -> ProbeConfig overrides (a dict of ProbeConfig fields)

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from harness.board.markdown import md_table
 from harness.results import RESULT, slug
 
 KIND = "layer_analysis"  # harness.analysis.run.KIND (kept here so the board never imports the analysis)
@@ -109,8 +110,6 @@ def _num(v) -> bool:
 
 
 def _table(result: Dict[str, Any], weights: Dict[str, Sequence[float]]) -> List[str]:
-    from harness.leaderboard import md_table  # noqa: PLC0415 (leaderboard imports this module)
-
     cols = [(k, h) for k, h in TABLE_COLUMNS if any(k in r for r in result["layers"])]
     tasks = [t for t in sorted(weights) if len(weights[t]) == len(result["layers"])]
     rows = []

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from harness import leaderboard
+from harness.board.flags import FLAG_LEGEND
+from harness.board.learning_curves import learning_curve_points
+from harness.board.loader import output_ratio
+from harness.board.page import SYNTH_HEADER
 from harness.board.ranks import fmt_rank
+from harness.board.seed_comparisons import seed_comparisons
+from harness.board.summary import task_ranks, upstream_cells
+from harness.board.task_section import probe_updates_line
 from harness.errors import HarnessError
 from harness.report import write_report
 from harness.results import atomic_write_json, run_dir, slug
@@ -110,7 +117,7 @@ def test_build_markdown_and_heatmaps(runs, tmp_path):
     page = out / "synth.md"
     assert page in paths
     md = page.read_text()
-    assert leaderboard.SYNTH_HEADER in md
+    assert SYNTH_HEADER in md
     assert "16.00 ± 25.41" in md  # hubert asr test WER at lr 1e-4
     assert "80.00 ± 38.12" in md  # hubert ks test acc at lr 1e-4: mean 80, s = 4.243
     assert "54.00 ± 25.41" in md  # fbank asr at lr 1e-3
@@ -189,16 +196,14 @@ def test_real_corpus_published_scores_and_no_mixing(tmp_path):
     paths = leaderboard.build(root, tmp_path / "out")
     real = (tmp_path / "out" / "superb.md").read_text()
     assert "941.04" in real and "80.80" in real
-    assert leaderboard.SYNTH_HEADER not in real and "41.00" not in real
+    assert SYNTH_HEADER not in real and "41.00" not in real
     synth = (tmp_path / "out" / "synth.md").read_text()
-    assert "hubert_base" not in synth and leaderboard.SYNTH_HEADER in synth
+    assert "hubert_base" not in synth and SYNTH_HEADER in synth
     assert not any("superb/" in p.as_posix() and p.suffix == ".png" for p in paths)
 
 
 def test_seed_comparisons_say_which_way_it_falls():
     import pandas as pd
-
-    from harness.leaderboard import seed_comparisons
 
     rows = [  # SD: DER, lower is better; SS: SI-SDRi, higher is better
         {"task": "sd", "primary_metric": "der", "higher_is_better": False, "upstream": "wavlm_tiny-it1",
@@ -254,7 +259,7 @@ def test_one_seed_bare_mean_flags_and_details(tmp_path):
     ks = _lines(md, "### Task ks")
     assert ks["fbank"][1] == "41.00 ⚠ learned nothing (1/1 seeds)"
     assert ks["random:hubert_tiny"][1] == "61.00 ± 0.00 ⚠ NaN (1/2 seeds)"  # two seeds: an interval
-    assert leaderboard.FLAG_LEGEND in md
+    assert FLAG_LEGEND in md
     summary = _lines(md, "### Summary")
     assert summary["random:hubert_tiny"][6:8] == ["96.00 #2 ⚠", "61.00 #1 ⚠"]
     assert summary["fbank"][6:8] == ["52.00 #1", "41.00 #2 ⚠"]
@@ -277,16 +282,16 @@ def test_task_ranks_on_a_hand_made_board():
     b = pd.DataFrame([{"upstream": u, "task": t, "primary_metric": m, "higher_is_better": h, f"test.{m}.mean": v}
                       for u, t, m, h, v in rows])
     # equal means without intervals share the range 1-2; distinct means are ordered
-    assert leaderboard.task_ranks(b) == {("a", "asr"): (1, 2), ("c", "asr"): (1, 2), ("b", "asr"): (3, 3),
+    assert task_ranks(b) == {("a", "asr"): (1, 2), ("c", "asr"): (1, 2), ("b", "asr"): (3, 3),
                                          ("b", "ks"): (1, 1), ("c", "ks"): (2, 2), ("a", "ks"): (3, 3)}
     # overlapping 95 % intervals share ranks: b (90 ± 15) and c (70 ± 10) overlap, a (50 ± 5) is
     # beaten beyond the intervals by b only (c's 60..80 and a's 45..55 do not overlap either)
     b["test.acc.ci"] = [math.nan] * 4 + [5.0, 15.0, 10.0]
-    got = leaderboard.task_ranks(b)
+    got = task_ranks(b)
     assert (got[("b", "ks")], got[("c", "ks")], got[("a", "ks")]) == ((1, 2), (1, 2), (3, 3))
     b.loc[b["upstream"] == "c", "test.acc.ci"] = 12.0  # c: 58..82
     b.loc[b["upstream"] == "a", "test.acc.ci"] = 9.0  # a: 41..59 overlaps c, not b (75..105)
-    got = leaderboard.task_ranks(b)
+    got = task_ranks(b)
     assert (got[("b", "ks")], got[("c", "ks")], got[("a", "ks")]) == ((1, 2), (1, 3), (2, 3))
     assert [fmt_rank(got[("b", "ks")]), fmt_rank(got[("b", "asr")])] == ["#1-2", "#3"]
 
@@ -312,7 +317,7 @@ def test_summary_shows_the_pretraining_an_export_recorded(tmp_path):
     row = _lines((tmp_path / "out" / "synth.md").read_text(), "### Summary")["hubert_tiny-it2"]
     assert row[1:7] == ["1.21M", "5", "50 Hz", "data/synth/small (0.25 h, 120 utts)", "2000", "61.00 #1"]
     fusion = {"members": [record, None]}
-    assert leaderboard.upstream_cells({"params": 5, "layers": 5, "frame_rate_hz": 50.0, "pretraining": fusion})[3:] \
+    assert upstream_cells({"params": 5, "layers": 5, "frame_rate_hz": 50.0, "pretraining": fusion})[3:] \
         == ["data/synth/small (0.25 h, 120 utts) + –", "2000 + –"]
 
 
@@ -328,7 +333,7 @@ def test_transcription_output_lengths():
     phones = SimpleNamespace(level="sequence", char_level=False)
     assert output_tokens(phones, {"a": "ah b"}, {"a": "ah b k"}) == {"a": [2, 3]}
     assert output_tokens(SimpleNamespace(level="utterance"), {"a": "x"}, {"a": "x"}) is None
-    assert leaderboard.output_ratio({"a": [5, 8], "b": [0, 2]}) == pytest.approx(0.5)
+    assert output_ratio({"a": [5, 8], "b": [0, 2]}) == pytest.approx(0.5)
 
 
 def test_heatmap_families_share_one_colour_scale(tmp_path, monkeypatch):
@@ -430,7 +435,7 @@ def test_learning_curve_section(tmp_path):
             write_run(root, "synth", "synth", up, "ks", 1e-3, seed, t, t, 1,
                       upstream_facts={**FACTS["fbank"], "family": up})
     best = leaderboard.select_best(leaderboard.collect(root))
-    curves = leaderboard.learning_curve_points(best)
+    curves = learning_curve_points(best)
     assert list(curves) == ["micro-it1"]
     pts = curves["micro-it1"]
     assert pts["updates"].tolist() == [5, 10, 12]
@@ -526,7 +531,7 @@ def test_task_sections_say_how_many_updates_the_probes_trained(tmp_path):
     ks = md[md.index("### Task ks"):]
     assert "Probe updates: 2000 per run." in asr
     assert "Probe updates: 400-500 per run (they differ" in ks
-    assert leaderboard.probe_updates_line(pd.DataFrame({"task": ["asr"], "probe_steps": [[]]})) == ""
+    assert probe_updates_line(pd.DataFrame({"task": ["asr"], "probe_steps": [[]]})) == ""
 
 
 def test_task_sections_say_which_corpus_size_the_probes_used(tmp_path):

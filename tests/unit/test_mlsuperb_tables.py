@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 
 from harness import leaderboard
+from harness.board.mlsuperb_section import MLSUPERB_REAL_HEADER, MLSUPERB_SYNTH_HEADER, is_mlsuperb_task
+from harness.board.page import SYNTH_HEADER
 from harness.errors import HarnessError
 from harness.report import write_report
 from harness.results import atomic_write_json, run_dir, slug
@@ -111,7 +113,7 @@ def test_mlsuperb_score_missing_task():
 def write_run(root, upstream, task, metrics, seed=1, lr=1e-3, extra=None, corpus="synth", kind="real"):
     # kind "real": these fake runs test the board-relative ML-SUPERB score of real corpora (the
     # absolute score of synth boards is tested in test_board_instrument.py)
-    base = task.rsplit("_", 1)[0] if leaderboard.is_mlsuperb_task(task) else task
+    base = task.rsplit("_", 1)[0] if is_mlsuperb_task(task) else task
     primary, hib = PRIMARY[base]
     h = f"h{zlib.crc32(repr((upstream, task)).encode()):08x}"  # lr and seed are not in a config hash
     d = run_dir(root, corpus, upstream, task, lr, seed, h)
@@ -192,7 +194,7 @@ def test_leaderboard_mlsuperb_sections(runs, tmp_path):
 
     # ML-SUPERB 10 min: the 7 metrics, 4 task scores and the score
     sec = "### ML-SUPERB (10min train budget)"
-    assert leaderboard.MLSUPERB_REAL_HEADER in md
+    assert MLSUPERB_REAL_HEADER in md
     part = md[md.index(sec):]
     head = next(ln for ln in part.splitlines() if ln.startswith("| upstream"))
     assert "mono_asr_10min cer ↓" in head and "asr_lid_10min lid_acc ↑" in head and head.endswith("| ML-SUPERB score |")
@@ -279,8 +281,8 @@ def test_mlsuperb_only_board_and_real_corpus(tmp_path):
     md = (tmp_path / "out" / "mlsuperb.md")
     leaderboard.build(root, tmp_path / "out")
     text = md.read_text()
-    assert "### Summary" not in text and leaderboard.MLSUPERB_REAL_HEADER in text
-    assert leaderboard.MLSUPERB_SYNTH_HEADER not in text and leaderboard.SYNTH_HEADER not in text
+    assert "### Summary" not in text and MLSUPERB_REAL_HEADER in text
+    assert MLSUPERB_SYNTH_HEADER not in text and SYNTH_HEADER not in text
     assert _row(text, "### ML-SUPERB (10min train budget)", A)[-1] == "1000.00"
     assert "Per-language CER" not in text  # no extra["per_language_cer"] in these runs
 

@@ -26,8 +26,10 @@ from tests.unit.test_leaderboard import write_run
 # -- dev_rank: the order of dev evaluations --------------------------------------------------------
 
 
-def _task(primary: str, hib: bool, secondary=None):
-    return SimpleNamespace(primary_metric=primary, higher_is_better=hib, secondary_metric=secondary)
+def _task(primary: str, hib: bool, secondary=None, secondary_hib=None):
+    directions = {primary: hib, secondary: secondary_hib}
+    return SimpleNamespace(primary_metric=primary, higher_is_better=hib, secondary_metric=secondary,
+                           metric=lambda name: SimpleNamespace(name=name, higher_is_better=directions[name]))
 
 
 def _best_step(task, devs):
@@ -54,10 +56,10 @@ def test_dev_rank_orders_evaluations(primary, hib, values, expected):
 
 
 def test_dev_rank_breaks_ties_on_the_secondary_metric_in_its_own_direction():
-    lid = _task("acc", True, "macro_acc")
+    lid = _task("acc", True, "macro_acc", True)
     devs = [{"acc": 80.0, "macro_acc": 70.0}, {"acc": 80.0, "macro_acc": 75.0}, {"acc": 80.0, "macro_acc": 60.0}]
     assert _best_step(lid, devs) == 2
-    asv = _task("eer", False, "mindcf")  # both lower-is-better
+    asv = _task("eer", False, "mindcf", False)  # both lower-is-better
     devs = [{"eer": 10.0, "mindcf": 0.5}, {"eer": 10.0, "mindcf": 0.4}, {"eer": 10.0, "mindcf": 0.9}]
     assert _best_step(asv, devs) == 2
 
