@@ -105,7 +105,8 @@ def run_ablation(ab: Ablation, corpus: str, runs: Path, cache: Path, workers: in
     from harness.config import check_count
     from harness.pretrain.recipe import load_recipe
     from harness.pretrain.run import reuse_iterations, shared_iterations
-    from harness.sweep import EvalJob, run_jobs, run_pretrainings
+    from harness.request import EvalRequest
+    from harness.sweep import run_jobs, run_pretrainings
 
     check_count("pretrain_seeds", pretrain_seeds)
     root = Path(runs) / "pretrain"
@@ -128,8 +129,8 @@ def run_ablation(ab: Ablation, corpus: str, runs: Path, cache: Path, workers: in
         outs = {**train([ref]), **train(others)}
     else:
         outs = train(list(ab.recipes))
-    jobs = [EvalJob(str(outs[r, seed] / f"iter{len(recs[r].iterations)}" / "upstream"), task, corpus, runs, cache,
-                    ab.seeds) for r in ab.recipes for seed in seeds for task in ab.tasks]
+    jobs = [EvalRequest(str(outs[r, seed] / f"iter{len(recs[r].iterations)}" / "upstream"), task, corpus, runs, cache,
+                        ab.seeds) for r in ab.recipes for seed in seeds for task in ab.tasks]
     return run_jobs(jobs, workers, log)
 
 

@@ -65,7 +65,8 @@ def benchmark(runs: Path, cache: Path, out: Path, data: Path = Path("data/synth"
     from harness.evaluate import build_task, build_upstream
     from harness.leaderboard import build
     from harness.report import FORMATS, write_report
-    from harness.sweep import EvalJob, run_jobs, run_pretrainings
+    from harness.request import EvalRequest
+    from harness.sweep import run_jobs, run_pretrainings
 
     if seeds < 1:
         raise HarnessError(f"--seeds must be >= 1, got {seeds}")
@@ -86,7 +87,7 @@ def benchmark(runs: Path, cache: Path, out: Path, data: Path = Path("data/synth"
     # the board carries its controls: the recipe's random-init twin and the un-normalised filter bank
     upstreams = list(baselines) + [str(pre / "iter1" / "upstream")]
     upstreams += [c for c in controls([recipe]) if c not in upstreams]
-    jobs = [EvalJob(u, t, str(corpus), Path(runs), Path(cache), seeds) for t in tasks for u in upstreams]
+    jobs = [EvalRequest(u, t, str(corpus), Path(runs), Path(cache), seeds) for t in tasks for u in upstreams]
     failed = run_jobs(jobs, workers, log)
     if analysis:  # the board's "Layer analysis" section for the CI upstream (harness analyze)
         from harness.analysis.run import analyze

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from enum import Enum
@@ -237,13 +238,14 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     Launcher resources come from these flags over the config file's `launcher:` section."""
     from harness.config import check_count, split_names
     from harness.registry import check_task_name
+    from harness.request import EvalRequest
     from harness.upstream_names import check_upstream_name
 
     profile, launcher = profile.value, launcher.value if launcher is not None else None
     over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, cache_dtype=cache_dtype,
                                   extract_dtype=extract_dtype,
                                   skip_bad=skip_bad or None,
-                                  device=device, lrs=tuple(lr) if lr else None,
+                                  device=device,
                                   lexicon=str(lexicon) if lexicon else None).items() if v is not None}
     ups, tasks = split_names(upstream, "--upstream"), split_names(task, "--task")
     check_count("--seeds", seeds)
@@ -256,16 +258,18 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
         check_task_name(t)
     for u in ups:
         check_upstream_name(u, runs)
-    from harness.evaluate import build_task, build_upstream, evaluate, resolve_config, resolve_corpus
+    requests = {t: EvalRequest(ups[0], t, corpus, runs, cache, seeds=seeds, lrs=tuple(lr) if lr else None,
+                               profile=profile, config_file=config, overrides=over) for t in tasks}
+    from harness.evaluate import build_upstream, evaluate, resolve_corpus
 
     if launcher is not None:
         from harness.launch import check_launcher, launch, launcher_config
-        from harness.sweep import EvalJob
 
         check_launcher(launcher)
         lcfg = launcher_config(config, {k: v for k, v in resources.items() if k != "launcher_dir"})
-    for t in tasks:  # a misspelt name or a bad value fails here, before a corpus is generated or read
-        resolve_config(build_task(t), profile, config, over)
+    # each task's config resolved once, here: a misspelt key or a bad value fails before a corpus
+    # is generated or read, and neither the launcher nor its jobs resolve it again
+    requests = {t: r.resolve() for t, r in requests.items()}
     for u in ups:
         build_upstream(u)
     if launcher is None:  # runs here: this machine must have the device (a launcher's job checks its own)
@@ -273,15 +277,13 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
 
         check_device(device)
     spec = resolve_corpus(corpus, log=console.print)
+    # the config does not depend on the upstream or the corpus: each pair keeps its task's
+    jobs = [dataclasses.replace(requests[t], upstream=u, corpus=spec) for u in ups for t in tasks]
     if launcher is None:
-        done = [r for u in ups for t in tasks
-                for r in evaluate(u, t, spec, runs, cache, profile=profile, seeds=seeds, config_file=config,
-                                  overrides=over, log=console.print)]
+        done = [r for job in jobs for r in evaluate(job, log=console.print)]
         for line in closing_lines(done, runs):
             console.print(line, highlight=False, soft_wrap=True)
         return
-    jobs = [EvalJob(u, t, spec, runs, cache, seeds=seeds, profile=profile, config_file=config, overrides=over)
-            for u in ups for t in tasks]
     failed = launch(jobs, launcher, lcfg, launcher_dir, log=console.print)
     console.print(f"run folders under {runs}; next: harness leaderboard --runs {runs}", highlight=False, soft_wrap=True)
     if failed:

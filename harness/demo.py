@@ -99,7 +99,8 @@ def main(argv=None) -> int:
     from harness.data.synth import generate
     from harness.leaderboard import build
     from harness.report import write_report
-    from harness.sweep import EvalJob, run_jobs, run_pretrainings
+    from harness.request import EvalRequest
+    from harness.sweep import run_jobs, run_pretrainings
 
     con = Console(stderr=True)
     t0 = time.time()
@@ -133,8 +134,8 @@ def main(argv=None) -> int:
         pairs = [(up, task) for task in tasks for up in upstreams]
         pairs += [(up, task) for task in tasks if task in CONTROL_TASKS for up in extra]
         pairs += [(up, task) for task in CURVE_TASKS if task in tasks for up in curve]
-        jobs = [EvalJob(up, task, str(corpus), a.runs, a.cache, CONTROL_SEEDS if up in extra and a.board is None
-                        else seeds(task), overrides={"steps": a.steps[task]} if task in a.steps else {})
+        jobs = [EvalRequest(up, task, str(corpus), a.runs, a.cache, CONTROL_SEEDS if up in extra and a.board is None
+                            else seeds(task), overrides={"steps": a.steps[task]} if task in a.steps else {})
                 for up, task in pairs]
         failed = run_jobs(jobs, a.jobs, con.print)
         con.print(f"[bold]probes[/] {len(jobs)} (upstream, task) pairs done in {time.time() - t1:.0f} s")

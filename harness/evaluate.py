@@ -7,16 +7,16 @@ import dataclasses
 import difflib
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from harness import results
 from harness.catalog import upstream_facts
-from harness.config import (EvalConfig, ProbeConfig, check_count, check_device, config_hash, merge, read_config_file,
-                            to_dict)
+from harness.config import EvalConfig, ProbeConfig, check_device, config_hash, merge, read_config_file, to_dict
 from harness.diskio import os_errors
 from harness.environment import environment
 from harness.errors import ConfigError, HarnessError
 from harness.registry import SOURCES, TASKS, UPSTREAMS, load_all
+from harness.request import EvalRequest
 from upstreams.base import CONFIG_FILE, Upstream
 
 DEFAULT_SEED = 1337
@@ -152,32 +152,22 @@ class RunPlan:
     corpus_fingerprint: str = ""
 
 
-def plan_runs(
-    upstream: str,
-    task: str,
-    corpus: str,
-    runs_root: Path,
-    cache_dir: Path,
-    profile: str = "quick",
-    seeds: int = 1,
-    lrs: Optional[Sequence[float]] = None,
-    config_file: Optional[str] = None,
-    overrides: Optional[Dict[str, Any]] = None,
-) -> RunPlan:
-    """Resolve upstream, task, corpus and config and name the run folder of every (lr, seed):
-    what `evaluate` runs and what a launcher checks before submitting (results.is_finished).
-    Seeds are config seed, +1, ... (`seed` in `overrides` moves the first)."""
+def plan_runs(request: EvalRequest) -> RunPlan:
+    """Build the request's upstream, task and corpus, resolve its config (unless the request
+    carries it: `EvalRequest.resolve`) and name the run folder of every (lr, seed): what
+    `evaluate` runs and what a launcher checks before submitting (results.is_finished). Seeds are
+    the first seed (the config's, or the request's), +1, ..."""
     from harness.data.corpora import load_corpus
     from harness.data.corpus import content_fingerprint
 
-    check_count("seeds", seeds)
+    task = request.task
     task_obj = build_task(task)
     # the variant the task probes (Upstream.for_task: fbank and mfcc without CMVN on KS and SID)
-    up = build_upstream(upstream).for_task(task_obj)
-    cfg = resolve_config(task_obj, profile, config_file, {**(overrides or {}), **({"lrs": tuple(lrs)} if lrs else {})})
+    up = build_upstream(request.upstream).for_task(task_obj)
+    cfg = request.resolve(task_obj).config
     if cfg.lexicon:
         task_obj.set_lexicon(cfg.lexicon)
-    corp = load_corpus(corpus, cache_dir=Path(cache_dir) / "corpora", skip_bad=cfg.skip_bad)
+    corp = load_corpus(request.corpus, cache_dir=request.cache / "corpora", skip_bad=cfg.skip_bad)
     spec = up.spec
     whash = up.weights_hash()
     cfp = content_fingerprint(corp)
@@ -193,31 +183,20 @@ def plan_runs(
                                "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version")},
                                # which data, not only its name and size (two LibriSpeech folders)
                                "corpus_fingerprint": cfp})
-    grid = [(lr, cfg.probe.seed + i) for lr in cfg.probe.lrs for i in range(seeds)]
-    runs = [(lr, seed, results.run_dir(runs_root, corp.name, spec.name, task, lr, seed, chash)) for lr, seed in grid]
+    grid = [(lr, cfg.probe.seed + i) for lr in cfg.probe.lrs for i in range(request.seeds)]
+    runs = [(lr, seed, results.run_dir(request.runs, corp.name, spec.name, task, lr, seed, chash)) for lr, seed in grid]
     return RunPlan(task_obj, up, cfg, corp, whash, chash, runs, cfp)
 
 
-def evaluate(
-    upstream: str,
-    task: str,
-    corpus: str,
-    runs_root: Path,
-    cache_dir: Path,
-    profile: str = "quick",
-    seeds: int = 1,
-    lrs: Optional[Sequence[float]] = None,
-    config_file: Optional[str] = None,
-    overrides: Optional[Dict[str, Any]] = None,
-    log: Callable[[str], None] = print,
-) -> List[Dict[str, Any]]:
-    """Evaluate one upstream on one task: one run folder per (lr, seed). Returns the results
-    (finished ones included) of this (upstream, task, config)."""
+def evaluate(request: EvalRequest, log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+    """Evaluate one upstream on one task: one run folder per (lr, seed) of the request. Returns
+    the results (finished ones included) of this (upstream, task, config)."""
     from harness.features import prepare_sources
     from harness.probe import train_probe
 
     t_all = time.time()
-    p = plan_runs(upstream, task, corpus, runs_root, cache_dir, profile, seeds, lrs, config_file, overrides)
+    p = plan_runs(request)
+    task, corpus, cache_dir = request.task, request.corpus, request.cache
     task_obj, up, cfg, corp, whash, chash = p.task, p.upstream, p.config, p.corpus, p.weights_hash, p.config_hash
     spec = up.spec
     plan, done = [], []

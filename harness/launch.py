@@ -1,12 +1,14 @@
 """`harness eval ... --launcher local|slurm`: one submitit job per (upstream, task, lr, seed).
 
-Every job calls `harness.sweep.run_job` (the worker pool's job function) on an EvalJob of one
-grid point, so jobs write into the same run store as `harness eval` and `./run demo`: the run
-folder of a point does not depend on how it was launched. Before submitting, each point's folder
-is checked (`harness.evaluate.plan_runs`, `results.is_finished`): finished runs are skipped with a
-message and never submitted. A failed job (an exception inside the evaluation, or a job that
-died: timeout, out of memory, node failure) is reported with its log file and counted; the
-others run on.
+Every job calls `harness.sweep.run_job` (the worker pool's job function) on the EvalRequest of
+one grid point, so jobs write into the same run store as `harness eval` and `./run demo`: the
+run folder of a point does not depend on how it was launched. Each request's config is resolved
+once, on the submitting host (`EvalRequest.resolve`); a job receives its point resolved and does
+not resolve it again, but checks the device itself (the submitting host may have no GPU). Before
+submitting, each point's folder is checked (`harness.evaluate.plan_runs`,
+`results.is_finished`): finished runs are skipped with a message and never submitted. A failed
+job (an exception inside the evaluation, or a job that died: timeout, out of memory, node
+failure) is reported with its log file and counted; the others run on.
 
 submitit writes each job's pickled call, stdout and stderr under the launcher folder
 (default RUNS/_launcher, beside the runs; nothing there is a result.json, so reports ignore it).
@@ -23,7 +25,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from harness.config import merge, read_config_file
 from harness.errors import ConfigError, HarnessError
-from harness.sweep import FAILED_PREFIX, EvalJob, job_order, run_job
+from harness.request import EvalRequest
+from harness.sweep import FAILED_PREFIX, job_order, run_job
 
 LAUNCHERS = ("local", "slurm")
 
@@ -91,18 +94,17 @@ def make_executor(launcher: str, folder: Path, cfg: LauncherConfig):
     return ex
 
 
-def plan_jobs(jobs: Sequence[EvalJob], log: Callable[[str], None] = print) -> List[EvalJob]:
-    """One job per unfinished (lr, seed) of each (upstream, task) job; finished ones are logged
-    as skipped."""
+def plan_jobs(requests: Sequence[EvalRequest], log: Callable[[str], None] = print) -> List[EvalRequest]:
+    """The resolved one-point request of every unfinished (lr, seed) of each (upstream, task)
+    request; finished ones are logged as skipped."""
     from harness import results
     from harness.evaluate import plan_runs
 
     out = []
-    for job in jobs:
-        p = plan_runs(job.upstream, job.task, job.corpus, job.runs, job.cache, job.profile, job.seeds, job.lrs,
-                      job.config_file, job.eval_overrides())
-        for lr, seed, folder in p.runs:
-            point = replace(job, lrs=(lr,), seed=seed, seeds=1)
+    for request in requests:
+        request = request.resolve()  # itself when the caller (`harness eval`) resolved it
+        for lr, seed, folder in plan_runs(request).runs:
+            point = request.point(lr, seed)
             if results.is_finished(folder):
                 log(f"skipped {point.describe()}: finished in {folder}")
             else:
@@ -110,10 +112,10 @@ def plan_jobs(jobs: Sequence[EvalJob], log: Callable[[str], None] = print) -> Li
     return out
 
 
-def launch(jobs: Sequence[EvalJob], launcher: str, cfg: LauncherConfig = LauncherConfig(),
+def launch(jobs: Sequence[EvalRequest], launcher: str, cfg: LauncherConfig = LauncherConfig(),
            folder: Optional[Path] = None, log: Callable[[str], None] = print, poll_s: float = 1.0) -> int:
-    """Submit one job per unfinished grid point of `jobs` and wait for all; returns the number
-    that failed (each reported with its log path)."""
+    """Submit one job per unfinished grid point of the requests `jobs` and wait for all; returns
+    the number that failed (each reported with its log path)."""
     if not jobs:
         return 0
     folder = Path(folder) if folder is not None else Path(jobs[0].runs) / "_launcher"

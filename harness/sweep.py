@@ -11,60 +11,20 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Sequence
 
 import torch
 
 from harness.board.select import seed_mean, select_lr
-
-
-@dataclass(frozen=True)
-class EvalJob:
-    """One `harness.evaluate.evaluate` call: by default the task's whole lr grid x `seeds` seeds
-    (the worker pool); the launcher gives each job one point, lrs=(lr,) and seed=seed.
-
-    Attributes:
-        upstream, task, corpus: what to evaluate, as `harness eval` takes them.
-        runs, cache: the run store and the cache folder.
-        seeds: seeds per lr, counted up from `seed`.
-        lrs: the learning rates; None: the task's grid.
-        seed: the first seed; None: the config's (1337).
-        profile, config_file: as `harness eval --profile / --config`.
-        overrides: flat config keys, as the CLI's flags give them.
-        threads: torch threads of the job's process (None: leave as is; the pool sets 1).
-    """
-
-    upstream: str
-    task: str
-    corpus: str
-    runs: Path
-    cache: Path
-    seeds: int = 1
-    lrs: Optional[Tuple[float, ...]] = None
-    seed: Optional[int] = None
-    profile: str = "quick"
-    config_file: Optional[str] = None
-    overrides: Dict[str, Any] = field(default_factory=dict)
-    threads: Optional[int] = None
-
-    def describe(self) -> str:
-        """`upstream / task`, plus the lr and seed of a one-point job."""
-        point = "".join([f" lr={self.lrs[0]:g}" if self.lrs and len(self.lrs) == 1 else "",
-                         f" seed={self.seed}" if self.seed is not None and self.seeds == 1 else ""])
-        return f"{self.upstream} / {self.task}{point}"
-
-    def eval_overrides(self) -> Dict[str, Any]:
-        """The flat config overrides `evaluate` gets: `overrides` plus the first seed."""
-        return {**self.overrides, **({"seed": self.seed} if self.seed is not None else {})}
+from harness.request import EvalRequest
 
 
 #: the slowest probes start first, so that no worker idles at the end
 _SLOW_FIRST = ("mono_asr", "asr", "pr", "ml_asr", "asr_lid", "asv", "ss", "sd", "lid_ctc", "lid", "ks", "sid")
 
 
-def job_order(job: EvalJob) -> tuple:
+def job_order(job: EvalRequest) -> tuple:
     """Sort key: slow tasks first; pre-trained or random-init upstreams before hand-made features."""
     task, up = job.task, job.upstream
     rank = next((i for i, t in enumerate(_SLOW_FIRST) if task == t or task.startswith(t + "_")), len(_SLOW_FIRST))
@@ -75,16 +35,16 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def run_job(job: EvalJob) -> str:
-    """Evaluate one job; returns a log line (starting with FAILED_PREFIX when it failed)."""
+def run_job(job: EvalRequest) -> str:
+    """Evaluate one request (resolved here unless it comes resolved); returns a log line
+    (starting with FAILED_PREFIX when it failed)."""
     from harness.evaluate import evaluate
 
     if job.threads:
         torch.set_num_threads(job.threads)
     t1 = time.time()
     try:
-        res = evaluate(job.upstream, job.task, job.corpus, job.runs, job.cache, profile=job.profile, seeds=job.seeds,
-                       lrs=job.lrs, config_file=job.config_file, overrides=job.eval_overrides(), log=print)
+        res = evaluate(job, log=print)
     except Exception as e:  # noqa: BLE001 - every other job's work must survive one failure
         traceback.print_exc()  # into the job's stderr log (the launcher reports its path)
         return f"{FAILED_PREFIX}{job.describe()}[/]: {type(e).__name__}: {e}"
@@ -102,9 +62,9 @@ def run_job(job: EvalJob) -> str:
 FAILED_PREFIX = "[bold red]FAILED "
 
 
-def run_jobs(jobs: Sequence[EvalJob], workers: int = 2, log: Callable[[str], None] = print) -> int:
+def run_jobs(jobs: Sequence[EvalRequest], workers: int = 2, log: Callable[[str], None] = print) -> int:
     """Run the jobs (slowest first) in `workers` one-thread processes; returns the failure count."""
-    ordered: List[EvalJob] = sorted(jobs, key=job_order)
+    ordered: List[EvalRequest] = sorted(jobs, key=job_order)
     failed = 0
     if workers > 1 and len(ordered) > 1:
         with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:

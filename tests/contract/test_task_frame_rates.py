@@ -40,9 +40,10 @@ def roots(tmp_path_factory):
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_task_runs_at_coarse_frame_rates(ms, task, tiny_corpus, roots):
     from harness.evaluate import evaluate
+    from harness.request import EvalRequest
 
-    res = evaluate(str(roots / f"up{ms}"), task, str(tiny_corpus), roots / "runs", roots / "cache", lrs=[3e-3],
-                   overrides=FAST, log=lambda *_: None)
+    res = evaluate(EvalRequest(str(roots / f"up{ms}"), task, str(tiny_corpus), roots / "runs", roots / "cache",
+                               lrs=[3e-3], overrides=FAST), log=lambda *_: None)
     assert len(res) == 1
     r = res[0]
     assert r["upstream"] == f"random-micro-{ms}ms" and r["num_layers"] == 3

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from harness.evaluate import evaluate
+from harness.request import EvalRequest
 
 
 @pytest.mark.parametrize("task, margin", [("ks", 5.0), ("sid", 30.0)])
 def test_fbank_is_above_chance_on_the_mean_pool_tasks(tiny_corpus, tmp_path, task, margin):
-    r = evaluate("fbank", task, str(tiny_corpus), tmp_path / "runs", tmp_path / "cache", log=lambda *_: None)[0]
+    r = evaluate(EvalRequest("fbank", task, str(tiny_corpus), tmp_path / "runs", tmp_path / "cache"),
+                 log=lambda *_: None)[0]
     trivial = r["extra"]["trivial_baseline"]["test"]["acc"]
     # quick profile, seed 1337: KS 19.44 (trivial 8.33), SID 100.00 (trivial 13.64)
     assert r["metrics"]["test"]["acc"] > trivial + margin

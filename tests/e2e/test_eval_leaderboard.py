@@ -16,11 +16,12 @@ def board(tiny_corpus, tmp_path_factory):
     from harness.evaluate import evaluate
     from harness.leaderboard import build
     from harness.report import write_report
+    from harness.request import EvalRequest
 
     root = tmp_path_factory.mktemp("e2e")
     for up in ("fbank", "random:hubert_tiny"):
         for task in TASKS:
-            evaluate(up, task, str(tiny_corpus), root / "runs", root / "cache", lrs=[3e-3], overrides=FAST,
+            evaluate(EvalRequest(up, task, str(tiny_corpus), root / "runs", root / "cache", lrs=[3e-3], overrides=FAST),
                      log=lambda *_: None)
     paths = build(root / "runs", root / "boards")
     report = write_report(root / "runs", root / "boards")
@@ -121,19 +122,20 @@ def test_retrained_export_with_the_same_name_is_not_skipped(tmp_path):
     """An export re-trained in place keeps its readable name; its old probe runs must not be
     taken for its new ones (the config hash covers the weights)."""
     from harness.evaluate import evaluate
+    from harness.request import EvalRequest
     from tests.conftest import make_tone_corpus
     from upstreams.base import export_encoder
     from upstreams.hubert import HubertConfig, build_random_encoder
 
     corpus = make_tone_corpus(tmp_path / "tones", n_per_class=4)
     cfg = HubertConfig.tiny()
-    run = dict(corpus=str(corpus), runs_root=tmp_path / "r", cache_dir=tmp_path / "c", lrs=[3e-3],
-               overrides={"steps": 2, "eval_every": 2}, log=lambda *_: None)
+    request = EvalRequest(str(tmp_path / "up"), "lid", str(corpus), tmp_path / "r", tmp_path / "c", lrs=[3e-3],
+                          overrides={"steps": 2, "eval_every": 2})
     export_encoder(build_random_encoder(cfg, seed=1), "hubert", tmp_path / "up", name="mine")
-    first = evaluate(str(tmp_path / "up"), "lid", **run)
-    assert evaluate(str(tmp_path / "up"), "lid", **run)[0]["run_id"] == first[0]["run_id"]  # same weights: skipped
+    first = evaluate(request, log=lambda *_: None)
+    assert evaluate(request, log=lambda *_: None)[0]["run_id"] == first[0]["run_id"]  # same weights: skipped
     export_encoder(build_random_encoder(cfg, seed=2), "hubert", tmp_path / "up", name="mine")
-    second = evaluate(str(tmp_path / "up"), "lid", **run)
+    second = evaluate(request, log=lambda *_: None)
     assert second[0]["upstream"] == first[0]["upstream"] == "mine"
     assert second[0]["run_id"] != first[0]["run_id"]
     assert len(list((tmp_path / "r").rglob("result.json"))) == 2

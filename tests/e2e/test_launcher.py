@@ -13,7 +13,8 @@ from harness import results
 from harness.cli import app
 from harness.errors import ConfigError, HarnessError
 from harness.launch import LauncherConfig, launch, launcher_config, make_executor
-from harness.sweep import EvalJob, run_jobs
+from harness.request import EvalRequest
+from harness.sweep import run_jobs
 from tests.conftest import make_tone_corpus
 
 
@@ -55,8 +56,8 @@ def test_failed_job_is_reported_with_its_log_and_others_finish(tmp_path):
     runs, logs = tmp_path / "runs", tmp_path / "logs"
     tones = str(make_tone_corpus(tmp_path / "tones"))  # speech only: no mixtures for ss
     base = dict(corpus=tones, runs=runs, cache=tmp_path / "cache", lrs=(3e-3,), overrides={"steps": 4})
-    jobs = [EvalJob("fbank", "ss", **base),  # planned fine, fails inside its job (task.prepare)
-            EvalJob("mfcc", "lid", seeds=2, **base)]  # two grid points, two jobs
+    jobs = [EvalRequest("fbank", "ss", **base),  # planned fine, fails inside its job (task.prepare)
+            EvalRequest("mfcc", "lid", seeds=2, **base)]  # two grid points, two jobs
     lines = []
     failed = launch(jobs, "local", LauncherConfig(time_min=5), logs, log=lines.append)
     assert failed == 1
@@ -74,8 +75,8 @@ def test_worker_pool_and_launcher_share_runs(tmp_path):
     point finished: same job function, same run folders."""
     runs, logs = tmp_path / "runs", tmp_path / "logs"
     tones = str(make_tone_corpus(tmp_path / "tones"))
-    jobs = [EvalJob("mfcc", "lid", tones, runs, tmp_path / "cache", seeds=2, lrs=(3e-3,), overrides={"steps": 4}),
-            EvalJob("fbank", "lid", tones, runs, tmp_path / "cache", lrs=(3e-3,), overrides={"steps": 4})]
+    jobs = [EvalRequest("mfcc", "lid", tones, runs, tmp_path / "cache", seeds=2, lrs=(3e-3,), overrides={"steps": 4}),
+            EvalRequest("fbank", "lid", tones, runs, tmp_path / "cache", lrs=(3e-3,), overrides={"steps": 4})]
     assert run_jobs(jobs, workers=2, log=lambda _: None) == 0
     first = _runs(runs)
     assert len(first) == 3
@@ -128,8 +129,8 @@ def test_gpu_jobs_are_planned_on_a_host_without_gpu_and_checked_in_the_job(tmp_p
     assert torch.cuda.device_count() < 8  # the premise of this test: no 8th GPU here
     runs, logs = tmp_path / "runs", tmp_path / "logs"
     tones = str(make_tone_corpus(tmp_path / "tones", n_per_class=6))
-    job = EvalJob("mfcc", "lid", corpus=tones, runs=runs, cache=tmp_path / "cache", lrs=(3e-3,),
-                  overrides={"steps": 4, "device": "cuda:7"})
+    job = EvalRequest("mfcc", "lid", corpus=tones, runs=runs, cache=tmp_path / "cache", lrs=(3e-3,),
+                      overrides={"steps": 4, "device": "cuda:7"})
     lines = []
     assert launch([job], "local", LauncherConfig(time_min=5), logs, log=lines.append) == 1
     (bad,) = [ln for ln in lines if "FAILED" in ln]

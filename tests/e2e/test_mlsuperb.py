@@ -22,13 +22,13 @@ METRICS = {
 @pytest.fixture(scope="module")
 def runs(tiny_corpus, tmp_path_factory):
     from harness.evaluate import evaluate
+    from harness.request import EvalRequest
 
     root = tmp_path_factory.mktemp("mls")
     out = {}
     for task in METRICS:
-        res = evaluate("fbank", task, str(tiny_corpus), root / "runs", root / "cache", lrs=[2e-3],
-                       overrides=FAST_MONO if task.startswith("mono") else FAST,
-                       log=lambda *_: None)
+        res = evaluate(EvalRequest("fbank", task, str(tiny_corpus), root / "runs", root / "cache", lrs=[2e-3],
+                                   overrides=FAST_MONO if task.startswith("mono") else FAST), log=lambda *_: None)
         assert len(res) == 1
         out[task] = res[0]
     return root, out

@@ -3,6 +3,7 @@
 import pytest
 
 from harness.evaluate import evaluate
+from harness.request import EvalRequest
 from tests.unit.test_corpora import make_librispeech, make_speechcommands, make_voxceleb
 
 FAST = {"steps": 6, "eval_every": 3, "batch_seconds": 6.0}
@@ -17,8 +18,8 @@ FAST = {"steps": 6, "eval_every": 3, "batch_seconds": 6.0}
 ])
 def test_eval_on_real_layout(tmp_path, maker, prefix, task, metric):
     root = maker(tmp_path / "data")
-    res = evaluate("fbank", task, f"{prefix}:{root}", tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
-                   overrides=FAST, log=lambda *_: None)
+    res = evaluate(EvalRequest("fbank", task, f"{prefix}:{root}", tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                               overrides=FAST), log=lambda *_: None)
     r = res[0]
     assert r["corpus_kind"] == "real" and r["corpus"] == prefix
     value = r["metrics"]["test"][metric]

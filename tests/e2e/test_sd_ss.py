@@ -11,8 +11,9 @@ FAST = {"steps": 60, "eval_every": 30}
 
 def _run(task, corpus, root):
     from harness.evaluate import evaluate
+    from harness.request import EvalRequest
 
-    res = evaluate("fbank", task, str(corpus), root / "runs", root / "cache", lrs=[3e-3], overrides=FAST,
+    res = evaluate(EvalRequest("fbank", task, str(corpus), root / "runs", root / "cache", lrs=[3e-3], overrides=FAST),
                    log=lambda *_: None)
     assert len(res) == 1
     return res[0]

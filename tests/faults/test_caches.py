@@ -17,6 +17,7 @@ import pytest
 
 from harness.features import CachedPool, DamagedPool
 from harness.evaluate import evaluate
+from harness.request import EvalRequest
 from tests.conftest import make_tone_corpus
 from tests.unit.test_corpora import make_librispeech
 
@@ -75,7 +76,8 @@ def _features(pool: Path) -> dict:
 
 
 def _eval(corpus, runs, cache, lines):
-    return evaluate("fbank", "lid", str(corpus), runs, cache, lrs=[1e-3], overrides=FAST, log=lines.append)[0]
+    return evaluate(EvalRequest("fbank", "lid", str(corpus), runs, cache, lrs=[1e-3], overrides=FAST),
+                    log=lines.append)[0]
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 from harness.data.corpora import load_corpus
 from harness.data.corpus import content_fingerprint
 from harness.evaluate import evaluate
+from harness.request import EvalRequest
 from tests.unit.test_corpora import make_librispeech
 
 FAST = {"steps": 4, "eval_every": 2, "batch_seconds": 6.0}
@@ -46,8 +47,10 @@ def test_row01_two_corpora_of_one_name_get_their_own_results(tmp_path, no_espeak
     assert content_fingerprint(ca) != content_fingerprint(cb)
 
     la, lb = [], []
-    ra = evaluate("fbank", "asr", f"librispeech:{a}", runs, cache, lrs=[1e-3], overrides=FAST, log=la.append)[0]
-    rb = evaluate("fbank", "asr", f"librispeech:{b}", runs, cache, lrs=[1e-3], overrides=FAST, log=lb.append)[0]
+    ra = evaluate(EvalRequest("fbank", "asr", f"librispeech:{a}", runs, cache, lrs=[1e-3], overrides=FAST),
+                  log=la.append)[0]
+    rb = evaluate(EvalRequest("fbank", "asr", f"librispeech:{b}", runs, cache, lrs=[1e-3], overrides=FAST),
+                  log=lb.append)[0]
     assert not any(ln.startswith("skip ") for ln in lb), lb
     assert ra["config_hash"] != rb["config_hash"]
     assert ra["corpus_fingerprint"] == content_fingerprint(ca) and rb["corpus_fingerprint"] == content_fingerprint(cb)
@@ -61,5 +64,6 @@ def test_row01_two_corpora_of_one_name_get_their_own_results(tmp_path, no_espeak
     # the same data moved elsewhere is the same run: finished, not redone
     moved = shutil.move(str(a), tmp_path / "A_moved")
     lm = []
-    rm = evaluate("fbank", "asr", f"librispeech:{moved}", runs, cache, lrs=[1e-3], overrides=FAST, log=lm.append)[0]
+    rm = evaluate(EvalRequest("fbank", "asr", f"librispeech:{moved}", runs, cache, lrs=[1e-3], overrides=FAST),
+                  log=lm.append)[0]
     assert any(ln.startswith("skip ") for ln in lm) and rm["config_hash"] == ra["config_hash"]

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.evaluate import evaluate
+from harness.request import EvalRequest
 from tests.conftest import make_tone_corpus
 
 FAST = {"steps": 4, "eval_every": 2, "batch_seconds": 8.0}
@@ -44,7 +45,7 @@ def _damage(path: pathlib.Path, how: str, monkeypatch) -> None:
 def test_row05_a_damaged_result_is_named_on_the_board_and_redone(tmp_path, monkeypatch, how):
     corpus = make_tone_corpus(tmp_path / "tones", n_per_class=4)
     runs, cache = tmp_path / "runs", tmp_path / "cache"
-    first = evaluate("fbank", "lid", str(corpus), runs, cache, seeds=2, lrs=[1e-3], overrides=FAST,
+    first = evaluate(EvalRequest("fbank", "lid", str(corpus), runs, cache, seeds=2, lrs=[1e-3], overrides=FAST),
                      log=lambda *_: None)
     damaged = sorted(runs.rglob("result.json"))[1]
     _damage(damaged, how, monkeypatch)
@@ -57,7 +58,7 @@ def test_row05_a_damaged_result_is_named_on_the_board_and_redone(tmp_path, monke
     assert "## Unreadable results" in page and damaged.relative_to(runs).as_posix() in page
 
     lines = []  # an unreadable result is redone too: the new one replaces it by a rename
-    again = evaluate("fbank", "lid", str(corpus), runs, cache, seeds=2, lrs=[1e-3], overrides=FAST,
+    again = evaluate(EvalRequest("fbank", "lid", str(corpus), runs, cache, seeds=2, lrs=[1e-3], overrides=FAST),
                      log=lines.append)
     monkeypatch.undo()
     said = [ln for ln in lines if "is damaged" in ln]

@@ -16,6 +16,7 @@ import pytest
 
 from harness.data.corpora import load_corpus
 from harness.evaluate import evaluate
+from harness.request import EvalRequest
 from tests.conftest import make_tone_corpus
 from tests.unit.test_corpora import make_librispeech
 
@@ -38,8 +39,8 @@ def test_row13_what_a_run_leaves_has_the_umask_modes(tmp_path, monkeypatch, umas
     corpus = make_tone_corpus(tmp_path / "tones", n_per_class=4)
     data = make_librispeech(tmp_path / "ls")
     umask(mask)
-    evaluate("fbank", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
-             overrides={"steps": 2, "eval_every": 1, "batch_seconds": 8.0}, log=lambda *_: None)
+    evaluate(EvalRequest("fbank", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                         overrides={"steps": 2, "eval_every": 1, "batch_seconds": 8.0}), log=lambda *_: None)
     load_corpus(f"librispeech:{data}", cache_dir=tmp_path / "cache" / "corpora")
     modes = {**_modes(tmp_path / "runs"), **_modes(tmp_path / "cache")}
     names = {p.name for p in modes}

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.errors import HarnessError
 from harness.evaluate import build_upstream, evaluate
+from harness.request import EvalRequest
 from harness.results import run_dir, slug
 from tests.conftest import make_tone_corpus
 from upstreams.base import WEIGHTS_FILE, export_encoder
@@ -29,7 +30,7 @@ FAST = {"steps": 4, "eval_every": 2, "batch_seconds": 8.0}
 def test_row14_a_string_direction_is_refused_in_one_line(tmp_path):
     corpus = make_tone_corpus(tmp_path / "tones", n_per_class=4)
     runs, cache = tmp_path / "runs", tmp_path / "cache"
-    evaluate("fbank", "lid", str(corpus), runs, cache, lrs=[1e-3], overrides=FAST, log=lambda *_: None)
+    evaluate(EvalRequest("fbank", "lid", str(corpus), runs, cache, lrs=[1e-3], overrides=FAST), log=lambda *_: None)
     path = next(runs.rglob("result.json"))
     r = json.loads(path.read_text())
     assert r["higher_is_better"] is True  # accuracy
@@ -40,7 +41,7 @@ def test_row14_a_string_direction_is_refused_in_one_line(tmp_path):
     named = [ln for ln in out.output.splitlines() if "unreadable result" in ln]
     assert len(named) == 1 and "higher_is_better must be true or false, got 'false'" in named[0]
     lines = []
-    evaluate("fbank", "lid", str(corpus), runs, cache, lrs=[1e-3], overrides=FAST, log=lines.append)
+    evaluate(EvalRequest("fbank", "lid", str(corpus), runs, cache, lrs=[1e-3], overrides=FAST), log=lines.append)
     assert any("is damaged" in ln and "higher_is_better" in ln for ln in lines)
     assert json.loads(path.read_text())["higher_is_better"] is True
 
@@ -71,8 +72,8 @@ def test_row14_an_upstream_named_dotdot_runs_inside_the_runs_store(tmp_path):
     up = build_upstream("random:hubert_tiny")
     folder = export_encoder(up.encoder, "hubert", tmp_path / "exp", name="..")
     runs = tmp_path / "store" / "runs"
-    res = evaluate(str(folder), "lid", str(corpus), runs, tmp_path / "cache", lrs=[1e-3],
-                   overrides={**FAST, "steps": 2}, log=lambda *_: None)[0]
+    res = evaluate(EvalRequest(str(folder), "lid", str(corpus), runs, tmp_path / "cache", lrs=[1e-3],
+                               overrides={**FAST, "steps": 2}), log=lambda *_: None)[0]
     assert res["upstream"] == ".."
     (found,) = list((tmp_path / "store").rglob("result.json"))
     assert runs.resolve() in found.resolve().parents

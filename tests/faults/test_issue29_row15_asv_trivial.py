@@ -14,6 +14,7 @@ import shutil
 from harness import leaderboard
 from harness.data.corpus import load_manifest_dir
 from harness.evaluate import evaluate
+from harness.request import EvalRequest
 from tasks.asv import SpeakerVerification
 from tests.conftest import make_tone_corpus
 
@@ -45,8 +46,8 @@ def _one_recording_corpus(root):
 
 def test_row15_an_asv_probe_at_chance_is_marked(tmp_path):
     corpus = _one_recording_corpus(tmp_path / "one")
-    r = evaluate("fbank", "asv", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
-                 overrides={"steps": 4, "eval_every": 2, "batch_seconds": 8.0}, log=lambda *_: None)[0]
+    r = evaluate(EvalRequest("fbank", "asv", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                             overrides={"steps": 4, "eval_every": 2, "batch_seconds": 8.0}), log=lambda *_: None)[0]
     assert r["trivial_dev"] == 50.0
     assert r["extra"]["trivial_baseline"]["test"] == {"eer": 50.0, "mindcf": 1.0}
     assert [h["dev_eer"] for h in r["history"]] == [50.0, 50.0]  # identical embeddings: one score

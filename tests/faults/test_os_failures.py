@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.errors import HarnessError
 from harness.evaluate import evaluate
+from harness.request import EvalRequest
 from tests.conftest import make_tone_corpus
 from tests.unit.test_corpora import make_librispeech
 
@@ -59,8 +60,8 @@ def _refuse_mkdir_under(monkeypatch, root: Path, code: int) -> None:
 @pytest.mark.parametrize("which", ["runs", "cache"])
 def test_row10_unwritable_runs_or_cache_is_one_line(tmp_path, tones, monkeypatch, which, code):
     if which == "runs":  # the features are cached already: the first write is the run folder
-        evaluate("fbank", "lid", str(tones), tmp_path / "warm", tmp_path / "cache", lrs=[1e-3],
-                 overrides=FAST, log=lambda *_: None)
+        evaluate(EvalRequest("fbank", "lid", str(tones), tmp_path / "warm", tmp_path / "cache", lrs=[1e-3],
+                             overrides=FAST), log=lambda *_: None)
     _refuse_mkdir_under(monkeypatch, tmp_path / which, code)
     line = _one_error_line(_eval(tmp_path, tones))
     assert CAUSES[code] in line and f"choose another --{which}" in line and str(tmp_path / which) in line

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.errors import ConfigError
-from harness.evaluate import evaluate
+from harness.request import EvalRequest
 
 
 @pytest.mark.parametrize("args,message", [
@@ -23,7 +23,7 @@ def test_row06_empty_requests_are_errors(tmp_path, args, message):
     assert not (tmp_path / "runs").exists()
 
 
-def test_row06_evaluate_rejects_zero_seeds(tmp_path):
+def test_row06_a_request_for_zero_seeds_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="seeds must be an integer >= 1, got 0"):
-        evaluate("fbank", "lid", str(tmp_path / "nowhere"), tmp_path / "runs", tmp_path / "cache", seeds=0)
+        EvalRequest("fbank", "lid", str(tmp_path / "nowhere"), tmp_path / "runs", tmp_path / "cache", seeds=0)
     assert not (tmp_path / "runs").exists()

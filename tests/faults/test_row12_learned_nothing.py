@@ -6,10 +6,11 @@ import random
 from harness import leaderboard
 from harness.evaluate import evaluate
 from harness.registry import TASKS, load_all
+from harness.request import EvalRequest
 from harness.scores import METRIC_HIGHER_IS_BETTER
 from tests.conftest import make_tone_corpus
 
-QUIET = dict(lrs=[1e-3], log=lambda *_: None)
+QUIET = dict(log=lambda *_: None)
 
 
 def _words(uid: str) -> str:
@@ -20,8 +21,8 @@ def _words(uid: str) -> str:
 
 def test_row12_a_probe_that_never_beats_the_trivial_answer_is_marked(tmp_path):
     corpus = make_tone_corpus(tmp_path / "tones", n_per_class=9, classes=("en",), text=_words)
-    r = evaluate("fbank", "asr", str(corpus), tmp_path / "runs", tmp_path / "cache",
-                 overrides={"steps": 3, "eval_every": 1}, **QUIET)[0]
+    r = evaluate(EvalRequest("fbank", "asr", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                             overrides={"steps": 3, "eval_every": 1}), **QUIET)[0]
     assert r["trivial_dev"] == 100.0  # the empty transcript
     assert all(h["dev_wer"] >= 100.0 for h in r["history"])
     assert r["learned_nothing"] is True
@@ -36,8 +37,8 @@ def test_row12_a_probe_that_never_beats_the_trivial_answer_is_marked(tmp_path):
 def test_row12_a_probe_that_learns_is_not_marked_and_ties_keep_the_later_step(tmp_path):
     corpus = make_tone_corpus(tmp_path / "tones", n_per_class=4)
     # fbank_no_cmvn: tones differ in their mean spectrum, which per-utterance CMVN removes
-    r = evaluate("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache",
-                 overrides={"steps": 3, "eval_every": 1}, **QUIET)[0]
+    r = evaluate(EvalRequest("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                             overrides={"steps": 3, "eval_every": 1}), **QUIET)[0]
     dev = [h["dev_acc"] for h in r["history"]]
     assert dev[1] == dev[2] == max(dev) > dev[0]  # a tie at the best value (steps 2 and 3) ...
     assert r["best_step"] == 3  # ... keeps the later step (dev macro_acc ties too)

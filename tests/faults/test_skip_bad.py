@@ -19,6 +19,7 @@ from harness.cli import app
 from harness.data.corpora import load_corpus
 from harness.errors import HarnessError
 from harness.evaluate import evaluate
+from harness.request import EvalRequest
 from harness.leaderboard import build
 from tests.unit.test_corpora import make_librispeech, make_speechcommands, make_voxceleb
 from tests.unit.test_corpora_librimix import make_libri2mix, make_sd
@@ -57,8 +58,8 @@ def test_row04_skip_bad_at_manifest_time(tmp_path, no_espeak):
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and "bad audio file" in lines[0] and any(f"{u}.flac" in lines[0] for u in BAD)
 
-    res = evaluate("fbank", "asr", spec, tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
-                   overrides={**FAST, "skip_bad": True}, log=lambda *_: None)[0]
+    res = evaluate(EvalRequest("fbank", "asr", spec, tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                               overrides={**FAST, "skip_bad": True}), log=lambda *_: None)[0]
     assert res["skipped_bad"] == len(BAD)
     run_dir = next((tmp_path / "runs").rglob("result.json")).parent
     skipped = json.loads((run_dir / "skipped.json").read_text())

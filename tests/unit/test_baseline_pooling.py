@@ -10,6 +10,7 @@ import torch
 
 from harness.evaluate import build_task, build_upstream, plan_runs
 from harness.featurizer import WeightedSum
+from harness.request import EvalRequest
 from harness.s3prl_compat import module
 from tasks.heads import MeanPoolClassifier
 
@@ -116,7 +117,7 @@ def test_eval_plans_ks_and_sid_runs_on_the_variant(tmp_path):
     corpus = make_tone_corpus(tmp_path / "tones", n_per_class=3)
     seen = {}
     for task in ("ks", "sid", "pr"):
-        p = plan_runs("fbank", task, str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3])
+        p = plan_runs(EvalRequest("fbank", task, str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3]))
         seen[task] = (p.upstream.spec.name, p.upstream.spec.source, p.weights_hash)
     assert seen["ks"] == seen["sid"]
     assert seen["ks"][:2] == ("fbank", "torchaudio.compliance.kaldi.fbank")

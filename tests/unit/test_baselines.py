@@ -44,8 +44,9 @@ def test_mfcc_pr_leaves_the_ctc_blank_plateau(tiny_corpus, tmp_path):
     """The quick PR probe on mfcc learns phones within 100 updates (synth tiny: test PER 61.9 with
     CMVN; 79.2 with the raw MFCCs, and 91.98 on synth small in the full quick profile)."""
     from harness.evaluate import evaluate
+    from harness.request import EvalRequest
 
-    r = evaluate("mfcc", "pr", str(tiny_corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-2],
-                 overrides={"steps": 100, "eval_every": 100}, log=lambda *_: None)[0]
+    r = evaluate(EvalRequest("mfcc", "pr", str(tiny_corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-2],
+                             overrides={"steps": 100, "eval_every": 100}), log=lambda *_: None)[0]
     assert r["metrics"]["test"]["per"] < 70.0
     assert r["extra"]["trivial_baseline"]["test"]["per"] == pytest.approx(100.0)

@@ -50,6 +50,7 @@ def run_cli(args):
     (["eval", "--upstream", "fbank", "--task", "sdi"], "unknown task 'sdi'. Did you mean: sd, sid"),
     (["eval", "--upstream", "fbank", "--task", "pr", "--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
     (["eval", "--upstream", "fbank", "--task", "pr", "--workers", "2"], "launcher options need --launcher"),
+    (["eval", "--upstream", "fbank", "--task", "pr", "--lr", "0"], "every learning rate must be a positive"),
     (["leaderboard", "--runs", "nowhere", "--format", "xml"], "'xml' is not one of 'csv',"),
 ], ids=lambda a: " ".join(a) if isinstance(a, list) else None)
 def test_answers_without_torch(args, expect):

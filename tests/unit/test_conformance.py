@@ -242,10 +242,11 @@ def test_mlsuperb_profiles_keep_the_recipe_single_lr():
 def test_the_departures_reach_result_json(tiny_corpus, tmp_path):
     """What a task declares is what its result.json on disk says (finding 7 (b) and (c))."""
     from harness.evaluate import evaluate
+    from harness.request import EvalRequest
 
     for name in ("asv", "lid"):
-        evaluate("fbank", name, str(tiny_corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
-                 overrides={"steps": 2, "eval_every": 2}, log=lambda *_: None)
+        evaluate(EvalRequest("fbank", name, str(tiny_corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                             overrides={"steps": 2, "eval_every": 2}), log=lambda *_: None)
         (saved,) = (tmp_path / "runs").rglob(f"{name}/*/result.json")
         deps = json.loads(saved.read_text())["departures"]
         assert deps == list(build_task(name).departures) and len(deps) == {"asv": 3, "lid": 1}[name]
@@ -253,16 +254,17 @@ def test_the_departures_reach_result_json(tiny_corpus, tmp_path):
 
 def test_pr_results_say_which_phones_they_used(tiny_corpus, tmp_path):
     from harness.evaluate import evaluate
+    from harness.request import EvalRequest
 
-    res = evaluate("fbank", "pr", str(tiny_corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-2],
-                   overrides={"steps": 2, "eval_every": 2}, log=lambda *_: None)
+    res = evaluate(EvalRequest("fbank", "pr", str(tiny_corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-2],
+                               overrides={"steps": 2, "eval_every": 2}), log=lambda *_: None)
     r = json.loads(json.dumps(res[0]))
     assert r["extra"]["phones_source"] == "espeak" and r["departures"] == []
     words = sorted({w for u in _speech(tiny_corpus) for w in (u.text or "").upper().split()})
     lex = tmp_path / "lex.txt"
     lex.write_text("".join(f"{w} P{k % 7} Q{k % 5}\n" for k, w in enumerate(words)))
-    res = evaluate("fbank", "pr", str(tiny_corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-2],
-                   overrides={"steps": 2, "eval_every": 2, "lexicon": str(lex)}, log=lambda *_: None)
+    res = evaluate(EvalRequest("fbank", "pr", str(tiny_corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-2],
+                               overrides={"steps": 2, "eval_every": 2, "lexicon": str(lex)}), log=lambda *_: None)
     assert res[0]["extra"]["phones_source"] == "lexicon" and res[0]["extra"]["lexicon_file"] == str(lex)
 
 

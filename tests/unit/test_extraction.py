@@ -68,12 +68,13 @@ def test_precision_names_and_devices_are_checked():
 
 def test_a_bfloat16_pool_is_its_own_and_its_probe_learns(tmp_path):
     from harness.evaluate import evaluate
+    from harness.request import EvalRequest
 
     corpus = make_tone_corpus(tmp_path / "tones")
     over = {"steps": 60, "eval_every": 20, "batch_seconds": 8.0}
-    r32 = evaluate("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
-                   overrides=over, log=lambda *_: None)[0]
-    r16 = evaluate("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
-                   overrides={**over, "extract_dtype": "bfloat16"}, log=lambda *_: None)[0]
+    r32 = evaluate(EvalRequest("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
+                               overrides=over), log=lambda *_: None)[0]
+    r16 = evaluate(EvalRequest("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
+                               overrides={**over, "extract_dtype": "bfloat16"}), log=lambda *_: None)[0]
     assert r16["metrics"]["test"]["acc"] > 80.0 and r16["config_hash"] != r32["config_hash"]
     assert list((tmp_path / "cache" / "features").glob("*/*-bf16"))

@@ -7,6 +7,7 @@ import pytest
 from tests.conftest import make_tone_corpus
 from harness.errors import HarnessError
 from harness.evaluate import evaluate
+from harness.request import EvalRequest
 from harness.results import iter_results
 
 OVER = {"steps": 60, "eval_every": 20, "batch_seconds": 8.0}
@@ -16,8 +17,8 @@ def test_lid_on_tones_beats_chance_and_writes_a_complete_run(tmp_path):
     # fbank_no_cmvn: a steady tone's filter banks are constant in time, so per-utterance CMVN
     # (the `fbank` baseline) would leave nothing to classify
     corpus = make_tone_corpus(tmp_path / "tones")
-    res = evaluate("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
-                   overrides=OVER, log=lambda *_: None)
+    res = evaluate(EvalRequest("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
+                               overrides=OVER), log=lambda *_: None)
     assert len(res) == 1
     r = res[0]
     assert r["metrics"]["test"]["acc"] > 80.0  # chance is 33 %
@@ -27,30 +28,30 @@ def test_lid_on_tones_beats_chance_and_writes_a_complete_run(tmp_path):
     folder = next((tmp_path / "runs").rglob("result.json")).parent
     assert json.loads((folder / "config.json").read_text())["probe"]["steps"] == 60
     # asking again skips the finished run
-    again = evaluate("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
-                     overrides=OVER, log=lambda *_: None)
+    again = evaluate(EvalRequest("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
+                                 overrides=OVER), log=lambda *_: None)
     assert again[0]["finished_at"] == r["finished_at"]
 
 
 def test_unfinished_run_folder_is_not_a_result(tmp_path):
     corpus = make_tone_corpus(tmp_path / "tones", n_per_class=6)
-    evaluate("mfcc", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
-             overrides={**OVER, "steps": 5, "eval_every": 5}, log=lambda *_: None)
+    evaluate(EvalRequest("mfcc", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                         overrides={**OVER, "steps": 5, "eval_every": 5}), log=lambda *_: None)
     folder = next((tmp_path / "runs").rglob("result.json")).parent
     (folder / "result.json").unlink()  # as if killed before the last write
     assert list(iter_results(tmp_path / "runs")) == []
-    res = evaluate("mfcc", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
-                   overrides={**OVER, "steps": 5, "eval_every": 5}, log=lambda *_: None)
+    res = evaluate(EvalRequest("mfcc", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                               overrides={**OVER, "steps": 5, "eval_every": 5}), log=lambda *_: None)
     assert (folder / "result.json").exists() and len(res) == 1
 
 
 def test_bad_audio_is_named_or_skipped_and_counted(tmp_path):
     corpus = make_tone_corpus(tmp_path / "tones", n_per_class=6, bad_ids=("bb_001",))
     with pytest.raises(HarnessError, match=r"bb_001\.wav.*not a readable audio file"):
-        evaluate("fbank", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
-                 overrides={**OVER, "steps": 5, "eval_every": 5}, log=lambda *_: None)
-    res = evaluate("fbank", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache2", lrs=[1e-3],
-                   overrides={**OVER, "steps": 5, "eval_every": 5, "skip_bad": True}, log=lambda *_: None)
+        evaluate(EvalRequest("fbank", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[1e-3],
+                             overrides={**OVER, "steps": 5, "eval_every": 5}), log=lambda *_: None)
+    res = evaluate(EvalRequest("fbank", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache2", lrs=[1e-3],
+                               overrides={**OVER, "steps": 5, "eval_every": 5, "skip_bad": True}), log=lambda *_: None)
     assert res[0]["skipped_bad"] == 1
 
 
@@ -65,8 +66,8 @@ def test_average_of_the_lowest_dev_loss_checkpoints(tmp_path):
     avg = average_states([a, b])
     assert torch.equal(avg["w"], torch.tensor([2.0, 4.0])) and int(avg["n"]) == 7
     corpus = make_tone_corpus(tmp_path / "tones")
-    res = evaluate("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
-                   overrides={**OVER, "eval_every": 10, "average_best": 3}, log=lambda *_: None)
+    res = evaluate(EvalRequest("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
+                               overrides={**OVER, "eval_every": 10, "average_best": 3}), log=lambda *_: None)
     r = res[0]
     losses = {h["step"]: h["dev_loss"] for h in r["history"]}
     assert len(losses) == 6 and all(v > 0 for v in losses.values())
@@ -74,8 +75,8 @@ def test_average_of_the_lowest_dev_loss_checkpoints(tmp_path):
     assert r["extra"]["averaged_checkpoints"] == {"steps": best3, "by": "lowest dev loss"}
     assert r["metrics"]["test"]["acc"] > 80.0
     with pytest.raises(Exception, match="average_best"):
-        evaluate("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
-                 overrides={**OVER, "average_best": 0}, log=lambda *_: None)
+        evaluate(EvalRequest("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
+                             overrides={**OVER, "average_best": 0}), log=lambda *_: None)
 
 
 def test_crop_frames_sets_the_training_crop_in_upstream_frames():

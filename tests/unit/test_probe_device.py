@@ -92,11 +92,12 @@ def test_the_check_catches_a_bare_factory_call():
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_probe_makes_its_tensors_on_the_batch_device(task, tiny_corpus, tmp_path_factory, elsewhere):
     from harness.evaluate import evaluate
+    from harness.request import EvalRequest
 
     root = tmp_path_factory.getbasetemp() / "probe_device"
     # average_best 2 runs dev_loss too (asv: its dev EER ranks the checkpoints)
-    res = evaluate("fbank", task, str(tiny_corpus), root / "runs", root / "cache", lrs=[3e-3], overrides=FAST,
-                   log=lambda *_: None)
+    res = evaluate(EvalRequest("fbank", task, str(tiny_corpus), root / "runs", root / "cache", lrs=[3e-3],
+                               overrides=FAST), log=lambda *_: None)
     r = res[0]
     for split in ("dev", "test"):
         assert math.isfinite(r["metrics"][split][r["primary_metric"]]), (split, r["metrics"])

@@ -20,6 +20,7 @@ from harness import leaderboard
 from harness import probe as probe_mod
 from harness.evaluate import evaluate
 from harness.probe import dev_rank
+from harness.request import EvalRequest
 from tests.conftest import make_tone_corpus
 from tests.unit.test_leaderboard import write_run
 
@@ -91,8 +92,8 @@ def test_probe_reports_the_dev_peak_and_scores_its_weights_on_test(tmp_path, mon
 
     monkeypatch.setattr(probe_mod, "evaluate_split", fake)
     corpus = make_tone_corpus(tmp_path / "tones", n_per_class=6)
-    r = evaluate("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
-                 overrides={"steps": 60, "eval_every": 20, "batch_seconds": 8.0}, log=lambda *_: None)[0]
+    r = evaluate(EvalRequest("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
+                             overrides={"steps": 60, "eval_every": 20, "batch_seconds": 8.0}), log=lambda *_: None)[0]
     assert len(snapshots) == 3 and not torch.equal(snapshots[1], snapshots[2])  # the weights moved
     assert [h["step"] for h in r["history"]] == [20, 40, 60]
     assert [h["dev_acc"] for h in r["history"]] == dev_values

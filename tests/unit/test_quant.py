@@ -139,13 +139,14 @@ def test_budget_line_says_what_to_pass():
 
 def test_an_int8_probe_learns_and_is_a_different_run(tmp_path):
     from harness.evaluate import evaluate
+    from harness.request import EvalRequest
 
     corpus = make_tone_corpus(tmp_path / "tones")
     over = {"steps": 60, "eval_every": 20, "batch_seconds": 8.0}
-    r16 = evaluate("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
-                   overrides=over, log=lambda *_: None)[0]
-    r8 = evaluate("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
-                  overrides={**over, "cache_dtype": "int8"}, log=lambda *_: None)[0]
+    r16 = evaluate(EvalRequest("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
+                               overrides=over), log=lambda *_: None)[0]
+    r8 = evaluate(EvalRequest("fbank_no_cmvn", "lid", str(corpus), tmp_path / "runs", tmp_path / "cache", lrs=[3e-3],
+                              overrides={**over, "cache_dtype": "int8"}), log=lambda *_: None)[0]
     assert r8["metrics"]["test"]["acc"] > 80.0  # chance is 33 %
     assert r8["config_hash"] != r16["config_hash"] and r8["run_id"] != r16["run_id"]
     assert len(list((tmp_path / "cache" / "features").rglob("scales.npy"))) >= 1

@@ -9,7 +9,8 @@ import pytest
 
 from harness.board.select import seed_mean, select_lr
 from harness.errors import HarnessError
-from harness.sweep import EvalJob, run_job
+from harness.request import EvalRequest
+from harness.sweep import run_job
 
 
 def test_best_mean_in_the_metric_direction_on_dev():
@@ -66,7 +67,7 @@ def test_the_sweep_summary_line_follows_the_rule(monkeypatch, tmp_path):
                     for lr, d, t in results]
         return evaluate
 
-    job = EvalJob("fbank", "asr", "synth", tmp_path, tmp_path)
+    job = EvalRequest("fbank", "asr", "synth", tmp_path, tmp_path)
     monkeypatch.setattr(harness.evaluate, "evaluate", fake([(1e-2, 10.0, 40.0), (1e-3, 10.0, 20.0),
                                                              (1e-3, 10.0, 22.0), (1e-4, math.nan, 1.0)]))
     line = run_job(job)
