@@ -461,8 +461,8 @@ def compare(base: Path = typer.Argument(..., help="base run store"), new: Path =
 @friendly
 def analyze(upstream: str = typer.Option(..., help="name or exported folder"),
             corpus: str = typer.Option("synth", help=CORPUS_HELP + " (needs phone alignments: synth)"),
-            measure: Optional[str] = typer.Option(None, help="comma-separated: cca_phone, mi_phone, mi_speaker, "
-                                                  "probe_layer (default: the first three)"),
+            measure: Optional[str] = typer.Option(None, help="comma-separated: cca_phone, cca_word, mi_phone, "
+                                                  "mi_speaker, probe_layer (default: cca_phone, mi_phone, mi_speaker)"),
             max_frames: int = typer.Option(20000, help="speech frames the measures read"),
             clusters: int = typer.Option(50, help="k of the k-means behind mi_phone / mi_speaker"),
             probe_steps: int = typer.Option(150, help="updates of each single-layer probe (probe_layer)"),

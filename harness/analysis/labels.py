@@ -4,10 +4,8 @@ Phones: a synth utterance carries custom["alignment"] = [[phone, start_s, end_s]
 phoneme events, harness/data/espeak.py; pauses named "sil"). Frame i of an upstream with frame
 rate r Hz is labelled by the segment holding its centre time (i + 0.5) / r.
 
-Words: not available. The synth alignment stores phones only; espeak's word events are not kept
-(harness/data/synth_render.py keeps the phone alignment, the phone string and the IPA), so word
-segments cannot be recovered from a corpus on disk. `cca_word` needs the synth generator to store
-word boundaries first.
+Words: the alignment stores phones only; harness/analysis/words.py recovers word segments from
+it and the utterance's text (cca_word).
 """
 
 from __future__ import annotations

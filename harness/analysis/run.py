@@ -29,10 +29,12 @@ import numpy as np
 from harness import results
 from harness.errors import ConfigError, HarnessError
 
-MEASURES = ("cca_phone", "mi_phone", "mi_speaker", "probe_layer")
+MEASURES = ("cca_phone", "cca_word", "mi_phone", "mi_speaker", "probe_layer")
 DEFAULT_MEASURES = ("cca_phone", "mi_phone", "mi_speaker")
-UNAVAILABLE = {"cca_word": "cca_word is not available: the corpus stores phone alignments only, no word "
-                           "boundaries (see harness/analysis/labels.py)"}
+#: measures that cannot run (name -> why); none at present
+UNAVAILABLE: Dict[str, str] = {}
+#: cca_word keeps the words seen at least this many times in the sample (harness.analysis.words)
+WORD_MIN_COUNT = 5
 KIND = "layer_analysis"
 FOLDER = "analyze"
 PROBE_TASKS = {"pr": "per", "sid": "acc"}
@@ -95,7 +97,8 @@ def analyze(upstream: str, corpus: str, runs_root: Path, cache_dir: Path, measur
     whash = up.weights_hash()
     settings = {"measures": sorted(measures), "max_frames": max_frames, "clusters": clusters,
                 "keep_variance": keep_variance, "seed": seed, "frames": "speech frames of (speech, train), no silence",
-                **({"probe_steps": probe_steps} if "probe_layer" in measures else {})}
+                **({"probe_steps": probe_steps} if "probe_layer" in measures else {}),
+                **({"word_min_count": WORD_MIN_COUNT} if "cca_word" in measures else {})}
     ident = {"settings": settings, "upstream": spec.name, "upstream_weights": whash, "corpus": corp.name,
              "corpus_meta": {k: corp.meta.get(k) for k in ("size", "seed", "version", "generator")}}
     chash = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
@@ -125,7 +128,18 @@ def analyze(upstream: str, corpus: str, runs_root: Path, cache_dir: Path, measur
     onehot = cca_mod.one_hot(phones["codes"], len(phones["classes"]))
     rows: List[Dict[str, Any]] = [{"layer": layer} for layer in range(spec.num_layers)]
     need_clusters = any(m in measures for m in ("mi_phone", "mi_speaker"))
-    for m in ("cca_phone", "kmeans", "mi_phone", "mi_speaker"):
+    words = None
+    if "cca_word" in measures:
+        from harness.analysis import words as words_mod
+
+        t0 = time.time()
+        by_id = {u.id: u for u in utts}
+        w_layers, w_labels, w_stats = words_mod.word_sample([by_id[i] for i in sample.utterances], features,
+                                                            spec.frame_rate_hz, WORD_MIN_COUNT)
+        w_codes = lab.label_codes(w_labels)
+        words = (w_layers, cca_mod.one_hot(w_codes["codes"], len(w_codes["classes"])), w_stats)
+        timing["word_segments_s"] = time.time() - t0
+    for m in ("cca_phone", "cca_word", "kmeans", "mi_phone", "mi_speaker"):
         timing[f"{m}_s"] = 0.0
     for layer, row in enumerate(rows):
         x = sample.layers[layer]
@@ -133,6 +147,10 @@ def analyze(upstream: str, corpus: str, runs_root: Path, cache_dir: Path, measur
             t0 = time.time()
             row["cca_phone"] = cca_mod.pwcca(x, onehot, keep_variance)
             timing["cca_phone_s"] += time.time() - t0
+        if words is not None:
+            t0 = time.time()
+            row["cca_word"] = cca_mod.pwcca(words[0][layer], words[1], keep_variance)
+            timing["cca_word_s"] += time.time() - t0
         if need_clusters:
             t0 = time.time()
             cl = mi_mod.kmeans_labels(x, clusters, seed=seed)
@@ -150,7 +168,7 @@ def analyze(upstream: str, corpus: str, runs_root: Path, cache_dir: Path, measur
         t0 = time.time()
         probe_info = _probe_all(upstream, corp, cache_dir, cache_budget_gb, probe_steps, rows, log)
         timing["probe_layer_s"] = time.time() - t0
-    for m in ("cca_phone", "mi_phone", "mi_speaker"):
+    for m in ("cca_phone", "cca_word", "mi_phone", "mi_speaker"):
         if m not in measures:
             timing.pop(f"{m}_s", None)
     timing = {k: round(v, 2) for k, v in timing.items()}
@@ -167,7 +185,8 @@ def analyze(upstream: str, corpus: str, runs_root: Path, cache_dir: Path, measur
         "sample": {"frames": int(sample.phones.size), "utterances": len(sample.utterances),
                    "phones": len(phones["classes"]), "speakers": len(speakers["classes"]),
                    "phone_entropy_bits": mi_mod.entropy(phones["codes"]),
-                   "speaker_entropy_bits": mi_mod.entropy(speakers["codes"])},
+                   "speaker_entropy_bits": mi_mod.entropy(speakers["codes"]),
+                   **({"words": {**words[2], "min_count": WORD_MIN_COUNT}} if words is not None else {})},
         "probe_layer": probe_info, "layers": rows, "timing": timing,
         "git_sha": results.git_sha(), "versions": results.versions(), "environment": environment(),
         "finished_at": results.now_iso(),

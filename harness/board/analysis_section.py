@@ -3,7 +3,8 @@ the weighted-sum weights the probes learned.
 
 Reads the run folders RUNS/<corpus>/<upstream>/analyze/<hash>/result.json ("kind":
 "layer_analysis", harness/analysis/run.py); the newest finished one per upstream is shown. One
-figure per upstream puts every measure on one 0..1 axis against the layer: PWCCA with phones,
+figure per upstream puts every measure on one 0..1 axis against the layer: PWCCA with phones (and
+with words, when measured),
 MI with phones and speakers divided by the label's entropy, single-layer probes as 1 - PER / 100
 and accuracy / 100, and (dashed) each task's weighted-sum softmax weights from this board.
 """
@@ -24,12 +25,13 @@ KIND = "layer_analysis"  # harness.analysis.run.KIND (kept here so the board nev
 #: (column of a layer row, label on the figure, how to map it onto 0..1), in drawing order
 CURVES: Tuple[Tuple[str, str, Any], ...] = (
     ("cca_phone", "PWCCA phone", lambda v: v),
+    ("cca_word", "PWCCA word", lambda v: v),
     ("mi_phone_norm", "MI phone / H(phone)", lambda v: v),
     ("mi_speaker_norm", "MI speaker / H(speaker)", lambda v: v),
     ("pr_per", "layer probe PR: 1 - PER/100", lambda v: 1 - v / 100),
     ("sid_acc", "layer probe SID: acc/100", lambda v: v / 100),
 )
-TABLE_COLUMNS = (("cca_phone", "PWCCA phone"), ("mi_phone", "MI phone (bits)"), ("mi_phone_chance", "chance"),
+TABLE_COLUMNS = (("cca_phone", "PWCCA phone"), ("cca_word", "PWCCA word"), ("mi_phone", "MI phone (bits)"), ("mi_phone_chance", "chance"),
                  ("mi_speaker", "MI speaker (bits)"), ("mi_speaker_chance", "chance"),
                  ("pr_per", "layer probe PER"), ("sid_acc", "layer probe SID acc"))
 

@@ -293,9 +293,10 @@ class Espeak:
         return Synthesis(audio, self.sample_rate, events, _alignment(events, len(audio),
                                                                       self.sample_rate))
 
-    def text_to_phonemes(self, text: str, voice: Optional[str] = None) -> str:
+    def text_to_phonemes(self, text: str, voice: Optional[str] = None, ipa: bool = True) -> str:
         """IPA transcription of `text` via espeak_TextToPhonemes (words separated by spaces,
-        stress marks kept, clauses joined by a space)."""
+        stress marks kept, clauses joined by a space); `ipa=False`: espeak's ASCII phoneme
+        mnemonics instead, the names its phoneme events (and so the synth alignments) use."""
         with self._lock:
             if voice is not None and voice != self._voice:
                 if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -307,7 +308,7 @@ class Espeak:
             parts = []
             while ptr.value:
                 out = self.lib.espeak_TextToPhonemes(ctypes.byref(ptr), espeakCHARS_UTF8,
-                                                     espeakPHONEMES_IPA)
+                                                     espeakPHONEMES_IPA if ipa else 0)
                 if out:
                     s = out.decode("utf-8", "replace").strip()
                     if s:
@@ -366,6 +367,7 @@ def synthesize(text: str, voice: str = "en", rate: int = 175, pitch: int = 50,
                                    seed=seed)
 
 
-def text_to_phonemes(text: str, lang: str = "en") -> str:
-    """IPA transcription of `text` in espeak voice/language `lang` (see module docstring)."""
-    return get_engine().text_to_phonemes(text, voice=lang)
+def text_to_phonemes(text: str, lang: str = "en", ipa: bool = True) -> str:
+    """IPA transcription (`ipa=False`: phoneme mnemonics) of `text` in espeak voice/language
+    `lang` (see module docstring)."""
+    return get_engine().text_to_phonemes(text, voice=lang, ipa=ipa)
