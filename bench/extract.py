@@ -7,7 +7,8 @@ Both models are Base-sized random initialisations from transformers' default con
 (the family's hf conversion, `Family.sources["hf"]`, as `hf:DIR` does) and the fp32 hidden states are checked
 to agree before anything is timed. Four steps per model, alternated run by run so that a
 load coming and going hits all alike: ours and transformers' in fp32, and both under the same
-bfloat16 autocast. Prints per run:
+bfloat16 autocast with their Linear / conv weights stored in bfloat16 (harness.extraction.for_compute,
+what `--extract-dtype bfloat16` runs). Prints per run:
 
 - ours bf16 / transformers fp32: the extraction speed-up a user gets from `--extract-dtype
   bfloat16` over running transformers as is (this one compares two precisions: it is the
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from harness.environment import environment  # noqa: E402
+from harness.extraction import for_compute  # noqa: E402
 from harness.registry import load_all  # noqa: E402
 from upstreams.base import get_family  # noqa: E402
 from upstreams.source_hf import _transformers  # noqa: E402
@@ -93,17 +95,21 @@ def main() -> None:
 
     for model_type in a.families.split(","):
         theirs, ours = build_pair(model_type, dev)
+        # --extract-dtype bfloat16 runs the upstream with its Linear / conv weights stored in
+        # bfloat16 once (harness.extraction.for_compute); transformers' model gets the same, so
+        # the bf16 comparison stays like for like
+        theirs_low, ours_low = for_compute(theirs, "bfloat16"), for_compute(ours, "bfloat16")
 
         @torch.no_grad()
         def run_theirs(bf16: bool):
             with autocast(bf16):
-                out = theirs(wavs, output_hidden_states=True)
+                out = (theirs_low if bf16 else theirs)(wavs, output_hidden_states=True)
             return [h.float() for h in list(out.hidden_states[:-1]) + [out.last_hidden_state]]
 
         @torch.no_grad()
         def run_ours(bf16: bool):
             with autocast(bf16):
-                hs = ours(wavs, lens)
+                hs = (ours_low if bf16 else ours)(wavs, lens)
             return [h.float() for h in hs.layers]
 
         ref_o, ref_t = run_ours(False), run_theirs(False)
