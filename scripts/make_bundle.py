@@ -62,12 +62,13 @@ def board_rows(board: Path, name: str) -> list:
 def card_text(name: str, prov: dict, rows: list) -> str:
     lines = [f"# bundled:{name}", "",
              f"Weights of `{prov['export_name']}`: recipe `{prov['recipe']}` (hash `{prov['recipe_hash'][:16]}`), "
-             f"{prov['updates']} updates of its last iteration on synth `{prov['corpus']}` "
+             f"{prov['updates']} updates in all (iteration {prov['iteration']} included) on synth `{prov['corpus']}` "
              f"({prov['corpus_version']}, content fingerprint `{prov['corpus_fingerprint']}`, "
              f"{prov['hours']} h), stored in float16 (the export is float32; loading widens them back).", "",
-             f"Made at commit `{prov['commit']}` by `{prov['command']}`; the same command at that commit on the "
-             "same machine type and thread count gives the same float32 export (docs/reproducibility.md), "
-             f"and `{prov['bundle_command']}` turns it into this bundle.", "",
+             f"Made at commit `{prov['commit']}` by `{prov['command']}`, trained in {prov['precision']} "
+             "(`train.precision: fastest` measured it faster here); the same command at that commit on the "
+             "same machine type and thread count, with the same precision chosen, gives the same float32 "
+             f"export (docs/reproducibility.md), and `{prov['bundle_command']}` turns it into this bundle.", "",
              "What it is: a CPU-budget HuBERT trained on synthetic speech. It is a reference point for "
              "the demo board, not a general speech model.", ""]
     if rows:
@@ -97,7 +98,10 @@ def main(argv=None) -> int:
         prov = {"export_name": up["name"], "family": up["family"], "recipe": pre.get("recipe", rec["recipe"].get("name")),
                 "recipe_hash": rec["recipe_hash"], "updates": pre.get("updates"), "hours": pre.get("hours"),
                 "iteration": pre.get("iteration"), "commit": commit(), "command": a.command,
-                "bundle_command": "scripts/make_bundle.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                "bundle_command": f"scripts/make_bundle.py {a.export} {a.name} --command '{a.command}'"
+                                  + (f" --board {a.board}" if a.board else ""),
+                "precision": json.loads((a.export.parent / "train" / "precision.json").read_text()).get("precision", "?")
+                if (a.export.parent / "train" / "precision.json").is_file() else "the recipe's precision",
                 **corpus_identity(rec["corpus"])}
         rows = board_rows(a.board, up["name"]) if a.board else []
         folder = write_bundle(a.export, a.name, {**prov, "board_rows": rows}, card_text(a.name, prov, rows), a.root)

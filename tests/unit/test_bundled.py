@@ -71,3 +71,13 @@ def test_each_committed_bundle_matches_its_hash_and_is_registered(folder):
     ref = load_exported(folder)  # the same export loader, without the bundle's checks
     assert all(torch.equal(t, up.state_dict()[k]) for k, t in ref.state_dict().items())
     assert (folder / "CARD.md").read_text().startswith(f"# bundled:{folder.name}")
+
+
+def test_the_demo_evaluates_a_committed_bundle():
+    """The demo's bundled upstream is shipped (its folder, hash and card) and listed without torch."""
+    from harness import demo
+    from harness.upstream_names import REGISTERED_NAMES
+
+    names = {B.PREFIX + p.name for p in B.bundle_folders()}
+    assert demo.BUNDLED and set(demo.BUNDLED) <= names
+    assert set(demo.BUNDLED) <= set(REGISTERED_NAMES)
