@@ -138,9 +138,18 @@ class Encoder(Protocol):
         config: the family config (`Family.config_cls`): the objectives read `encoder_layers`,
             `encoder_dim`, `final_dim` and, where present, `frontend`.
         num_layers: transformer layers L (hidden states are L + 1).
+        encoder: the transformer stack (nn.Module with `.layers`, each ending in an `fc2` feed-
+            forward output): a teacher objective (data2vec) copies it and reads its layers.
+        layer_norm, post_extract_proj, dropout_input: the front end's last three steps, in that
+            order (front_end applies them to the features); data2vec's teacher input is the
+            features through the first two, before the dropout.
     """
 
     config: Any
+    encoder: Any
+    layer_norm: Any
+    post_extract_proj: Any
+    dropout_input: Any
 
     @property
     def num_layers(self) -> int: ...

@@ -99,8 +99,8 @@ def test_pretraining_calls_only_what_the_contract_declares():
 
 def test_the_scan_sees_a_call_past_the_contract(tmp_path):
     f = tmp_path / "objective.py"
-    f.write_text("def run(self, x, pad):\n    enc = self.encoder\n    return enc.encoder(x, pad), self.encoder.foo()\n")
-    assert _encoder_members_used(f) - DECLARED == {"encoder", "foo"}
+    f.write_text("def run(self, x, pad):\n    enc = self.encoder\n    return enc.blocks(x, pad), self.encoder.foo()\n")
+    assert _encoder_members_used(f) - DECLARED == {"blocks", "foo"}
 
 
 # ----------------------------------------------------------------------------- conversions

@@ -129,7 +129,7 @@ def test_learning_curve_minutes_accumulate_over_iterations_like_the_updates(tmp_
     """Iteration 1 trains 200 updates in 4 minutes; iteration 2 continues from it (its exports
     record 100 and 200 of its own updates, 300 and 400 in all, after 3 and 6 minutes of its own
     training): its points sit at 300 and 400 updates and at 7 and 10 minutes, not 3 and 6."""
-    from harness import leaderboard
+    from harness.board import learning_curves as leaderboard
 
     best = pd.DataFrame([
         _curve_row("micro-it1-step000100", 1, 100, 100, 120.0, 40.0), _curve_row("micro-it1", 1, 200, 200, 240.0, 50.0),

@@ -13,6 +13,7 @@ import pytest
 
 from harness import leaderboard
 from harness.evaluate import evaluate
+from harness.request import EvalRequest
 from harness.registry import TASKS
 from tests.conftest import make_tone_corpus
 
@@ -72,7 +73,7 @@ def test_a_toy_task_in_its_own_module_reaches_the_board(toy_task, tmp_path):
     assert task.version == 2 and task.metric(task.primary_metric).higher_is_better is task.higher_is_better
 
     corpus = make_tone_corpus(tmp_path / "tones")
-    res = evaluate("fbank", "toy_tone", str(corpus), tmp_path / "runs", tmp_path / "cache",
+    res = evaluate(EvalRequest("fbank", "toy_tone", str(corpus), tmp_path / "runs", tmp_path / "cache"),
                    log=lambda *_: None)
     assert len(res) == 1
     r = res[0]
