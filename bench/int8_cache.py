@@ -35,15 +35,6 @@ def runs_of(store: Path, upstream_slug: str) -> dict:
     return out
 
 
-def t_interval(xs) -> float:
-    """95 % Student-t half-width of the mean of `xs` (nan for one value)."""
-    from scipy import stats
-
-    if len(xs) < 2:
-        return math.nan
-    return float(stats.t.ppf(0.975, len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs)))
-
-
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -57,6 +48,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     from harness.evaluate import build_upstream
     from harness.results import slug
+    from harness.scores import mean_ci95
 
     up = build_upstream(a.upstream)
     s = slug(up.spec.name)
@@ -68,7 +60,7 @@ def main(argv=None) -> int:
         m = f16[task][0]["primary_metric"]
         x16 = [r["metrics"]["test"][m] for r in f16[task]]
         x8 = [r["metrics"]["test"][m] for r in i8[task]]
-        mu16, ci, mu8 = statistics.mean(x16), t_interval(x16), statistics.mean(x8)
+        (mu16, ci), mu8 = mean_ci95(x16), statistics.mean(x8)
         inside = "yes" if abs(mu8 - mu16) <= ci else ("n/a" if math.isnan(ci) else "no")
         t16 = statistics.mean(r["timing"]["train_s"] for r in f16[task])
         t8 = statistics.mean(r["timing"]["train_s"] for r in i8[task])
