@@ -79,3 +79,71 @@ def test_demo_refuses_zero_pretraining_seeds(capsys):
     with pytest.raises(SystemExit):
         demo.main(["--pretrain-seeds", "0"])
     assert "--pretrain-seeds must be >= 1, got 0" in capsys.readouterr().err
+
+
+class _InlinePool:
+    """A pool that runs each job at once in the caller (so the schedule is deterministic)."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def apply_async(self, fn, args, callback, error_callback):
+        try:
+            value = fn(*args)
+        except Exception as e:  # noqa: BLE001 - as multiprocessing hands it to error_callback
+            error_callback(e)
+        else:
+            callback(value)
+
+
+def _overlap(pretrain_fail=False, workers=2):
+    from harness.request import EvalRequest
+    from harness.sweep import run_overlapped
+
+    ran, lines, calls = [], [], []
+
+    def pretrain(job):
+        ran.append(("pretrain", job))
+        if pretrain_fail:
+            raise RuntimeError("diverged")
+        return f"pre-training {job} done"
+
+    def probe(req):
+        ran.append((req.upstream, req.task))
+        return f"{req.upstream} {req.task} ok"
+
+    def after():
+        calls.append(len(ran))
+        return [EvalRequest("runs/pretrain/hubert_tiny/iter1/upstream", t, "c", "r", "k", 1) for t in ("ks", "asr")]
+
+    jobs = [EvalRequest(u, t, "c", "r", "k", 1) for u in ("fbank", "mfcc") for t in ("ks", "asr")]
+    failed = run_overlapped(["job0"], jobs, after, workers, lines.append,
+                            pool_factory=lambda n: _InlinePool(lines), work=(pretrain, probe))
+    return failed, ran, lines, calls
+
+
+def test_run_overlapped_probes_the_pretrained_model_after_its_pretraining_and_everything_once():
+    failed, ran, lines, calls = _overlap()
+    # after() once, when the pre-training's result came back: one probe had started beside it
+    assert failed == 0 and calls == [2]
+    assert ran[0] == ("pretrain", "job0")
+    probes = ran[1:]
+    assert sorted(probes) == sorted([(u, t) for u in ("fbank", "mfcc", "runs/pretrain/hubert_tiny/iter1/upstream")
+                                     for t in ("ks", "asr")])
+    # slow tasks first, and at equal task the pre-trained upstream ahead of the hand-made features
+    assert probes[:3] == [("fbank", "asr"), ("runs/pretrain/hubert_tiny/iter1/upstream", "asr"), ("mfcc", "asr")]
+    assert len(lines) == 7
+
+
+def test_run_overlapped_failed_pretraining_counts_and_skips_its_probes():
+    failed, ran, lines, calls = _overlap(pretrain_fail=True)
+    assert calls == [] and failed == 2  # the pre-training and the probes not started
+    assert sorted(ran[1:]) == sorted([(u, t) for u in ("fbank", "mfcc") for t in ("ks", "asr")])
+    assert any("RuntimeError: diverged" in line for line in lines)
+    assert any("not started" in line for line in lines)
