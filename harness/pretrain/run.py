@@ -46,8 +46,9 @@ from harness.data.corpus import Corpus, Utterance
 from harness.environment import environment
 from harness.errors import HarnessError
 from harness.pretrain import cluster as clus
-from harness.pretrain import dump, labels as lab, loop
-from harness.pretrain.loop import Dist, Item, barrier, init_distributed, resolve_device
+from harness.pretrain import checkpoint, dump, labels as lab, loop
+from harness.pretrain.batches import Item
+from harness.pretrain.distributed import Dist, barrier, init_distributed, resolve_device
 from harness.pretrain.quality import codebook_usage, corpus_label_quality
 from harness.pretrain.recipe import DataConfig, IterationConfig, Recipe, load_recipe, recipe_hash, recipe_to_dict
 from harness.results import atomic_write_json, now_iso
@@ -294,7 +295,7 @@ def run_iteration(rec: Recipe, k: int, utts: Dict[str, List[Utterance]], out: Pa
     dev_items = [Item.from_utterance(u) for u in utts["dev"]]
     if it.train.dev_max_utterances:
         dev_items = dev_items[: it.train.dev_max_utterances]
-    init = loop.final_model_state(out / f"iter{k - 1}" / "train") if it.continue_previous or it.warm_start else None
+    init = checkpoint.final_model_state(out / f"iter{k - 1}" / "train") if it.continue_previous or it.warm_start else None
     if it.warm_start:  # the encoder only: the heads belong to the previous labels
         init = {key: v for key, v in init.items() if key.startswith("encoder.")}
 
@@ -343,7 +344,7 @@ def _curves(root: Path, tr: dict, summary: dict) -> None:
     held-out evaluation at the last step."""
     from harness import plots
 
-    log_path = root / "train" / loop.LOG
+    log_path = root / "train" / checkpoint.LOG
     if not log_path.is_file():
         return
     history = [json.loads(ln) for ln in log_path.read_text().splitlines() if ln.strip()]
@@ -528,7 +529,7 @@ def export_iteration(train_dir: Path, it: IterationConfig, folder: Path, name: s
                      pretraining: Optional[dict] = None) -> Path:
     """The trained encoder (the objective's heads dropped) -> an export of its family, with what
     it was trained on (`provenance`) in its upstream.json."""
-    sd = loop.final_model_state(train_dir)
+    sd = checkpoint.final_model_state(train_dir)
     enc_sd = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
     encoder = get_family(it.family).encoder_cls(it.model)
     encoder.load_state_dict(enc_sd)

@@ -374,7 +374,7 @@ def test_pretraining_provenance_counts_continued_updates(tmp_path):
     one trained from scratch does not)."""
     import json
 
-    from harness.pretrain.loop import Item
+    from harness.pretrain.batches import Item
     from harness.pretrain.recipe import DataConfig, IterationConfig, Recipe, TrainConfig
     from harness.pretrain.run import provenance
 

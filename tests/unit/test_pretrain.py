@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 from harness.errors import ConfigError, HarnessError
-from harness.pretrain import cluster, dump, labels as lab, loop, quality
+from harness.pretrain import batches, checkpoint, cluster, dump, labels as lab, loop, quality
 from harness.pretrain.model import MaskedPredictionModel, compute_mask
 from harness.pretrain.recipe import TrainConfig, load_recipe, recipe_from_dict
 from harness.pretrain.toy import make_toy_corpus, phone_labels
@@ -281,11 +281,11 @@ def test_lr_schedule_warmup_then_linear_decay():
 def test_step_batches_crop_labels_and_rank_split(toy, tmp_path):
     labels, inv = phone_labels(toy)
     lab.write_labels(tmp_path / "labels", labels, len(inv))
-    items = [loop.Item.from_utterance(u) for u in toy.select(split="train")]
+    items = [batches.Item.from_utterance(u) for u in toy.select(split="train")]
     cfg = TrainConfig(steps=10, batch_samples=3 * 16000, seed=3)
     dirs = {"main": tmp_path / "labels"}
-    ranks = [loop.StepBatches(items, dirs, cfg, MICRO, rank=r, world=2) for r in range(2)]
-    accum = loop.StepBatches(items, dirs, replace(cfg, grad_accum=2), MICRO)
+    ranks = [batches.StepBatches(items, dirs, cfg, MICRO, rank=r, world=2) for r in range(2)]
+    accum = batches.StepBatches(items, dirs, replace(cfg, grad_accum=2), MICRO)
     for step in range(6):
         a, parts = accum[step], [r[step] for r in ranks]
         a["labels"] = a["labels"]["main"]
@@ -391,8 +391,8 @@ def test_export_round_trip(tmp_path):
     torch.manual_seed(0)
     model = _model(7)
     (tmp_path / "train").mkdir()
-    loop.save_checkpoint(tmp_path / "train" / loop.CHECKPOINT, {"model": model.state_dict()})
-    (tmp_path / "train" / loop.DONE).write_text("{}")
+    checkpoint.save_checkpoint(tmp_path / "train" / checkpoint.CHECKPOINT, {"model": model.state_dict()})
+    (tmp_path / "train" / checkpoint.DONE).write_text("{}")
     export_iteration(tmp_path / "train", IterationConfig(model=MICRO), tmp_path / "up", "toy-it1")
     up = load_exported(tmp_path / "up")
     assert up.spec.name == "toy-it1" and up.spec.num_layers == MICRO.encoder_layers + 1
@@ -435,9 +435,9 @@ def test_pipeline_two_iterations_resumes_and_exports(toy, tmp_path):
     assert f2.dim == MICRO.encoder_dim and f2.rate == 50.0
     # idempotent: a second call redoes nothing
     lines.clear()
-    mtime = (tmp_path / "run" / "iter1" / "train" / loop.CHECKPOINT).stat().st_mtime_ns
+    mtime = (tmp_path / "run" / "iter1" / "train" / checkpoint.CHECKPOINT).stat().st_mtime_ns
     pretrain(recipe, str(toy.root), tmp_path / "run", log=lines.append)
-    assert (tmp_path / "run" / "iter1" / "train" / loop.CHECKPOINT).stat().st_mtime_ns == mtime
+    assert (tmp_path / "run" / "iter1" / "train" / checkpoint.CHECKPOINT).stat().st_mtime_ns == mtime
     assert not any("loss" in ln or "resuming" in ln for ln in lines), lines
     # another recipe in the same folder is refused
     recipe2 = tmp_path / "micro2.yaml"
@@ -456,13 +456,13 @@ def test_pipeline_two_iterations_resumes_and_exports(toy, tmp_path):
     assert reuse_iterations(recipe3, str(toy.root), tmp_path / "run3", others, log=lines.append) == 1
     assert reuse_iterations(recipe3, str(toy.root), tmp_path / "run3", others, log=lines.append) == 0  # has it
     assert reuse_iterations(recipe2, str(toy.root), tmp_path / "run2", others, log=lines.append) == 0
-    ck = tmp_path / "run3" / "iter1" / "train" / loop.CHECKPOINT
-    assert ck.read_bytes() == (tmp_path / "run" / "iter1" / "train" / loop.CHECKPOINT).read_bytes()
+    ck = tmp_path / "run3" / "iter1" / "train" / checkpoint.CHECKPOINT
+    assert ck.read_bytes() == (tmp_path / "run" / "iter1" / "train" / checkpoint.CHECKPOINT).read_bytes()
     lines.clear()
     pretrain(recipe3, str(toy.root), tmp_path / "run3", log=lines.append)
     assert not any("micro3-it1" in ln and "loss" in ln for ln in lines)
     assert json.loads((tmp_path / "run3" / "iter2" / "summary.json").read_text())["name"] == "micro3-it2"
-    assert ck.stat().st_mtime_ns == (tmp_path / "run" / "iter1" / "train" / loop.CHECKPOINT).stat().st_mtime_ns
+    assert ck.stat().st_mtime_ns == (tmp_path / "run" / "iter1" / "train" / checkpoint.CHECKPOINT).stat().st_mtime_ns
 
 
 def test_nomask_weight_adds_unmasked_cross_entropy():
@@ -660,8 +660,8 @@ def test_warm_start_starts_from_the_previous_encoder_with_new_labels(toy, tmp_pa
                         "train": {"steps": 2, "lr": 1e-12, "warmup_frac": 0.0}}]}))
     lines = []
     up = pretrain(recipe, str(toy.root), tmp_path / "run", log=lines.append)
-    s1 = loop.final_model_state(tmp_path / "run" / "iter1" / "train")
-    s2 = loop.final_model_state(tmp_path / "run" / "iter2" / "train")
+    s1 = checkpoint.final_model_state(tmp_path / "run" / "iter1" / "train")
+    s2 = checkpoint.final_model_state(tmp_path / "run" / "iter2" / "train")
     enc = [k for k in s1 if k.startswith("encoder.")]
     assert enc and all(torch.allclose(s1[k], s2[k], atol=1e-6) for k in enc)
     heads = [k for k in s1 if not k.startswith("encoder.")]
