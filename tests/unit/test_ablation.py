@@ -122,10 +122,10 @@ def test_run_ablation_trains_and_probes_every_pretraining_seed(tmp_path, monkeyp
     iteration 1), and every run's last export is probed on every task with the probe seeds."""
     from harness import sweep
     from harness.ablation import run_ablation
-    from harness.pretrain import run as run_mod
+    from harness.pretrain import run_folder
 
     calls = []
-    monkeypatch.setattr(run_mod, "reuse_iterations",
+    monkeypatch.setattr(run_folder, "reuse_iterations",
                         lambda r, corpus, out, others, log, pretrain_seed: calls.append(("reuse", r, out.name, pretrain_seed)))
 
     def pretrainings(recipes, corpus, runs, workers, log, seeds):

@@ -386,7 +386,7 @@ def test_recipes_load_and_unknown_keys_fail(tmp_path):
 
 def test_export_round_trip(tmp_path):
     from harness.pretrain.recipe import IterationConfig
-    from harness.pretrain.run import export_iteration
+    from harness.pretrain.export import export_iteration
 
     torch.manual_seed(0)
     model = _model(7)
@@ -446,7 +446,7 @@ def test_pipeline_two_iterations_resumes_and_exports(toy, tmp_path):
         pretrain(recipe2, str(toy.root), tmp_path / "run", log=lines.append)
     # a recipe sharing iteration 1 (a different iteration 2) reuses it instead of retraining it
     from harness.pretrain.recipe import load_recipe
-    from harness.pretrain.run import reuse_iterations, shared_iterations
+    from harness.pretrain.run_folder import reuse_iterations, shared_iterations
 
     recipe3 = tmp_path / "micro3.yaml"
     recipe3.write_text(recipe.read_text().replace('"layer": 1}', '"layer": 2}').replace('"micro"', '"micro3"'))
@@ -482,7 +482,7 @@ def test_nomask_weight_adds_unmasked_cross_entropy():
 
 def test_language_balanced_subset():
     from harness.data.corpus import Utterance
-    from harness.pretrain.run import balance_languages
+    from harness.pretrain.utterances import balance_languages
 
     utts = [Utterance(f"{lang}{i}", "x.wav", 3.0, language=lang)
             for lang, n in (("en", 30), ("fr", 10), ("sw", 4), ("yo", 2)) for i in range(n)]
@@ -513,7 +513,7 @@ def test_run_folder_made_before_a_config_field_existed_still_matches():
     import copy
 
     from harness.pretrain.recipe import recipe_from_dict, recipe_to_dict
-    from harness.pretrain.run import same_run
+    from harness.pretrain.run_folder import same_run
 
     rec = recipe_from_dict({"model": {"preset": "tiny"}, "iterations": [{}, {"features": {"source": "layer", "layer": 2}}]})
     ident = {"recipe": recipe_to_dict(rec), "corpus": "c", "train_utterances": 3, "dev_utterances": 1}
@@ -556,7 +556,7 @@ def test_export_every_keeps_step_exports_resumes_and_leaves_final_weights(toy, t
     exports and, like an uninterrupted run without exports, bit-identical final weights (dropout
     on: an export must draw no random number). Also the iteration's diagnostics: curves.png and
     codebook usage / PNMI / purity in summary.json."""
-    from harness.pretrain import run as run_mod
+    from harness.pretrain import export as export_mod
     from harness.pretrain.run import pretrain
 
     recipe = tmp_path / "micro.yaml"
@@ -587,7 +587,7 @@ def test_export_every_keeps_step_exports_resumes_and_leaves_final_weights(toy, t
     assert last["step"] == 12 and last["train_seconds"] >= recs[10]["train_seconds"]
 
     # killed at the step-10 export (checkpoint at step 5), then resumed
-    real, calls = run_mod.export_encoder, []
+    real, calls = export_mod.export_encoder, []
 
     def dies_at_10(encoder, family, folder, name, pretraining=None):
         calls.append(pretraining["step"])
@@ -595,7 +595,7 @@ def test_export_every_keeps_step_exports_resumes_and_leaves_final_weights(toy, t
             raise KeyboardInterrupt("killed")
         return real(encoder, family, folder, name, pretraining=pretraining)
 
-    monkeypatch.setattr(run_mod, "export_encoder", dies_at_10)
+    monkeypatch.setattr(export_mod, "export_encoder", dies_at_10)
     with pytest.raises(KeyboardInterrupt):
         pretrain(recipe, str(toy.root), tmp_path / "killed", log=lambda s: None, export_every=5)
     assert names(tmp_path / "killed") == ["step000005"]
@@ -684,7 +684,8 @@ def test_pretrain_seed_changes_the_run_and_is_recorded(toy, tmp_path):
     carries); seed 0's record and names are those of a run made before seeds. A seed-1 run never
     reuses seed 0's iterations."""
     from harness.catalog import upstream_facts
-    from harness.pretrain.run import pretrain, reuse_iterations
+    from harness.pretrain.run import pretrain
+    from harness.pretrain.run_folder import reuse_iterations
 
     recipe = tmp_path / "micro.yaml"
     m = {k: (list(v) if isinstance(v, tuple) else v) for k, v in MICRO.to_dict().items()}
