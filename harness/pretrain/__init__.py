@@ -16,7 +16,7 @@ upstreams.base.Family.
 """
 
 __all__ = ["pretrain", "load_recipe", "available_recipes", "Recipe"]
-_WHERE = {"pretrain": "harness.pretrain.run", "load_recipe": "harness.pretrain.recipe",
+_WHERE = {"pretrain": "harness.pretrain.run", "load_recipe": "harness.pretrain.recipe_load",
           "available_recipes": "harness.pretrain.recipe_files", "Recipe": "harness.pretrain.recipe"}
 
 

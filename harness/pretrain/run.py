@@ -55,7 +55,8 @@ from harness.pretrain.distributed import Dist, barrier, init_distributed
 from harness.pretrain.export import export_iteration, export_step, provenance, step_export_folder
 from harness.pretrain.label_stages import features_clusters_labels, label_iteration_root
 from harness.pretrain.quality import codebook_usage
-from harness.pretrain.recipe import IterationConfig, Recipe, load_recipe
+from harness.pretrain.recipe import IterationConfig, Recipe
+from harness.pretrain.recipe_load import load_recipe
 from harness.pretrain.run_folder import check_run_folder, run_identity
 from harness.pretrain.utterances import SPLITS, noise_clips, select_utterances
 from harness.results import atomic_write_json, now_iso

@@ -15,7 +15,8 @@ from typing import Callable, Dict, List, Sequence, Union
 from harness.data.corpora import load_corpus
 from harness.data.corpus import Utterance
 from harness.errors import HarnessError
-from harness.pretrain.recipe import Recipe, load_recipe, recipe_hash, recipe_to_dict
+from harness.pretrain.recipe import Recipe, recipe_hash, recipe_to_dict
+from harness.pretrain.recipe_load import load_recipe
 from harness.pretrain.utterances import SPLITS, select_utterances
 from harness.results import atomic_write_json, now_iso
 

@@ -5,7 +5,7 @@ import pytest
 
 from harness.ablation import ABLATIONS, Ablation, ablation_tables, board_runs, board_upstream, get_ablation
 from harness.errors import HarnessError
-from harness.pretrain.recipe import available_recipes
+from harness.pretrain.recipe_files import available_recipes
 from harness.registry import TASKS, load_all
 
 

@@ -12,7 +12,8 @@ import torch
 
 from harness.errors import ConfigError, HarnessError
 from harness.pretrain import batches, cluster, dump, labels as lab, sampling
-from harness.pretrain.recipe import ClusterConfig, TrainConfig, load_recipe, recipe_to_dict
+from harness.pretrain.recipe import ClusterConfig, TrainConfig, recipe_to_dict
+from harness.pretrain.recipe_load import load_recipe
 from harness.pretrain.toy import make_toy_corpus
 from upstreams.hubert import HubertConfig
 

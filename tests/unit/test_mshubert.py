@@ -14,7 +14,8 @@ from harness.errors import ConfigError
 from harness.pretrain import checkpoint, cluster, labels as lab, loop
 from harness.pretrain.model import compute_mask
 from harness.pretrain.objectives.mshubert import MSHubertOptions, MultiClusterSwapModel, exchange_masked
-from harness.pretrain.recipe import TrainConfig, load_recipe, recipe_from_dict
+from harness.pretrain.recipe import TrainConfig
+from harness.pretrain.recipe_load import load_recipe, recipe_from_dict
 from harness.pretrain.toy import make_toy_corpus, phone_labels
 from upstreams.base import load_exported
 from upstreams.hubert import HubertConfig, HubertEncoder

@@ -14,7 +14,8 @@ import torch
 from harness.errors import ConfigError, HarnessError
 from harness.pretrain import batches, checkpoint, cluster, dump, labels as lab, loop, quality
 from harness.pretrain.model import MaskedPredictionModel, compute_mask
-from harness.pretrain.recipe import TrainConfig, load_recipe, recipe_from_dict
+from harness.pretrain.recipe import TrainConfig
+from harness.pretrain.recipe_load import load_recipe, recipe_from_dict
 from harness.pretrain.toy import make_toy_corpus, phone_labels
 from upstreams.base import load_exported
 from upstreams.hubert import HubertConfig, HubertEncoder
@@ -445,7 +446,7 @@ def test_pipeline_two_iterations_resumes_and_exports(toy, tmp_path):
     with pytest.raises(HarnessError, match="another recipe"):
         pretrain(recipe2, str(toy.root), tmp_path / "run", log=lines.append)
     # a recipe sharing iteration 1 (a different iteration 2) reuses it instead of retraining it
-    from harness.pretrain.recipe import load_recipe
+    from harness.pretrain.recipe_load import load_recipe
     from harness.pretrain.run_folder import reuse_iterations, shared_iterations
 
     recipe3 = tmp_path / "micro3.yaml"
@@ -512,7 +513,8 @@ def test_denoising_without_noise_clips_is_refused(toy, tmp_path):
 def test_run_folder_made_before_a_config_field_existed_still_matches():
     import copy
 
-    from harness.pretrain.recipe import recipe_from_dict, recipe_to_dict
+    from harness.pretrain.recipe import recipe_to_dict
+    from harness.pretrain.recipe_load import recipe_from_dict
     from harness.pretrain.run_folder import same_run
 
     rec = recipe_from_dict({"model": {"preset": "tiny"}, "iterations": [{}, {"features": {"source": "layer", "layer": 2}}]})
