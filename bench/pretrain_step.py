@@ -48,7 +48,7 @@ import torch.nn.functional as F  # noqa: E402
 from harness.pretrain.labels import num_frames  # noqa: E402
 from harness.pretrain.loop import build_optimizer  # noqa: E402
 from harness.pretrain.model import MaskedPredictionModel, compute_mask  # noqa: E402
-from harness.pretrain.recipe import load_recipe  # noqa: E402
+from harness.pretrain.recipe_load import load_recipe  # noqa: E402
 from upstreams.base import get_family  # noqa: E402
 
 

@@ -103,8 +103,8 @@ def run_ablation(ab: Ablation, corpus: str, runs: Path, cache: Path, workers: in
     shares iterations with the reference, the reference trains first, alone. Returns the number
     of failed probes (each one logged, the others kept)."""
     from harness.config import check_count
-    from harness.pretrain.recipe import load_recipe
-    from harness.pretrain.run import reuse_iterations, shared_iterations
+    from harness.pretrain.recipe_load import load_recipe
+    from harness.pretrain.run_folder import reuse_iterations, shared_iterations
     from harness.request import EvalRequest
     from harness.sweep import run_jobs, run_pretrainings
 

@@ -31,7 +31,7 @@ def random_twin(recipe: str) -> str:
         HarnessError: no preset of the family has the recipe's model config (a recipe that
             changes sizes beyond a preset has no registered twin).
     """
-    from harness.pretrain.recipe import load_recipe
+    from harness.pretrain.recipe_load import load_recipe
     from upstreams.base import get_family
 
     it = load_recipe(recipe).iterations[-1]

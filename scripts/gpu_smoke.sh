@@ -81,7 +81,7 @@ t1=$(date +%s.%N)
 "$PY" - "$WORK/pretrain" "$GPUS" "$t0" "$t1" <<'EOF'
 import json, sys
 from pathlib import Path
-logs = sorted(Path(sys.argv[1]).rglob("log.jsonl"))  # harness/pretrain/loop.py LOG
+logs = sorted(Path(sys.argv[1]).rglob("log.jsonl"))  # harness/pretrain/checkpoint.py LOG
 last = {}
 for f in logs:
     for line in f.read_text().splitlines():

@@ -15,7 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-from harness.pretrain.recipe import available_recipes, load_recipe, recipe_to_dict
+from harness.pretrain.recipe import recipe_to_dict
+from harness.pretrain.recipe_files import available_recipes
+from harness.pretrain.recipe_load import load_recipe
 
 
 def resolved_hash(name: str) -> str:

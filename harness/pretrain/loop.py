@@ -1,24 +1,10 @@
-"""The pre-training loop (one module, top to bottom): data, model, optimiser, steps, checkpoints.
+"""The pre-training loop: model, optimiser, steps, held-out accuracy, and its SPEC.json entry point.
 
 It knows a model family (upstreams/base.py: the encoder, its frame stride and receptive field)
 and an objective (harness/pretrain/objectives: label streams, model with heads and loss, batch
-transform, per-update hook), never a particular method.
-
-Batches. Step s reads one GLOBAL batch, identical on every rank: each epoch shuffles the
-utterances (seed, epoch) - or, with two-level up-sampling on (train.upsample_alpha /
-upsample_beta, mHuBERT-147), draws N of them by language and dataset weights in random order
-(sampling.upsample_indices) - cuts them into buckets of `bucket_batches` batches, sorts each bucket
-by length and packs consecutive utterances while (items x crop length) stays within
-world x grad_accum x batch_samples, with a multiple of world x grad_accum items; the batch order
-is then shuffled. Every item of the global batch is cropped to the shortest item of the global
-batch (capped at max_sample_size), at a random start on the model's frame grid (its stride, 320
-samples for HuBERT) so that labels are cropped to exactly the matching frames; spans are masked
-for the whole global batch. Rank r takes micro-batches r * grad_accum ... (r + 1) * grad_accum - 1
-of equal size. Crops and masks come from a generator seeded by (seed, step); the objective's
-batch transform (WavLM's mixing) runs on each micro-batch with a generator seeded by (seed, step,
-micro-batch index in the global batch). So a run on W ranks sees exactly the data of a single
-process with the same global batch, and a resumed run the data of an uninterrupted one.
-(fairseq crops per GPU batch; cropping per global batch is what makes that equivalence exact.)
+transform, per-update hook), never a particular method. Its data come from batches.py (one
+global batch per step, identical on every rank), its files (checkpoint, log, done marker) from
+checkpoint.py, its processes and devices from distributed.py.
 
 Loss. The objective's summed loss (masked cross-entropy + feature penalty term for HuBERT),
 divided by the GLOBAL number of masked frames with a label (all-reduced before the forward
@@ -30,304 +16,43 @@ linear decay to 0, grad-norm clipping; a step whose grad norm is not finite is s
 update). bf16 autocast on GPUs that support it, fp32 on the CPU, or the faster of the two
 measured on the machine (harness.pretrain.precision).
 
-Checkpoints (`checkpoint.pt`, written atomically every checkpoint_every steps and at the end):
-model, optimiser, scheduler, step, the RNG states of every rank (torch CPU/CUDA, numpy, python)
-and the data position (epoch, batch). `done.json` marks a finished stage. Re-running resumes
-from the checkpoint and gives the same weights as an uninterrupted run (CPU, same seed).
+Resume: re-running restores model, optimiser, scheduler, step, log window and the RNG states of
+every rank from the checkpoint and gives the same weights as an uninterrupted run (CPU, same seed).
 
-Distributed: run under torchrun; `init_distributed` reads RANK / WORLD_SIZE / LOCAL_RANK and
-uses NCCL on GPUs, gloo on the CPU. DDP uses find_unused_parameters when LayerDrop is on or the
-objective may leave parameters unused (MS-HuBERT's dropped label sets). The model gets the step
-index, so that an objective drawing per step (which label sets to drop) draws the same on every
-rank and in a resumed run.
+Distributed: DDP uses find_unused_parameters when LayerDrop is on or the objective may leave
+parameters unused (MS-HuBERT's dropped label sets). The model gets the step index, so that an
+objective drawing per step (which label sets to drop) draws the same on every rank and in a
+resumed run.
 
 Entry point for tests and tools: `python -m harness.pretrain.loop SPEC.json` (see `main`).
 """
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
-import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from harness.audio import load_audio
 from harness.errors import HarnessError
-from harness.pretrain.labels import LabelStore, fit_to_audio, num_frames
+from harness.pretrain.batches import SAMPLE_RATE, Item, StepBatches, derive_seed
+from harness.pretrain.checkpoint import (CHECKPOINT, DONE, LOG, load_checkpoint, rng_state, save_checkpoint,
+                                         set_rng_state, truncate_log)
+from harness.pretrain.distributed import Dist, all_reduce_sum, barrier, gather_objects, init_distributed, resolve_device
+from harness.pretrain.labels import LabelStore, fit_to_audio
 from harness.pretrain.model import compute_mask
 from harness.pretrain.precision import resolve_precision
 from harness.pretrain.objectives.base import LabelStream, Objective
 from harness.pretrain.recipe import TrainConfig
-from harness.pretrain.sampling import upsample_indices
 from harness.progress import progress_bar
 from harness.results import atomic_write_json
 from upstreams.base import get_family
-
-SAMPLE_RATE = 16000
-CHECKPOINT = "checkpoint.pt"
-DONE = "done.json"
-LOG = "log.jsonl"
-
-
-# ----------------------------------------------------------------------------- distributed
-
-
-@dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str = "auto") -> Dist:
-    """The process group of a torchrun launch (initialised once: NCCL on GPUs, gloo on the CPU),
-    or a single process when WORLD_SIZE is unset or 1."""
-    if dist.is_available() and dist.is_initialized():
-        return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    use_cuda = resolve_device(device) == "cuda"
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    if use_cuda:
-        torch.cuda.set_device(local)
-    # long timeout: ranks wait at barriers while rank 0 clusters (minutes on a large corpus)
-    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(hours=3))
-    return Dist(dist.get_rank(), dist.get_world_size(), local)
-
-
-def gpu_present() -> Optional[str]:
-    """Why this machine looks like it has an NVIDIA GPU (a /dev/nvidia* device node, or GPUs
-    assigned through CUDA_VISIBLE_DEVICES as SLURM does), None when nothing says so."""
-    nodes = sorted(str(p) for p in Path("/dev").glob("nvidia[0-9]*"))
-    if nodes:
-        return f"{nodes[0]} exists"
-    vis = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
-    if vis and vis not in ("-1", "none", "NoDevFiles"):
-        return f"CUDA_VISIBLE_DEVICES={vis}"
-    return None
-
-
-def _cuda_failure() -> str:
-    """torch's own reason why CUDA is unusable (e.g. a driver older than the wheel's CUDA)."""
-    try:
-        torch.cuda.init()
-    except Exception as e:  # noqa: BLE001 - any reason is reported as it is
-        return f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-    return "torch.cuda.is_available() is False"
-
-
-def resolve_device(device: str) -> str:
-    """"cuda" or "cpu" for train.device. "auto" takes the GPU when torch can use one and the
-    CPU when the machine has none; a machine that has a GPU torch cannot use (a driver too old
-    for the installed CUDA build, a broken install) is an error, not a silent CPU run."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        seen = gpu_present()
-        if seen:
-            raise HarnessError(f"train.device auto: this machine has a GPU ({seen}) but torch {torch.__version__} "
-                               f"(CUDA {torch.version.cuda}) cannot use it ({_cuda_failure()}); fix the driver or "
-                               "the torch build, or set train.device=cpu to train on the CPU")
-        return "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise HarnessError(f"train.device is cuda but no GPU is usable here ({_cuda_failure()})")
-    return device
-
-
-def barrier(d: Dist) -> None:
-    if d.world > 1:
-        dist.barrier()
-
-
-def all_reduce_sum(t: Tensor, d: Dist) -> Tensor:
-    if d.world > 1:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
-
-# ----------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class Item:
-    """One training utterance: audio segment + its expected length in samples, and the language
-    and source dataset (custom "dataset") the two-level up-sampling groups it by ("" = none)."""
-
-    id: str
-    path: str
-    offset: float
-    num_samples: int
-    language: str = ""
-    dataset: str = ""
-
-    @classmethod
-    def from_utterance(cls, u) -> "Item":
-        return cls(u.id, str(u.path), float(u.offset), int(round(u.duration * SAMPLE_RATE)),
-                   u.language or "", str(u.custom.get("dataset") or ""))
-
-
-def epoch_order(items: Sequence[Item], cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
-    """The utterances of one epoch in random order, before batching: each once (upsample_alpha =
-    upsample_beta = 1, the authors' special case too), else the two-level up-sampled draw."""
-    if cfg.upsample_alpha == 1.0 and cfg.upsample_beta == 1.0:
-        return rng.permutation(len(items))
-    return upsample_indices([it.language for it in items], [it.dataset for it in items],
-                            cfg.upsample_alpha, cfg.upsample_beta, rng)
-
-
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
-class StepBatches(torch.utils.data.Dataset):
-    """Step-indexed data: item s = this rank's micro-batches of global batch s (module docstring).
-
-    Args:
-        items: training utterances.
-        labels_dirs: label stream name -> its label folder (train split).
-        cfg: the training config.
-        frames: the model's family config (stride, receptive_field, num_frames).
-        objective: supplies the batch transform applied to each micro-batch after cropping.
-        noise_files: noise clips for objectives that mix in noise.
-    """
-
-    def __init__(self, items: Sequence[Item], labels_dirs: Dict[str, Path], cfg: TrainConfig, frames: Any,
-                 objective: Optional[Objective] = None, noise_files: Sequence[str] = (), rank: int = 0,
-                 world: int = 1):
-        self.items = list(items)
-        self.labels_dirs = {k: Path(v) for k, v in labels_dirs.items()}
-        self.cfg, self.frames, self.rank, self.world = cfg, frames, rank, world
-        self.objective = objective
-        self.noise_files = list(noise_files)
-        if objective is not None and objective.needs_noise and not self.noise_files:
-            raise HarnessError(f"objective {objective.name} mixes in noise (noise_prob "
-                               f"{objective.options.noise_prob}) but no noise clips were given")
-        self.slots = world * cfg.grad_accum  # micro-batches per global batch
-        if len(self.items) < self.slots:
-            raise HarnessError(f"{len(self.items)} training utterances for {self.slots} micro-batches per step")
-        if (cfg.upsample_alpha, cfg.upsample_beta) != (1.0, 1.0):
-            missing = [it.id for it in self.items if not it.language]
-            if missing:
-                raise HarnessError(f"utterance {missing[0]} has no language ({len(missing)} such): two-level "
-                                   "up-sampling (train.upsample_alpha / upsample_beta) needs one per utterance")
-        self._labels: Optional[Dict[str, LabelStore]] = None
-        self._noise = None
-        self._plans: Dict[int, List[List[int]]] = {}
-        self._counts: Dict[int, int] = {}  # batches per epoch
-
-    def labels(self) -> Dict[str, LabelStore]:
-        if self._labels is None:  # opened lazily: once per data-loading process
-            self._labels = {k: LabelStore(v) for k, v in self.labels_dirs.items()}
-        return self._labels
-
-    def noise(self):
-        if self._noise is None and self.noise_files:  # decoded lazily: once per data-loading process
-            from harness.pretrain.mixing import NoiseBank
-
-            self._noise = NoiseBank.from_files(self.noise_files)
-        return self._noise
-
-    def plan(self, epoch: int) -> List[List[int]]:
-        """The global batches (lists of item indices) of an epoch, deterministic in (seed, epoch)."""
-        if epoch in self._plans:
-            return self._plans[epoch]
-        cfg, n_slots = self.cfg, self.slots
-        rng = np.random.default_rng([cfg.seed, epoch])
-        order = epoch_order(self.items, cfg, rng)
-        cap = cfg.batch_samples * n_slots
-        lens = np.array([min(it.num_samples, cfg.max_sample_size) for it in self.items])
-        # bucket size: about bucket_batches batches of the average utterance
-        per_batch = max(n_slots, int(cap // max(1, lens.mean())))
-        bucket = max(n_slots, cfg.bucket_batches * per_batch)
-        batches: List[List[int]] = []
-        for b0 in range(0, len(order), bucket):
-            chunk = sorted(order[b0: b0 + bucket].tolist(), key=lambda i: (-lens[i], i))
-            i = 0
-            while len(chunk) - i >= n_slots:
-                take = n_slots
-                while i + take + n_slots <= len(chunk) and (take + n_slots) * lens[chunk[i + take + n_slots - 1]] <= cap:
-                    take += n_slots
-                batches.append(chunk[i: i + take])
-                i += take
-        rng.shuffle(batches)
-        self._plans = {epoch: batches}  # keep one epoch (workers compute their own)
-        self._counts[epoch] = len(batches)
-        return batches
-
-    def locate(self, step: int) -> Tuple[int, int]:
-        """(epoch, batch index in the epoch) of global step `step` (0-based)."""
-        e = 0
-        while True:
-            n = self._counts[e] if e in self._counts else len(self.plan(e))
-            if n == 0:
-                raise HarnessError("an epoch yields no batch: too few training utterances")
-            if step < n:
-                return e, step
-            step -= n
-            e += 1
-
-    def __len__(self) -> int:
-        return self.cfg.steps
-
-    def __getitem__(self, step: int) -> Dict[str, Tensor]:
-        cfg = self.cfg
-        epoch, b = self.locate(step)
-        batch = self.plan(epoch)[b]
-        g = torch.Generator().manual_seed(_seed(cfg.seed, 7919, step))
-        stride = self.frames.stride
-        crop = min(min(self.items[i].num_samples for i in batch), cfg.max_sample_size)
-        crop = max(crop, self.frames.receptive_field)
-        T = num_frames(self.frames, crop)
-        u = torch.rand(len(batch), generator=g)  # crop start fractions, one per item
-        mask = compute_mask(len(batch), T, cfg.mask_prob, cfg.mask_length, cfg.min_masks, generator=g)
-        per = len(batch) // self.slots
-        mine = range(self.rank * cfg.grad_accum * per, (self.rank + 1) * cfg.grad_accum * per)
-        wavs = torch.zeros(len(mine), crop)
-        labs = {k: torch.full((len(mine), T), -1, dtype=torch.long) for k in self.labels_dirs}
-        for row, j in enumerate(mine):
-            it = self.items[batch[j]]
-            wav = load_audio(it.path, offset=it.offset, duration=it.num_samples / SAMPLE_RATE)
-            n = wav.numel()
-            if n < crop:  # the manifest said longer: allowed within the label tolerance (0.1 s)
-                if crop - n > SAMPLE_RATE // 10:
-                    raise HarnessError(f"utterance {it.id}: {n} samples decoded, the manifest says {it.num_samples}")
-                wav = torch.nn.functional.pad(wav, (0, crop - n))
-                n = crop
-            f0 = int(float(u[j]) * ((n - crop) // stride + 1))
-            wavs[row] = wav[f0 * stride: f0 * stride + crop]
-            for k, store in self.labels().items():
-                seg = fit_to_audio(it.id, store.get(it.id), n, self.frames)[f0: f0 + T]
-                labs[k][row, : len(seg)] = torch.from_numpy(seg)
-        shape = (cfg.grad_accum, per)
-        wavs = wavs.view(*shape, crop)
-        if self.objective is not None:
-            for a in range(cfg.grad_accum):  # the transform sees one micro-batch, as a GPU does
-                gm = torch.Generator().manual_seed(_seed(cfg.seed, 15485863, step, self.rank * cfg.grad_accum + a))
-                wavs[a] = self.objective.transform(wavs[a], gm, self.noise())
-        return {
-            "wavs": wavs,
-            "labels": {k: v.view(*shape, T) for k, v in labs.items()},
-            "mask": mask[mine.start: mine.stop].view(*shape, T),
-            "step": torch.tensor(step),
-            "epoch": torch.tensor(epoch),
-            "batch_index": torch.tensor(b),
-            "global_items": torch.tensor(len(batch)),
-            "crop": torch.tensor(crop),
-        }
 
 
 # ----------------------------------------------------------------------------- optimiser
@@ -352,50 +77,6 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def _rng_state() -> dict:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        st["cuda"] = torch.cuda.get_rng_state()
-    return st
-
-
-def _set_rng_state(st: dict) -> None:
-    torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state(st["cuda"])
-
-
-def save_checkpoint(path: Path, obj: dict) -> None:
-    """torch.save to a temp file in the same folder, fsync, rename: a kill never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> Optional[dict]:
-    path = Path(path)
-    if not path.is_file():
-        return None
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def final_model_state(out_dir: Path) -> Dict[str, Tensor]:
-    """The trained model's state dict (encoder + objective heads) of a finished training stage."""
-    out_dir = Path(out_dir)
-    if not (out_dir / DONE).is_file():
-        raise HarnessError(f"{out_dir}: training has not finished (no {DONE})")
-    return load_checkpoint(out_dir / CHECKPOINT)["model"]
-
-
 # ----------------------------------------------------------------------------- held-out accuracy
 
 
@@ -414,7 +95,7 @@ def evaluate_masked(model: torch.nn.Module, items: Sequence[Item], labels: Dict[
         labs = {k: torch.from_numpy(fit_to_audio(it.id, st.get(it.id), wav.numel(), model.config))[None].to(device)
                 for k, st in labels.items()}
         T = next(iter(labs.values())).shape[1]
-        g = torch.Generator().manual_seed(_seed(cfg.seed, 104729, i))
+        g = torch.Generator().manual_seed(derive_seed(cfg.seed, 104729, i))
         mask = compute_mask(1, T, cfg.mask_prob, cfg.mask_length, cfg.min_masks, generator=g)
         out = model(wav[None].to(device), labs, mask.to(device))
         acc += torch.tensor([float(out["ce"]), float(out["n_masked"]), float(out["correct_masked"]),
@@ -478,7 +159,7 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
                                f"{res.missing_keys[:5]}, unexpected {res.unexpected_keys[:5]}")
     model = model.to(device)
     dtype, precision = resolve_precision(cfg.precision, device, model.encoder, min(cfg.batch_samples, cfg.max_sample_size),
-                                         out_dir, d.is_main, lambda rec: _gather_objects(rec, d)[0], log)
+                                         out_dir, d.is_main, lambda rec: gather_objects(rec, d)[0], log)
     opt, sched = build_optimizer(model, cfg)
     start, history, nan_steps, elapsed, audio_total = 0, [], 0, 0.0, 0.0
     window0 = torch.zeros(7, dtype=torch.float64)  # loss, ce, n_m, c_m, n_u, c_u (sums), steps
@@ -492,14 +173,14 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
         window0 = ck["log_window"]
         states = ck["rng"]
         if len(states) == d.world:
-            _set_rng_state(states[d.rank])
+            set_rng_state(states[d.rank])
         else:
-            torch.manual_seed(_seed(cfg.seed, start, d.rank))
+            torch.manual_seed(derive_seed(cfg.seed, start, d.rank))
         if d.is_main:
             log(f"{desc}: resuming at step {start} / {cfg.steps} (epoch {ck['epoch']}, batch {ck['batch_index']})")
-            _truncate_log(out_dir / LOG, start)
+            truncate_log(out_dir / LOG, start)
     else:
-        torch.manual_seed(_seed(cfg.seed, 0, d.rank))  # dropout / LayerDrop stream of this rank
+        torch.manual_seed(derive_seed(cfg.seed, 0, d.rank))  # dropout / LayerDrop stream of this rank
     ddp = model
     if d.world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(
@@ -579,7 +260,7 @@ def train(cfg: TrainConfig, family: str, model_cfg: Any, objective: Objective, s
                     export(done, elapsed, model.encoder)
                 t_last = time.perf_counter()  # the export's time is not training time
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                rng = _gather_objects(_rng_state(), d)
+                rng = gather_objects(rng_state(), d)
                 if d.is_main:
                     save_checkpoint(out_dir / CHECKPOINT, {
                         "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -621,24 +302,6 @@ class _null:
 
     def __exit__(self, *a):
         return False
-
-
-def _gather_objects(obj, d: Dist) -> list:
-    if d.world == 1:
-        return [obj]
-    out = [None] * d.world
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past `step` (written after the checkpoint a resumed run restarts from)."""
-    if not path.is_file():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(ln + "\n" for ln in keep))
-    tmp.replace(path)
 
 
 # ----------------------------------------------------------------------------- entry point

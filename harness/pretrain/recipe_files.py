@@ -1,5 +1,5 @@
 """Recipe files, without importing torch: the packaged names, reading a file and resolving its
-`base:` chain. The CLI checks a recipe name here before harness.pretrain.recipe builds the
+`base:` chain. The CLI checks a recipe name here before harness.pretrain.recipe_load builds the
 family configs (torch) or a corpus is touched."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """mHuBERT-147's two-level language / dataset up-sampling of a pre-training epoch (docs/pretrain.md section 4).
 
 The training loop draws each epoch's utterances with `upsample_indices` when train.upsample_alpha
-or upsample_beta is not 1 (loop.epoch_order); the draw depends only on the generator it is given,
+or upsample_beta is not 1 (batches.epoch_order); the draw depends only on the generator it is given,
 which the loop seeds by (seed, epoch), so every DDP rank and a resumed run draw the same epoch.
 """
 

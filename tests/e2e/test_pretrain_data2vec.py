@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.pretrain import loop
+from harness.pretrain import checkpoint
 from harness.pretrain.run import pretrain
 from harness.pretrain.toy import make_toy_corpus
 from upstreams.base import load_exported
@@ -47,9 +47,9 @@ def test_data2vec_iteration_then_hubert_on_its_layer(tmp_path):
     up = pretrain(_recipe(tmp_path), str(corpus.root), out, log=lines.append)
     it1, it2 = out / "iter1", out / "iter2"
     assert not any((it1 / d).exists() for d in ("features", "clusters", "labels"))
-    done = json.loads((it1 / "train" / loop.DONE).read_text())
+    done = json.loads((it1 / "train" / checkpoint.DONE).read_text())
     assert "chance_acc" not in done and "train_masked_acc" not in done and done["steps"] == 30
-    log = [json.loads(x) for x in (it1 / "train" / loop.LOG).read_text().splitlines()]
+    log = [json.loads(x) for x in (it1 / "train" / checkpoint.LOG).read_text().splitlines()]
     assert [r["step"] for r in log] == [5, 10, 15, 20, 25, 30] and "masked_acc" not in log[0]
     assert log[-1]["loss"] < 0.7 * log[0]["loss"], [r["loss"] for r in log]
     s = json.loads((it1 / "summary.json").read_text())
@@ -58,7 +58,7 @@ def test_data2vec_iteration_then_hubert_on_its_layer(tmp_path):
     assert (it1 / "curves.png").stat().st_size > 0
     assert any("d2v-it1: done" in x and "train loss" in x for x in lines)
     # the export is the student encoder: what the checkpoint's encoder.* holds, no teacher
-    ck = torch.load(it1 / "train" / loop.CHECKPOINT, map_location="cpu", weights_only=False)
+    ck = torch.load(it1 / "train" / checkpoint.CHECKPOINT, map_location="cpu", weights_only=False)
     assert any(k.startswith("teacher.") for k in ck["model"])
     enc = load_exported(it1 / "upstream").encoder.state_dict()
     assert set(enc) == {k[len("encoder."):] for k in ck["model"] if k.startswith("encoder.")}

@@ -1,6 +1,6 @@
 """torchrun with 2 CPU processes (gloo) matches one process with the same global batch.
 
-The global batch of a step is world x grad_accum micro-batches (loop.py), so the single process
+The global batch of a step is world x grad_accum micro-batches (batches.py), so the single process
 runs grad_accum = 2 micro-batches of the same size as each rank's: it sees exactly the same
 items, crops and masks, and normalises by the same global masked count (which the DDP run must
 all-reduce to get). It runs twice: HuBERT (masked prediction) and WavLM (gated relative position
@@ -23,7 +23,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from harness.pretrain import labels as lab, loop
+from harness.pretrain import batches, checkpoint, labels as lab, loop
 from harness.pretrain.toy import make_toy_corpus, phone_labels
 from upstreams.hubert import HubertConfig
 
@@ -75,8 +75,8 @@ def _spec(tmp: Path, corpus, out: Path, grad_accum: int, method: str) -> Path:
             **METHODS[method], "objective": method_objective(method, k), "noise_files": noise_files(tmp),
             "model": {**MICRO.to_dict(), **({"num_buckets": 32, "max_distance": 64} if method == "wavlm" else {})},
             "num_classes": k,
-            "items": [asdict(loop.Item.from_utterance(u)) for u in corpus.select(split="train")],
-            "dev_items": [asdict(loop.Item.from_utterance(u)) for u in corpus.select(split="dev")],
+            "items": [asdict(batches.Item.from_utterance(u)) for u in corpus.select(split="train")],
+            "dev_items": [asdict(batches.Item.from_utterance(u)) for u in corpus.select(split="dev")],
             "labels_dir": str(tmp / "labels"), "dev_labels_dir": str(tmp / "labels"), "out_dir": str(out),
             "threads": 1}
     path = out.with_suffix(".json")
@@ -113,8 +113,8 @@ def test_two_process_ddp_matches_single_process(tmp_path, method):
     out = single.communicate(timeout=300)[0]
     assert single.returncode == 0, out
 
-    a = torch.load(tmp_path / "single" / loop.CHECKPOINT, weights_only=False)
-    b = torch.load(tmp_path / "ddp" / loop.CHECKPOINT, weights_only=False)
+    a = torch.load(tmp_path / "single" / checkpoint.CHECKPOINT, weights_only=False)
+    b = torch.load(tmp_path / "ddp" / checkpoint.CHECKPOINT, weights_only=False)
     assert len(b["rng"]) == 2 and len(a["rng"]) == 1  # one RNG state per rank
     for k, v in a["model"].items():
         torch.testing.assert_close(b["model"][k], v, rtol=1e-4, atol=2e-5, msg=k)
@@ -132,11 +132,11 @@ def test_two_process_ddp_matches_single_process(tmp_path, method):
         loop.TrainConfig()).state_dict()
     moved = max(float((a["model"][k] - init[k]).abs().max()) for k in init)
     assert moved > 1e-3
-    la = [json.loads(x) for x in (tmp_path / "single" / loop.LOG).read_text().splitlines()]
-    lb = [json.loads(x) for x in (tmp_path / "ddp" / loop.LOG).read_text().splitlines()]
+    la = [json.loads(x) for x in (tmp_path / "single" / checkpoint.LOG).read_text().splitlines()]
+    lb = [json.loads(x) for x in (tmp_path / "ddp" / checkpoint.LOG).read_text().splitlines()]
     assert [r["loss"] for r in la] == pytest.approx([r["loss"] for r in lb], rel=1e-4)
-    da = json.loads((tmp_path / "single" / loop.DONE).read_text())
-    db = json.loads((tmp_path / "ddp" / loop.DONE).read_text())
+    da = json.loads((tmp_path / "single" / checkpoint.DONE).read_text())
+    db = json.loads((tmp_path / "ddp" / checkpoint.DONE).read_text())
     assert db["world_size"] == 2 and da["world_size"] == 1
     if method == "data2vec":  # no labels: no accuracies, no held-out evaluation
         assert "masked_acc" not in la[0] and "dev_masked_frames" not in db

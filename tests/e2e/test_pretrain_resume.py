@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.pretrain import loop
+from harness.pretrain import batches, checkpoint
 from harness.pretrain.toy import make_toy_corpus
 from tests.e2e.test_pretrain_ddp import METHODS, method_objective, noise_files, write_method_labels
 from upstreams.hubert import HubertConfig
@@ -34,7 +34,7 @@ STEPS = 60
 
 def _spec(tmp: Path, corpus, out: Path, method: str) -> Path:
     k = write_method_labels(tmp, corpus)
-    items = [asdict(loop.Item.from_utterance(u)) for u in corpus.select(split="train")]
+    items = [asdict(batches.Item.from_utterance(u)) for u in corpus.select(split="train")]
     spec = {"train": {"steps": STEPS, "lr": 2e-3, "batch_samples": 48000, "checkpoint_every": 5, "log_every": 10,
                       "seed": 11},
             **METHODS[method], "objective": method_objective(method, k), "noise_files": noise_files(tmp),
@@ -54,7 +54,7 @@ def _run(spec: Path, **kw) -> subprocess.Popen:
 
 
 def _weights(out: Path):
-    return torch.load(out / loop.CHECKPOINT, map_location="cpu", weights_only=False)
+    return torch.load(out / checkpoint.CHECKPOINT, map_location="cpu", weights_only=False)
 
 
 @pytest.mark.slow
@@ -65,7 +65,7 @@ def test_sigkill_then_resume_gives_the_same_weights(tmp_path, method):
     ref = _run(_spec(tmp_path, corpus, full, method))  # uninterrupted, in parallel with the killed one
     p = _run(_spec(tmp_path, corpus, killed, method))
     deadline = time.time() + 120
-    while not (killed / loop.CHECKPOINT).exists():
+    while not (killed / checkpoint.CHECKPOINT).exists():
         assert p.poll() is None, p.stdout.read()
         assert time.time() < deadline, "no checkpoint within 120 s"
         time.sleep(0.01)
@@ -73,7 +73,7 @@ def test_sigkill_then_resume_gives_the_same_weights(tmp_path, method):
     p.wait()
     assert p.returncode == -signal.SIGKILL
     at_kill = _weights(killed)["step"]
-    assert not (killed / loop.DONE).exists() and 0 < at_kill < STEPS, at_kill
+    assert not (killed / checkpoint.DONE).exists() and 0 < at_kill < STEPS, at_kill
 
     resumed = _run(_spec(tmp_path, corpus, killed, method))
     out = resumed.communicate(timeout=300)[0]
@@ -92,7 +92,7 @@ def test_sigkill_then_resume_gives_the_same_weights(tmp_path, method):
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert torch.equal(sa["exp_avg"], sb["exp_avg"])
     # the logs agree too (the resumed run dropped the lines written after its checkpoint)
-    la = [json.loads(x) for x in (full / loop.LOG).read_text().splitlines()]
-    lb = [json.loads(x) for x in (killed / loop.LOG).read_text().splitlines()]
+    la = [json.loads(x) for x in (full / checkpoint.LOG).read_text().splitlines()]
+    lb = [json.loads(x) for x in (killed / checkpoint.LOG).read_text().splitlines()]
     assert [r["step"] for r in la] == [r["step"] for r in lb]
     assert [r["loss"] for r in la] == pytest.approx([r["loss"] for r in lb], rel=1e-9)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.pretrain import loop
+from harness.pretrain import checkpoint, loop
 from harness.pretrain.toy import make_toy_corpus
 from tests.e2e.test_pretrain_ddp import noise_files
 from upstreams.hubert import HubertConfig
@@ -65,7 +65,7 @@ def test_stage_two_continues_stage_one_and_resumes_across_the_boundary(tmp_path)
     full, killed = tmp_path / "full", tmp_path / "killed"
     ref = _run(recipe, corpus.root, full, tmp_path / "noise")
     p = _run(recipe, corpus.root, killed, tmp_path / "noise")
-    ck = killed / "iter3" / "train" / loop.CHECKPOINT
+    ck = killed / "iter3" / "train" / checkpoint.CHECKPOINT
     deadline = time.time() + 240
     while not ck.exists():
         assert p.poll() is None, p.stdout.read()
@@ -74,21 +74,21 @@ def test_stage_two_continues_stage_one_and_resumes_across_the_boundary(tmp_path)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     at_kill = torch.load(ck, map_location="cpu", weights_only=False)["step"]
-    assert 0 < at_kill < STAGE2_STEPS and not (killed / "iter3" / "train" / loop.DONE).exists()
+    assert 0 < at_kill < STAGE2_STEPS and not (killed / "iter3" / "train" / checkpoint.DONE).exists()
     resumed = _run(recipe, corpus.root, killed, tmp_path / "noise")
     out = resumed.communicate(timeout=300)[0]
     assert resumed.returncode == 0, out
     assert f"resuming at step {at_kill}" in out and "stages-it3" in out
     assert ref.wait(timeout=300) == 0, ref.stdout.read()
 
-    a = torch.load(full / "iter3" / "train" / loop.CHECKPOINT, map_location="cpu", weights_only=False)
+    a = torch.load(full / "iter3" / "train" / checkpoint.CHECKPOINT, map_location="cpu", weights_only=False)
     b = torch.load(ck, map_location="cpu", weights_only=False)
     assert a["step"] == b["step"] == STAGE2_STEPS and a["family"] == "wavlm" and a["objective"] == "denoising"
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
 
     # stage 2 continued stage 1 (its weights stay close to stage 1's, far from a fresh init) ...
-    s1 = loop.final_model_state(full / "iter2" / "train")
+    s1 = checkpoint.final_model_state(full / "iter2" / "train")
     s2 = a["model"]
     torch.manual_seed(0)
     fresh = {k: v for k, v in _fresh_model(a).state_dict().items()}

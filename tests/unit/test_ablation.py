@@ -5,7 +5,7 @@ import pytest
 
 from harness.ablation import ABLATIONS, Ablation, ablation_tables, board_runs, board_upstream, get_ablation
 from harness.errors import HarnessError
-from harness.pretrain.recipe import available_recipes
+from harness.pretrain.recipe_files import available_recipes
 from harness.registry import TASKS, load_all
 
 
@@ -122,10 +122,10 @@ def test_run_ablation_trains_and_probes_every_pretraining_seed(tmp_path, monkeyp
     iteration 1), and every run's last export is probed on every task with the probe seeds."""
     from harness import sweep
     from harness.ablation import run_ablation
-    from harness.pretrain import run as run_mod
+    from harness.pretrain import run_folder
 
     calls = []
-    monkeypatch.setattr(run_mod, "reuse_iterations",
+    monkeypatch.setattr(run_folder, "reuse_iterations",
                         lambda r, corpus, out, others, log, pretrain_seed: calls.append(("reuse", r, out.name, pretrain_seed)))
 
     def pretrainings(recipes, corpus, runs, workers, log, seeds):

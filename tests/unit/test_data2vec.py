@@ -16,7 +16,7 @@ from harness.pretrain.model import compute_mask
 from harness.pretrain.objectives import get_objective
 from harness.pretrain.objectives.data2vec import (Data2VecModel, Data2VecOptions, ema_decay, instance_norm_time,
                                                   make_targets)
-from harness.pretrain.recipe import load_recipe
+from harness.pretrain.recipe_load import load_recipe
 from upstreams.hubert import HubertConfig, HubertEncoder
 
 TOY = replace(HubertConfig.tiny(), conv_channels=(16,) * 7, encoder_dim=32, encoder_layers=3, encoder_heads=4,

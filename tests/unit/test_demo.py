@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness import demo
-from harness.pretrain.recipe import load_recipe
+from harness.pretrain.recipe_load import load_recipe
 from harness.registry import TASKS, UPSTREAMS, load_all
 
 

@@ -183,7 +183,7 @@ def test_fusion_of_the_three_resolutions_keeps_the_padding_contract():
 
 
 def test_cvhubert_recipes_differ_only_in_the_frame_rate():
-    from harness.pretrain.recipe import load_recipe
+    from harness.pretrain.recipe_load import load_recipe
 
     r20, r40, r80 = (load_recipe(f"cvhubert_tiny_{ms}ms") for ms in (20, 40, 80))
     tiny = load_recipe("hubert_tiny")

@@ -374,9 +374,9 @@ def test_pretraining_provenance_counts_continued_updates(tmp_path):
     one trained from scratch does not)."""
     import json
 
-    from harness.pretrain.loop import Item
+    from harness.pretrain.batches import Item
     from harness.pretrain.recipe import DataConfig, IterationConfig, Recipe, TrainConfig
-    from harness.pretrain.run import provenance
+    from harness.pretrain.export import provenance
 
     its = (IterationConfig(train=TrainConfig(steps=100)),
            IterationConfig(train=TrainConfig(steps=50), continue_previous=True),

@@ -1,7 +1,7 @@
 """The Base recipes hold their method papers' values (docs/methods.md), so that an edit cannot
 drift from a paper silently.
 
-Each check reads a recipe through the project's loader (harness.pretrain.recipe.load_recipe) and
+Each check reads a recipe through the project's loader (harness.pretrain.recipe_load.load_recipe) and
 compares one resolved value with the value docs/methods.md marks as the paper's ("paper") or as a
 released reference's ("reference": the paper is silent and the value comes from the authors' code
 or checkpoints). `mismatches` is also run on edited copies of the recipes, to show that it catches
@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import pytest
 import yaml
 
-from harness.pretrain.recipe import load_recipe
+from harness.pretrain.recipe_load import load_recipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "harness" / "recipes"
 

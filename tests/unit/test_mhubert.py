@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from harness.errors import ConfigError, HarnessError
-from harness.pretrain import cluster, dump, labels as lab, loop, sampling
-from harness.pretrain.recipe import ClusterConfig, TrainConfig, load_recipe, recipe_to_dict
+from harness.pretrain import batches, cluster, dump, labels as lab, sampling
+from harness.pretrain.recipe import ClusterConfig, TrainConfig, recipe_to_dict
+from harness.pretrain.recipe_load import load_recipe
 from harness.pretrain.toy import make_toy_corpus
 from upstreams.hubert import HubertConfig
 
@@ -177,7 +178,7 @@ def test_upsampled_proportions_follow_the_two_level_formula():
 
 
 def _items(langs, sets):
-    return [loop.Item(f"u{i:04d}", "x.wav", 0.0, 32000 + 160 * (i % 50), lg, ds)
+    return [batches.Item(f"u{i:04d}", "x.wav", 0.0, 32000 + 160 * (i % 50), lg, ds)
             for i, (lg, ds) in enumerate(zip(langs, sets))]
 
 
@@ -186,23 +187,23 @@ def test_alpha_beta_one_is_the_plain_epoch_and_the_plan_is_seeded_per_epoch():
     items = _items(langs, sets)
     cfg = TrainConfig(steps=10, batch_samples=8 * 16000, seed=5)
     for e in range(3):  # exactly the plain plan's draw: one permutation of the epoch's generator
-        np.testing.assert_array_equal(loop.epoch_order(items, cfg, np.random.default_rng([5, e])),
+        np.testing.assert_array_equal(batches.epoch_order(items, cfg, np.random.default_rng([5, e])),
                                       np.random.default_rng([5, e]).permutation(len(items)))
-    plain = loop.StepBatches(items, {}, cfg, FRAMES)
+    plain = batches.StepBatches(items, {}, cfg, FRAMES)
     assert sorted(i for b in plain.plan(0) for i in b) == list(range(len(items)))  # each utterance once
 
     up = replace(cfg, upsample_alpha=0.7, upsample_beta=0.9)
-    order = loop.epoch_order(items, up, np.random.default_rng([5, 0]))
+    order = batches.epoch_order(items, up, np.random.default_rng([5, 0]))
     assert len(order) == len(items) and len(set(order.tolist())) < len(items)  # repeats: "d" is up-sampled
     # every rank, and a resumed run, plan the same epochs
-    ranks = [loop.StepBatches(items, {}, up, FRAMES, rank=r, world=2) for r in range(2)]
-    again = loop.StepBatches(items, {}, replace(up, grad_accum=2), FRAMES)  # one process, same global batch
+    ranks = [batches.StepBatches(items, {}, up, FRAMES, rank=r, world=2) for r in range(2)]
+    again = batches.StepBatches(items, {}, replace(up, grad_accum=2), FRAMES)  # one process, same global batch
     for e in (0, 1):
         assert ranks[0].plan(e) == ranks[1].plan(e)
         assert again.plan(e) == ranks[0].plan(e)
     assert ranks[0].plan(0) != ranks[0].plan(1)
     with pytest.raises(HarnessError, match="no language"):
-        loop.StepBatches([replace(items[0], language="")] + items[1:], {}, up, FRAMES)
+        batches.StepBatches([replace(items[0], language="")] + items[1:], {}, up, FRAMES)
     with pytest.raises(ConfigError, match="upsample_alpha"):
         TrainConfig(upsample_alpha=-0.5)
 
@@ -217,9 +218,9 @@ def test_random_crop_to_the_shortest_item_with_aligned_labels(toy, tmp_path):
     # label of frame t = t: a crop's first label is its start frame
     frames = {u.id: np.arange(lab.num_frames(FRAMES, int(round(u.duration * 16000)))) for u in utts}
     lab.write_labels(tmp_path / "labels", frames, 400)
-    items = [loop.Item.from_utterance(u) for u in utts]
+    items = [batches.Item.from_utterance(u) for u in utts]
     cfg = TrainConfig(steps=8, batch_samples=6 * 16000, seed=2)
-    sb = loop.StepBatches(items, {"main": tmp_path / "labels"}, cfg, FRAMES)
+    sb = batches.StepBatches(items, {"main": tmp_path / "labels"}, cfg, FRAMES)
     audio = {u.id: load_audio(u.path) for u in utts}
     varied = rows = 0
     for step in range(cfg.steps):

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from harness.errors import ConfigError
-from harness.pretrain import cluster, labels as lab, loop
+from harness.pretrain import checkpoint, cluster, labels as lab, loop
 from harness.pretrain.model import compute_mask
 from harness.pretrain.objectives.mshubert import MSHubertOptions, MultiClusterSwapModel, exchange_masked
-from harness.pretrain.recipe import TrainConfig, load_recipe, recipe_from_dict
+from harness.pretrain.recipe import TrainConfig
+from harness.pretrain.recipe_load import load_recipe, recipe_from_dict
 from harness.pretrain.toy import make_toy_corpus, phone_labels
 from upstreams.base import load_exported
 from upstreams.hubert import HubertConfig, HubertEncoder
@@ -222,7 +223,7 @@ def test_pretrain_mshubert_exports_a_plain_hubert(toy, tmp_path):
         for uid in s12.ids:
             np.testing.assert_array_equal(s6.get(uid), parents[6][s12.get(uid)])
             np.testing.assert_array_equal(s3.get(uid), parents[3][s6.get(uid)])
-    sd = loop.final_model_state(root / "train")
+    sd = checkpoint.final_model_state(root / "train")
     assert {"final_proj.km12.weight", "final_proj.km6.weight", "final_proj.km3.weight"} <= set(sd)
     s = json.loads((root / "summary.json").read_text())
     assert s["objective"] == "mshubert" and s["k"] == 12 and 0 <= s["masked_acc"]["dev"] <= 1

@@ -12,9 +12,10 @@ import soundfile as sf
 import torch
 
 from harness.errors import ConfigError, HarnessError
-from harness.pretrain import cluster, dump, labels as lab, loop, quality
+from harness.pretrain import batches, checkpoint, cluster, dump, labels as lab, loop, quality
 from harness.pretrain.model import MaskedPredictionModel, compute_mask
-from harness.pretrain.recipe import TrainConfig, load_recipe, recipe_from_dict
+from harness.pretrain.recipe import TrainConfig
+from harness.pretrain.recipe_load import load_recipe, recipe_from_dict
 from harness.pretrain.toy import make_toy_corpus, phone_labels
 from upstreams.base import load_exported
 from upstreams.hubert import HubertConfig, HubertEncoder
@@ -281,11 +282,11 @@ def test_lr_schedule_warmup_then_linear_decay():
 def test_step_batches_crop_labels_and_rank_split(toy, tmp_path):
     labels, inv = phone_labels(toy)
     lab.write_labels(tmp_path / "labels", labels, len(inv))
-    items = [loop.Item.from_utterance(u) for u in toy.select(split="train")]
+    items = [batches.Item.from_utterance(u) for u in toy.select(split="train")]
     cfg = TrainConfig(steps=10, batch_samples=3 * 16000, seed=3)
     dirs = {"main": tmp_path / "labels"}
-    ranks = [loop.StepBatches(items, dirs, cfg, MICRO, rank=r, world=2) for r in range(2)]
-    accum = loop.StepBatches(items, dirs, replace(cfg, grad_accum=2), MICRO)
+    ranks = [batches.StepBatches(items, dirs, cfg, MICRO, rank=r, world=2) for r in range(2)]
+    accum = batches.StepBatches(items, dirs, replace(cfg, grad_accum=2), MICRO)
     for step in range(6):
         a, parts = accum[step], [r[step] for r in ranks]
         a["labels"] = a["labels"]["main"]
@@ -386,13 +387,13 @@ def test_recipes_load_and_unknown_keys_fail(tmp_path):
 
 def test_export_round_trip(tmp_path):
     from harness.pretrain.recipe import IterationConfig
-    from harness.pretrain.run import export_iteration
+    from harness.pretrain.export import export_iteration
 
     torch.manual_seed(0)
     model = _model(7)
     (tmp_path / "train").mkdir()
-    loop.save_checkpoint(tmp_path / "train" / loop.CHECKPOINT, {"model": model.state_dict()})
-    (tmp_path / "train" / loop.DONE).write_text("{}")
+    checkpoint.save_checkpoint(tmp_path / "train" / checkpoint.CHECKPOINT, {"model": model.state_dict()})
+    (tmp_path / "train" / checkpoint.DONE).write_text("{}")
     export_iteration(tmp_path / "train", IterationConfig(model=MICRO), tmp_path / "up", "toy-it1")
     up = load_exported(tmp_path / "up")
     assert up.spec.name == "toy-it1" and up.spec.num_layers == MICRO.encoder_layers + 1
@@ -435,9 +436,9 @@ def test_pipeline_two_iterations_resumes_and_exports(toy, tmp_path):
     assert f2.dim == MICRO.encoder_dim and f2.rate == 50.0
     # idempotent: a second call redoes nothing
     lines.clear()
-    mtime = (tmp_path / "run" / "iter1" / "train" / loop.CHECKPOINT).stat().st_mtime_ns
+    mtime = (tmp_path / "run" / "iter1" / "train" / checkpoint.CHECKPOINT).stat().st_mtime_ns
     pretrain(recipe, str(toy.root), tmp_path / "run", log=lines.append)
-    assert (tmp_path / "run" / "iter1" / "train" / loop.CHECKPOINT).stat().st_mtime_ns == mtime
+    assert (tmp_path / "run" / "iter1" / "train" / checkpoint.CHECKPOINT).stat().st_mtime_ns == mtime
     assert not any("loss" in ln or "resuming" in ln for ln in lines), lines
     # another recipe in the same folder is refused
     recipe2 = tmp_path / "micro2.yaml"
@@ -445,8 +446,8 @@ def test_pipeline_two_iterations_resumes_and_exports(toy, tmp_path):
     with pytest.raises(HarnessError, match="another recipe"):
         pretrain(recipe2, str(toy.root), tmp_path / "run", log=lines.append)
     # a recipe sharing iteration 1 (a different iteration 2) reuses it instead of retraining it
-    from harness.pretrain.recipe import load_recipe
-    from harness.pretrain.run import reuse_iterations, shared_iterations
+    from harness.pretrain.recipe_load import load_recipe
+    from harness.pretrain.run_folder import reuse_iterations, shared_iterations
 
     recipe3 = tmp_path / "micro3.yaml"
     recipe3.write_text(recipe.read_text().replace('"layer": 1}', '"layer": 2}').replace('"micro"', '"micro3"'))
@@ -456,13 +457,13 @@ def test_pipeline_two_iterations_resumes_and_exports(toy, tmp_path):
     assert reuse_iterations(recipe3, str(toy.root), tmp_path / "run3", others, log=lines.append) == 1
     assert reuse_iterations(recipe3, str(toy.root), tmp_path / "run3", others, log=lines.append) == 0  # has it
     assert reuse_iterations(recipe2, str(toy.root), tmp_path / "run2", others, log=lines.append) == 0
-    ck = tmp_path / "run3" / "iter1" / "train" / loop.CHECKPOINT
-    assert ck.read_bytes() == (tmp_path / "run" / "iter1" / "train" / loop.CHECKPOINT).read_bytes()
+    ck = tmp_path / "run3" / "iter1" / "train" / checkpoint.CHECKPOINT
+    assert ck.read_bytes() == (tmp_path / "run" / "iter1" / "train" / checkpoint.CHECKPOINT).read_bytes()
     lines.clear()
     pretrain(recipe3, str(toy.root), tmp_path / "run3", log=lines.append)
     assert not any("micro3-it1" in ln and "loss" in ln for ln in lines)
     assert json.loads((tmp_path / "run3" / "iter2" / "summary.json").read_text())["name"] == "micro3-it2"
-    assert ck.stat().st_mtime_ns == (tmp_path / "run" / "iter1" / "train" / loop.CHECKPOINT).stat().st_mtime_ns
+    assert ck.stat().st_mtime_ns == (tmp_path / "run" / "iter1" / "train" / checkpoint.CHECKPOINT).stat().st_mtime_ns
 
 
 def test_nomask_weight_adds_unmasked_cross_entropy():
@@ -482,7 +483,7 @@ def test_nomask_weight_adds_unmasked_cross_entropy():
 
 def test_language_balanced_subset():
     from harness.data.corpus import Utterance
-    from harness.pretrain.run import balance_languages
+    from harness.pretrain.utterances import balance_languages
 
     utts = [Utterance(f"{lang}{i}", "x.wav", 3.0, language=lang)
             for lang, n in (("en", 30), ("fr", 10), ("sw", 4), ("yo", 2)) for i in range(n)]
@@ -512,8 +513,9 @@ def test_denoising_without_noise_clips_is_refused(toy, tmp_path):
 def test_run_folder_made_before_a_config_field_existed_still_matches():
     import copy
 
-    from harness.pretrain.recipe import recipe_from_dict, recipe_to_dict
-    from harness.pretrain.run import same_run
+    from harness.pretrain.recipe import recipe_to_dict
+    from harness.pretrain.recipe_load import recipe_from_dict
+    from harness.pretrain.run_folder import same_run
 
     rec = recipe_from_dict({"model": {"preset": "tiny"}, "iterations": [{}, {"features": {"source": "layer", "layer": 2}}]})
     ident = {"recipe": recipe_to_dict(rec), "corpus": "c", "train_utterances": 3, "dev_utterances": 1}
@@ -556,7 +558,7 @@ def test_export_every_keeps_step_exports_resumes_and_leaves_final_weights(toy, t
     exports and, like an uninterrupted run without exports, bit-identical final weights (dropout
     on: an export must draw no random number). Also the iteration's diagnostics: curves.png and
     codebook usage / PNMI / purity in summary.json."""
-    from harness.pretrain import run as run_mod
+    from harness.pretrain import export as export_mod
     from harness.pretrain.run import pretrain
 
     recipe = tmp_path / "micro.yaml"
@@ -587,7 +589,7 @@ def test_export_every_keeps_step_exports_resumes_and_leaves_final_weights(toy, t
     assert last["step"] == 12 and last["train_seconds"] >= recs[10]["train_seconds"]
 
     # killed at the step-10 export (checkpoint at step 5), then resumed
-    real, calls = run_mod.export_encoder, []
+    real, calls = export_mod.export_encoder, []
 
     def dies_at_10(encoder, family, folder, name, pretraining=None):
         calls.append(pretraining["step"])
@@ -595,7 +597,7 @@ def test_export_every_keeps_step_exports_resumes_and_leaves_final_weights(toy, t
             raise KeyboardInterrupt("killed")
         return real(encoder, family, folder, name, pretraining=pretraining)
 
-    monkeypatch.setattr(run_mod, "export_encoder", dies_at_10)
+    monkeypatch.setattr(export_mod, "export_encoder", dies_at_10)
     with pytest.raises(KeyboardInterrupt):
         pretrain(recipe, str(toy.root), tmp_path / "killed", log=lambda s: None, export_every=5)
     assert names(tmp_path / "killed") == ["step000005"]
@@ -660,8 +662,8 @@ def test_warm_start_starts_from_the_previous_encoder_with_new_labels(toy, tmp_pa
                         "train": {"steps": 2, "lr": 1e-12, "warmup_frac": 0.0}}]}))
     lines = []
     up = pretrain(recipe, str(toy.root), tmp_path / "run", log=lines.append)
-    s1 = loop.final_model_state(tmp_path / "run" / "iter1" / "train")
-    s2 = loop.final_model_state(tmp_path / "run" / "iter2" / "train")
+    s1 = checkpoint.final_model_state(tmp_path / "run" / "iter1" / "train")
+    s2 = checkpoint.final_model_state(tmp_path / "run" / "iter2" / "train")
     enc = [k for k in s1 if k.startswith("encoder.")]
     assert enc and all(torch.allclose(s1[k], s2[k], atol=1e-6) for k in enc)
     heads = [k for k in s1 if not k.startswith("encoder.")]
@@ -684,7 +686,8 @@ def test_pretrain_seed_changes_the_run_and_is_recorded(toy, tmp_path):
     carries); seed 0's record and names are those of a run made before seeds. A seed-1 run never
     reuses seed 0's iterations."""
     from harness.catalog import upstream_facts
-    from harness.pretrain.run import pretrain, reuse_iterations
+    from harness.pretrain.run import pretrain
+    from harness.pretrain.run_folder import reuse_iterations
 
     recipe = tmp_path / "micro.yaml"
     m = {k: (list(v) if isinstance(v, tuple) else v) for k, v in MICRO.to_dict().items()}

@@ -11,31 +11,31 @@ import torch
 
 from harness.errors import ConfigError, HarnessError
 from harness.pretrain import cluster as clus
-from harness.pretrain import loop
+from harness.pretrain import distributed
 from harness.pretrain.recipe import ClusterConfig
 
 
 def test_auto_is_cpu_without_a_gpu_and_an_error_with_an_unusable_one(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(loop, "gpu_present", lambda: None)
-    assert loop.resolve_device("auto") == "cpu"
-    monkeypatch.setattr(loop, "gpu_present", lambda: "/dev/nvidia0 exists")
+    monkeypatch.setattr(distributed, "gpu_present", lambda: None)
+    assert distributed.resolve_device("auto") == "cpu"
+    monkeypatch.setattr(distributed, "gpu_present", lambda: "/dev/nvidia0 exists")
     with pytest.raises(HarnessError) as e:
-        loop.resolve_device("auto")
+        distributed.resolve_device("auto")
     msg = str(e.value)
     assert "\n" not in msg and "/dev/nvidia0 exists" in msg and "train.device=cpu" in msg
-    assert loop.resolve_device("cpu") == "cpu"  # asked for the CPU: no question asked
+    assert distributed.resolve_device("cpu") == "cpu"  # asked for the CPU: no question asked
     with pytest.raises(HarnessError, match="train.device is cuda but no GPU is usable"):
-        loop.resolve_device("cuda")
+        distributed.resolve_device("cuda")
 
 
 def test_gpu_present_reads_the_slurm_assignment(monkeypatch):
-    monkeypatch.setattr(loop.Path, "glob", lambda self, pat: iter(()))
+    monkeypatch.setattr(distributed.Path, "glob", lambda self, pat: iter(()))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    assert loop.gpu_present() == "CUDA_VISIBLE_DEVICES=0,1"
+    assert distributed.gpu_present() == "CUDA_VISIBLE_DEVICES=0,1"
     for none in ("", "-1"):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", none)
-        assert loop.gpu_present() is None
+        assert distributed.gpu_present() is None
 
 
 def test_cluster_threads_are_explicit_not_torchruns_one(monkeypatch):

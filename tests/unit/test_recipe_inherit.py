@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError
-from harness.pretrain.recipe import (available_recipes, deep_merge, load_recipe, read_recipe, recipe_hash,
-                                     recipe_to_dict)
+from harness.pretrain.recipe import recipe_hash, recipe_to_dict
+from harness.pretrain.recipe_files import available_recipes, deep_merge, read_recipe
+from harness.pretrain.recipe_load import load_recipe
 
 HASHES = json.loads((Path(__file__).parent / "data" / "recipe_hashes.json").read_text())
 RECIPES = Path(__file__).resolve().parents[2] / "harness" / "recipes"

@@ -186,9 +186,9 @@ class MultiClusterSwapModel(MaskedPredictionModel):
         """Names of the label sets left out at training step `step` (none when step is None)."""
         if step is None or self.drop_sets == 0:
             return []
-        from harness.pretrain.loop import _seed  # (loop imports the objectives)
+        from harness.pretrain.batches import derive_seed  # (batches imports the objectives)
 
-        g = torch.Generator().manual_seed(_seed(self.seed, 2718281, int(step)))
+        g = torch.Generator().manual_seed(derive_seed(self.seed, 2718281, int(step)))
         pick = torch.randperm(len(self.streams), generator=g)[: self.drop_sets]
         return [self.streams[i][0] for i in sorted(pick.tolist())]
 
