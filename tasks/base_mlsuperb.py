@@ -127,7 +127,7 @@ class MLSuperbTask(CTCTask):
         return Splits(**splits, info=info, pools=pools_by_subset_split(corpus, splits))
 
     def make_head(self, dim, info, cfg):
-        from tasks.heads import MLSUPERB_SPECAUG, MLSuperbHead
+        from tasks.heads_mlsuperb import MLSUPERB_SPECAUG, MLSuperbHead
 
         d = cfg.head_dim
         if cfg.head not in ("default", "lite"):
