@@ -57,7 +57,7 @@ class BoardFormat(str, Enum):
 
 
 class SynthSize(str, Enum):
-    """harness.data.synth_plan.SIZES."""
+    """harness.data.synth_spec.SIZES."""
 
     tiny = "tiny"
     small = "small"

@@ -49,7 +49,7 @@ def test_every_option_and_argument_has_help():
 
 def test_enums_agree_with_the_lists_they_repeat():
     from harness.board.export import FORMATS as BOARD_FORMATS
-    from harness.data.synth_plan import SIZES
+    from harness.data.synth_spec import SIZES
     from harness.export import FORMATS as EXPORT_FORMATS
     from harness.launch import LAUNCHERS
     from harness.registry import TASKS, load_all
