@@ -205,7 +205,7 @@ MUTANTS: List[Mutant] = [
       "return x - x.mean(0, keepdim=True)",
       [f"{T_BASE}::test_baselines_apply_per_utterance_cmvn"], "fbank/mfcc without variance normalisation"),
     # ---- CTC decoding in the tasks
-    M("ctc-task-decodes-padding", "tasks/base.py",
+    M("ctc-task-decodes-padding", "tasks/base_ctc.py",
       "for seq in ctc_greedy(log_probs, lens)]", "for seq in ctc_greedy(log_probs, lens * 0 + log_probs.shape[1])]",
       [T_CTC], "PR/ASR transcripts include the padding frames of a batch"),
     M("repeat-frames-keeps-lengths", "tasks/heads.py",

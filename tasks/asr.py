@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from harness.registry import register_task
-from tasks.base import CTCTask, error_rate_metric, pools_by_subset_split, require, Splits
+from tasks.base import error_rate_metric, pools_by_subset_split, require, Splits
+from tasks.base_ctc import CTCTask
 from tasks.heads import SUPERB_ASR_SPECAUG, BLSTMCTCHead
 from tasks.base_lr import superb_lr_grid
 from tasks.metrics import char_error_rate, error_rate

@@ -14,7 +14,8 @@ Registered as `asr_lid_10min` and `asr_lid_1h`."""
 
 from __future__ import annotations
 
-from tasks.base import accuracy_metric, error_rate_metric, MLSuperbTask, register_mlsuperb
+from tasks.base import accuracy_metric, error_rate_metric
+from tasks.base_mlsuperb import MLSuperbTask, register_mlsuperb
 
 
 @register_mlsuperb("asr_lid")

@@ -1,7 +1,7 @@
 """ASV: speaker verification (s3prl downstream/sv_voxceleb1, configs/amsoftmax.yaml). A speaker
 classifier with AM-softmax (s 30, m 0.4) is trained on the training speakers; trials between
 held-out speakers are scored by the cosine of the L2-normalised relu(linear1(stats)) embeddings
-(tasks.heads.XVectorHead). EER is primary; minDCF is normalised, at P_target 0.01 and
+(tasks.heads_speaker.XVectorHead). EER is primary; minDCF is normalised, at P_target 0.01 and
 C_miss = C_fa = 1 (tasks.metrics.eer_and_mindcf; saved with the run). SUPERB has no ASV dev set;
 on synth the dev trial list (held-out speakers disjoint from the test ones) selects the
 checkpoint, and tables say so."""
@@ -12,7 +12,8 @@ import torch
 
 from harness.registry import register_task
 from tasks.base import FEATURE_CACHE_CROPS, Metric, pools_by_subset_split, require, Splits, Task
-from tasks.heads import AMSoftmax, ECAPAHead, HeadWithLoss, XVectorHead
+from tasks.heads import HeadWithLoss
+from tasks.heads_speaker import AMSoftmax, ECAPAHead, XVectorHead
 from tasks.base_lr import superb_lr_grid
 from tasks.metrics import DCF_C_FA, DCF_C_MISS, DCF_P_TARGET, cosine_trial_scores, eer_and_mindcf
 

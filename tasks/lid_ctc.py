@@ -9,7 +9,8 @@ Registered as `lid_ctc_10min` and `lid_ctc_1h`. The classification form is the t
 
 from __future__ import annotations
 
-from tasks.base import accuracy_metric, MLSuperbTask, register_mlsuperb
+from tasks.base import accuracy_metric
+from tasks.base_mlsuperb import MLSuperbTask, register_mlsuperb
 from tasks.metrics import split_tokens, token_error_rate
 
 

@@ -5,7 +5,8 @@ Registered as `ml_asr_10min` and `ml_asr_1h`."""
 
 from __future__ import annotations
 
-from tasks.base import error_rate_metric, MLSuperbTask, register_mlsuperb
+from tasks.base import error_rate_metric
+from tasks.base_mlsuperb import MLSuperbTask, register_mlsuperb
 
 
 @register_mlsuperb("ml_asr")

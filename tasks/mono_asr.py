@@ -20,7 +20,8 @@ Registered as `mono_asr_10min` and `mono_asr_1h`."""
 
 from __future__ import annotations
 
-from tasks.base import error_rate_metric, MLSuperbTask, register_mlsuperb, Splits
+from tasks.base import error_rate_metric, Splits
+from tasks.base_mlsuperb import MLSuperbTask, register_mlsuperb
 
 QUICK_LANGUAGES = 3
 

@@ -15,7 +15,8 @@ from typing import Dict, List, Optional
 
 from harness.errors import HarnessError
 from harness.registry import register_task
-from tasks.base import CTCTask, error_rate_metric, pools_by_subset_split, require, Splits
+from tasks.base import error_rate_metric, pools_by_subset_split, require, Splits
+from tasks.base_ctc import CTCTask
 from tasks.heads import FrameCTCHead
 from tasks.base_lr import superb_lr_grid
 from tasks.metrics import error_rate

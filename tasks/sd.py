@@ -37,7 +37,7 @@ import torch
 from harness.errors import HarnessError
 from harness.registry import register_task
 from tasks.base import FEATURE_CACHE_CROPS, error_rate_metric, pools_by_subset_split, require, Splits, Task
-from tasks.heads import DiarizationHead, pit_bce_loss
+from tasks.heads_pit import DiarizationHead, pit_bce_loss
 from tasks.base_lr import superb_lr_grid
 from tasks.metrics import SD_MEDIANS, SD_THRESHOLDS, best_setting, der_grid, segments_to_annotation
 

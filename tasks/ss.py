@@ -45,7 +45,7 @@ from harness.audio import load_audio
 from harness.errors import HarnessError
 from harness.registry import register_task
 from tasks.base import Metric, pools_by_subset_split, require, Splits, Task
-from tasks.heads import MaskSeparationHead, upit_mse_loss
+from tasks.heads_pit import MaskSeparationHead, upit_mse_loss
 from tasks.base_lr import superb_lr_grid
 from tasks.metrics import si_sdr_improvement
 from upstreams.base import SAMPLE_RATE

@@ -102,7 +102,7 @@ def load_corpus(spec: str, cache_dir: Optional[Path] = None, skip_bad: bool = Fa
 def load_schema_folder(path: Path, cache_dir: Optional[Path] = None, skip_bad: bool = False) -> Corpus:
     """A schema folder: its manifests exist already, so `skip_bad` acts at decode time only."""
     existing_folder(path, "corpus folder")
-    from harness.data.synth_plan import with_speech_datasets
+    from harness.data.synth_spec import with_speech_datasets
 
     return with_speech_datasets(load_manifest_dir(path))
 

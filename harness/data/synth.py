@@ -37,10 +37,11 @@ from pathlib import Path
 from typing import Dict, List
 
 from harness.data.corpus import save_manifests, write_trials
-from harness.data.synth_plan import (
-    CONV_MAX_OVERLAP, CONV_PAUSE_S, CONV_TURNS, GENERATOR_VERSION, KEYWORDS, MIX_REL_DB,
-    NOISE_KINDS, NOISE_SECONDS, SAMPLE_RATE, SILENCE, SIZES, UNKNOWN, Plan, make_plan, size_spec,
-)
+from harness.data.synth_plan import make_plan
+from harness.data.synth_plan_mix import (CONV_MAX_OVERLAP, CONV_PAUSE_S, CONV_TURNS, MIX_REL_DB, NOISE_KINDS,
+                                         NOISE_SECONDS)
+from harness.data.synth_plan_speech import KEYWORDS, SILENCE, UNKNOWN
+from harness.data.synth_spec import GENERATOR_VERSION, SAMPLE_RATE, SIZES, Plan, size_spec
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)

@@ -235,7 +235,7 @@ RENDERERS = {"speech": render_speech, "word": render_word, "noise": render_noise
 
 
 def render_shard(job: Dict) -> Dict:
-    """Render job["items"] (dicts of synth_plan.Item) in order into job["root"]; write the
+    """Render job["items"] (dicts of synth_spec.Item) in order into job["root"]; write the
     shard's results to job["result"] (JSON, atomically) and return them."""
     import soundfile as sf
 

@@ -1,7 +1,8 @@
 """python -m harness.pretrain (torchrun's entry: torchrun --nproc_per_node G -m harness.pretrain ...).
 
-It is `harness pretrain` itself: the command and its options are defined once, in harness/cli.py,
-and run here under another program name."""
+It is `harness pretrain` itself: the command and its options are defined once, in
+harness/cli_pretrain.py (registered on the app by harness/cli.py), and run here under another
+program name."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import List, Optional
 
 
 def command():
-    """The click command of `harness pretrain` (harness/cli.py)."""
+    """The click command of `harness pretrain` (harness/cli_pretrain.py, on the app of harness/cli.py)."""
     from typer.main import get_command
 
     from harness.cli import app

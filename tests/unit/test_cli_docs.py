@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from harness import __version__
-from harness import cli
+from harness import cli_options
 from harness.cli import app
 
 
@@ -49,21 +49,21 @@ def test_every_option_and_argument_has_help():
 
 def test_enums_agree_with_the_lists_they_repeat():
     from harness.board.export import FORMATS as BOARD_FORMATS
-    from harness.data.synth_plan import SIZES
+    from harness.data.synth_spec import SIZES
     from harness.export import FORMATS as EXPORT_FORMATS
     from harness.launch import LAUNCHERS
     from harness.registry import TASKS, load_all
     from harness.report import FORMATS as REPORT_FORMATS
 
-    assert [e.value for e in cli.Launcher] == list(LAUNCHERS)
-    assert {e.value for e in cli.ReportFormat} == set(REPORT_FORMATS)
-    assert [e.value for e in cli.SynthSize] == list(SIZES)
-    assert [e.value for e in cli.ExportFormat] == list(EXPORT_FORMATS)
-    assert [e.value for e in cli.BoardFormat] == list(BOARD_FORMATS)
+    assert [e.value for e in cli_options.Launcher] == list(LAUNCHERS)
+    assert {e.value for e in cli_options.ReportFormat} == set(REPORT_FORMATS)
+    assert [e.value for e in cli_options.SynthSize] == list(SIZES)
+    assert [e.value for e in cli_options.ExportFormat] == list(EXPORT_FORMATS)
+    assert [e.value for e in cli_options.BoardFormat] == list(BOARD_FORMATS)
     load_all()
     for name in TASKS.names():
         task = TASKS.get(name)
-        assert set(task.profiles) == {e.value for e in cli.Profile}, name
+        assert set(task.profiles) == {e.value for e in cli_options.Profile}, name
 
 
 @pytest.mark.parametrize("command, shown", [

@@ -158,7 +158,7 @@ def test_the_asr_batch_is_the_16_s3prl_trains_with():
 def test_the_xvector_head_has_no_batch_norm_by_default_and_the_quick_profile_opts_in():
     import torch
 
-    from tasks.heads import XVectorHead
+    from tasks.heads_speaker import XVectorHead
 
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in XVectorHead(8, 16, 24, 12).modules())
     asv = build_task("asv")

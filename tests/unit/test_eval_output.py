@@ -3,7 +3,7 @@ third-party progress bars (transformers' "Loading weights") stay out of its outp
 
 from pathlib import Path
 
-from harness.cli import closing_lines
+from harness.cli_eval import closing_lines
 
 
 def test_closing_lines_name_the_run_folders_and_the_next_command():

@@ -253,7 +253,7 @@ def test_random_crop_to_the_shortest_item_with_aligned_labels(toy, tmp_path):
 def test_synth_speech_has_two_datasets_per_language(tiny_corpus):
     from harness.data.corpora import load_corpus
     from harness.data.corpus import load_manifest_dir
-    from harness.data.synth_plan import FAST_WPM, speech_dataset
+    from harness.data.synth_spec import FAST_WPM, speech_dataset
 
     raw = load_manifest_dir(tiny_corpus)
     c = load_corpus(str(tiny_corpus))

@@ -158,7 +158,7 @@ def test_sd_frame_labels_follow_sorted_speakers_and_crops():
 
 def test_pit_bce_is_the_better_permutation_and_matches_s3prl():
     from harness.s3prl_compat import diarization_pit_loss
-    from tasks.heads import pit_bce_loss
+    from tasks.heads_pit import pit_bce_loss
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(3, 50, 2, generator=g)
@@ -182,7 +182,7 @@ def test_pit_bce_is_the_better_permutation_and_matches_s3prl():
 
 
 def test_upit_mse_is_the_better_permutation():
-    from tasks.heads import upit_mse_loss
+    from tasks.heads_pit import upit_mse_loss
 
     g = torch.Generator().manual_seed(1)
     masks = torch.rand(2, 2, 20, 9, generator=g)

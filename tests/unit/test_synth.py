@@ -14,7 +14,9 @@ import soundfile as sf
 
 from harness.data import noise, synth
 from harness.data.corpus import load_manifest_dir
-from harness.data.synth_plan import KEYWORDS, SILENCE, SIZES, UNKNOWN, make_plan
+from harness.data.synth_plan import make_plan
+from harness.data.synth_plan_speech import KEYWORDS, SILENCE, UNKNOWN
+from harness.data.synth_spec import SIZES
 from harness.data.synth_text import chunk_paragraph, chunks, load_udhr, split_chunks
 from harness.errors import HarnessError
 

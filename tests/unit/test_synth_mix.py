@@ -1,5 +1,5 @@
 """The two-speaker and noise subsets of the synth corpus: "mix" (separation), "conv"
-(diarization) and "noise" (synth_plan.plan_mix / plan_conv / plan_noise and their renderers)."""
+(diarization) and "noise" (synth_plan_mix.plan_mix / plan_conv / plan_noise and their renderers)."""
 
 import gzip
 import hashlib
@@ -15,7 +15,9 @@ import soundfile as sf
 
 from harness.data import noise
 from harness.data.corpus import load_manifest_dir, overlap_ratio
-from harness.data.synth_plan import NOISE_KINDS, SIZES, make_plan
+from harness.data.synth_plan import make_plan
+from harness.data.synth_plan_mix import NOISE_KINDS
+from harness.data.synth_spec import SIZES
 
 SR = 16000
 NEW = ("mix", "conv", "noise")

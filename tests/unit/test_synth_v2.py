@@ -10,8 +10,8 @@ import pytest
 from harness.data import noise
 from harness.data import synth_conditions as cond
 from harness.data.synth import is_complete
-from harness.data.synth_plan import (
-    GENERATOR_VERSION, SIZES, make_plan, make_speakers, split_speakers, variant_pools)
+from harness.data.synth_plan import make_plan
+from harness.data.synth_spec import GENERATOR_VERSION, SIZES, make_speakers, split_speakers, variant_pools
 
 SR = 16000
 
