@@ -9,8 +9,8 @@ from typing import List, Optional
 
 import typer
 
-from harness.cli_options import (CACHE, CACHE_HELP, CORPUS_HELP, DEVICE_METAVAR, RUNS, RUNS_HELP, ExportFormat,
-                                 Launcher, Profile, console, friendly)
+from harness.cli_options import (CACHE, CACHE_HELP, CORPUS_HELP, DEVICE_METAVAR, RUNS, RUNS_HELP, CacheDtype,
+                                 ExportFormat, ExtractDtype, Launcher, Profile, console, friendly)
 from harness.errors import HarnessError
 
 
@@ -28,10 +28,11 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
                                            "corpus is prepared and when it is decoded); the run's result "
                                            "and the board list them"),
              cache_budget_gb: Optional[float] = typer.Option(None, help="largest feature cache to write"),
-             cache_dtype: Optional[str] = typer.Option(None, help="float16 | int8: how cached layers are stored "
-                                                       "(int8: half the bytes, per-channel scales)"),
-             extract_dtype: Optional[str] = typer.Option(None, help="float32 | bfloat16 | float16 (CUDA): the "
-                                                         "upstream's precision when extracting features"),
+             cache_dtype: Optional[CacheDtype] = typer.Option(None, help="how cached layers are stored "
+                                                              "(int8: half the bytes, per-channel scales)"),
+             extract_dtype: Optional[ExtractDtype] = typer.Option(
+                 None, help="the upstream's precision when extracting features (float16: CUDA only; bfloat16 is "
+                 "slower than float32 on CPUs without AVX512-BF16 or AMX)"),
              device: str = typer.Option("cpu", metavar=DEVICE_METAVAR, help="where the upstream and the probe run"),
              lexicon: Optional[Path] = typer.Option(None, help="PR phone targets from this lexicon (SUPERB's "
                                                     "LibriSpeech lexicon: WORD PH1 PH2 ... per line); without "
@@ -55,8 +56,9 @@ def eval_cmd(upstream: List[str] = typer.Option(..., help="name(s) or exported f
     from harness.upstream_names import check_upstream_name
 
     profile, launcher = profile.value, launcher.value if launcher is not None else None
-    over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb, cache_dtype=cache_dtype,
-                                  extract_dtype=extract_dtype,
+    over = {k: v for k, v in dict(steps=steps, cache_budget_gb=cache_budget_gb,
+                                  cache_dtype=cache_dtype.value if cache_dtype else None,
+                                  extract_dtype=extract_dtype.value if extract_dtype else None,
                                   skip_bad=skip_bad or None,
                                   device=device,
                                   lexicon=str(lexicon) if lexicon else None).items() if v is not None}

@@ -64,6 +64,21 @@ class SynthSize(str, Enum):
     medium = "medium"
 
 
+class CacheDtype(str, Enum):
+    """harness.config.CACHE_DTYPES."""
+
+    float16 = "float16"
+    int8 = "int8"
+
+
+class ExtractDtype(str, Enum):
+    """harness.config.EXTRACT_DTYPES."""
+
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
 class Listing(str, Enum):
     upstreams = "upstreams"
     tasks = "tasks"

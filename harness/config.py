@@ -99,6 +99,12 @@ class ProbeConfig:
                                   f"got {lr!r}")
 
 
+#: how cached layers are stored (harness.quant: int8 with per-channel scales)
+CACHE_DTYPES = ("float16", "int8")
+#: the upstream's precision when extracting (harness.extraction.DTYPES; float16 is CUDA's)
+EXTRACT_DTYPES = ("float32", "bfloat16", "float16")
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
     """Everything that defines an evaluation besides the upstream and task names.
@@ -136,10 +142,10 @@ class EvalConfig:
         ok = _finite(self.cache_budget_gb) and self.cache_budget_gb >= 0
         if not ok:
             raise ConfigError(f"config key 'cache_budget_gb' must be a number >= 0, got {self.cache_budget_gb!r}")
-        if self.cache_dtype not in ("float16", "int8"):
-            raise ConfigError(f"config key 'cache_dtype' must be float16 or int8, got {self.cache_dtype!r}")
-        if self.extract_dtype not in ("float32", "bfloat16", "float16"):
-            raise ConfigError(f"config key 'extract_dtype' must be float32, bfloat16 or float16, got "
+        if self.cache_dtype not in CACHE_DTYPES:
+            raise ConfigError(f"config key 'cache_dtype' must be one of {', '.join(CACHE_DTYPES)}, got {self.cache_dtype!r}")
+        if self.extract_dtype not in EXTRACT_DTYPES:
+            raise ConfigError(f"config key 'extract_dtype' must be one of {', '.join(EXTRACT_DTYPES)}, got "
                               f"{self.extract_dtype!r}")
         check_device_name(self.device)
 

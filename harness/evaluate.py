@@ -215,7 +215,9 @@ def evaluate(request: EvalRequest, log: Callable[[str], None] = print) -> List[D
     check_device(cfg.device)  # here, in the job: the submitting host may have no GPU
     from harness.extraction import check_extract_dtype
 
-    check_extract_dtype(cfg.extract_dtype, cfg.device)
+    slower = check_extract_dtype(cfg.extract_dtype, cfg.device)
+    if slower:
+        log(slower)
     splits = task_obj.prepare(corp)
     t0 = time.time()
     sources = prepare_sources(up, splits.as_dict(), splits.pools, cache_dir / "features", cfg.cache_budget_gb,

@@ -49,6 +49,8 @@ def test_every_option_and_argument_has_help():
 
 def test_enums_agree_with_the_lists_they_repeat():
     from harness.board.export import FORMATS as BOARD_FORMATS
+    from harness.config import CACHE_DTYPES, EXTRACT_DTYPES
+    from harness.extraction import DTYPES
     from harness.data.synth_spec import SIZES
     from harness.export import FORMATS as EXPORT_FORMATS
     from harness.launch import LAUNCHERS
@@ -60,6 +62,8 @@ def test_enums_agree_with_the_lists_they_repeat():
     assert [e.value for e in cli_options.SynthSize] == list(SIZES)
     assert [e.value for e in cli_options.ExportFormat] == list(EXPORT_FORMATS)
     assert [e.value for e in cli_options.BoardFormat] == list(BOARD_FORMATS)
+    assert [e.value for e in cli_options.CacheDtype] == list(CACHE_DTYPES)
+    assert [e.value for e in cli_options.ExtractDtype] == list(EXTRACT_DTYPES) == list(DTYPES)
     load_all()
     for name in TASKS.names():
         task = TASKS.get(name)

@@ -66,6 +66,16 @@ def test_precision_names_and_devices_are_checked():
         check_extract_dtype("int4", "cpu")
 
 
+@pytest.mark.parametrize("avx512_bf16, amx, warned", [(False, False, True), (True, False, False),
+                                                      (False, True, False)])
+def test_bfloat16_on_a_cpu_without_bf16_units_is_said_to_be_slower(monkeypatch, avx512_bf16, amx, warned):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    note = check_extract_dtype("bfloat16", "cpu")
+    assert (note is not None and "slower than float32" in note) == warned
+    assert check_extract_dtype("float32", "cpu") is None
+
+
 def test_a_bfloat16_pool_is_its_own_and_its_probe_learns(tmp_path):
     from harness.evaluate import evaluate
     from harness.request import EvalRequest
