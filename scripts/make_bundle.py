@@ -12,6 +12,11 @@ commit (`git rev-parse HEAD`; a tree with uncommitted changes to tracked files i
 command, the pre-training corpus's generator version and content fingerprint, the updates and
 hours of pre-training (upstream.json), and the board rows of the export's name (board.json of
 --board: mean and 95 % interval per task) so the card says what the weights reach.
+
+After `./run demo` has probed the bundle, its rows on the demo board go into the card without
+touching the weights:
+
+    .venv/bin/python scripts/make_bundle.py --demo-board leaderboards hubert_small_synth --command "./run demo"
 """
 
 from __future__ import annotations
@@ -59,7 +64,16 @@ def board_rows(board: Path, name: str) -> list:
     return sorted(out, key=lambda r: str(r["task"]))
 
 
-def card_text(name: str, prov: dict, rows: list) -> str:
+def _row_table(rows: list) -> list:
+    lines = ["| task | metric | mean | 95 % interval | seeds |", "|---|---|---|---|---|"]
+    for r in rows:
+        ci = f"± {r['ci95']:.2f}" if isinstance(r.get("ci95"), (int, float)) else "n/a"
+        mean = f"{r['mean']:.2f}" if isinstance(r.get("mean"), (int, float)) else "n/a"
+        lines.append(f"| {r['task']} | {r['metric']} | {mean} | {ci} | {r['n_seeds']} |")
+    return lines + [""]
+
+
+def card_text(name: str, prov: dict, rows: list, demo: dict = None) -> str:
     lines = [f"# bundled:{name}", "",
              f"Weights of `{prov['export_name']}`: recipe `{prov['recipe']}` (hash `{prov['recipe_hash'][:16]}`), "
              f"{prov['updates']} updates in all (iteration {prov['iteration']} included) on synth `{prov['corpus']}` "
@@ -73,23 +87,63 @@ def card_text(name: str, prov: dict, rows: list) -> str:
              "the demo board, not a general speech model.", ""]
     if rows:
         lines += ["Its rows on the board it was made with (float32 export; mean and 95 % t-interval over "
-                  "probe seeds):", "", "| task | metric | mean | 95 % interval | seeds |", "|---|---|---|---|---|"]
-        for r in rows:
-            ci = f"± {r['ci95']:.2f}" if isinstance(r.get("ci95"), (int, float)) else "n/a"
-            mean = f"{r['mean']:.2f}" if isinstance(r.get("mean"), (int, float)) else "n/a"
-            lines.append(f"| {r['task']} | {r['metric']} | {mean} | {ci} | {r['n_seeds']} |")
-        lines.append("")
+                  "probe seeds):", ""] + _row_table(rows)
+    if demo and demo.get("rows"):
+        lines += [f"Its rows on the demo board (`leaderboards/synth.md`, made by `{demo['command']}` at commit "
+                  f"`{demo['commit']}`; this bundle as shipped, float16 weights widened to float32; mean and "
+                  f"95 % t-interval over probe seeds); absolute score {demo['score']}:", ""] + _row_table(demo["rows"])
     return "\n".join(lines)
+
+
+def demo_rows(board: Path, name: str, command: str) -> dict:
+    """The bundle's rows on a board that probed `bundled:NAME` (the demo's), with the board's
+    commit (the rows' git sha, which must be one) and the bundle's absolute score."""
+    rows = board_rows(board, f"bundled:{name}")
+    data = [r for r in json.loads((board / "board.json").read_text()) if r.get("upstream") == f"bundled:{name}"]
+    shas = sorted({r.get("git_sha") for r in data})
+    if len(shas) != 1:
+        raise HarnessError(f"{board / 'board.json'}: bundled:{name}'s rows come from {len(shas)} commits ({shas}); "
+                           "a card names one board made at one commit")
+    score = next((r for r in data if r.get("score") is not None), None)
+    text = f"{score['score']:.2f} ± {score['score_ci95']:.2f}" if score and score.get("score_ci95") is not None else "n/a"
+    return {"rows": rows, "commit": shas[0], "command": command, "score": text}
+
+
+def update_demo_rows(name: str, board: Path, command: str, root: Path = ROOT) -> Path:
+    """Rewrite bundle.json's demo_board and CARD.md of an existing bundle from `board`; the weights
+    and their sha are untouched."""
+    folder = root / name
+    meta = json.loads((folder / "bundle.json").read_text())
+    meta["demo_board"] = demo_rows(board, name, command)
+    (folder / "bundle.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    (folder / "CARD.md").write_text(card_text(name, meta, meta.get("board_rows") or [], meta["demo_board"]))
+    return folder
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("export", type=Path, help="the export folder (e.g. runs/board-pretrain/hubert_small/iter2/upstream)")
-    ap.add_argument("name", help="the bundle's name (the upstream is bundled:NAME)")
+    ap.add_argument("--demo-board", type=Path, default=None,
+                    help="only rewrite the card's rows on this board (one that probed bundled:NAME, e.g. "
+                    "leaderboards after ./run demo) in an existing bundle; EXPORT is not read")
+    ap.add_argument("name", nargs="?", default=None, help="the bundle's name (the upstream is bundled:NAME)")
     ap.add_argument("--board", type=Path, default=None, help="the board folder with board.json that probed the export")
     ap.add_argument("--command", required=True, help="the command that made the export, at this commit")
     ap.add_argument("--root", type=Path, default=ROOT)
     a = ap.parse_args(argv)
+    if a.demo_board is not None and a.name is None and a.export is not None:
+        a.name, a.export = str(a.export), None  # `--demo-board BOARD NAME`: the one positional is the name
+    if a.name is None:
+        ap.error("the bundle's name is required")
+    if a.demo_board is not None:
+        try:
+            print(f"wrote {update_demo_rows(a.name, a.demo_board, a.command, a.root)}")
+        except (HarnessError, OSError, KeyError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        return 0
+    if a.export is None:
+        ap.error("the export folder is required (except with --demo-board)")
     try:
         up = json.loads((a.export / "upstream.json").read_text())
         run = a.export.parent.parent

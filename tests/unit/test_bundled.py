@@ -81,3 +81,37 @@ def test_the_demo_evaluates_a_committed_bundle():
     names = {B.PREFIX + p.name for p in B.bundle_folders()}
     assert demo.BUNDLED and set(demo.BUNDLED) <= names
     assert set(demo.BUNDLED) <= set(REGISTERED_NAMES)
+
+
+def _make_bundle_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "make_bundle.py"
+    spec = importlib.util.spec_from_file_location("make_bundle", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_card_takes_the_demo_board_rows_of_one_commit_and_keeps_the_weights(tmp_path):
+    import shutil
+
+    mb = _make_bundle_module()
+    src = B.bundle_folders()[0]
+    shutil.copytree(src, tmp_path / "root" / src.name)
+    row = dict(upstream=f"bundled:{src.name}", task="pr", metric="per", mean=65.631, ci95=1.154, n_seeds=3,
+               task_version=2, git_sha="abc123", score=414.54, score_ci95=30.56)
+    board = tmp_path / "board"
+    board.mkdir()
+    (board / "board.json").write_text(json.dumps([row, {**row, "upstream": "fbank", "git_sha": "zzz"}]))
+    folder = mb.update_demo_rows(src.name, board, "./run demo", tmp_path / "root")
+    meta = json.loads((folder / "bundle.json").read_text())
+    assert meta["demo_board"]["commit"] == "abc123" and meta["demo_board"]["score"] == "414.54 ± 30.56"
+    assert meta["sha256"] == json.loads((src / "bundle.json").read_text())["sha256"]
+    B.check_bundle(folder)  # the weights still match their hash
+    card = (folder / "CARD.md").read_text()
+    assert "| pr | per | 65.63 | ± 1.15 | 3 |" in card and "commit `abc123`" in card
+    (board / "board.json").write_text(json.dumps([row, {**row, "task": "sid", "git_sha": "def456"}]))
+    with pytest.raises(HarnessError, match="2 commits"):
+        mb.update_demo_rows(src.name, board, "./run demo", tmp_path / "root")
