@@ -66,11 +66,15 @@ def main(argv=None) -> int:
         t8 = statistics.mean(r["timing"]["train_s"] for r in i8[task])
         print(f"| {task} | {m} | {mu16:.2f} ± {ci:.2f} ({len(x16)}) | {mu8:.2f} ({len(x8)}) | {inside} | "
               f"{t16:.1f} | {t8:.1f} | {t8 / t16:.2f} |")
-    root = a.cache / up.weights_hash()
-    b16 = sum(folder_bytes(p) for p in root.glob("*") if p.is_dir() and not p.name.endswith("-int8"))
-    b8 = sum(folder_bytes(p) for p in root.glob("*-int8") if p.is_dir())
-    print(f"pools of {root}: float16 {b16 / 1e6:.1f} MB, int8 {b8 / 1e6:.1f} MB "
-          f"({b8 / b16:.3f} of float16)" if b16 else f"no float16 pool under {root}")
+    # harness eval --cache C keeps pools under C/features/<weights hash>/; older layouts had C/<hash>
+    root = next((r for r in (a.cache / "features" / up.weights_hash(), a.cache / up.weights_hash()) if r.is_dir()),
+                a.cache / "features" / up.weights_hash())
+    pairs = [p for p in root.glob("*") if p.is_dir() and not p.name.endswith("-int8")
+             and (root / f"{p.name}-int8").is_dir()]  # pools that both runs built
+    b16 = sum(folder_bytes(p) for p in pairs)
+    b8 = sum(folder_bytes(root / f"{p.name}-int8") for p in pairs)
+    print(f"pools of {root} ({len(pairs)} built in both dtypes): float16 {b16 / 1e6:.1f} MB, int8 {b8 / 1e6:.1f} MB "
+          f"({b8 / b16:.3f} of float16)" if b16 else f"no pool under {root} in both float16 and int8")
     return 0
 
 

@@ -63,6 +63,12 @@ ABLATIONS: Dict[str, Ablation] = {a.name: a for a in (
              "Is WavLM's gain on speakers and separation the denoising objective or the network "
              "(the same network without mixing, and HuBERT; equal updates)?",
              ("wavlm_tiny", "wavlm_tiny_nodenoise", "hubert_tiny"), ("sd", "ss", "asv", "pr")),
+    # the teacher objective on hubert_tiny's network, data and 1200 updates (hubert_tiny's final
+    # iteration trains 1200 updates too, on labels from its first)
+    Ablation("data2vec", "data2vec vs HuBERT: regression to an EMA teacher vs masked prediction of clusters",
+             "Does data2vec's objective beat HuBERT's on the same network and data (equal updates "
+             "per final model)?",
+             ("hubert_tiny", "data2vec_tiny"), ("pr", "ks", "sid")),
 )}
 
 

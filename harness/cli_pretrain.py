@@ -76,7 +76,7 @@ def _refuse_generation(msg: str) -> None:
 
 
 @friendly
-def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhubert | wavlm"),
+def ablate(name: str = typer.Argument(..., help="mshubert | mhubert147 | cvhubert | wavlm | data2vec"),
            corpus: str = typer.Option("synth", help=CORPUS_HELP),
            workers: int = typer.Option(2, help="pre-trainings and probes run side by side"),
            pretrain_seeds: int = typer.Option(1, "--pretrain-seeds", metavar="N",

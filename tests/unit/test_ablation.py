@@ -149,3 +149,14 @@ def test_run_ablation_trains_and_probes_every_pretraining_seed(tmp_path, monkeyp
     p = tmp_path / "pretrain"
     assert (str(p / "mshubert_tiny_single-s1" / "iter2" / "upstream"), "lid", ab.seeds) in got
     assert (str(p / "mshubert_tiny" / "iter2" / "upstream"), "pr", ab.seeds) in got
+
+
+def test_the_cli_lists_every_ablation():
+    """`harness ablate --help` names each ablation (the help string is written out so the CLI
+    imports no torch)."""
+    from harness import cli_pretrain
+
+    import inspect
+
+    default = inspect.signature(cli_pretrain.ablate).parameters["name"].default
+    assert default.help.split(" | ") == list(ABLATIONS)
