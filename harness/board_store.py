@@ -25,8 +25,9 @@ from harness.errors import HarnessError
 #: the only files a board's store may hold: probe runs' results and configs, pre-training
 #: iterations' summaries and training curves (harness.diagnostics reads those two)
 STORE_FILES = ("result.json", "config.json", "summary.json", "curves.png")
-#: pages of a board folder that are not re-rendered from the store (they carry a timestamp)
-NOT_RENDERED = ("REPORT.md", "GITHUB.md")
+#: pages of a board folder that are not re-rendered from the store (they carry a timestamp, or
+#: are written by hand)
+NOT_RENDERED = ("REPORT.md", "GITHUB.md", "FINDINGS.md")  # FINDINGS.md: what a board's numbers show, by hand
 
 
 def store_problems(store: Path) -> List[str]:
