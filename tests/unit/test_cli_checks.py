@@ -51,18 +51,32 @@ def test_data_prepare_builds_manifests_ahead_of_time(tmp_path):
     assert (folder / "corpus.json").stat().st_mtime_ns == mtime
 
 
-@pytest.mark.parametrize("flag,value,message", [
-    ("--cache-dtype", "int4", "config key 'cache_dtype' must be float16 or int8, got 'int4'"),
-    ("--extract-dtype", "fp8", "config key 'extract_dtype' must be float32, bfloat16 or float16, got 'fp8'"),
-    ("--extract-dtype", "float16", "extract_dtype float16 needs a CUDA device"),
+@pytest.mark.parametrize("flag,value,code,message", [
+    # enums: the parser names the option and its choices (exit 2, as for every bad choice)
+    ("--cache-dtype", "int4", 2, "Invalid value for '--cache-dtype': Value error, 'int4' is not one of 'float16', 'int8'"),
+    ("--extract-dtype", "fp8", 2, "Invalid value for '--extract-dtype': Value error, 'fp8' is not one of 'float32', "
+                                  "'bfloat16', 'float16'"),
+    ("--extract-dtype", "float16", 1, "extract_dtype float16 needs a CUDA device"),
 ])
-def test_cache_and_extraction_precisions_are_one_line(tmp_path, flag, value, message):
+def test_cache_and_extraction_precisions_are_one_line(tmp_path, flag, value, code, message):
     from tests.conftest import make_tone_corpus
 
     corpus = make_tone_corpus(tmp_path / "tones", n_per_class=3)
     r = CliRunner().invoke(app, ["eval", "--upstream", "fbank", "--task", "lid", flag, value, "--corpus", str(corpus),
                                  "--runs", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache")],
                            terminal_width=400)
-    assert r.exit_code == 1, r.output
-    assert message in r.output.replace("\n", " ") and "Traceback" not in r.output
+    assert r.exit_code == code, r.output
+    flat = " ".join(r.output.replace("│", " ").split())
+    assert message in flat and "Traceback" not in r.output
     assert not (tmp_path / "cache" / "features").exists()
+
+
+@pytest.mark.parametrize("key,value", [("cache_dtype", "int4"), ("extract_dtype", "fp8")])
+def test_a_config_file_precision_outside_the_choices_is_one_line(key, value):
+    """The same choices reach the config object, which a config file or a launcher fills."""
+    from harness.config import CACHE_DTYPES, EXTRACT_DTYPES, EvalConfig
+    from harness.errors import ConfigError
+
+    choices = CACHE_DTYPES if key == "cache_dtype" else EXTRACT_DTYPES
+    with pytest.raises(ConfigError, match=f"config key '{key}' must be one of {', '.join(choices)}, got '{value}'"):
+        EvalConfig(**{key: value})
