@@ -39,8 +39,9 @@ RECIPES = ["hubert_tiny"]
 #: `--full` (not timed on a clean clone): a second pre-training and its random-init twin, LID,
 #: the four ML-SUPERB 10-minute tasks, the front-end control on every board task, and every
 #: pre-trained model with the baselines' seeds. The default demo left these out to keep its 20
-#: minutes on 2 cores: a clean clone took 25 min 35 s with them on an Intel Xeon without
-#: AVX512-BF16 (2026-12-07)
+#: minutes on 2 cores: with LID, fbank_no_cmvn and 3 seeds for the tiny model still in (the
+#: ML-SUPERB tasks already out) and pip's setup, a clean clone of 03d75ca took 25 min 35 s on an
+#: Intel Xeon without AVX512-BF16 (2026-12-07)
 FULL = {"upstreams": UPSTREAMS, "recipes": RECIPES + ["wavlm_tiny"],
         "tasks": TASKS + ["lid", "ml_asr_10min", "lid_ctc_10min", "mono_asr_10min", "asr_lid_10min"]}
 #: probe seeds of the baselines and the bundled upstream: 3 on the tasks of the absolute score
