@@ -11,7 +11,7 @@ cache and one with `--cache-dtype int8`, and the cache folder both used:
 Prints per task: the float16 test mean with its 95 % t-interval over seeds, the int8 mean and
 whether it is inside that interval, and the mean probe training time of each (result.json
 timing.train_s: batch assembly, int8 decoding included, and the updates); then the bytes of the
-upstream's float16 and int8 pools (cache/<weights hash>/<pool>[-int8]).
+upstream's float16 and int8 pools (CACHE/features/<weights hash>/<pool>[-int8]).
 """
 
 from __future__ import annotations
@@ -66,9 +66,7 @@ def main(argv=None) -> int:
         t8 = statistics.mean(r["timing"]["train_s"] for r in i8[task])
         print(f"| {task} | {m} | {mu16:.2f} ± {ci:.2f} ({len(x16)}) | {mu8:.2f} ({len(x8)}) | {inside} | "
               f"{t16:.1f} | {t8:.1f} | {t8 / t16:.2f} |")
-    # harness eval --cache C keeps pools under C/features/<weights hash>/; older layouts had C/<hash>
-    root = next((r for r in (a.cache / "features" / up.weights_hash(), a.cache / up.weights_hash()) if r.is_dir()),
-                a.cache / "features" / up.weights_hash())
+    root = a.cache / "features" / up.weights_hash()  # where `harness eval --cache C` keeps its pools
     pairs = [p for p in root.glob("*") if p.is_dir() and not p.name.endswith("-int8")
              and (root / f"{p.name}-int8").is_dir()]  # pools that both runs built
     b16 = sum(folder_bytes(p) for p in pairs)

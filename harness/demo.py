@@ -26,6 +26,7 @@ import argparse
 import time
 from pathlib import Path
 
+from harness.board.absolute import SYNTH_SCORE_TASKS
 from harness.errors import HarnessError
 
 UPSTREAMS = ["fbank", "mfcc"]
@@ -33,8 +34,8 @@ UPSTREAMS = ["fbank", "mfcc"]
 #: the pre-training board's final hubert_small, its card says how it was made), probed like the
 #: baselines on the tasks of the absolute score
 BUNDLED = ["bundled:hubert_small_synth"]
-#: the default demo's tasks: the seven of the absolute score (harness.board.absolute)
-TASKS = ["pr", "asr", "ks", "sid", "asv", "sd", "ss"]
+#: the default demo's tasks: the seven of the absolute score
+TASKS = list(SYNTH_SCORE_TASKS)
 RECIPES = ["hubert_tiny"]
 #: `--full` (not timed on a clean clone): a second pre-training and its random-init twin, LID,
 #: the four ML-SUPERB 10-minute tasks, the front-end control on every board task, and every
@@ -52,7 +53,7 @@ SEEDED_TASKS = {**{t: 3 for t in ("pr", "ks", "sid", "asv", "sd", "ss")}, "asr":
 #: no interval); the bundled upstream with SEEDED_TASKS' seeds. In the default demo the
 #: pre-trained tiny model is also probed once per task (its row shows the pipeline at work; the
 #: comparison with intervals is the bundled upstream's against fbank and mfcc)
-CONTROL_TASKS = ("pr", "asr", "ks", "sid", "asv", "sd", "ss")
+CONTROL_TASKS = SYNTH_SCORE_TASKS
 CONTROL_SEEDS = 1
 #: `--board pretrain` (issue 13): the CPU recipe against the hand-made features. Probe seeds per
 #: task (3 elsewhere): 10 on PR, where the upstreams are closest (fbank's 95% t-interval of PER
@@ -153,18 +154,21 @@ def main(argv=None) -> int:
         pre, outs = pretrain_jobs(recipes, str(pre_corpus), a.runs, a.iterations, 1, a.export_every,
                                   range(a.pretrain_seeds))
 
+        added: list = []  # the probes of the pre-trained upstreams, once their pre-training finished
+
         def pretrained_requests() -> list:
             """The probes of every iteration of every pre-training, and of its step exports."""
             ups = [str(out / f"iter{k}" / "upstream") for out in outs for k in range(1, a.iterations + 1)]
             curve = [p for out in outs for p in step_exports(out, a.iterations)]
-            return requests([(up, task) for task in tasks for up in ups]
-                            + [(up, task) for task in CURVE_TASKS if task in tasks for up in curve], pretrained=True)
+            added[:] = requests([(up, task) for task in tasks for up in ups]
+                                + [(up, task) for task in CURVE_TASKS if task in tasks for up in curve], pretrained=True)
+            return added
 
         t1 = time.time()
         if a.board is None:
             # pre-training (one thread) beside the probes that do not need it (sweep.run_overlapped)
             failed = run_overlapped(pre, jobs, pretrained_requests, a.jobs, con.print)
-            jobs += pretrained_requests() if recipes and not failed else []
+            jobs += added
         else:
             # the pre-training board's model: both cores on pre-training, then the probes
             if recipes:

@@ -54,9 +54,10 @@ def corpus_identity(path: str) -> dict:
             "corpus_fingerprint": content_fingerprint(load_corpus(f"synth:{path}"))}
 
 
-def board_rows(board: Path, name: str) -> list:
-    """(task, metric, mean, ci95, n_seeds, task_version) of `name`'s rows in `board`/board.json."""
-    data = json.loads((board / "board.json").read_text())
+def board_rows(board: Path, name: str, data: list = None) -> list:
+    """(task, metric, mean, ci95, n_seeds, task_version) of `name`'s rows in `board`/board.json
+    (or in `data`, that file already read)."""
+    data = json.loads((board / "board.json").read_text()) if data is None else data
     out = []
     for r in data:
         if r.get("upstream") == name:
@@ -98,8 +99,8 @@ def card_text(name: str, prov: dict, rows: list, demo: dict = None) -> str:
 def demo_rows(board: Path, name: str, command: str) -> dict:
     """The bundle's rows on a board that probed `bundled:NAME` (the demo's), with the board's
     commit (the rows' git sha, which must be one) and the bundle's absolute score."""
-    rows = board_rows(board, f"bundled:{name}")
     data = [r for r in json.loads((board / "board.json").read_text()) if r.get("upstream") == f"bundled:{name}"]
+    rows = board_rows(board, f"bundled:{name}", data)
     shas = sorted({r.get("git_sha") for r in data})
     if len(shas) != 1:
         raise HarnessError(f"{board / 'board.json'}: bundled:{name}'s rows come from {len(shas)} commits ({shas}); "
