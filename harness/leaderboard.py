@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Sequence
 
+from harness.board.analysis_section import analysis_corpora
 from harness.board.loader import Scan, collect, scan
 from harness.board.page import build_from_scan
 from harness.board.select import select_best, select_board
@@ -26,6 +27,6 @@ def build(runs_root, out_dir, formats: Sequence[str] = (), log=print) -> List[Pa
     s = scan(runs_root)
     for p, why in s.broken:
         log(f"unreadable result {p} ({why}): left off the board")
-    if s.runs.empty:
+    if s.runs.empty and not analysis_corpora(s.root):
         collect(runs_root)  # raises the "no finished runs" error with the path
     return build_from_scan(s, out_dir, formats)[0]

@@ -60,6 +60,31 @@ def load_analyses(runs_root: Optional[Path], corpus: str) -> Dict[str, Dict[str,
     return found
 
 
+def analysis_corpora(runs_root: Optional[Path]) -> List[str]:
+    """Sorted names of the corpora that have at least one finished analysis under `runs_root`."""
+    names = set()
+    if runs_root is None or not Path(runs_root).is_dir():
+        return []
+    for p in Path(runs_root).glob(f"*/*/analyze/*/{RESULT}"):
+        try:
+            r = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if is_analysis(r) and r.get("layers") and r.get("corpus"):
+            names.add(str(r["corpus"]))
+    return sorted(names)
+
+
+def analysis_page(runs_root: Path, corpus: str, out_dir: Path) -> Tuple[str, List[Path]]:
+    """The page of a corpus that has analyses but no probe runs: the section alone, without the
+    weighted-sum weights (they come from probes)."""
+    md, paths = analysis_section(runs_root, corpus, None, out_dir)
+    head = [f"# Layer analysis: {corpus}", "",
+            f"No finished probe runs on {corpus} were found under the run store, so this page has no task "
+            "tables and its figures no weighted-sum weights (`harness eval` adds them).", ""]
+    return "\n".join(head + md), paths
+
+
 def board_weights(rows, upstream: str) -> Dict[str, List[float]]:
     """{task: mean softmax weights} of `upstream`'s selected board rows (a DataFrame with columns
     upstream, task, lw_softmax); tasks whose rows disagree on the layer count are left out."""

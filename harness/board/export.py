@@ -131,15 +131,21 @@ def write_table(table: pd.DataFrame, path: Path, fmt: str) -> Path:
     return path
 
 
+def check_formats(formats: Sequence[str]) -> List[Path]:
+    """Raise HarnessError naming the first unknown board format; [] (nothing written) otherwise."""
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise HarnessError(f"unknown board format {bad[0]!r}: use {' | '.join(FORMATS)}")
+    return []
+
+
 def write_board(best: pd.DataFrame, out_dir: Path, formats: Sequence[str] = ()) -> List[Path]:
     """Write ``<out_dir>/board.json`` and ``board.<fmt>`` for each of ``formats``; returns the paths.
 
     Raises:
         HarnessError: an unknown format (checked before anything is written).
     """
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise HarnessError(f"unknown board format {bad[0]!r}: use {' | '.join(FORMATS)}")
+    check_formats(formats)
     table = board_rows(best)
     out_dir = Path(out_dir)
     return [write_table(table, out_dir / f"{STEM}.{fmt}", fmt) for fmt in dict.fromkeys(["json", *formats])]

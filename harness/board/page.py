@@ -22,7 +22,7 @@ import pandas as pd
 from harness.ablation import ablation_tables
 from harness.board import export as board_export
 from harness.board import manifest
-from harness.board.analysis_section import analysis_section
+from harness.board.analysis_section import analysis_corpora, analysis_page, analysis_section
 from harness.board.flags import FLAG_LEGEND, flags
 from harness.board.layer_section import layer_weight_section
 from harness.board.learning_curves import is_step_export, learning_curve_section
@@ -138,15 +138,26 @@ def build_from_scan(s: Scan, out_dir, formats: Sequence[str] = ()) -> Tuple[List
 
     Files an earlier build listed in the manifest and this one did not write again (a heatmap of
     an upstream no longer on the board) are deleted; no other file in ``out_dir`` ever is."""
-    if s.runs.empty:
+    probed = set(s.runs["corpus"].unique()) if not s.runs.empty else set()
+    analysed_only = [c for c in analysis_corpora(s.root) if c not in probed]
+    if s.runs.empty and not analysed_only:
         raise HarnessError(f"no finished runs were found under {s.root}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    best, set_aside = select_board(s.runs)
     earlier = manifest.read(out_dir)
-    data_files = board_export.write_board(best, out_dir, formats)  # an unknown format fails before any page
     written, pages = [], {}
-    for corpus in sorted(best["corpus"].unique()):
+    if s.runs.empty:  # layer analyses only: no probe rows, so no board.json either
+        best, set_aside, data_files = s.runs, [], board_export.check_formats(formats)
+    else:
+        best, set_aside = select_board(s.runs)
+        data_files = board_export.write_board(best, out_dir, formats)  # an unknown format fails before any page
+    for corpus in analysed_only:
+        md, pngs = analysis_page(s.root, corpus, out_dir)
+        page = out_dir / f"{slug(corpus)}.md"
+        page.write_text(md + "\n")
+        written += [page] + pngs
+        pages[corpus] = md
+    for corpus in sorted(best["corpus"].unique()) if not best.empty else []:
         n = int((s.runs["corpus"] == corpus).sum())
         aside = [x for x in set_aside if x.startswith(f"{corpus}:") or x.startswith(f"{corpus} /")]
         md, pngs = render_corpus(best, corpus, out_dir, n, s.root, aside)

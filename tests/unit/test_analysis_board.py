@@ -52,6 +52,29 @@ def test_no_section_without_analyses_and_stale_figures_are_removed(tmp_path):
     assert not stale.exists()
 
 
+def test_a_store_of_analyses_only_gets_a_page_and_an_empty_store_still_fails(tmp_path):
+    import pytest
+
+    from harness.errors import HarnessError
+
+    root = tmp_path / "runs"
+    with pytest.raises(HarnessError, match="no finished runs were found under"):
+        leaderboard.build(root, tmp_path / "boards")
+    _analysis(root, "random:hubert_tiny", "2026-01-01T00:00:01", [0.11, 0.22, 0.33])
+    paths = leaderboard.build(root, tmp_path / "boards")
+    page = (tmp_path / "boards" / "synth.md").read_text()
+    assert page.startswith("# Layer analysis: synth") and "No finished probe runs on synth" in page
+    assert "| 2 | 0.330 | 3.000 | 0.300 | 0.500 | 0.030 |" in page  # no weight columns: no probes
+    assert "weight" not in page.split("| layer |", 1)[1].split("\n", 1)[0]
+    assert tmp_path / "boards" / "synth" / "analysis_random-hubert_tiny.png" in paths
+    assert not (tmp_path / "boards" / "board.json").exists()
+    # a probed corpus beside an analysed-only one: each gets its own page
+    write_run(root, "other", "synth", "random:hubert_tiny", "ks", 1e-2, 1, 80.0, 81.0, 5)
+    leaderboard.build(root, tmp_path / "boards2")
+    assert (tmp_path / "boards2" / "synth.md").read_text().startswith("# Layer analysis: synth")
+    assert (tmp_path / "boards2" / "other.md").read_text().startswith("# Leaderboard: other")
+
+
 def test_board_weights_leave_out_single_layer_and_mismatched_rows():
     import pandas as pd
 
