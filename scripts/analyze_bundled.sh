@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# Layer analysis of the bundled upstream (issue 34), while the v2 pre-training board's own exports
-# are not committed: bundled:hubert_small_synth (iteration 2 of hubert_small, upstreams/bundled/
-# hubert_small_synth/CARD.md) and its random-init twin random:hubert_small, on synth small with
-# every measure (iteration 1 is not here: its export was not kept, and retraining it takes 4,500
-# updates on synth medium); then a real-size
-# HuBERT Base with random weights (transformers' HubertConfig(), saved as an hf: folder) on synth
-# tiny with the default measures, for the time each measure takes at Base size (its own run store:
-# not on the board). Each analysis prints its per-layer table and its time per measure. Both
-# hubert_small upstreams are also probed on PR and SID (3 seeds) so that the board's figures put
-# the weighted-sum weights beside the layer measures; the board leaderboards/analysis/ and its
-# store are rendered from runs/analysis-bundled.
+# Layer analysis of hubert_small's two iterations and its random-init twin (issue 34), while the v2
+# pre-training board's own exports are not committed: iteration 2 is the bundled upstream
+# bundled:hubert_small_synth (upstreams/bundled/hubert_small_synth/CARD.md); iteration 1 is
+# re-trained here by the same recipe and seed on synth medium (4,500 updates, `harness pretrain
+# --iterations 1`; `train.precision: fastest` picks what this machine runs faster, so on a CPU
+# without bf16 units it trains in fp32 where the bundle's iteration 1 was bf16: the same recipe,
+# not the same weights); the twin is random:hubert_small. Each is analysed on synth small with
+# every measure; then a real-size HuBERT Base with random weights (transformers' HubertConfig(),
+# saved as an hf: folder) on synth tiny with the default measures, for the time each measure takes
+# at Base size (its own run store: not on the board). Each analysis prints its per-layer table and
+# its time per measure. The three hubert_small upstreams are also probed on PR and SID (3 seeds)
+# so that the board's figures put the weighted-sum weights beside the layer measures; the board
+# leaderboards/analysis/ and its store are rendered from runs/analysis-bundled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 H=".venv/bin/harness"
 RUNS=runs/analysis-bundled
-for up in bundled:hubert_small_synth random:hubert_small; do
+.venv/bin/harness data synth --size medium
+IT1=runs/analysis-pretrain/hubert_small
+"$H" pretrain --recipe hubert_small --corpus data/synth/medium --iterations 1 --out "$IT1"
+IT1="$IT1/iter1/upstream"
+for up in bundled:hubert_small_synth "$IT1" random:hubert_small; do
   echo "== $up"
   "$H" analyze --upstream "$up" --corpus synth --runs "$RUNS" --cache cache \
     --measure cca_phone,cca_word,mi_phone,mi_speaker,probe_layer
 done
-"$H" eval --upstream "bundled:hubert_small_synth,random:hubert_small" --task pr,sid --seeds 3 \
+"$H" eval --upstream "bundled:hubert_small_synth,$IT1,random:hubert_small" --task pr,sid --seeds 3 \
   --corpus synth --runs "$RUNS" --cache cache
 BASE=runs/analysis-models/hf-hubert-base-random
 if [ ! -f "$BASE/config.json" ]; then

@@ -4,8 +4,9 @@ layer's frames and a labelling of the same frames (phones, speakers).
 The MI is the plug-in estimate from the joint count table, in bits:
 I(A; B) = sum_ab p(a, b) log2 p(a, b) / (p(a) p(b)). It is biased upwards by about
 (|A| - 1)(|B| - 1) / (2 n ln 2) bits for n samples (Miller 1955), which is why `cluster_mi` also
-reports the MI against a random permutation of the labels (`chance`): the part of the estimate
-that any clustering would get from a finite sample.
+reports the MI against a random permutation of the labels (`chance`): an estimate of the part of
+the value that any clustering would get from a finite sample (one permutation, so a value near it
+is no evidence either way; it is not a bound).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ class ClusterMI:
     Attributes:
         mi: I(cluster; label) in bits.
         label_entropy: H(label) in bits (the most the MI can be).
-        chance: I(cluster; permuted label) in bits (the estimate's finite-sample floor).
+        chance: I(cluster; permuted label) in bits, one permutation: the estimate's finite-sample
+            bias on this sample (an estimate itself, not a strict floor).
         k: clusters that hold at least one of the frames.
     """
 

@@ -165,8 +165,8 @@ def analysis_section(runs_root: Optional[Path], corpus: str, rows, out_dir: Path
     md = ["## Layer analysis", "",
           "What each layer encodes, measured on the layer itself (`harness analyze`): PWCCA between the layer's "
           "speech frames and one-hot phones; the mutual information (bits) between k-means clusters of the layer "
-          "and phones / speakers, with the MI the same clusters get against shuffled labels (\"chance\": the "
-          "finite-sample floor of the estimate); and, where run, the PR / SID probe on that layer alone. The "
+          "and phones / speakers, with the MI the same clusters get against shuffled labels (\"chance\", one shuffle: "
+          "what the plug-in estimate's upward bias alone gives on this sample, not a strict floor); and, where run, the PR / SID probe on that layer alone. The "
           "figure maps every measure onto 0..1 (MI divided by the label's entropy, 1 - PER/100, accuracy/100) "
           "and draws this board's weighted-sum weights (dashed) on the same axis.", ""]
     paths: List[Path] = []
