@@ -40,10 +40,23 @@ SYNTH_HEADER = ("Absolute score on synth: each task's trivial answer = 0, its pe
                 "(not comparable with published SUPERB scores)")  # fmt: skip
 
 
+def commit_line(runs: pd.DataFrame) -> str:
+    """One line naming the git commit(s) the finished runs were made at, with counts: a board made
+    by one command at one commit names one."""
+    counts = runs["git_sha"].astype(str).value_counts() if "git_sha" in runs else pd.Series(dtype=int)
+    if len(counts) == 1:
+        return f"Code: all {int(counts.iloc[0])} runs were made at git commit `{counts.index[0]}`."
+    listed = ", ".join(f"`{sha}` ({int(n)})" for sha, n in sorted(counts.items()))
+    return (f"Code: the runs were made at {len(counts)} git commits: {listed}; runs of one task version are "
+            "pooled across them, so a board meant as one measurement should be re-made at one commit.")
+
+
 def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
-                  runs_root: Optional[Path] = None, set_aside: Sequence[str] = ()) -> Tuple[str, List[Path]]:
+                  runs_root: Optional[Path] = None, set_aside: Sequence[str] = (),
+                  commits: str = "") -> Tuple[str, List[Path]]:
     """Markdown for one corpus (links relative to ``out_dir``) and the heatmap files written;
-    ``runs_root``: where to look for the pre-training run folders of the diagnostics section."""
+    ``runs_root``: where to look for the pre-training run folders of the diagnostics section;
+    ``commits``: the line of `commit_line` for the corpus's runs (left out when empty)."""
     out_dir = Path(out_dir)
     c = best[best["corpus"] == corpus]
     kinds = sorted(set(c["corpus_kind"]))
@@ -56,7 +69,8 @@ def render_corpus(best: pd.DataFrame, corpus: str, out_dir: Path, n_runs: int,
     md += [f"{n_runs} finished runs. Each cell: test mean ± 95% Student-t half-width over the seeds of the "
            "learning rate whose mean dev primary metric is best (\"mean per lr\" lists those means); the bare "
            "mean where that lr has one seed. The runs behind every row (run ids, config hashes, git shas, "
-           "versions, machines) are listed under [Run details](#run-details) at the bottom.", ""]
+           "versions, machines) are listed under [Run details](#run-details) at the bottom.", "",
+           *([commits, ""] if commits else [])]
     versions_here = sorted({f"{r['task']} v{r['task_version']}" for _, r in c.iterrows()})
     md += [f"Corpus version {', '.join(sorted(set(c['corpus_version'])))}; task versions: {', '.join(versions_here)}. "
            "Runs of any other corpus or task version are never pooled, ranked or scored with these"
@@ -160,7 +174,8 @@ def build_from_scan(s: Scan, out_dir, formats: Sequence[str] = ()) -> Tuple[List
     for corpus in sorted(best["corpus"].unique()) if not best.empty else []:
         n = int((s.runs["corpus"] == corpus).sum())
         aside = [x for x in set_aside if x.startswith(f"{corpus}:") or x.startswith(f"{corpus} /")]
-        md, pngs = render_corpus(best, corpus, out_dir, n, s.root, aside)
+        md, pngs = render_corpus(best, corpus, out_dir, n, s.root, aside,
+                                 commit_line(s.runs[s.runs["corpus"] == corpus]))
         md = "\n".join([md, *skipped_section(s.runs[s.runs["corpus"] == corpus]), *unreadable_section(s, corpus)])
         page = out_dir / f"{slug(corpus)}.md"
         page.write_text(md + "\n")

@@ -564,3 +564,15 @@ def test_learning_curve_labels_skip_points_that_would_overlap():
     assert plots.spaced_labels(xs, min_gap=0.0) == list(range(7))
     assert plots.spaced_labels([3.0, 1.0, 2.0], min_gap=0.6) == [0, 1]  # unordered x: from the largest back
     assert plots.spaced_labels([]) == []
+
+
+def test_the_page_names_the_commit_its_runs_were_made_at(tmp_path):
+    from harness.board.page import commit_line
+
+    root = tmp_path / "runs"
+    write_run(root, "synth", "synth", "random:hubert_tiny", "ks", 1e-2, 1, 80.0, 81.0, 5)
+    write_run(root, "synth", "synth", "random:hubert_tiny", "ks", 1e-2, 2, 80.0, 82.0, 5)
+    leaderboard.build(root, tmp_path / "boards")
+    assert "Code: all 2 runs were made at git commit `abc123def456`." in (tmp_path / "boards" / "synth.md").read_text()
+    two = commit_line(pd.DataFrame({"git_sha": ["b", "a", "b"]}))
+    assert two.startswith("Code: the runs were made at 2 git commits: `a` (1), `b` (2);")
