@@ -28,6 +28,15 @@ class CTCTask(Task):
     layers to 20 ms. At 12.5 Hz a character transcript (about 15 characters a second) could not
     be aligned at all.
 
+    The floor of a coarse upstream: a per-frame head (`framewise = True`, the PR head) gives the
+    same output to each repeat of a frame, so it still emits at most one label per upstream frame
+    and needs a blank frame between two equal labels. When a test transcript has more tokens than
+    that allows, no head of this kind can reach an error rate of 0; result.json's extra
+    `ctc_floor_test` then gives the lowest error rate reachable on the test split (the forced
+    deletions over the reference tokens, tasks.metrics.ctc_floor_edits; tasks whose
+    metric is that token error rate, `reports_ctc_floor`: PR), how many test
+    utterances are capped, and the emitting rate.
+
     Unalignable targets: a training target that needs more CTC frames (tokens + a blank between
     adjacent repeats) than the head outputs adds zero loss, as in s3prl and ESPnet (CTC
     zero_infinity), but is never silent: each is recorded, and result.json's extra
@@ -50,9 +59,13 @@ class CTCTask(Task):
 
         self._set_vocab(info)
         self.unalignable: Dict[str, str] = {}
+        self._emit_frames: Dict[str, int] = {}
         repeat = max(1, math.ceil(self.MIN_FRAME_RATE_HZ / frame_rate - 1e-9))
         self._head_rate = frame_rate * repeat
         head = self.make_head(dim, info, cfg)
+        # a per-frame head sees each repeated frame alike, so it emits one label per upstream frame
+        self._emit_factor = repeat if getattr(head, "framewise", False) else 1
+        self._emit_rate = self._head_rate / self._emit_factor
         return head if repeat == 1 else RepeatFrames(head, repeat)
 
     @abc.abstractmethod
@@ -65,6 +78,9 @@ class CTCTask(Task):
     def collate(self, targets):
         return list(targets)
 
+    #: record `ctc_floor_test`: only where the primary metric is the token error rate of what the head
+    #: emits (PR); ASR's WER counts words, not the characters CTC emits
+    reports_ctc_floor: bool = False
     #: tokens are characters (ASR) rather than space-separated symbols (PR)
     char_level: bool = False
     #: how CTC losses of a batch combine (tasks.heads.ctc_loss): "mean" (s3prl) or "batch" (ESPnet)
@@ -105,12 +121,31 @@ class CTCTask(Task):
         return ctc_loss(log_probs, lens, targets, reduction=self.ctc_reduction)
 
     def extra_results(self, preds, refs, info):
-        return {"ctc_unalignable_train": dict(sorted(self.unalignable.items()))} if self.unalignable else {}
+        from tasks.metrics import ctc_floor_edits
+
+        out: Dict[str, Any] = {}
+        if self.unalignable:
+            out["ctc_unalignable_train"] = dict(sorted(self.unalignable.items()))
+        if not self.reports_ctc_floor:
+            return out
+        ids = [i for i in refs if i in self._emit_frames]
+        toks = {i: list(refs[i]) if self.char_level else refs[i].split() for i in ids}
+        seqs = {i: self.encode(refs[i]) for i in ids}  # tokens never seen in training cannot be emitted
+        unseen = sum(len(toks[i]) - len(seqs[i]) for i in ids)
+        capped = {i: ctc_floor_edits(seqs[i], self._emit_frames[i]) for i in ids}
+        total = sum(len(t) for t in toks.values())
+        if total and any(capped.values()):
+            out["ctc_floor_test"] = {
+                self.primary_metric: 100.0 * (sum(capped.values()) + unseen) / total,
+                "utterances": sum(1 for e in capped.values() if e), "of": len(ids),
+                "forced_deletions": sum(capped.values()), "unseen_tokens": unseen, "emit_rate_hz": self._emit_rate}
+        return out
 
     def decode(self, out, batch):
         from tasks.metrics import ctc_greedy
 
         log_probs, lens = out
+        self._emit_frames.update((i, int(n) // self._emit_factor) for i, n in zip(batch.ids, lens.tolist()))
         return [self.join([self._vocab[i] for i in seq]) for seq in ctc_greedy(log_probs, lens)]
 
     def trivial_preds(self, refs, info):

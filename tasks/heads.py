@@ -31,6 +31,8 @@ class FrameCTCHead(nn.Module):
     Output: (log_probs (B, T, V), lengths (B,)).
     """
 
+    framewise = True  # each output frame depends on its input frame only (tasks.base_ctc's floor)
+
     def __init__(self, dim: int, hidden: int, vocab: int):
         super().__init__()
         self.proj = nn.Linear(dim, hidden)

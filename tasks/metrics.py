@@ -164,6 +164,37 @@ SD_MEDIANS = (1, 11)
 SD_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 
+def ctc_floor_edits(target: Sequence[Hashable], frames: int) -> int:
+    """The fewest edits between `target` and any output a CTC head can emit with one label per
+    frame over `frames` frames (an output of n labels with r adjacent equal pairs needs n + r
+    frames: a blank between repeats). Exact: dropping a label never raises that need, so the best
+    output is the longest subsequence of the target that fits, and the edits are the deletions.
+
+    Args:
+        target: (U,) reference tokens.
+        frames: frames the head emits over.
+
+    Returns:
+        U minus the longest fitting subsequence's length (0 when the whole target fits).
+    """
+    y = list(target)
+    U = len(y)
+    if U + sum(a == b for a, b in zip(y, y[1:])) <= frames:
+        return 0
+    if frames <= 0:
+        return U
+    eq = np.array([[a == b for b in y] for a in y], dtype=np.int64)  # (U, U): y_j == y_i
+    before = np.tri(U, U, -1, dtype=bool).T  # before[j, i]: j < i
+    cost = np.ones(U, dtype=np.int64)  # cost[i]: least frames of a kept subsequence of length k ending at i
+    best = 1
+    for k in range(2, U + 1):
+        step = np.where(before, cost[:, None] + eq, np.iinfo(np.int64).max // 2).min(axis=0) + 1
+        if step.min() > frames:
+            break
+        cost, best = step, k
+    return U - best
+
+
 def binary_median_filter(active: np.ndarray, k: int) -> np.ndarray:
     """Median filter of a binary (T, C) activity matrix along time, per column.
 

@@ -75,6 +75,8 @@ class PhonemeRecognition(CTCTask):
                 "lexicon_file": self.lexicon_file}
         return Splits(**splits, info=info, pools=pools_by_subset_split(corpus, splits))
 
+    reports_ctc_floor = True  # PER is the error rate of the phone tokens the head emits
+
     def extra_results(self, preds, refs, info):
         out = {**super().extra_results(preds, refs, info), "phones_source": info["phones_source"]}
         if info["lexicon_file"]:

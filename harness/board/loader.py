@@ -73,6 +73,7 @@ def _row(r: dict, path: Path) -> dict:
     row["environment"] = r.get("environment") or None
     row["departures"] = tuple(r.get("departures") or ())
     row["phones_source"] = extra.get("phones_source")
+    row["ctc_floor"] = extra.get("ctc_floor_test") or None
     row["task_version"] = int(r.get("task_version") or versions.UNVERSIONED_TASK)
     row["metric_specs"] = r.get("metric_specs") or None
     row["metric_versions"] = versions.metric_signature(r.get("metric_specs"))

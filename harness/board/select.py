@@ -167,6 +167,7 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
                    per_language_acc=_mean_dicts(c["per_language_acc"]) if "per_language_acc" in c else None,
                    per_language_lw=_mean_list_dicts(c["per_language_lw"]) if "per_language_lw" in c else None,
                    trivial=next((x for x in c["trivial"] if x), None) if "trivial" in c else None,
+                   ctc_floor=next((x for x in c["ctc_floor"] if x), None) if "ctc_floor" in c else None,
                    learned_nothing=int(c["learned_nothing"].sum()) if "learned_nothing" in c else 0,
                    departures=sorted({d for ds in c["departures"] for d in ds}) if "departures" in c else [],
                    substitute_phones=int((c["phones_source"] == "espeak").sum()) if "phones_source" in c else 0,

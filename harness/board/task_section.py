@@ -110,6 +110,21 @@ def trivial_table(b: pd.DataFrame) -> str:
     return md_table(["task", "trivial answer (no model)", "test"], rows) if rows else ""
 
 
+def floor_notes(t: pd.DataFrame) -> List[str]:
+    """One line per row of a task table whose head cannot reach a perfect score on test: a CTC
+    head at a coarse upstream's frame rate (tasks.base_ctc, result extra `ctc_floor_test`)."""
+    out = []
+    for _, r in t.sort_values("upstream").iterrows():
+        f = r.get("ctc_floor") if "ctc_floor" in t else None
+        if isinstance(f, dict) and r["primary_metric"] in f:
+            out.append(f"{r['upstream']}: with one label per frame at {f['emit_rate_hz']:g} Hz its head cannot reach a "
+                       f"test {r['primary_metric']} below {f[r['primary_metric']]:.2f} ({f['utterances']} of {f['of']} "
+                       f"test utterances have more phones than it can emit: {f['forced_deletions']} forced deletions"
+                       + (f", {f['unseen_tokens']} tokens never seen in training" if f.get("unseen_tokens") else "")
+                       + "); part of its gap to finer-framed upstreams is this cap, not the representation.")
+    return out
+
+
 def trivial_section(b: pd.DataFrame) -> List[str]:
     """Markdown lines of a board's "Trivial baselines" section ([] when no run saved one)."""
     trivial = trivial_table(b)
@@ -131,5 +146,5 @@ def task_sections(b: pd.DataFrame) -> List[str]:
         deps = sorted({d for ds in t["departures"] for d in ds}) if "departures" in t else []
         if deps:
             md += ["† Departure from the reference recipe kept by this harness: " + "; ".join(deps) + ".", ""]
-        md += [n for line in set_aside_notes(t) for n in (line, "")]
+        md += [n for line in set_aside_notes(t) + floor_notes(t) for n in (line, "")]
     return md

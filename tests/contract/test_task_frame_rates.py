@@ -53,3 +53,8 @@ def test_task_runs_at_coarse_frame_rates(ms, task, tiny_corpus, roots):
         value = r["metrics"][split][r["primary_metric"]]
         assert math.isfinite(value), (split, r["metrics"])
     assert len(r["layer_weights"]["softmax"]) == 3
+    floor = r["extra"].get("ctc_floor_test")
+    if task == "pr" and floor is not None:  # the per-frame PR head's cap at this rate, when it binds
+        assert floor["emit_rate_hz"] == 1000 / ms and 0 < floor["per"] <= r["metrics"]["test"]["per"] + 1e-9
+    elif task != "pr":
+        assert floor is None  # only PR's metric is the error rate of the tokens its head emits

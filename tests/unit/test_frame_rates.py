@@ -248,3 +248,37 @@ def test_cli_lists_upstreams_with_their_frame_rates():
     assert " 25 Hz (40 ms) " in rows["random:hubert_tiny_40ms"] and " 12.5 Hz (80 ms) " in rows["random:hubert_base_80ms"]
     assert set(UPSTREAMS.names()) <= set(rows)
     assert "fusion:A+B" in r.output
+
+
+def test_ctc_floor_is_the_fewest_deletions_brute_force():
+    import itertools
+
+    from tasks.metrics import ctc_floor_edits
+
+    def need(s):
+        return len(s) + sum(a == b for a, b in zip(s, s[1:]))
+
+    for U in range(0, 8):
+        for y in itertools.product("aab", repeat=U) if U <= 6 else [tuple("abaabba")]:
+            for T in range(0, U + 4):
+                fits = max(len(s) for r in range(U + 1) for s in itertools.combinations(y, r) if need(s) <= T)
+                assert ctc_floor_edits(y, T) == U - fits, (y, T)
+
+
+def test_pr_at_80_ms_records_the_floor_of_its_per_frame_head():
+    from tasks.base import Batch
+    from tasks.pr import PhonemeRecognition
+
+    task = PhonemeRecognition()
+    info = {"vocab": ["<blank>", "a", "b"], "phones_source": "espeak", "lexicon_file": ""}
+    head = task.build_head(8, 12.5, info, ProbeConfig(head_dim=8))
+    lens = torch.tensor([3, 2])  # upstream frames at 12.5 Hz: 12 and 8 head frames
+    refs = {"u1": "a b a b a", "u2": "a a b c"}  # u1 fits 3 frames with 2 deletions; u2: a _ a (b dropped) or a b, c unseen
+    task.decode(head(torch.randn(2, 3, 8), lens), Batch(["u1", "u2"], lens, list(refs.values())))
+    floor = task.extra_results({}, refs, info)["ctc_floor_test"]
+    assert floor == {"per": 100.0 * (2 + 1 + 1) / 9, "utterances": 2, "of": 2, "forced_deletions": 3,
+                     "unseen_tokens": 1, "emit_rate_hz": 12.5}
+    # at 50 Hz every target fits: no floor but the unseen token's
+    head = task.build_head(8, 50.0, info, ProbeConfig(head_dim=8))
+    task.decode(head(torch.randn(2, 12, 8), torch.tensor([12, 8])), Batch(["u1", "u2"], torch.tensor([12, 8]), []))
+    assert "ctc_floor_test" not in task.extra_results({}, refs, info)

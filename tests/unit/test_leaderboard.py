@@ -576,3 +576,15 @@ def test_the_page_names_the_commit_its_runs_were_made_at(tmp_path):
     assert "Code: all 2 runs were made at git commit `abc123def456`." in (tmp_path / "boards" / "synth.md").read_text()
     two = commit_line(pd.DataFrame({"git_sha": ["b", "a", "b"]}))
     assert two.startswith("Code: the runs were made at 2 git commits: `a` (1), `b` (2);")
+
+
+def test_a_pr_row_with_a_ctc_floor_says_so_under_its_table(tmp_path):
+    root = tmp_path / "runs"
+    floor = {"per": 12.5, "utterances": 7, "of": 40, "forced_deletions": 30, "unseen_tokens": 0, "emit_rate_hz": 12.5}
+    write_run(root, "synth", "synth", "cvhubert_tiny_80ms-it2", "pr", 1e-2, 1, 70.0, 71.0, 5, extra={"ctc_floor_test": floor})
+    write_run(root, "synth", "synth", "cvhubert_tiny_20ms-it2", "pr", 1e-2, 1, 60.0, 61.0, 5)
+    leaderboard.build(root, tmp_path / "boards")
+    page = (tmp_path / "boards" / "synth.md").read_text()
+    assert ("cvhubert_tiny_80ms-it2: with one label per frame at 12.5 Hz its head cannot reach a test per below 12.50 "
+            "(7 of 40 test utterances have more phones than it can emit: 30 forced deletions)") in page
+    assert "cvhubert_tiny_20ms-it2: with one label" not in page
