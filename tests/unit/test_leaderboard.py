@@ -578,7 +578,8 @@ def test_the_page_names_the_commit_its_runs_were_made_at(tmp_path):
     assert two.startswith("Code: the runs were made at 2 git commits: `a` (1), `b` (2);")
 
 
-def test_a_pr_row_with_a_ctc_floor_says_so_under_its_table(tmp_path):
+def test_a_pr_row_with_a_ctc_floor_says_so_under_its_table(tmp_path, monkeypatch):
+    monkeypatch.setitem(TASK_META, "pr", ("per", False))  # write_run knows asr and ks only
     root = tmp_path / "runs"
     floor = {"per": 12.5, "utterances": 7, "of": 40, "forced_deletions": 30, "unseen_tokens": 0, "emit_rate_hz": 12.5}
     write_run(root, "synth", "synth", "cvhubert_tiny_80ms-it2", "pr", 1e-2, 1, 70.0, 71.0, 5, extra={"ctc_floor_test": floor})
