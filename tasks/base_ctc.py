@@ -101,6 +101,7 @@ class CTCTask(Task):
 
     def loss(self, out, batch):
         from tasks.heads import ctc_loss
+        from tasks.metrics import ctc_frames_needed
 
         log_probs, lens = out
         targets = [self.encode(t) for t in batch.targets]
@@ -108,7 +109,7 @@ class CTCTask(Task):
             return ctc_loss(log_probs, lens, targets, reduction=self.ctc_reduction)
         bad = {}
         for uid, seq, n in zip(batch.ids, targets, lens.tolist()):
-            need = len(seq) + sum(a == b for a, b in zip(seq, seq[1:]))  # a blank between repeats
+            need = ctc_frames_needed(seq)
             if need > n:
                 bad[uid] = (f"needs {need} CTC frames ({len(seq)} tokens + repeats), the head outputs {n} "
                             f"(features at {self._head_rate:g} Hz)")

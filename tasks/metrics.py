@@ -164,6 +164,12 @@ SD_MEDIANS = (1, 11)
 SD_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 
+def ctc_frames_needed(target: Sequence[Hashable]) -> int:
+    """Frames a CTC head needs to emit `target`: one per token plus a blank between equal neighbours."""
+    y = list(target)
+    return len(y) + sum(a == b for a, b in zip(y, y[1:]))
+
+
 def ctc_floor_edits(target: Sequence[Hashable], frames: int) -> int:
     """The fewest edits between `target` and any output a CTC head can emit with one label per
     frame over `frames` frames (an output of n labels with r adjacent equal pairs needs n + r
@@ -179,7 +185,7 @@ def ctc_floor_edits(target: Sequence[Hashable], frames: int) -> int:
     """
     y = list(target)
     U = len(y)
-    if U + sum(a == b for a, b in zip(y, y[1:])) <= frames:
+    if ctc_frames_needed(y) <= frames:
         return 0
     if frames <= 0:
         return U

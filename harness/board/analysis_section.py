@@ -41,17 +41,24 @@ def is_analysis(result: Dict[str, Any]) -> bool:
     return result.get("kind") == KIND
 
 
-def load_analyses(runs_root: Optional[Path], corpus: str) -> Dict[str, Dict[str, Any]]:
-    """{upstream: the newest finished analysis of it on `corpus`} under `runs_root`."""
-    found: Dict[str, Dict[str, Any]] = {}
+def _finished(runs_root: Optional[Path]):
+    """(result.json path, result) of every finished analysis under `runs_root`."""
     if runs_root is None or not Path(runs_root).is_dir():
-        return found
+        return
     for p in sorted(Path(runs_root).glob(f"*/*/analyze/*/{RESULT}")):
         try:
             r = json.loads(p.read_text())
         except (OSError, ValueError):
             continue  # written atomically: an unreadable one is not a finished run
-        if not is_analysis(r) or r.get("corpus") != corpus or not r.get("layers"):
+        if is_analysis(r) and r.get("layers"):
+            yield p, r
+
+
+def load_analyses(runs_root: Optional[Path], corpus: str) -> Dict[str, Dict[str, Any]]:
+    """{upstream: the newest finished analysis of it on `corpus`} under `runs_root`."""
+    found: Dict[str, Dict[str, Any]] = {}
+    for p, r in _finished(runs_root):
+        if r.get("corpus") != corpus:
             continue
         r["_dir"] = str(p.parent)
         old = found.get(r["upstream"])
@@ -62,17 +69,7 @@ def load_analyses(runs_root: Optional[Path], corpus: str) -> Dict[str, Dict[str,
 
 def analysis_corpora(runs_root: Optional[Path]) -> List[str]:
     """Sorted names of the corpora that have at least one finished analysis under `runs_root`."""
-    names = set()
-    if runs_root is None or not Path(runs_root).is_dir():
-        return []
-    for p in Path(runs_root).glob(f"*/*/analyze/*/{RESULT}"):
-        try:
-            r = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        if is_analysis(r) and r.get("layers") and r.get("corpus"):
-            names.add(str(r["corpus"]))
-    return sorted(names)
+    return sorted({str(r["corpus"]) for _, r in _finished(runs_root) if r.get("corpus")})
 
 
 def analysis_page(runs_root: Path, corpus: str, out_dir: Path) -> Tuple[str, List[Path]]:

@@ -131,12 +131,11 @@ def write_table(table: pd.DataFrame, path: Path, fmt: str) -> Path:
     return path
 
 
-def check_formats(formats: Sequence[str]) -> List[Path]:
-    """Raise HarnessError naming the first unknown board format; [] (nothing written) otherwise."""
+def check_formats(formats: Sequence[str]) -> None:
+    """Raise HarnessError naming the first unknown board format."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise HarnessError(f"unknown board format {bad[0]!r}: use {' | '.join(FORMATS)}")
-    return []
 
 
 def write_board(best: pd.DataFrame, out_dir: Path, formats: Sequence[str] = ()) -> List[Path]:

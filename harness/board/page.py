@@ -161,7 +161,8 @@ def build_from_scan(s: Scan, out_dir, formats: Sequence[str] = ()) -> Tuple[List
     earlier = manifest.read(out_dir)
     written, pages = [], {}
     if s.runs.empty:  # layer analyses only: no probe rows, so no board.json either
-        best, set_aside, data_files = s.runs, [], board_export.check_formats(formats)
+        board_export.check_formats(formats)
+        best, set_aside, data_files = s.runs, [], []
     else:
         best, set_aside = select_board(s.runs)
         data_files = board_export.write_board(best, out_dir, formats)  # an unknown format fails before any page

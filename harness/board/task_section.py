@@ -115,7 +115,7 @@ def floor_notes(t: pd.DataFrame) -> List[str]:
     head at a coarse upstream's frame rate (tasks.base_ctc, result extra `ctc_floor_test`)."""
     out = []
     for _, r in t.sort_values("upstream").iterrows():
-        f = r.get("ctc_floor") if "ctc_floor" in t else None
+        f = r.get("ctc_floor")
         if isinstance(f, dict) and r["primary_metric"] in f:
             out.append(f"{r['upstream']}: with one label per frame at {f['emit_rate_hz']:g} Hz its head cannot reach a "
                        f"test {r['primary_metric']} below {f[r['primary_metric']]:.2f} ({f['utterances']} of {f['of']} "
