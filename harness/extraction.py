@@ -33,20 +33,31 @@ def autocast(device, dtype: str):
     return torch.autocast(device_type=dev.type, dtype=DTYPES[dtype], enabled=dtype != "float32")
 
 
+def fused_copy(upstream):
+    """A deep copy of `upstream` whose modules that can fuse for inference have
+    (`fuse_for_inference`); the original is untouched. Same float32 numbers up to rounding."""
+    import copy
+
+    fused = copy.deepcopy(upstream)
+    for m in list(fused.modules()):
+        if callable(getattr(m, "fuse_for_inference", None)):
+            m.fuse_for_inference()
+    return fused
+
+
 def for_compute(upstream, dtype: str):
     """The upstream to run under extraction precision `dtype`: itself for float32; otherwise a
     copy whose Linear and convolution weights are stored in that dtype once. Autocast casts a
     float32 weight on every call (about 6 % of a HuBERT Base bfloat16 forward on the CPU, the
     weights being 95 M parameters); a weight already in the autocast dtype is used as is, so the
-    numbers are the same as autocast's. Norms, embeddings and weight-normalised convolutions (the
-    positional conv: its weight is recomputed from float32 parts each call) stay float32."""
+    numbers are the same as autocast's. Norms, embeddings and weight-normalised convolutions stay
+    float32. Modules that can fuse for inference do first (`fuse_for_inference`: q, k and v in
+    one product; the positional conv's weight computed once, not on every call)."""
     if dtype == "float32":
         return upstream
-    import copy
-
     from torch.nn.utils import parametrize
 
-    low = copy.deepcopy(upstream)
+    low = fused_copy(upstream)
     for m in low.modules():
         if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)) and not parametrize.is_parametrized(m):
             m.to(DTYPES[dtype])

@@ -194,7 +194,7 @@ MUTANTS: List[Mutant] = [
       "y = y[..., : -self.num_remove]", "y = y[..., self.num_remove :]",
       [f"{T_WAVLM}::test_parity_with_torchaudio"], "the positional conv is shifted by one frame"),
     M("wavlm-gate-ignored", "upstreams/wavlm.py",
-      "bias = (a * (b * self.grep_a - 1.0) + 2.0) * position_bias", "bias = position_bias",
+      "bias = (a * (b * self.grep_a - 1.0) + 2.0).to(position_bias.dtype) * position_bias", "bias = position_bias",
       [f"{T_WAVLM}::test_parity_with_torchaudio"], "WavLM's gated relative position bias loses its gate"),
     M("padding-reaches-pos-conv", "upstreams/hubert_modules.py",
       "        x = x.masked_fill(pad[..., None], 0.0)\n    x = x + enc.pos_conv(x)",

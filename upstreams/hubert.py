@@ -38,15 +38,15 @@ from upstreams.base import (
     register_family_upstreams,
 )
 from upstreams.hubert_fairseq import HubertFairseq, HubertS3prl
-from upstreams.hubert_modules import (
+from upstreams.hubert_frontend import (
     ConvFeatureExtractor,
     FbankFrontEnd,
     GradMultiply,
-    TransformerEncoder,
     conv_out_lengths,
     receptive_field,
     valid_mask,
 )
+from upstreams.hubert_modules import TransformerEncoder
 from upstreams.hubert_sources import HubertHf, HubertTorchaudio
 
 

@@ -1,4 +1,5 @@
-"""Building blocks of the HuBERT network (used by upstreams/hubert.py; registers nothing).
+"""Building blocks of the HuBERT transformer (used by upstreams/hubert.py and wavlm.py; registers
+nothing); the front ends are in upstreams/hubert_frontend.py.
 
 Module names follow fairseq's HuBERT where it is practical (`self_attn`, `fc1`, `fc2`,
 `self_attn_layer_norm`, `final_layer_norm`, `pos_conv`), so foreign checkpoints map by name.
@@ -9,222 +10,13 @@ zero-padded batch gives the same valid frames as the item run alone.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from upstreams.base import LayerHook
-
-
-def valid_mask(lengths: Tensor, max_len: int) -> Tensor:
-    """(B, max_len) bool, True on valid frames (index < length)."""
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
-
-
-def conv_out_lengths(lengths: Tensor, kernels: Sequence[int], strides: Sequence[int]) -> Tensor:
-    """Frames after a stack of unpadded convs, conv by conv: floor((n - k) / s) + 1, >= 0."""
-    n = torch.as_tensor(lengths, dtype=torch.long)
-    for k, s in zip(kernels, strides):
-        n = torch.clamp(torch.div(n - k, s, rounding_mode="floor") + 1, min=0)
-    return n
-
-
-def receptive_field(kernels: Sequence[int], strides: Sequence[int]) -> int:
-    """Samples seen by one output frame (400 for the HuBERT CNN)."""
-    rf, jump = 1, 1
-    for k, s in zip(kernels, strides):
-        rf += (k - 1) * jump
-        jump *= s
-    return rf
-
-
-class GradMultiply(torch.autograd.Function):
-    """Identity forward; backward multiplies the gradient by `scale` (fairseq feature_grad_mult)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, scale: float) -> Tensor:
-        ctx.scale = scale
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        return grad * ctx.scale, None
-
-
-class MaskedGroupNorm(nn.GroupNorm):
-    """GroupNorm over (channels of a group, time) whose statistics use valid frames only.
-
-    Input (B, C, T) plus lengths (B,). With lengths None, or every item full length, it is the
-    plain GroupNorm. Padded frames of the output are zero. Statistics are computed in fp32.
-    """
-
-    def forward(self, x: Tensor, lengths: Optional[Tensor] = None) -> Tensor:  # type: ignore[override]
-        B, C, T = x.shape
-        if lengths is None or bool((lengths >= T).all()):
-            return super().forward(x)
-        m = valid_mask(lengths, T)[:, None, None, :].to(torch.float32)  # B,1,1,T
-        G = self.num_groups
-        xf = x.float().reshape(B, G, C // G, T)
-        n = (m.sum(-1, keepdim=True) * (C // G)).clamp_min(1.0)
-        mean = (xf * m).sum((2, 3), keepdim=True) / n
-        var = (((xf - mean) * m) ** 2).sum((2, 3), keepdim=True) / n
-        y = ((xf - mean) * torch.rsqrt(var + self.eps) * m).reshape(B, C, T)
-        if self.affine:
-            y = (y * self.weight.float()[None, :, None] + self.bias.float()[None, :, None]) * m[:, 0]
-        return y.to(x.dtype)
-
-
-TIME_BLOCK = 256  # frames per block of the CPU's time-major -> channel-major copy
-
-
-def channel_major(x: Tensor, dtype: Optional[torch.dtype] = None) -> Tensor:
-    """(B, T, C) -> contiguous (B, C, T) copy, in `dtype` (default x's).
-
-    On the CPU the copy goes block by block of TIME_BLOCK frames: PyTorch's copy kernel is slow
-    in this direction over long sequences (18 ms for 4 x 12,799 x 128 bf16 on 2 cores, 3.7 ms
-    blocked, 2.3 ms for the opposite direction), and the result is bit-identical.
-    """
-    B, T, C = x.shape
-    out = x.new_empty((B, C, T), dtype=dtype or x.dtype)
-    if x.device.type != "cpu":
-        return out.copy_(x.transpose(1, 2))
-    for t0 in range(0, T, TIME_BLOCK):
-        out[:, :, t0:t0 + TIME_BLOCK].copy_(x[:, t0:t0 + TIME_BLOCK].transpose(1, 2))
-    return out
-
-
-class _TimeMajor(torch.autograd.Function):
-    """(B, C, T) -> contiguous (B, T, C) in `dtype`; the backward is `channel_major`."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, dtype: torch.dtype) -> Tensor:
-        ctx.in_dtype = x.dtype
-        B, C, T = x.shape
-        return x.new_empty((B, T, C), dtype=dtype).copy_(x.transpose(1, 2))
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        return channel_major(grad.contiguous(), ctx.in_dtype), None
-
-
-def compute_dtype(x: Tensor) -> torch.dtype:
-    """The dtype autocast would run a conv in on x's device (x's own dtype without autocast)."""
-    dev = x.device.type
-    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
-
-
-class ConvBlock(nn.Module):
-    """Conv1d -> (norm) -> GELU, time-major in and out: (B, T_in, C_in) -> (B, T_out, C_out).
-
-    norm: "group" (masked GroupNorm, one group per channel; first block only), "layer"
-    (LayerNorm over channels, per frame) or None. The weights are an nn.Conv1d's (checkpoints map
-    by name), but the computation keeps time-major (channels-last) tensors throughout: oneDNN
-    convolves channels-last, and on channel-major tensors PyTorch transposes each conv's output
-    and input gradient back with a copy that is slow in that direction (19 ms of a 153 ms
-    hubert_tiny bf16 step for layer 2's input gradient alone, 2 CPU cores). The first block
-    (one input channel) is a matmul over strided frames of the waveform; the GroupNorm runs
-    channel-major, because PyTorch's channels-last GroupNorm backward is slow on the CPU.
-    """
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, bias: bool, norm: Optional[str]):
-        super().__init__()
-        if norm == "group" and c_in != 1:
-            raise ValueError("the GroupNorm conv block must be the first (one input channel)")
-        self.kernel, self.stride = kernel, stride
-        self.conv = nn.Conv1d(c_in, c_out, kernel, stride=stride, bias=bias)
-        self.norm_kind = norm
-        if norm == "group":
-            self.norm: Optional[nn.Module] = MaskedGroupNorm(c_out, c_out, affine=True)
-        elif norm == "layer":
-            self.norm = nn.LayerNorm(c_out)
-        else:
-            self.norm = None
-
-    def forward(self, x: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
-        lengths_out = conv_out_lengths(lengths, [self.kernel], [self.stride])
-        w, b = self.conv.weight, self.conv.bias
-        if self.conv.in_channels == 1:
-            frames = x[..., 0].unfold(1, self.kernel, self.stride)  # (B, T, kernel), a strided view
-            w2 = w[:, 0, :]  # (C, kernel)
-            if self.norm_kind == "group":
-                y = torch.bmm(w2.expand(frames.shape[0], -1, -1), frames.transpose(1, 2))  # (B, C, T)
-                if b is not None:
-                    y = y + b[:, None]
-                y = F.gelu(self.norm(y, lengths_out))
-                return _TimeMajor.apply(y, compute_dtype(y)), lengths_out
-            y = F.linear(frames, w2, b)  # (B, T, C)
-        else:
-            y = F.conv2d(x.transpose(1, 2).unsqueeze(2), w.unsqueeze(2), b, stride=(1, self.stride))
-            y = y.squeeze(2).transpose(1, 2).contiguous()  # channels-last out: already contiguous
-        if self.norm_kind == "layer":
-            y = self.norm(y)
-        return F.gelu(y), lengths_out
-
-
-class ConvFeatureExtractor(nn.Module):
-    """The waveform CNN: (B, S) samples -> (B, T, C) frames plus (B,) valid frame counts."""
-
-    def __init__(self, channels, kernels, strides, bias: bool, mode: str):
-        super().__init__()
-        layers, c_in = [], 1
-        for i, (c, k, s) in enumerate(zip(channels, kernels, strides)):
-            norm = "group" if (mode == "group_norm" and i == 0) else ("layer" if mode == "layer_norm" else None)
-            layers.append(ConvBlock(c_in, c, k, s, bias, norm))
-            c_in = c
-        self.conv_layers = nn.ModuleList(layers)
-
-    def forward(self, wavs: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
-        x = wavs.unsqueeze(-1)  # (B, S, 1): time-major like every block's input
-        for layer in self.conv_layers:
-            x, lengths = layer(x, lengths)
-        return x, lengths
-
-
-class FbankFrontEnd(nn.Module):
-    """Log-Mel filterbank front end (MelHuBERT, Lin et al. 2023): no learned weights.
-
-    `n_mels` log-Mel energies every 10 ms (25 ms Hamming window, 400-point FFT, HTK Mel scale,
-    20 Hz - 8 kHz), `stack` consecutive frames concatenated per output frame, so that a 20 ms
-    model (stack 2) gives exactly the CNN's frame count, floor((n - 400) / 320) + 1, and the
-    label, mask and length machinery is the same for both front ends. The last output frame may
-    lack its second 10 ms frame; that half is zero (as MelHuBERT pads). Frames of an item depend
-    only on its own valid samples. Normalisation is left to the encoder's LayerNorm (per frame).
-
-    MelHuBERT normalises with corpus statistics instead; a per-frame LayerNorm needs none and
-    keeps each frame's spectral shape (speaker timbre), which per-utterance CMVN would remove.
-    """
-
-    def __init__(self, n_mels: int, stack: int, sample_rate: int = 16000):
-        super().__init__()
-        import torchaudio.functional as AF  # noqa: PLC0415 (only models with this front end need it)
-
-        self.n_mels, self.stack, self.win, self.hop = n_mels, stack, 400, 160
-        with torch.device("cpu"):  # fixed tables, also when the model is built on the meta device (catalog)
-            window = torch.hamming_window(self.win, periodic=False)
-            fb = AF.melscale_fbanks(self.win // 2 + 1, 20.0, sample_rate / 2, n_mels, sample_rate, None, "htk")
-        self.register_buffer("window", window, persistent=False)
-        self.register_buffer("mel", fb, persistent=False)  # (freq, n_mels)
-
-    @property
-    def out_dim(self) -> int:
-        return self.n_mels * self.stack
-
-    def forward(self, wavs: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
-        """wavs (B, S) float (S >= 400), lengths (B,) samples -> (B, T, n_mels * stack) log-Mel
-        frames (padded frames zero) and (B,) valid output frames."""
-        spec = torch.stft(wavs.float(), self.win, self.hop, self.win, self.window, center=False,
-                          return_complex=True)  # (B, F, T10)
-        logmel = (spec.abs().pow(2).transpose(1, 2) @ self.mel).clamp_min(1e-10).log()  # (B, T10, M)
-        out_len = conv_out_lengths(lengths, [self.win], [self.hop * self.stack])
-        T = int(out_len.max())
-        need = T * self.stack
-        logmel = F.pad(logmel, (0, 0, 0, max(0, need - logmel.shape[1])))[:, :need]
-        valid10 = valid_mask(conv_out_lengths(lengths, [self.win], [self.hop]), need)
-        logmel = logmel * valid10[..., None]
-        return logmel.reshape(logmel.shape[0], T, self.out_dim).to(wavs.dtype), out_len
-
 
 #: on the CPU, a grouped conv with at most this many input channels per group runs through the
 #: FFT (`grouped_conv_fft`): oneDNN's grouped conv with HuBERT's 128-tap kernel is slow at few
@@ -286,10 +78,28 @@ class ConvPositionalEmbedding(nn.Module):
         self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
         self.num_remove = 1 if kernel % 2 == 0 else 0
 
+    def fuse_for_inference(self) -> None:
+        """Replace the weight-normalised conv by a plain one holding its current weight (for an
+        inference copy, harness.extraction.for_compute): the weight is then not recomputed from
+        its parts on every call. A new module, because removing a parametrisation from a deep
+        copy also removes it from the original (they share the parametrised class)."""
+        old = self.conv
+        plain = nn.Conv1d(old.in_channels, old.out_channels, old.kernel_size[0], padding=old.padding[0],
+                          groups=old.groups, device=old.bias.device, dtype=old.bias.dtype)
+        with torch.no_grad():
+            plain.weight.copy_(old.weight)
+            plain.bias.copy_(old.bias)
+        self.conv = plain
+
     def forward(self, x: Tensor) -> Tensor:
         conv = self.conv
         if x.device.type == "cpu" and conv.weight.shape[1] <= FFT_MAX_GROUP_CHANNELS:
             y = grouped_conv_fft(x.transpose(1, 2), conv.weight, conv.bias, conv.padding[0]).to(x.dtype)
+        elif x.device.type == "cpu":
+            # x is time-major, so its (B, C, 1, T) view is a channels-last 2-D input: oneDNN takes
+            # it without a copy (HuBERT Base, 4 x 399 frames, bf16: 92 ms against conv1d's 188)
+            y = F.conv2d(x.transpose(1, 2).unsqueeze(2), conv.weight.unsqueeze(2), conv.bias,
+                         padding=(0, conv.padding[0]), groups=conv.groups).squeeze(2)
         else:
             y = conv(x.transpose(1, 2))
         if self.num_remove:
@@ -337,13 +147,31 @@ class SelfAttention(nn.Module):
         self.k_proj = nn.Linear(dim, dim)
         self.v_proj = nn.Linear(dim, dim)
         self.out_proj = nn.Linear(dim, dim)
+        self.qkv_proj: Optional[nn.Linear] = None  # set by fuse_for_inference on inference copies
+
+    def fuse_for_inference(self) -> None:
+        """Project q, k and v with one Linear from here on (for an inference copy, made by
+        harness.extraction.for_compute; the separate projections stay, unused). Under autocast the
+        input is then cast once instead of three times, and one (D, 3D) product replaces three."""
+        fused = nn.Linear(self.q_proj.in_features, 3 * self.q_proj.out_features,
+                          device=self.q_proj.weight.device, dtype=self.q_proj.weight.dtype)
+        with torch.no_grad():
+            fused.weight.copy_(torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]))
+            fused.bias.copy_(torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]))
+        self.qkv_proj = fused
+
+    def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """q, k, v (B, H, T, d) of x (B, T, D)."""
+        B, T, _ = x.shape
+        if self.qkv_proj is not None:
+            q, k, v = self.qkv_proj(x).view(B, T, 3, self.heads, self.head_dim).unbind(2)
+            return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        shape = (B, T, self.heads, self.head_dim)
+        return tuple(p(x).view(shape).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
 
     def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
         B, T, D = x.shape
-        shape = (B, T, self.heads, self.head_dim)
-        q = self.q_proj(x).view(shape).transpose(1, 2)
-        k = self.k_proj(x).view(shape).transpose(1, 2)
-        v = self.v_proj(x).view(shape).transpose(1, 2)
+        q, k, v = self.project(x)
         p = self.dropout if self.training else 0.0
         if (x.device.type == "cpu" and T <= EXPLICIT_ATTENTION_MAX_FRAMES and torch.is_autocast_enabled("cpu")
                 and torch.get_autocast_dtype("cpu") == torch.bfloat16):

@@ -29,7 +29,7 @@ from harness.errors import HarnessError
 from harness.registry import register_source
 from upstreams.base import SAMPLE_RATE, HiddenStates, Upstream, UpstreamSpec, check_state_dict
 from upstreams.base_conversion import exporting, families_with
-from upstreams.hubert_modules import conv_out_lengths, receptive_field, valid_mask
+from upstreams.hubert_frontend import conv_out_lengths, receptive_field, valid_mask
 
 #: transformers model_type -> the class `hf:` runs in transformers (not a project family)
 IN_TRANSFORMERS = {"wav2vec2": "Wav2Vec2Model", "data2vec-audio": "Data2VecAudioModel"}

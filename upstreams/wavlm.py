@@ -118,6 +118,22 @@ class WavlmSelfAttention(SelfAttention):
         self.relative_attention_bias = nn.Embedding(num_buckets, heads) if has_relative_attention_bias else None
         self.grep_linear = nn.Linear(self.head_dim, 8)
         self.grep_a = nn.Parameter(torch.ones(1, heads, 1, 1))
+        self.gate_proj: Optional[nn.Linear] = None  # set by fuse_for_inference
+
+    def fuse_for_inference(self) -> None:
+        """q, k, v in one Linear (SelfAttention's), and the gate's two logits per head in one
+        (D, 2 heads) Linear of the whole input: `grep_linear` summed over its groups of 4 rows
+        (a sum of linear maps is one), placed block-diagonally per head. Same values up to rounding."""
+        super().fuse_for_inference()
+        H, d, lin = self.heads, self.head_dim, self.grep_linear
+        w2 = lin.weight.view(2, 4, d).sum(1)  # (2, d): the summed rows of each group
+        fused = nn.Linear(H * d, H * 2, device=lin.weight.device, dtype=lin.weight.dtype)
+        with torch.no_grad():
+            fused.weight.zero_()
+            for h in range(H):
+                fused.weight[2 * h: 2 * h + 2, h * d: (h + 1) * d] = w2
+            fused.bias.copy_(lin.bias.view(2, 4).sum(1).repeat(H))
+        self.gate_proj = fused
 
     def compute_bias(self, length: int, device: torch.device) -> Tensor:
         """Un-gated bias (1, heads, T, T) for T = `length` frames: [0, h, i, j] is for query i, key j."""
@@ -133,14 +149,16 @@ class WavlmSelfAttention(SelfAttention):
         B, T, D = x.shape
         shape = (B, T, self.heads, self.head_dim)
         # The gate reads the attention input (not the projected query), per head: (B, H, T, 1) each.
-        gate_in = x.view(shape).transpose(1, 2)
-        a, b = torch.sigmoid(self.grep_linear(gate_in).view(B, self.heads, T, 2, 4).sum(-1)).chunk(2, dim=-1)
-        bias = (a * (b * self.grep_a - 1.0) + 2.0) * position_bias
+        if self.gate_proj is not None:
+            logits = self.gate_proj(x).view(B, T, self.heads, 2).transpose(1, 2)
+        else:
+            logits = self.grep_linear(x.view(shape).transpose(1, 2)).view(B, self.heads, T, 2, 4).sum(-1)
+        a, b = torch.sigmoid(logits).chunk(2, dim=-1)
+        # the (B, H, T, T) product in position_bias's dtype: the compute dtype at inference (below)
+        bias = (a * (b * self.grep_a - 1.0) + 2.0).to(position_bias.dtype) * position_bias
         if key_bias is not None:
             bias = bias + key_bias
-        q = self.q_proj(x).view(shape).transpose(1, 2)
-        k = self.k_proj(x).view(shape).transpose(1, 2)
-        v = self.v_proj(x).view(shape).transpose(1, 2)
+        q, k, v = self.project(x)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.out_proj(y.transpose(1, 2).reshape(B, T, D))
@@ -187,6 +205,13 @@ class WavlmTransformerEncoder(nn.Module):
             if pad is not None:
                 key_bias = torch.zeros(pad.shape, dtype=x.dtype, device=x.device).masked_fill(pad, float("-inf"))
                 key_bias = key_bias[:, None, None, :]
+            dev = x.device.type
+            if not torch.is_grad_enabled() and torch.is_autocast_enabled(dev):
+                # inference under autocast: the bias enters attention in the compute dtype anyway;
+                # gating it there halves the (B, H, T, T) traffic and drops a cast per layer
+                low = torch.get_autocast_dtype(dev)
+                position_bias = position_bias.to(low)
+                key_bias = None if key_bias is None else key_bias.to(low)
         return run_layers(self, x, pad, n, layer_hook, position_bias, key_bias)
 
 

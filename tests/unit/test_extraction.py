@@ -3,13 +3,15 @@ item 4). The bfloat16 bound: random-init HuBERT and WavLM tiny measured 1.1-1.3 
 error (Frobenius norm of the difference over that of the float32 layer) at every layer on this
 CPU; the test allows 3 %."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from harness.errors import ConfigError
 from harness.evaluate import build_upstream
-from harness.extraction import check_extract_dtype, decoded_batches, save_hashed
+from harness.extraction import check_extract_dtype, decoded_batches, fused_copy, save_hashed
 from harness.features import SkipCounter, _load_many, file_digest, length_batches, run_upstream
 from harness.data.corpus import load_manifest_dir
 from tests.conftest import make_tone_corpus
@@ -56,6 +58,44 @@ def test_bfloat16_extraction_stays_within_its_bound(name):
     assert min(rel) > 1e-4  # bfloat16 did run (float32 would give 0)
     half, _ = run_upstream(up, wavs, "cpu", "float32", torch.float16)  # the cache's cast, on the device
     assert half.dtype == torch.float16 and torch.equal(half, ref.to(torch.float16))
+
+
+BASE_POS_CONV = {"encoder_dim": 192, "encoder_heads": 4, "encoder_ffn_dim": 384, "pos_conv_groups": 4}
+
+
+@pytest.mark.parametrize("name", ["random:hubert_tiny", "random:wavlm_tiny"])
+@pytest.mark.parametrize("pos_conv", ["fft", "direct"])
+def test_inference_fusion_keeps_the_float32_states(name, pos_conv):
+    """fused_copy (q, k, v in one product; WavLM's gate in one block-diagonal product; the
+    positional conv's weight computed once) gives the original's float32 states, on the FFT
+    path of the positional conv (tiny: 8 channels per group) and the direct one (48, as Base),
+    and leaves the original working (removing a parametrisation from a deep copy would not)."""
+    from upstreams.base import get_family
+
+    up = build_upstream(name).eval()
+    if pos_conv == "direct":
+        fam = get_family(name.split(":")[1].split("_")[0])
+        cfg = dataclasses.replace(up.encoder.config, **BASE_POS_CONV)
+        torch.manual_seed(0)
+        up = fam.upstream_cls(fam.encoder_cls(cfg), "direct").eval()
+    with torch.no_grad():  # a gate far from its init's near-constant, so a wrong fold shows
+        for m in up.modules():
+            if hasattr(m, "grep_linear"):
+                m.grep_linear.weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(1))
+                m.grep_linear.bias.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(2))
+    fused = fused_copy(up)
+    attn = [m for m in fused.modules() if hasattr(m, "qkv_proj")]
+    assert attn and all(m.qkv_proj is not None for m in attn)
+    assert all(getattr(m, "gate_proj", 0) is not None for m in attn)
+    per_group = fused.encoder.encoder.pos_conv.conv.weight.shape[1]
+    assert (per_group > 16) == (pos_conv == "direct")
+    g = torch.Generator().manual_seed(0)
+    wavs = [torch.randn(32000, generator=g) * 0.1, torch.randn(16000, generator=g) * 0.1]
+    ref, _ = run_upstream(up, wavs, "cpu", "float32")
+    got, _ = run_upstream(fused, wavs, "cpu", "float32")
+    assert float((got - ref).abs().max()) < 1e-4 * float(ref.abs().max())
+    again, _ = run_upstream(up, wavs, "cpu", "float32")
+    assert torch.equal(again, ref)
 
 
 def test_precision_names_and_devices_are_checked():

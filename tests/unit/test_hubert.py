@@ -11,7 +11,7 @@ import torchaudio
 
 from harness.errors import ConfigError, HarnessError
 from harness.registry import UPSTREAMS
-from upstreams import hubert_modules
+from upstreams import hubert_frontend, hubert_modules
 from upstreams.base import HiddenStates, export_encoder, load_exported
 from upstreams.hubert import (
     HubertConfig,
@@ -138,7 +138,7 @@ def _cnn_channel_major(cnn, wavs, lengths):
     x = wavs.unsqueeze(1)
     for blk in cnn.conv_layers:
         x = blk.conv(x)
-        lengths = hubert_modules.conv_out_lengths(lengths, [blk.kernel], [blk.stride])
+        lengths = hubert_frontend.conv_out_lengths(lengths, [blk.kernel], [blk.stride])
         if blk.norm_kind == "group":
             x = blk.norm(x, lengths)
         elif blk.norm_kind == "layer":
@@ -154,11 +154,11 @@ def test_time_major_cnn_equals_channel_major_conv1d(mode, bias, dtype):
     blocked transposing copy) gives the channel-major conv1d stack's frames and gradients, in fp32
     and under bf16 autocast, on a padded batch whose first layer spans several TIME_BLOCKs."""
     torch.manual_seed(0)
-    cnn = hubert_modules.ConvFeatureExtractor((16, 24, 24), (10, 3, 2), (5, 2, 2), bias, mode)
+    cnn = hubert_frontend.ConvFeatureExtractor((16, 24, 24), (10, 3, 2), (5, 2, 2), bias, mode)
     wavs = _randn(2, 8000)
     lengths = torch.tensor([8000, 5000])
     wavs[1, 5000:] = 0.0
-    assert hubert_modules.conv_out_lengths(lengths[:1], [10], [5]).item() > 4 * hubert_modules.TIME_BLOCK
+    assert hubert_frontend.conv_out_lengths(lengths[:1], [10], [5]).item() > 4 * hubert_frontend.TIME_BLOCK
     g = _randn(2, 399, 24, seed=1)
     outs, grads = [], []
     for fn in (lambda: cnn(wavs, lengths)[0], lambda: _cnn_channel_major(cnn, wavs, lengths)):
@@ -176,7 +176,7 @@ def test_time_major_cnn_equals_channel_major_conv1d(mode, bias, dtype):
 
 def test_channel_major_copy_is_the_transpose():
     x = _randn(3, 1000, 7)
-    got = hubert_modules.channel_major(x, torch.bfloat16)
+    got = hubert_frontend.channel_major(x, torch.bfloat16)
     assert got.is_contiguous() and got.dtype == torch.bfloat16
     assert torch.equal(got, x.transpose(1, 2).to(torch.bfloat16))
 
@@ -202,7 +202,10 @@ def test_torchaudio_mapping_names_and_unknown_key():
 # ----------------------------------------------------------------------------- padding
 
 
-def _padded_vs_alone(enc, lens, seed=0):
+def _padded_vs_alone(enc, lens, seed=0, grad=False):
+    """Largest difference between items of a padded batch and the items run alone. grad=True
+    runs with autograd on: the first conv block then takes its training path (MaskedGroupNorm)
+    instead of the folded one of inference."""
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():  # biases and norms start at 0/1: make padded frames non-trivial
         for p in enc.parameters():
@@ -212,7 +215,7 @@ def _padded_vs_alone(enc, lens, seed=0):
     for i, n in enumerate(lens):
         wavs[i, n:] = 3.0  # samples past the length must be ignored
     worst = 0.0
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         batch = enc(wavs, torch.tensor(lens))
         for i, n in enumerate(lens):
             alone = enc(wavs[i : i + 1, :n])
@@ -225,18 +228,56 @@ def _padded_vs_alone(enc, lens, seed=0):
     return worst
 
 
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "autograd"])
 @pytest.mark.parametrize("config", [TINY, TINY_PRE_LN, BASE_CNN], ids=["tiny", "tiny_ln_preln", "base_cnn"])
-def test_padded_batch_equals_items_alone(config):
+def test_padded_batch_equals_items_alone(config, grad):
     enc = build_random_encoder(config).eval()
-    assert _padded_vs_alone(enc, [16000, 9000, 250, 12345]) <= TOL
+    assert _padded_vs_alone(enc, [16000, 9000, 250, 12345], grad=grad) <= TOL
 
 
 def test_padding_check_fails_without_masked_group_norm(monkeypatch):
     """Negative control: plain GroupNorm statistics over padding break per-item equality."""
     enc = build_random_encoder(TINY).eval()
-    monkeypatch.setattr(hubert_modules.MaskedGroupNorm, "forward",
+    monkeypatch.setattr(hubert_frontend.MaskedGroupNorm, "forward",
                         lambda self, x, lengths=None: torch.nn.GroupNorm.forward(self, x))
+    assert _padded_vs_alone(enc, [16000, 6000], grad=True) > 1e-2
+
+
+def test_padding_check_fails_when_the_folded_norm_counts_padding(monkeypatch):
+    """Negative control of the inference path: statistics over every frame, padding included."""
+    enc = build_random_encoder(TINY).eval()
+    folded = hubert_frontend.ConvBlock._group_norm_folded
+    monkeypatch.setattr(hubert_frontend.ConvBlock, "_group_norm_folded",
+                        lambda self, f, w, lengths: folded(self, f, w, torch.full_like(lengths, f.shape[1])))
     assert _padded_vs_alone(enc, [16000, 6000]) > 1e-2
+
+
+@pytest.mark.parametrize("norm_affine", [False, True], ids=["init", "trained"])
+def test_folded_first_block_equals_conv_group_norm_gelu(norm_affine):
+    """The inference path of the first conv block (statistics from the frames' covariance, one
+    product) against conv -> MaskedGroupNorm -> GELU with autograd on: float32 to 1e-5; under
+    bfloat16 autocast with bf16 weights (what --extract-dtype bfloat16 runs) to bf16 rounding."""
+    torch.manual_seed(0)
+    block = hubert_frontend.ConvBlock(1, 64, 10, 5, False, "group")
+    if norm_affine:
+        with torch.no_grad():
+            block.norm.weight.uniform_(0.5, 1.5)
+            block.norm.bias.uniform_(-0.2, 0.2)
+    wavs = (torch.randn(3, 16000) * 0.1 + 0.05).unsqueeze(-1)  # a DC offset: centring matters
+    lens = torch.tensor([16000, 9000, 300])
+    ref, ref_len = block(wavs, lens)
+    ref = ref.detach()
+    with torch.no_grad():
+        got, got_len = block(wavs, lens)
+        assert torch.equal(got_len, ref_len) and got.dtype == torch.float32
+        assert (got - ref).abs().max() < 1e-5
+        block.conv.to(torch.bfloat16)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low, _ = block(wavs, lens)
+    assert low.dtype == torch.bfloat16
+    assert float((low.float() - ref).norm() / ref.norm()) < 1e-2
+    for i, n in enumerate(ref_len.tolist()):
+        assert (got[i, n:] == 0).all() and (low[i, n:] == 0).all()
 
 
 # ----------------------------------------------------------------------------- lengths
@@ -420,7 +461,7 @@ SMALL = HubertConfig.small()
 def test_fbank_front_end_matches_torchaudio_melspectrogram():
     """The log-Mel frames are torchaudio's MelSpectrogram (25 ms Hamming, 10 ms hop, HTK, 40
     bins), two consecutive 10 ms frames per 20 ms frame, the missing half of the last one zero."""
-    fe = hubert_modules.FbankFrontEnd(40, 2)
+    fe = hubert_frontend.FbankFrontEnd(40, 2)
     ref = torchaudio.transforms.MelSpectrogram(
         sample_rate=16000, n_fft=400, win_length=400, hop_length=160, f_min=20.0, f_max=8000.0, n_mels=40,
         window_fn=lambda n: torch.hamming_window(n, periodic=False), center=False, power=2.0, norm=None,
