@@ -20,6 +20,9 @@ def test_every_ablation_names_known_recipes_and_tasks():
         assert set(ab.recipes) <= set(available_recipes()), ab.name
         assert all(t in TASKS for t in ab.tasks), ab.name
         assert len(ab.recipes) >= 2 and ab.seeds >= 3
+        assert all(t in ab.tasks for t, _ in ab.extra), ab.name
+        for t, m in ab.extra:
+            assert m in {s.name for s in TASKS.get(t).metrics}, (ab.name, t, m)
     with pytest.raises(HarnessError, match="unknown ablation 'nope'"):
         get_ablation("nope")
 
@@ -100,6 +103,32 @@ def test_ablation_table_pools_pretraining_seeds_and_marks_only_beyond_their_inte
                         "21.00 ± 12.71 (2×3) [probe ± 1.00] ≈ | 21.00 ± 2.48 (3×2) [probe ± 4.00] ▲ | 15.00 |")
     assert "`harness ablate t --pretrain-seeds 3`" in block and "t-interval over the runs" in block
     assert "90.00" not in block
+
+
+def test_ablation_table_adds_the_extra_metric_columns_pooled_and_marked():
+    """mHuBERT-147's few-shot CER: a column after the primary ones, pooled over pre-training runs
+    like them, marked against the reference with the metric's own direction; the probe time
+    counts each task once; a board whose rows lack the metric's spec gets no such column."""
+    ab = ABLATIONS["mhubert147"]
+    specs = [{"name": "cer_normal", "higher_is_better": False}, {"name": "cer_fewshot", "higher_is_better": False}]
+
+    def row(up, normal, few, train_s):
+        r = _row("ml_asr_10min", "cer_normal", False, up, normal, 1.0, train_s=train_s)
+        return {**r, "test.cer_fewshot.mean": few, "test.cer_fewshot.ci": 1.0, "metric_specs": specs}
+
+    rows = [row("mhubert147_tiny-it3", 60.0, 80.0, 10.0), row("mhubert147_tiny-s1-it3", 61.0, 81.0, 10.0),
+            row("mhubert147_tiny_noupsample-it3", 60.5, 50.0, 20.0),
+            row("mhubert147_tiny_noupsample-s1-it3", 61.5, 51.0, 20.0)]
+    (block,) = ablation_tables(pd.DataFrame(rows), [ab])
+    lines = [x for x in block.splitlines() if x.startswith("| ")]
+    assert lines[0] == ("| variant (recipe) | upstream | ml_asr_10min cer_normal ↓ | ml_asr_10min cer_fewshot ↓ | "
+                        "probe train s (sum of task means) |")
+    # few-shot: 50.5 ± 6.35 against 80.5 ± 6.35 over two runs each: apart, and lower is better
+    assert lines[1].endswith("| 80.50 ± 6.35 (2×3) [probe ± 1.00] | 10.00 |")
+    assert lines[2].endswith("| 61.00 ± 6.35 (2×3) [probe ± 1.00] ≈ | 50.50 ± 6.35 (2×3) [probe ± 1.00] ▲ | 20.00 |")
+    bare = [{k: v for k, v in r.items() if k != "metric_specs"} for r in rows]
+    (old_board,) = ablation_tables(pd.DataFrame(bare), [ab])
+    assert "cer_fewshot" not in old_board
 
 
 def test_ablation_table_of_one_run_per_variant_keeps_the_board_text():
