@@ -38,6 +38,9 @@ class Ablation:
         seeds: probe seeds per (upstream, task) at the dev-best lr.
         extra: further (task, metric) columns, after the primary ones (a secondary test metric
             the question is about, e.g. few-shot CER).
+        language_groups: a task whose per-language test CER gets a second table, averaged over
+            the languages of each resource class the corpus gives them (synth: high / low /
+            fewshot, which is also how its pre-training split is balanced).
     """
 
     name: str
@@ -47,6 +50,7 @@ class Ablation:
     tasks: Tuple[str, ...]
     seeds: int = 3
     extra: Tuple[Tuple[str, str], ...] = ()
+    language_groups: Optional[str] = None
 
 
 ABLATIONS: Dict[str, Ablation] = {a.name: a for a in (
@@ -56,7 +60,7 @@ ABLATIONS: Dict[str, Ablation] = {a.name: a for a in (
     Ablation("mhubert147", "mHuBERT-147: two-level language/dataset up-sampling",
              "Does up-sampling help the few-shot and low-resource languages (equal updates)?",
              ("mhubert147_tiny", "mhubert147_tiny_noupsample"), ("ml_asr_10min", "mono_asr_10min"),
-             extra=(("ml_asr_10min", "cer_fewshot"),)),
+             extra=(("ml_asr_10min", "cer_fewshot"),), language_groups="ml_asr_10min"),
     Ablation("cvhubert", "Multi-resolution HuBERT: 20 vs 40 vs 80 ms frames",
              "What does a coarser frame rate cost on each task, and what does it save in probe time?",
              ("cvhubert_tiny_20ms", "cvhubert_tiny_40ms", "cvhubert_tiny_80ms"),
@@ -238,10 +242,52 @@ def ablation_tables(b: pd.DataFrame, ablations: Optional[Sequence[Ablation]] = N
         else:  # the text of every board made before pre-training seeds
             how = ("each cell: test mean ± 95% CI (probe seeds); ▲ / ▼ better / worse than the reference "
                    "beyond both intervals, ≈ within them")
-        blocks.append("\n".join([f"#### {ab.title}", "", f"{ab.question} Recipes trained at equal updates; {how}. "
-                                 f"`harness ablate {ab.name}{f' --pretrain-seeds {runs_max}' if pooled_any else ''}`.", "",
-                                 md_table(head, rows_md)]))
+        parts = [f"#### {ab.title}", "", f"{ab.question} Recipes trained at equal updates; {how}. "
+                 f"`harness ablate {ab.name}{f' --pretrain-seeds {runs_max}' if pooled_any else ''}`.", "",
+                 md_table(head, rows_md)]
+        if ab.language_groups in by_task:
+            parts += language_group_table(ab.language_groups, names, by_task[ab.language_groups])
+        blocks.append("\n".join(parts))
     return blocks
+
+
+def language_group_table(task: str, names, by_up: Dict[str, dict]) -> List[str]:
+    """Lines of the per-language-group table of one ablation: rows = variants, columns = the
+    corpus's language classes; a cell pools, over pre-training runs, each run's mean CER over
+    the class's languages (per language, the probe-seed mean). Nothing when the results do not
+    record the classes (results made before they were recorded)."""
+    from harness.board.pooling import pool_runs
+
+    rows_of = {recipe: [by_up[u] for u in ups.values() if u in by_up] for recipe, ups in names}
+    classes = next((r.get("language_classes") for rs in rows_of.values() for r in rs
+                    if isinstance(r.get("language_classes"), dict)), None)
+    if not classes:
+        return []
+    order = {"high": 0, "normal": 0, "low": 1, "fewshot": 2}
+    groups = sorted({c for c in classes.values()}, key=lambda c: (order.get(c, 3), c))
+    members = {g: sorted(lang for lang, c in classes.items() if c == g) for g in groups}
+    head = ["variant (recipe)"] + [f"{g} ({', '.join(members[g])}) CER ↓" for g in groups]
+    ref_recipe, ref_cells, body = names[0][0], {}, []
+    for recipe, _ in names:
+        cells = [recipe + (" (reference)" if recipe == ref_recipe else "")]
+        for g in groups:
+            means = []
+            for r in rows_of[recipe]:
+                per = r.get("per_language_cer") if isinstance(r.get("per_language_cer"), dict) else {}
+                vals = [per[lang] for lang in members[g] if lang in per]
+                means.append(sum(vals) / len(vals) if len(vals) == len(members[g]) else float("nan"))
+            if not means:
+                cells.append("-")
+                continue
+            p = pool_runs(means, [float("nan")] * len(means), [int(r["n_seeds"]) for r in rows_of[recipe]])
+            if recipe == ref_recipe:
+                ref_cells[g] = p
+            mark = _verdict(ref_cells[g], p, False) if recipe != ref_recipe and g in ref_cells else ""
+            cells.append((f"{fmt_ci(p.mean, p.ci)} ({p.runs} runs)" if p.over_pretraining else fmt(p.mean)) + mark)
+        body.append(cells)
+    return ["", f"Per language group ({task} test CER, %): each run's mean over the group's languages (each "
+            "language's probe-seed mean), then the mean over pre-training runs ± 95% t-interval over the runs; "
+            "groups are the corpus's language classes.", "", md_table(head, body)]
 
 
 def _upstream_text(ups: Dict[int, str]) -> str:

@@ -3,6 +3,7 @@ lid_ctc, asr_lid), a helper of tasks/base.py (not a task)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Dict, List, Optional
 
 from harness.data.corpus import Utterance
@@ -113,6 +114,10 @@ class MLSuperbTask(CTCTask):
 
         splits = {"train": train, "dev": pick("dev"), "test": pick("test")}
         available = {lang: round(sum(u.duration for u in usable if u.language == lang), 3) for lang in picked}
+        # the corpus's resource class of each language ("high" / "low" / "fewshot" on synth, where it
+        # also describes the pre-training split; "normal" / "fewshot" on real corpora)
+        classes = {lang: Counter(str(u.custom.get("lang_class")) for u in usable if u.language == lang).most_common(1)[0][0]
+                   for lang in picked}
         info = {
             **binfo,
             "train_seconds": {k: v for k, v in binfo["train_seconds"].items() if k in picked},
@@ -121,6 +126,7 @@ class MLSuperbTask(CTCTask):
             "fewshot_languages": [x for x in binfo["fewshot_languages"] if x in picked],
             "normal_languages": [x for x in binfo["normal_languages"] if x in picked],
             "available_seconds": available,
+            "language_classes": classes,
             "language_of": {u.id: u.language for part in splits.values() for u in part},
             "vocab": self.vocab_from(train),
         }
@@ -204,7 +210,7 @@ class MLSuperbTask(CTCTask):
     def budget_record(self, info: Dict[str, Any]) -> Dict[str, Any]:
         """The training data a result was trained on: budget, scale, seconds and utterances per language."""
         keys = ("budget", "budget_seconds", "budget_scale", "budget_seconds_scaled", "train_seconds", "train_utts",
-                "normal_languages", "fewshot_languages", "mono_languages", "mono_languages_note")
+                "normal_languages", "fewshot_languages", "mono_languages", "mono_languages_note", "language_classes")
         return {k: info[k] for k in keys if k in info}
 
 

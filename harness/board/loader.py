@@ -63,6 +63,7 @@ def _row(r: dict, path: Path) -> dict:
     extra = r.get("extra") or {}
     row["per_language_cer"] = extra.get("per_language_cer") or None
     row["per_language_acc"] = extra.get("per_language_acc") or None
+    row["language_classes"] = (extra.get("budget") or {}).get("language_classes") or None
     row["per_language_lw"] = extra.get("per_language_layer_weights") or None
     row["trivial"] = extra.get("trivial_baseline") or None
     row["learned_nothing"] = bool(r.get("learned_nothing"))

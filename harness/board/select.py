@@ -165,6 +165,8 @@ def select_best(df: pd.DataFrame) -> pd.DataFrame:
                    lw_softmax=_mean_lists(c["lw_softmax"]), lw_corrected=_mean_lists(c["lw_corrected"]),
                    per_language_cer=_mean_dicts(c["per_language_cer"]) if "per_language_cer" in c else None,
                    per_language_acc=_mean_dicts(c["per_language_acc"]) if "per_language_acc" in c else None,
+                   language_classes=next((x for x in c["language_classes"] if isinstance(x, dict) and x), None)
+                   if "language_classes" in c else None,
                    per_language_lw=_mean_list_dicts(c["per_language_lw"]) if "per_language_lw" in c else None,
                    trivial=next((x for x in c["trivial"] if x), None) if "trivial" in c else None,
                    ctc_floor=next((x for x in c["ctc_floor"] if x), None) if "ctc_floor" in c else None,

@@ -131,6 +131,34 @@ def test_ablation_table_adds_the_extra_metric_columns_pooled_and_marked():
     assert "cer_fewshot" not in old_board
 
 
+def test_language_group_table_pools_each_class_over_pretraining_runs():
+    """mHuBERT-147's per-language-group table: per run the mean CER of a class's languages, then
+    pooled over pre-training runs (12.7062 = t_0.975,1 for two runs 1 apart); marked against the
+    reference; absent when the results do not record the classes."""
+    ab = ABLATIONS["mhubert147"]
+    classes = {"en": "high", "de": "high", "it": "low", "sv": "fewshot"}
+
+    def row(up, cer):
+        r = _row("ml_asr_10min", "cer_normal", False, up, 60.0, 1.0)
+        return {**r, "language_classes": classes, "per_language_cer": cer}
+
+    rows = [row("mhubert147_tiny-it3", {"en": 50.0, "de": 60.0, "it": 70.0, "sv": 90.0}),
+            row("mhubert147_tiny-s1-it3", {"en": 52.0, "de": 60.0, "it": 71.0, "sv": 91.0}),
+            row("mhubert147_tiny_noupsample-it3", {"en": 50.0, "de": 60.0, "it": 70.5, "sv": 40.0}),
+            row("mhubert147_tiny_noupsample-s1-it3", {"en": 52.0, "de": 60.0, "it": 71.5, "sv": 41.0})]
+    (block,) = ablation_tables(pd.DataFrame(rows), [ab])
+    table = block.split("Per language group (ml_asr_10min test CER, %)")[1]
+    lines = [x for x in table.splitlines() if x.startswith("| ")]
+    assert lines[0] == "| variant (recipe) | high (de, en) CER ↓ | low (it) CER ↓ | fewshot (sv) CER ↓ |"
+    # high: runs 55 and 56 -> 55.5 ± 12.71 * 0.5 = 6.35
+    assert lines[1] == "| mhubert147_tiny (reference) | 55.50 ± 6.35 (2 runs) | 70.50 ± 6.35 (2 runs) | 90.50 ± 6.35 (2 runs) |"
+    assert lines[2] == ("| mhubert147_tiny_noupsample | 55.50 ± 6.35 (2 runs) ≈ | 71.00 ± 6.35 (2 runs) ≈ | "
+                        "40.50 ± 6.35 (2 runs) ▲ |")
+    bare = [{k: v for k, v in r.items() if k != "language_classes"} for r in rows]
+    (old_board,) = ablation_tables(pd.DataFrame(bare), [ab])
+    assert "Per language group" not in old_board
+
+
 def test_ablation_table_of_one_run_per_variant_keeps_the_board_text():
     """Boards made before pre-training seeds re-render unchanged (the committed synth board's
     MS-HuBERT rows, leaderboards/synth.md)."""

@@ -334,3 +334,18 @@ def test_ctc_loss_reductions():
     assert torch.allclose(ctc_loss(lp, lens, targets), (per_item / torch.tensor([3.0, 2.0, 1.0])).mean())
     with pytest.raises(ValueError, match="reduction"):
         ctc_loss(lp, lens, targets, reduction="sum")
+
+
+def test_results_record_the_corpus_language_classes():
+    """Each language's resource class (synth: high / low / fewshot) goes into the result's budget
+    record, so an ablation board can group per-language CER without reading the corpus."""
+    from harness.evaluate import build_task
+
+    utts = [Utterance(id=f"{lang}-{split}-{i}", path="x.flac", duration=2.0, text="a b", language=lang,
+                      custom={"split": split, "subset": "speech", "dataset": "synth", "lang_class": cls})
+            for lang, cls in (("aa", "high"), ("bb", "low"), ("cc", "fewshot"))
+            for split in ("train", "dev", "test") for i in range(6)]
+    task = build_task("ml_asr_10min")
+    splits = task.prepare(Corpus(name="t", kind="synth", root=None, utterances=utts, meta={}))
+    assert splits.info["language_classes"] == {"aa": "high", "bb": "low", "cc": "fewshot"}
+    assert task.budget_record(splits.info)["language_classes"] == {"aa": "high", "bb": "low", "cc": "fewshot"}
