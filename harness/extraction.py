@@ -50,16 +50,18 @@ def for_compute(upstream, dtype: str):
     copy whose Linear and convolution weights are stored in that dtype once. Autocast casts a
     float32 weight on every call (about 6 % of a HuBERT Base bfloat16 forward on the CPU, the
     weights being 95 M parameters); a weight already in the autocast dtype is used as is, so the
-    numbers are the same as autocast's. Norms, embeddings and weight-normalised convolutions stay
-    float32. Modules that can fuse for inference do first (`fuse_for_inference`: q, k and v in
-    one product; the positional conv's weight computed once, not on every call)."""
+    numbers are the same as autocast's. Norms, embeddings, weight-normalised convolutions and
+    modules marked `keep_float32` stay float32. Modules that can fuse for inference do first
+    (`fuse_for_inference`: q, k and v in one product; the positional conv's weight computed once,
+    not on every call, and marked, so the CPU's FFT path still gets its float32 weight)."""
     if dtype == "float32":
         return upstream
     from torch.nn.utils import parametrize
 
     low = fused_copy(upstream)
     for m in low.modules():
-        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)) and not parametrize.is_parametrized(m):
+        if (isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)) and not parametrize.is_parametrized(m)
+                and not getattr(m, "keep_float32", False)):
             m.to(DTYPES[dtype])
     return low
 

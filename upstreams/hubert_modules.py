@@ -89,6 +89,7 @@ class ConvPositionalEmbedding(nn.Module):
         with torch.no_grad():
             plain.weight.copy_(old.weight)
             plain.bias.copy_(old.bias)
+        plain.keep_float32 = True  # the CPU's FFT path computes in float32 (for_compute leaves it)
         self.conv = plain
 
     def forward(self, x: Tensor) -> Tensor:

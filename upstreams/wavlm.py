@@ -202,16 +202,15 @@ class WavlmTransformerEncoder(nn.Module):
             # Computed once from the first layer's table, outside the layer loop: in unilm and
             # torchaudio a LayerDrop of layer 1 silently removes the bias from every other layer.
             position_bias = self.layers[0].self_attn.compute_bias(x.shape[1], x.device)
-            if pad is not None:
-                key_bias = torch.zeros(pad.shape, dtype=x.dtype, device=x.device).masked_fill(pad, float("-inf"))
-                key_bias = key_bias[:, None, None, :]
-            dev = x.device.type
+            dev, bias_dtype = x.device.type, x.dtype
             if not torch.is_grad_enabled() and torch.is_autocast_enabled(dev):
                 # inference under autocast: the bias enters attention in the compute dtype anyway;
                 # gating it there halves the (B, H, T, T) traffic and drops a cast per layer
-                low = torch.get_autocast_dtype(dev)
-                position_bias = position_bias.to(low)
-                key_bias = None if key_bias is None else key_bias.to(low)
+                bias_dtype = torch.get_autocast_dtype(dev)
+                position_bias = position_bias.to(bias_dtype)
+            if pad is not None:
+                key_bias = torch.zeros(pad.shape, dtype=bias_dtype, device=x.device).masked_fill(pad, float("-inf"))
+                key_bias = key_bias[:, None, None, :]
         return run_layers(self, x, pad, n, layer_hook, position_bias, key_bias)
 
 

@@ -11,7 +11,7 @@ import torch
 
 from harness.errors import ConfigError
 from harness.evaluate import build_upstream
-from harness.extraction import check_extract_dtype, decoded_batches, fused_copy, save_hashed
+from harness.extraction import check_extract_dtype, decoded_batches, for_compute, fused_copy, save_hashed
 from harness.features import SkipCounter, _load_many, file_digest, length_batches, run_upstream
 from harness.data.corpus import load_manifest_dir
 from tests.conftest import make_tone_corpus
@@ -96,6 +96,10 @@ def test_inference_fusion_keeps_the_float32_states(name, pos_conv):
     assert float((got - ref).abs().max()) < 1e-4 * float(ref.abs().max())
     again, _ = run_upstream(up, wavs, "cpu", "float32")
     assert torch.equal(again, ref)
+    low = for_compute(up, "bfloat16")  # the positional conv keeps float32 (the FFT path needs it)
+    assert low.encoder.encoder.pos_conv.conv.weight.dtype == torch.float32
+    assert attn and all(m.qkv_proj is None for m in up.modules() if hasattr(m, "qkv_proj"))
+    assert next(m for m in low.modules() if hasattr(m, "qkv_proj")).qkv_proj.weight.dtype == torch.bfloat16
 
 
 def test_precision_names_and_devices_are_checked():
